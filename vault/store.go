@@ -1,0 +1,92 @@
+package vault
+
+import "context"
+
+// Store keeps users, tokens, profiles and secrets. Its adapters are named
+// after what they wrap (postgres, sqlite); all pass the conformance suite
+// in package storetest. A store never sees a plaintext value or a key: it
+// keeps sealed bytes.
+//
+// Every error a store returns is either an *Error with one of the codes the
+// method documents, or an unexpected error wrapped with context.
+type Store interface {
+	// Update runs fn in a read-write transaction scoped to userID, and
+	// commits if fn returns nil. Writes of one user are serialized, so fn
+	// can check a rule against what it reads and rely on it at commit.
+	Update(ctx context.Context, userID string, fn func(Tx) error) error
+	// View runs fn in a read-only transaction scoped to userID.
+	View(ctx context.Context, userID string, fn func(Tx) error) error
+
+	// CreateUser inserts a user and its first token in one transaction.
+	CreateUser(ctx context.Context, u *User, t *Token) error
+	// CreateToken adds a token for an existing user. Returns ENOTFOUND if
+	// the user does not exist.
+	CreateToken(ctx context.Context, t *Token) error
+	// Token returns a token by id. Returns ENOTFOUND if it does not exist.
+	Token(ctx context.Context, id string) (*Token, error)
+
+	// SecretsForProfile returns, in one query, the sealed secrets of userID
+	// that the profile may receive: every ScopeAll secret and the
+	// ScopeAgents secrets that grant it. Returns ENOTFOUND if the profile
+	// does not exist or is not userID's.
+	SecretsForProfile(ctx context.Context, userID, profileID string) ([]*Secret, error)
+
+	// KeyChecks returns the stored key check values.
+	KeyChecks(ctx context.Context) ([]KeyCheck, error)
+	// PutKeyCheck stores a key check value, replacing one of the same key id.
+	PutKeyCheck(ctx context.Context, c KeyCheck) error
+	// MasterKeyCounts returns how many data keys each master key id seals.
+	MasterKeyCounts(ctx context.Context) (map[string]int, error)
+
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the store's connections.
+	Close() error
+}
+
+// Tx is a transaction scoped to one user: no method reads or writes
+// another user's rows, and another user's id answers ENOTFOUND.
+type Tx interface {
+	// Secret returns a secret by id. Returns ENOTFOUND if it does not exist.
+	Secret(ctx context.Context, id string) (*Secret, error)
+	// Secrets returns up to f.Limit secrets ordered by name then id, after
+	// f.After, whose names contain f.Query (case-insensitively).
+	Secrets(ctx context.Context, f ListFilter) ([]*Secret, error)
+	// SecretsNamed returns every secret of the given name.
+	SecretsNamed(ctx context.Context, name string) ([]*Secret, error)
+	// CountSecrets returns how many secrets the user holds.
+	CountSecrets(ctx context.Context) (int, error)
+	// CreateSecret inserts a secret with its grants. Returns ECONFLICT if a
+	// uniqueness rule of the database is broken.
+	CreateSecret(ctx context.Context, s *Secret) error
+	// UpdateSecret replaces a secret's row and grants. Returns ENOTFOUND if
+	// it does not exist, ECONFLICT if a uniqueness rule is broken.
+	UpdateSecret(ctx context.Context, s *Secret) error
+	// DeleteSecret deletes a secret. Returns ENOTFOUND if it does not exist.
+	DeleteSecret(ctx context.Context, id string) error
+
+	// Profile returns a profile by id. Returns ENOTFOUND if it does not exist.
+	Profile(ctx context.Context, id string) (*Profile, error)
+	// Profiles returns up to f.Limit profiles ordered by name then id, after
+	// f.After, whose names contain f.Query (case-insensitively).
+	Profiles(ctx context.Context, f ListFilter) ([]*Profile, error)
+	// ExistingProfileIDs returns those of ids that are the user's profiles.
+	ExistingProfileIDs(ctx context.Context, ids []string) ([]string, error)
+	// CreateProfile inserts a profile. Returns ECONFLICT if the user has a
+	// profile of the same name.
+	CreateProfile(ctx context.Context, p *Profile) error
+	// UpdateProfile replaces a profile. Returns ENOTFOUND if it does not
+	// exist, ECONFLICT if the user has another profile of the same name.
+	UpdateProfile(ctx context.Context, p *Profile) error
+	// DeleteProfile deletes a profile and the grants naming it; a secret
+	// whose last grant goes grants nobody. Returns ENOTFOUND if it does not
+	// exist.
+	DeleteProfile(ctx context.Context, id string) error
+}
+
+// ListFilter selects a page of a list.
+type ListFilter struct {
+	Query string  // substring of the name, case-insensitive; "" for all
+	After *Cursor // nil for the first page
+	Limit int
+}
