@@ -27,18 +27,20 @@ type Service struct {
 	store      Store
 	keys       *Keyring
 	maxSecrets int
+	names      NamePolicy
 	now        func() time.Time
 }
 
 // Options tune a Service; zero values take the defaults.
 type Options struct {
 	MaxSecrets int              // per user; DefaultMaxSecrets if 0
+	Names      NamePolicy       // locked and allowed names
 	Now        func() time.Time // time.Now if nil
 }
 
 // NewService returns a service over store, sealing under keys.
 func NewService(store Store, keys *Keyring, opts Options) *Service {
-	s := &Service{store: store, keys: keys, maxSecrets: opts.MaxSecrets, now: opts.Now}
+	s := &Service{store: store, keys: keys, maxSecrets: opts.MaxSecrets, names: opts.Names, now: opts.Now}
 	if s.maxSecrets <= 0 {
 		s.maxSecrets = DefaultMaxSecrets
 	}
@@ -155,7 +157,7 @@ func (s *Service) CreateSecret(ctx context.Context, userID string, in SecretInpu
 	if in.Scope == "" {
 		in.Scope = ScopeAll
 	}
-	if err := ValidateName("name", in.Name); err != nil {
+	if err := s.validateName(in.Name); err != nil {
 		return nil, err
 	}
 	if err := ValidateValue("value", in.Value); err != nil {
@@ -195,6 +197,13 @@ func (s *Service) CreateSecret(ctx context.Context, userID string, in SecretInpu
 	return sec, nil
 }
 
+func (s *Service) validateName(name string) error {
+	if err := ValidateName("name", name); err != nil {
+		return err
+	}
+	return s.names.check("name", name)
+}
+
 // checkGrants checks, inside the write transaction, that every profile sec
 // grants is the user's and that no profile would get two secrets of its
 // name from one scope.
@@ -230,7 +239,7 @@ func checkGrants(ctx context.Context, tx Tx, sec *Secret) error {
 // ENOTFOUND, EINVALID or ECONFLICT as CreateSecret does.
 func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretPatch) (*Secret, error) {
 	if p.Name != nil {
-		if err := ValidateName("name", *p.Name); err != nil {
+		if err := s.validateName(*p.Name); err != nil {
 			return nil, err
 		}
 	}
