@@ -1,0 +1,387 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/envvault/envvault/api"
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
+)
+
+// Commands, as Config.Command names them.
+const (
+	cmdDev        = "dev"
+	cmdServe      = "serve"
+	cmdMigrate    = "migrate"
+	cmdUserCreate = "user create"
+	cmdKeygen     = "keygen"
+)
+
+// Defaults shared by the commands that take the flag.
+const (
+	defaultDataDir         = "data"
+	defaultShutdownTimeout = 15 * time.Second
+)
+
+// Config is everything a command is told: flags, each of which may also be
+// given as the environment variable of its upper-cased name (--data-dir,
+// DATA_DIR), and the variables that are only ever read from the
+// environment or a file, never from a flag, so that they do not show in
+// `ps`: the master keys and DATABASE_URL.
+type Config struct {
+	Command string // one of the cmd constants
+
+	Addr            string        // --addr, ADDR
+	DataDir         string        // --data-dir, DATA_DIR
+	MaxSecrets      int           // --max-secrets, MAX_SECRETS
+	BodyLimit       int64         // --body-limit, BODY_LIMIT (bytes)
+	AllowNames      []string      // --allow-names, ALLOW_NAMES (comma-separated)
+	LogFormat       string        // --log-format, LOG_FORMAT: text or json
+	LogLevel        slog.Level    // --log-level, LOG_LEVEL
+	ShutdownTimeout time.Duration // --shutdown-timeout, SHUTDOWN_TIMEOUT
+
+	UserName string // user create NAME
+	JSON     bool   // user create --json
+
+	// DatabaseURL is DATABASE_URL or the content of DATABASE_URL_FILE; ""
+	// means the embedded SQLite file in DataDir.
+	DatabaseURL redacted
+	// Keys are ENCRYPTION_KEY and ENCRYPTION_KEY_PREVIOUS (or their
+	// _FILE forms), or, with those unset, the development key; see keyring.
+	Keys MasterKeys
+}
+
+// MasterKeys are the master keys and where they came from. They print as
+// "[redacted]" however they are formatted or logged.
+type MasterKeys struct {
+	Current  []byte   // nil when ENCRYPTION_KEY is unset
+	Previous [][]byte // may still open data keys sealed before a rotation
+	Source   string   // "ENCRYPTION_KEY", "ENCRYPTION_KEY_FILE", or the dev key's path
+}
+
+func (MasterKeys) String() string               { return "[redacted]" }
+func (MasterKeys) GoString() string             { return "[redacted]" }
+func (MasterKeys) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
+func (MasterKeys) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// redacted is a string that may hold a password (a database URL). It
+// prints as "[redacted]" however it is formatted or logged.
+type redacted string
+
+func (redacted) String() string               { return "[redacted]" }
+func (redacted) GoString() string             { return "[redacted]" }
+func (redacted) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
+func (redacted) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// errUsage is a command line that names no command; the usage has been
+// printed.
+var errUsage = errors.New("no command given (see envvault --help)")
+
+// ParseFlags fills m.Config from args and the environment. It returns
+// flag.ErrHelp (wrapped) after printing help for -h/--help.
+func (m *Main) ParseFlags(ctx context.Context, args []string) error {
+	root := m.commands()
+	if err := root.Parse(args); err != nil {
+		return err
+	}
+	// The Exec functions only record what was selected; Run does the work.
+	if err := root.Run(ctx); err != nil {
+		return err
+	}
+	return m.readEnv()
+}
+
+const envHelp = `Every flag may also be set by the environment variable of its upper-cased
+name with dashes as underscores (--data-dir: DATA_DIR); a flag wins.`
+
+const keyHelp = `Master keys are read only from the environment, never from flags, so they
+stay out of ps and shell history:
+  ENCRYPTION_KEY             base64 of exactly 32 bytes (make one: envvault keygen)
+  ENCRYPTION_KEY_FILE        a file holding it (for Docker/Kubernetes secrets)
+  ENCRYPTION_KEY_PREVIOUS    comma-separated older keys that still open data
+                             sealed before a rotation (or ENCRYPTION_KEY_PREVIOUS_FILE)
+Store: DATABASE_URL (or DATABASE_URL_FILE) selects PostgreSQL, for example
+  postgres://envvault:PASSWORD@db.internal:5432/envvault?sslmode=verify-full
+Without it the store is the SQLite file <data-dir>/envvault.db.`
+
+func (m *Main) commands() *ffcli.Command {
+	newFS := func(name string) *flag.FlagSet {
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
+		fs.SetOutput(m.Stderr)
+		return fs
+	}
+	opts := []ff.Option{ff.WithEnvVars()}
+	selected := func(cfg *Config) func(context.Context, []string) error {
+		return func(_ context.Context, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("envvault %s takes no arguments, got %q", cfg.Command, args)
+			}
+			m.Config = *cfg
+			return nil
+		}
+	}
+
+	// Each command fills its own Config, so that one command's flag
+	// defaults (dev's --addr 127.0.0.1:8080) never leak into another's.
+	dev := &Config{Command: cmdDev}
+	devFS := newFS("envvault dev")
+	storeFlags(devFS, dev)
+	serverFlags(devFS, dev, "127.0.0.1:8080", "text")
+
+	serve := &Config{Command: cmdServe}
+	serveFS := newFS("envvault serve")
+	storeFlags(serveFS, serve)
+	serverFlags(serveFS, serve, "0.0.0.0:8080", "json")
+
+	migrate := &Config{Command: cmdMigrate}
+	migrateFS := newFS("envvault migrate")
+	storeFlags(migrateFS, migrate)
+	logFlags(migrateFS, migrate, "text")
+
+	create := &Config{Command: cmdUserCreate}
+	createFS := newFS("envvault user create")
+	storeFlags(createFS, create)
+	logFlags(createFS, create, "text")
+	createFS.BoolVar(&create.JSON, "json", false, `print {"user_id":"usr_…","token":"…"} instead of text`)
+
+	keygen := &Config{Command: cmdKeygen}
+
+	user := &ffcli.Command{
+		Name:       "user",
+		ShortUsage: "envvault user create NAME [--json]",
+		ShortHelp:  "manage users",
+		FlagSet:    newFS("envvault user"),
+		Options:    opts,
+		Subcommands: []*ffcli.Command{{
+			Name:       "create",
+			ShortUsage: "envvault user create [flags] NAME [--json]",
+			ShortHelp:  "create a user and print its id and a new API token",
+			LongHelp: `Creates a user in the store that serve and dev use (the same --data-dir,
+DATABASE_URL) and prints its id and API token. The token is shown only this
+once; only its SHA-256 is stored.
+
+The master key is ENCRYPTION_KEY. When it is unset and the store is the
+SQLite file of --data-dir, the development key <data-dir>/dev.key that
+"envvault dev" made is used, so that users can be added to a dev vault.
+
+` + envHelp + "\n\n" + keyHelp,
+			FlagSet: createFS,
+			Options: opts,
+			Exec: func(_ context.Context, args []string) error {
+				if len(args) == 0 {
+					return fmt.Errorf("envvault user create needs a NAME: envvault user create alice")
+				}
+				create.UserName = args[0]
+				// Go's flag package stops at the first argument, so parse
+				// what follows NAME too: `user create alice --json`.
+				if err := createFS.Parse(args[1:]); err != nil {
+					return err
+				}
+				if createFS.NArg() > 0 {
+					return fmt.Errorf("envvault user create takes one NAME, got also %q", createFS.Args())
+				}
+				m.Config = *create
+				return nil
+			},
+		}},
+	}
+	user.Exec = func(_ context.Context, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("unknown command \"user %s\" (see envvault user --help)", args[0])
+		}
+		fmt.Fprint(m.Stderr, ffcli.DefaultUsageFunc(user))
+		return errUsage
+	}
+
+	var root *ffcli.Command
+	root = &ffcli.Command{
+		Name:       "envvault",
+		ShortUsage: "envvault <command> [flags]",
+		ShortHelp:  "envvault keeps secrets encrypted and gives each agent profile the ones granted to it",
+		LongHelp: `Start here:   envvault dev         (a development vault in ./data, no setup)
+Production:   envvault serve       (needs ENCRYPTION_KEY; DATABASE_URL for PostgreSQL)
+Run "envvault <command> --help" for the flags of a command.`,
+		FlagSet: newFS("envvault"),
+		Options: opts,
+		Subcommands: []*ffcli.Command{
+			{
+				Name:       "dev",
+				ShortUsage: "envvault dev [flags]",
+				ShortHelp:  "run a development vault: SQLite in --data-dir, a generated key, a ready user",
+				LongHelp: `Runs the vault for development on 127.0.0.1:8080 with text logs. The store
+is the SQLite file <data-dir>/envvault.db (DATABASE_URL is ignored).
+
+Unless ENCRYPTION_KEY is set, the master key is <data-dir>/dev.key, generated
+with mode 0600 on first run and reused after. It sits beside the data it
+protects: it is for development only, never for real secrets.
+
+On the first start with an empty store it creates the user "dev" and prints
+its API token, once, with an example curl.
+
+` + envHelp,
+				FlagSet: devFS,
+				Options: opts,
+				Exec:    selected(dev),
+			},
+			{
+				Name:       "serve",
+				ShortUsage: "envvault serve [flags]",
+				ShortHelp:  "run the vault in production (needs ENCRYPTION_KEY)",
+				LongHelp: `Runs the vault with JSON logs on 0.0.0.0:8080. Start-up applies the
+migrations, then proves ENCRYPTION_KEY opens the database's key check and
+every data key, and stops with a clear message if not.
+
+` + envHelp + "\n\n" + keyHelp,
+				FlagSet: serveFS,
+				Options: opts,
+				Exec:    selected(serve),
+			},
+			{
+				Name:       "migrate",
+				ShortUsage: "envvault migrate [flags]",
+				ShortHelp:  "apply the database migrations and say what was applied",
+				LongHelp: `Applies the embedded migrations to the store that serve would use
+(DATABASE_URL, else <data-dir>/envvault.db). serve and dev apply them at
+start-up too; running it twice, or from two processes at once, is safe.
+
+` + envHelp + "\n\n" + keyHelp,
+				FlagSet: migrateFS,
+				Options: opts,
+				Exec:    selected(migrate),
+			},
+			user,
+			{
+				Name:       "keygen",
+				ShortUsage: "envvault keygen",
+				ShortHelp:  "print a fresh random master key (base64 of 32 bytes) for ENCRYPTION_KEY",
+				FlagSet:    newFS("envvault keygen"),
+				Options:    opts,
+				Exec:       selected(keygen),
+			},
+		},
+		Exec: func(_ context.Context, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q (see envvault --help)", args[0])
+			}
+			fmt.Fprint(m.Stderr, ffcli.DefaultUsageFunc(root))
+			return errUsage
+		},
+	}
+	return root
+}
+
+func storeFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.DataDir, "data-dir", defaultDataDir, "directory of the SQLite store (and of dev.key in dev); unused with DATABASE_URL")
+}
+
+func serverFlags(fs *flag.FlagSet, c *Config, addr, logFormat string) {
+	fs.StringVar(&c.Addr, "addr", addr, "address to listen on, host:port (port 0 picks a free one, logged as \"listening\")")
+	fs.IntVar(&c.MaxSecrets, "max-secrets", 1000, "most secrets one user may hold")
+	fs.Int64Var(&c.BodyLimit, "body-limit", api.DefaultBodyLimit, "largest request body in bytes (413 above)")
+	fs.Func("allow-names", "comma-separated secret names to take off the denied list (LD_PRELOAD, NODE_OPTIONS, ...)", func(s string) error {
+		for _, n := range strings.Split(s, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				c.AllowNames = append(c.AllowNames, n)
+			}
+		}
+		return nil
+	})
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long requests in flight may finish after SIGTERM")
+	logFlags(fs, c, logFormat)
+}
+
+func logFlags(fs *flag.FlagSet, c *Config, format string) {
+	c.LogFormat = format
+	fs.Func("log-format", fmt.Sprintf("log format: text or json (default %s)", format), func(s string) error {
+		if s != "text" && s != "json" {
+			return fmt.Errorf("must be text or json")
+		}
+		c.LogFormat = s
+		return nil
+	})
+	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+}
+
+// readEnv reads what only the environment gives: DATABASE_URL and the
+// master keys, each directly or from the file its _FILE variable names.
+// Errors name the variable, never its value.
+func (m *Main) readEnv() error {
+	c := &m.Config
+	if c.Command == cmdKeygen {
+		return nil
+	}
+	if c.Command != cmdDev {
+		url, err := m.envOrFile("DATABASE_URL")
+		if err != nil {
+			return err
+		}
+		c.DatabaseURL = redacted(url)
+	}
+	if c.Command == cmdMigrate {
+		return nil
+	}
+	cur, err := m.envOrFile("ENCRYPTION_KEY")
+	if err != nil {
+		return err
+	}
+	if cur != "" {
+		key, err := parseKey("ENCRYPTION_KEY", cur)
+		if err != nil {
+			return err
+		}
+		c.Keys.Current = key
+		c.Keys.Source = "ENCRYPTION_KEY"
+		if m.Getenv("ENCRYPTION_KEY") == "" {
+			c.Keys.Source = "ENCRYPTION_KEY_FILE"
+		}
+	}
+	prev, err := m.envOrFile("ENCRYPTION_KEY_PREVIOUS")
+	if err != nil {
+		return err
+	}
+	fields := strings.FieldsFunc(prev, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' })
+	for i, f := range fields {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		key, err := parseKey(fmt.Sprintf("ENCRYPTION_KEY_PREVIOUS (key %d of %d)", i+1, len(fields)), f)
+		if err != nil {
+			return err
+		}
+		c.Keys.Previous = append(c.Keys.Previous, key)
+	}
+	if len(c.Keys.Previous) > 0 && c.Keys.Current == nil {
+		return errors.New("ENCRYPTION_KEY_PREVIOUS is set but ENCRYPTION_KEY is not: set the current key too")
+	}
+	return nil
+}
+
+// envOrFile returns the variable name, or the trimmed content of the file
+// that name_FILE names; setting both is an error.
+func (m *Main) envOrFile(name string) (string, error) {
+	v, file := m.Getenv(name), m.Getenv(name+"_FILE")
+	switch {
+	case v != "" && file != "":
+		return "", fmt.Errorf("both %s and %s_FILE are set: set only one", name, name)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			// The path is not secret; the content is never quoted.
+			return "", fmt.Errorf("%s_FILE: %w", name, err)
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "" {
+			return "", fmt.Errorf("%s_FILE: %s is empty", name, file)
+		}
+		return s, nil
+	default:
+		return strings.TrimSpace(v), nil
+	}
+}

@@ -1,0 +1,288 @@
+// Command envvault is the envvault secrets vault: one static binary that
+// serves the HTTP API over an embedded SQLite file (envvault dev) or
+// PostgreSQL (envvault serve with DATABASE_URL).
+//
+// main only wires the process to Main: flags and environment in, signals
+// in, exit code out. Everything else is in Main so that tests run it in
+// process, on 127.0.0.1:0, exactly as the binary does.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/envvault/envvault/api"
+	"github.com/envvault/envvault/vault"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	m := NewMain()
+	if err := m.ParseFlags(ctx, os.Args[1:]); errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	} else if err != nil {
+		fmt.Fprintf(os.Stderr, "envvault: %v\n", err)
+		os.Exit(2)
+	}
+	if err := m.Run(ctx); err != nil {
+		_ = m.Close()
+		fmt.Fprintf(os.Stderr, "envvault: %v\n", err)
+		os.Exit(1)
+	}
+	err := m.Wait(ctx)
+	// A second signal during shutdown kills the process the default way.
+	stop()
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "envvault: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// HTTP server limits. WriteTimeout bounds an ordinary response; a handler
+// that streams for longer (GET /v1/tasks/:id/logs?follow=true) lifts it for
+// its own request with http.NewResponseController(w).SetWriteDeadline.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// Main is the program: ParseFlags fills Config, Run does the command (and
+// for dev and serve returns once the server listens), Wait blocks while it
+// serves, Close shuts it down.
+type Main struct {
+	Config Config
+
+	// Stdout gets what a command prints for the user (the dev banner, the
+	// new token of `user create`, a new key); Stderr gets the logs.
+	Stdout io.Writer
+	Stderr io.Writer
+	// Getenv reads the variables that are never flags: ENCRYPTION_KEY*,
+	// DATABASE_URL*. Flags read their own variables (ADDR, DATA_DIR, ...)
+	// through ff from the process environment.
+	Getenv func(string) string
+
+	logger   *slog.Logger
+	store    vault.Store
+	server   *http.Server
+	listener net.Listener
+	serveErr chan error
+}
+
+// NewMain returns a Main that talks to the process's stdout, stderr and
+// environment.
+func NewMain() *Main {
+	return &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+}
+
+// Addr returns the address the server listens on, with the real port when
+// --addr asked for port 0, or "" before Run.
+func (m *Main) Addr() string {
+	if m.listener == nil {
+		return ""
+	}
+	return m.listener.Addr().String()
+}
+
+// Run carries out the command ParseFlags selected. For dev and serve it
+// opens the store, applies migrations, checks the master keys, starts the
+// HTTP server and returns; Wait then blocks until it should stop.
+func (m *Main) Run(ctx context.Context) error {
+	m.logger = m.newLogger()
+	switch m.Config.Command {
+	case cmdKeygen:
+		_, err := fmt.Fprintln(m.Stdout, vault.GenerateKey())
+		return err
+	case cmdMigrate:
+		return m.runMigrate(ctx)
+	case cmdUserCreate:
+		return m.runUserCreate(ctx)
+	case cmdDev, cmdServe:
+		return m.runServer(ctx)
+	default:
+		return fmt.Errorf("no command: run envvault --help")
+	}
+}
+
+// Wait blocks until ctx is done (a signal) or the server fails. It returns
+// at once for commands that do not serve.
+func (m *Main) Wait(ctx context.Context) error {
+	if m.server == nil {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		m.logger.Info("shutting down", "reason", context.Cause(ctx).Error())
+		return nil
+	case err := <-m.serveErr:
+		return err
+	}
+}
+
+// Close stops the HTTP server gracefully, letting requests in flight finish
+// for up to --shutdown-timeout before it cuts them off, then closes the
+// store. It is safe to call more than once.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		err := m.server.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			m.logger.Warn("graceful shutdown cut short: closing open connections", "error", err.Error())
+			if err := m.server.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close http server: %w", err))
+			}
+		}
+		if err, ok := <-m.serveErr; ok && err != nil {
+			errs = append(errs, err)
+		}
+		m.server = nil
+		m.logger.Info("http server stopped")
+	}
+	if m.store != nil {
+		if err := m.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+		m.store = nil
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Main) newLogger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: m.Config.LogLevel}
+	if m.Config.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(m.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(m.Stderr, opts))
+}
+
+// runServer is dev and serve.
+func (m *Main) runServer(ctx context.Context) error {
+	svc, fresh, err := m.openService(ctx)
+	if err != nil {
+		return err
+	}
+
+	var devToken string
+	if m.Config.Command == cmdDev && fresh {
+		u, token, err := svc.CreateUser(ctx, "dev")
+		if err != nil {
+			return fmt.Errorf("create the dev user: %w", err)
+		}
+		m.logger.Info("created the dev user", "user_id", u.ID)
+		devToken = token
+	}
+
+	handler := api.NewServer(api.Config{
+		Service:   svc,
+		Logger:    m.logger,
+		BodyLimit: m.Config.BodyLimit,
+	}).Handler()
+
+	ln, err := net.Listen("tcp", m.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (--addr, ADDR): %w", m.Config.Addr, err)
+	}
+	m.listener = ln
+	m.server = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+	}
+	m.serveErr = make(chan error, 1)
+	go func() {
+		err := m.server.Serve(ln)
+		if !errors.Is(err, http.ErrServerClosed) {
+			m.serveErr <- fmt.Errorf("http server: %w", err)
+		}
+		close(m.serveErr)
+	}()
+
+	url := "http://" + ln.Addr().String()
+	m.logger.Info("listening", "addr", ln.Addr().String(), "url", url)
+	if m.Config.Command == cmdDev {
+		m.printDevBanner(url, devToken)
+	}
+	return nil
+}
+
+// openService opens the store, applies its migrations and checks the
+// master keys against it. fresh says the store had never seen a key: it is
+// a new database.
+func (m *Main) openService(ctx context.Context) (svc *vault.Service, fresh bool, err error) {
+	keys, err := m.keyring()
+	if err != nil {
+		return nil, false, err
+	}
+	store, applied, err := m.openStore(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	m.logger.Info("migrations applied", "store", m.storeName(), "applied", applied)
+	checks, err := store.KeyChecks(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("read key checks: %w", err)
+	}
+	svc = vault.NewService(store, keys, vault.Options{
+		MaxSecrets: m.Config.MaxSecrets,
+		Names:      vault.NamePolicy{Allowed: m.Config.AllowNames},
+	})
+	if err := svc.CheckKeys(ctx); err != nil {
+		return nil, false, fmt.Errorf("master key from %s does not fit this database: %w", m.Config.Keys.Source, err)
+	}
+	m.logger.Info("master key checked", "key_id", keys.CurrentID(), "source", m.Config.Keys.Source, "previous_keys", len(m.Config.Keys.Previous))
+	return svc, len(checks) == 0, nil
+}
+
+func (m *Main) runMigrate(ctx context.Context) error {
+	// openStore applies the migrations; migrate is that alone.
+	_, applied, err := m.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	if applied == 0 {
+		_, err = fmt.Fprintf(m.Stdout, "%s: schema is up to date, no migration to apply\n", m.storeName())
+		return err
+	}
+	_, err = fmt.Fprintf(m.Stdout, "%s: applied %d migrations\n", m.storeName(), applied)
+	return err
+}
+
+func (m *Main) runUserCreate(ctx context.Context) error {
+	svc, _, err := m.openService(ctx)
+	if err != nil {
+		return err
+	}
+	u, token, err := svc.CreateUser(ctx, m.Config.UserName)
+	if err != nil {
+		return fmt.Errorf("create user %q: %w", m.Config.UserName, err)
+	}
+	if m.Config.JSON {
+		return writeJSON(m.Stdout, map[string]string{"user_id": u.ID, "token": token})
+	}
+	_, err = fmt.Fprintf(m.Stdout, "Created user %q.\n\n  user id: %s\n  token:   %s\n\nThe token is shown only this once: keep it now. Use it as\n  curl -H \"Authorization: Bearer %s\" http://ADDR/v1/secrets\n",
+		u.Name, u.ID, token, token)
+	return err
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/envvault/envvault/postgres"
+	"github.com/envvault/envvault/sqlite"
+	"github.com/envvault/envvault/vault"
+)
+
+// Files in --data-dir.
+const (
+	sqliteFile = "envvault.db"
+	devKeyFile = "dev.key"
+)
+
+// openStore opens the store the configuration names, PostgreSQL when
+// DATABASE_URL is set and the SQLite file in --data-dir otherwise, and
+// applies its migrations. It returns how many it applied. Main.Close closes
+// the store.
+func (m *Main) openStore(ctx context.Context) (vault.Store, int, error) {
+	if url := string(m.Config.DatabaseURL); url != "" {
+		db, err := postgres.Open(ctx, url)
+		if err != nil {
+			return nil, 0, fmt.Errorf("open PostgreSQL (DATABASE_URL): %w", err)
+		}
+		m.store = db
+		n, err := db.Migrate(ctx)
+		if err != nil {
+			return nil, 0, fmt.Errorf("migrate PostgreSQL: %w", err)
+		}
+		return db, n, nil
+	}
+	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
+		return nil, 0, fmt.Errorf("create data directory (--data-dir, DATA_DIR): %w", err)
+	}
+	path := filepath.Join(m.Config.DataDir, sqliteFile)
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open SQLite %s: %w", path, err)
+	}
+	m.store = db
+	n, err := db.Migrate(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("migrate SQLite %s: %w", path, err)
+	}
+	return db, n, nil
+}
+
+// storeName says which store is in use, without the database URL's
+// password.
+func (m *Main) storeName() string {
+	if m.Config.DatabaseURL != "" {
+		return "PostgreSQL (DATABASE_URL)"
+	}
+	return "SQLite " + filepath.Join(m.Config.DataDir, sqliteFile)
+}
+
+// keyring builds the master keyring. The key is ENCRYPTION_KEY when set.
+// Otherwise dev uses <data-dir>/dev.key, generating it on first run, and
+// `user create` on the SQLite store uses that file if it exists; serve
+// never falls back, and the dev key is never used with PostgreSQL.
+func (m *Main) keyring() (*vault.Keyring, error) {
+	k := &m.Config.Keys
+	if k.Current == nil {
+		path := filepath.Join(m.Config.DataDir, devKeyFile)
+		switch {
+		case m.Config.Command == cmdDev:
+			key, created, err := m.devKey(path, true)
+			if err != nil {
+				return nil, err
+			}
+			k.Current, k.Source = key, path
+			m.warnDevKey(path, created)
+		case m.Config.Command == cmdUserCreate && m.Config.DatabaseURL == "":
+			key, _, err := m.devKey(path, false)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("ENCRYPTION_KEY is required: it is unset, and there is no development key %s (made by envvault dev) to fall back to", path)
+			} else if err != nil {
+				return nil, err
+			}
+			k.Current, k.Source = key, path
+			m.logger.Warn("ENCRYPTION_KEY is unset: using the development key", "path", path)
+		default:
+			return nil, errors.New("ENCRYPTION_KEY is required: set it to base64 of 32 bytes (make one with `envvault keygen`), or ENCRYPTION_KEY_FILE to a file holding it")
+		}
+	}
+	keys, err := vault.NewKeyring(k.Current, k.Previous...)
+	if err != nil {
+		return nil, fmt.Errorf("ENCRYPTION_KEY, ENCRYPTION_KEY_PREVIOUS: %w", err)
+	}
+	return keys, nil
+}
+
+// parseKey decodes one master key. The error names the variable and the
+// rule, never the value.
+func parseKey(name, encoded string) ([]byte, error) {
+	key, err := vault.ParseKey(encoded)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return key, nil
+}
+
+// devKey reads the development key at path. With create it first makes
+// one, mode 0600, if there is none, and says whether it did.
+func (m *Main) devKey(path string, create bool) (key []byte, created bool, err error) {
+	if create {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, false, fmt.Errorf("create data directory (--data-dir, DATA_DIR): %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		switch {
+		case err == nil:
+			_, werr := io.WriteString(f, vault.GenerateKey()+"\n")
+			serr := f.Sync()
+			cerr := f.Close()
+			if err := errors.Join(werr, serr, cerr); err != nil {
+				os.Remove(path)
+				return nil, false, fmt.Errorf("write development key %s: %w", path, err)
+			}
+			created = true
+		case !errors.Is(err, fs.ErrExist):
+			return nil, false, fmt.Errorf("create development key %s: %w", path, err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, false, fmt.Errorf("read development key: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		m.logger.Warn("the development key is readable by other users: chmod 600 it", "path", path, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+	}
+	key, err = parseKey("development key "+path, string(b))
+	if err != nil {
+		return nil, false, err
+	}
+	return key, created, nil
+}
+
+func (m *Main) warnDevKey(path string, created bool) {
+	what := "Using the development master key " + path
+	if created {
+		what = "Generated a development master key into " + path
+	}
+	lines := []string{
+		"WARNING: DEVELOPMENT MODE - NOT FOR REAL SECRETS",
+		"",
+		what + ".",
+		"It is stored beside the data it encrypts: anyone who can read",
+		m.Config.DataDir + " can read every secret in it. For real secrets run",
+		"`envvault serve` with ENCRYPTION_KEY from your secret manager",
+		"(make a key with `envvault keygen`).",
+	}
+	width := 0
+	for _, l := range lines {
+		width = max(width, len(l))
+	}
+	bar := strings.Repeat("!", width+6)
+	var b strings.Builder
+	fmt.Fprintln(&b, bar)
+	for _, l := range lines {
+		fmt.Fprintf(&b, "!! %-*s !!\n", width, l)
+	}
+	fmt.Fprintln(&b, bar)
+	io.WriteString(m.Stderr, b.String())
+}
+
+// printDevBanner tells the user of `envvault dev` where the vault is and,
+// on the first start, the dev user's token: the only time it is shown.
+func (m *Main) printDevBanner(url, token string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nenvvault dev is running at %s (Ctrl-C stops it)\n\n", url)
+	if token == "" {
+		fmt.Fprintf(&b, "The token of the user \"dev\" was printed when %s was first set up.\n", m.Config.DataDir)
+		fmt.Fprintf(&b, "Lost it? Make another user while this runs:\n  go run ./cmd/envvault user create alice --data-dir %s\n\n", m.Config.DataDir)
+	} else {
+		fmt.Fprintf(&b, "Created the user \"dev\". Its API token is shown only this once:\n\n")
+		fmt.Fprintf(&b, "  export ENVVAULT_URL=%s\n", url)
+		fmt.Fprintf(&b, "  export ENVVAULT_TOKEN=%s\n\n", token)
+		fmt.Fprintf(&b, "Try it:\n")
+		fmt.Fprintf(&b, "  curl -s -X POST \"$ENVVAULT_URL/v1/secrets\" \\\n")
+		fmt.Fprintf(&b, "    -H \"Authorization: Bearer $ENVVAULT_TOKEN\" -H 'Content-Type: application/json' \\\n")
+		fmt.Fprintf(&b, "    -d '{\"name\":\"GITHUB_TOKEN\",\"value\":\"ghp_example\"}'\n")
+		fmt.Fprintf(&b, "  curl -s \"$ENVVAULT_URL/v1/secrets\" -H \"Authorization: Bearer $ENVVAULT_TOKEN\"\n\n")
+	}
+	io.WriteString(m.Stdout, b.String())
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	return enc.Encode(v)
+}
