@@ -1,0 +1,302 @@
+// Package postgres is the vault.Store on PostgreSQL, through a pgx/v5
+// connection pool.
+//
+// Writes of one user are serialized by a row lock on the user, taken first
+// in every Update transaction, so the service's read-check-write rules hold
+// at commit; the unique indexes of the schema back the rules that matter
+// most, and their violations come back as vault.ECONFLICT.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/envvault/envvault/migrations"
+	"github.com/envvault/envvault/vault"
+)
+
+// DB is a vault.Store on a PostgreSQL database.
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+var _ vault.Store = (*DB)(nil)
+
+// Open connects to the database at url (a postgres:// URL or keyword/value
+// string, as pgx reads it) and checks that it answers. Its errors never
+// contain the password.
+func Open(ctx context.Context, url string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgconn redacts the password in the connection string it quotes.
+		return nil, fmt.Errorf("parse PostgreSQL connection string: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open PostgreSQL pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	return &DB{pool: pool}, nil
+}
+
+// Migrate applies the migrations the database has not seen yet and returns
+// how many it applied. It is safe to run twice, and from several processes
+// at once: an advisory lock makes them take turns.
+func (db *DB) Migrate(ctx context.Context) (int, error) {
+	// goose needs a *sql.DB; it gets its own, from the same settings, only
+	// for as long as it migrates.
+	sqlDB := stdlib.OpenDB(*db.pool.Config().ConnConfig)
+	defer sqlDB.Close()
+	n, err := migrations.Up(ctx, sqlDB, migrations.Postgres)
+	if err != nil {
+		return n, fmt.Errorf("migrate PostgreSQL: %w", err)
+	}
+	return n, nil
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping PostgreSQL: %w", err)
+	}
+	return nil
+}
+
+// Close releases the pool's connections.
+func (db *DB) Close() error {
+	db.pool.Close()
+	return nil
+}
+
+// lockUser takes the user's row lock that serializes the user's writes.
+// FOR NO KEY UPDATE, not FOR UPDATE: it conflicts with itself, which is all
+// the serialization needs, but not with the KEY SHARE locks that foreign-key
+// checks take, so creating a token for a user does not wait for that user's
+// secret writes.
+const lockUser = `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`
+
+// Update runs fn in a read-committed transaction that first locks the
+// user's row, so writes of one user run one at a time. Returns ENOTFOUND if
+// the user does not exist, or fn's error unchanged.
+func (db *DB) Update(ctx context.Context, userID string, fn func(vault.Tx) error) error {
+	return db.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, userID, true, fn)
+}
+
+// View runs fn in a read-only transaction over one snapshot (repeatable
+// read, which never fails a read-only transaction). It returns fn's error
+// unchanged.
+func (db *DB) View(ctx context.Context, userID string, fn func(vault.Tx) error) error {
+	return db.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, userID, false, fn)
+}
+
+func (db *DB) inTx(ctx context.Context, opts pgx.TxOptions, userID string, lock bool, fn func(vault.Tx) error) error {
+	ptx, err := db.pool.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	// After Commit this is a no-op; on an error or a panic in fn it undoes
+	// everything.
+	defer func() { _ = ptx.Rollback(context.WithoutCancel(ctx)) }()
+	if lock {
+		var one int
+		err := ptx.QueryRow(ctx, lockUser, userID).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return vault.Errorf(vault.ENOTFOUND, "user not found")
+		} else if err != nil {
+			return fmt.Errorf("lock user %s: %w", userID, err)
+		}
+	}
+	if err := fn(&tx{tx: ptx, userID: userID}); err != nil {
+		return err
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", convert(err))
+	}
+	return nil
+}
+
+// CreateUser inserts a user and its first token in one transaction.
+// Returns ECONFLICT if either id is taken.
+func (db *DB) CreateUser(ctx context.Context, u *vault.User, t *vault.Token) error {
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3)`,
+			u.ID, u.Name, u.CreatedAt); err != nil {
+			return fmt.Errorf("insert user: %w", convert(err))
+		}
+		if err := insertToken(ctx, tx, t); err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create user %s: %w", u.ID, err)
+	}
+	return nil
+}
+
+// CreateToken adds a token for an existing user. Returns ENOTFOUND if the
+// user does not exist, ECONFLICT if the token id is taken.
+func (db *DB) CreateToken(ctx context.Context, t *vault.Token) error {
+	if err := insertToken(ctx, db.pool, t); err != nil {
+		return fmt.Errorf("create token %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func insertToken(ctx context.Context, db execer, t *vault.Token) error {
+	_, err := db.Exec(ctx, `INSERT INTO tokens (id, user_id, hash, created_at) VALUES ($1, $2, $3, $4)`,
+		t.ID, t.UserID, t.Hash, t.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("insert token: %w", convert(err))
+	}
+	return nil
+}
+
+// Token returns a token by id. Returns ENOTFOUND if it does not exist.
+func (db *DB) Token(ctx context.Context, id string) (*vault.Token, error) {
+	var t vault.Token
+	err := db.pool.QueryRow(ctx, `SELECT id, user_id, hash, created_at FROM tokens WHERE id = $1`, id).
+		Scan(&t.ID, &t.UserID, &t.Hash, &t.CreatedAt)
+	if err != nil {
+		return nil, fmt.Errorf("read token %s: %w", id, convertNotFound(err, "token"))
+	}
+	t.CreatedAt = t.CreatedAt.UTC()
+	return &t, nil
+}
+
+// KeyChecks returns the stored key check values, ordered by key id.
+func (db *DB) KeyChecks(ctx context.Context) ([]vault.KeyCheck, error) {
+	rows, err := db.pool.Query(ctx, `SELECT key_id, sealed FROM key_checks ORDER BY key_id`)
+	if err != nil {
+		return nil, fmt.Errorf("read key checks: %w", err)
+	}
+	checks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (vault.KeyCheck, error) {
+		var c vault.KeyCheck
+		err := row.Scan(&c.KeyID, &c.Sealed)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read key checks: %w", err)
+	}
+	return checks, nil
+}
+
+// PutKeyCheck stores a key check value, replacing one of the same key id.
+func (db *DB) PutKeyCheck(ctx context.Context, c vault.KeyCheck) error {
+	_, err := db.pool.Exec(ctx, `INSERT INTO key_checks (key_id, sealed) VALUES ($1, $2)
+		ON CONFLICT (key_id) DO UPDATE SET sealed = EXCLUDED.sealed`, c.KeyID, c.Sealed)
+	if err != nil {
+		return fmt.Errorf("store key check %s: %w", c.KeyID, err)
+	}
+	return nil
+}
+
+// MasterKeyCounts returns how many data keys each master key id seals.
+func (db *DB) MasterKeyCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := db.pool.Query(ctx, `SELECT master_key_id, count(*) FROM secrets GROUP BY master_key_id`)
+	if err != nil {
+		return nil, fmt.Errorf("count data keys: %w", err)
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("count data keys: %w", err)
+		}
+		counts[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count data keys: %w", err)
+	}
+	return counts, nil
+}
+
+// Unique constraints and indexes of the schema whose violation is a rule
+// the user can break; see migrations/postgres.
+const (
+	secretsAllNameKey    = "secrets_all_name_key"
+	grantsProfileNameKey = "secret_grants_profile_name_key"
+	profilesUserNameKey  = "profiles_user_name_key"
+	tokensUserFkey       = "tokens_user_id_fkey"
+)
+
+// SQLSTATEs the store turns into vault errors.
+const (
+	uniqueViolation     = "23505"
+	foreignKeyViolation = "23503"
+	charNotInRepertoire = "22021" // invalid UTF-8 in text
+	untranslatableChar  = "22P05" // e.g. \u0000 in jsonb
+)
+
+// convert turns a driver error the user can cause into a vault error, by
+// SQLSTATE and constraint name only (never by message text), and returns
+// any other error unchanged. The vault errors carry no value: PostgreSQL's
+// Detail, which quotes the row, is never used.
+func convert(err error) error { return convertNamed(err, "") }
+
+// convertNamed is convert whose messages name the secret or profile being
+// written, if name is not "".
+func convertNamed(err error, name string) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch pe.Code {
+	case uniqueViolation:
+		switch pe.ConstraintName {
+		case secretsAllNameKey:
+			msg := "name: another secret already holds this name for all profiles"
+			if name != "" {
+				msg = "name: another secret already holds " + name + " for all profiles"
+			}
+			return &vault.Error{Code: vault.ECONFLICT, Field: "name", Message: msg}
+		case grantsProfileNameKey:
+			msg := "profile_ids: another secret of this name is already granted to one of these profiles"
+			if name != "" {
+				msg = "profile_ids: another secret named " + name + " is already granted to one of these profiles"
+			}
+			return &vault.Error{Code: vault.ECONFLICT, Field: "profile_ids", Message: msg}
+		case profilesUserNameKey:
+			msg := "name: you already have a profile of this name"
+			if name != "" {
+				msg = "name: you already have a profile named " + strconv.Quote(name)
+			}
+			return &vault.Error{Code: vault.ECONFLICT, Field: "name", Message: msg}
+		default:
+			// A primary key: a reused id.
+			return vault.Errorf(vault.ECONFLICT, "the object already exists")
+		}
+	case foreignKeyViolation:
+		if pe.ConstraintName == tokensUserFkey {
+			return vault.Errorf(vault.ENOTFOUND, "user not found")
+		}
+	case charNotInRepertoire, untranslatableChar:
+		return vault.Errorf(vault.EINVALID, "text must be valid UTF-8 without NUL characters")
+	}
+	return err
+}
+
+// convertNotFound is convert that also turns "no rows" into ENOTFOUND
+// about what.
+func convertNotFound(err error, what string) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return vault.Errorf(vault.ENOTFOUND, "%s not found", what)
+	}
+	return convert(err)
+}

@@ -1,0 +1,404 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/envvault/envvault/vault"
+)
+
+// tx is a vault.Tx: every statement is scoped to userID, so another user's
+// id matches no row and answers ENOTFOUND like an id that never existed.
+type tx struct {
+	tx     pgx.Tx
+	userID string
+}
+
+var _ vault.Tx = (*tx)(nil)
+
+// secretCols are the columns scanSecret reads, for a query over secrets s.
+// The grants of an `agents` secret come back sorted by id (the "C"
+// collation of the column is byte order, as Go sorts); an `all` secret has
+// none, and skips the lookup.
+const secretCols = `s.id, s.user_id, s.name, s.scope, s.description, s.version,
+	s.sealed_value, s.sealed_key, s.master_key_id, s.created_at, s.updated_at,
+	CASE WHEN s.scope = 'agents' THEN
+		ARRAY(SELECT g.profile_id FROM secret_grants g WHERE g.secret_id = s.id ORDER BY g.profile_id)
+	END`
+
+func scanSecret(row pgx.Row) (*vault.Secret, error) {
+	var s vault.Secret
+	var scope string
+	err := row.Scan(&s.ID, &s.UserID, &s.Name, &scope, &s.Description, &s.Version,
+		&s.SealedValue, &s.SealedKey, &s.MasterKeyID, &s.CreatedAt, &s.UpdatedAt, &s.ProfileIDs)
+	if err != nil {
+		return nil, err
+	}
+	s.Scope = vault.Scope(scope)
+	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
+	if len(s.ProfileIDs) == 0 {
+		s.ProfileIDs = nil
+	}
+	return &s, nil
+}
+
+func (t *tx) querySecrets(ctx context.Context, sql string, args ...any) ([]*vault.Secret, error) {
+	rows, err := t.tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, convert(err)
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*vault.Secret, error) { return scanSecret(row) })
+	if err != nil {
+		return nil, convert(err)
+	}
+	return list, nil
+}
+
+// Secret returns a secret by id. Returns ENOTFOUND if it does not exist.
+func (t *tx) Secret(ctx context.Context, id string) (*vault.Secret, error) {
+	s, err := scanSecret(t.tx.QueryRow(ctx, `SELECT `+secretCols+` FROM secrets s WHERE s.id = $1 AND s.user_id = $2`, id, t.userID))
+	if err != nil {
+		return nil, convertNotFound(err, "secret")
+	}
+	return s, nil
+}
+
+// Secrets returns up to f.Limit secrets ordered by name then id, after
+// f.After, whose names contain f.Query (case-insensitively).
+func (t *tx) Secrets(ctx context.Context, f vault.ListFilter) ([]*vault.Secret, error) {
+	if f.Limit <= 0 {
+		return nil, nil
+	}
+	where, args := listWhere("s", t.userID, f)
+	list, err := t.querySecrets(ctx, `SELECT `+secretCols+` FROM secrets s WHERE `+where+
+		` ORDER BY s.name, s.id LIMIT `+strconv.Itoa(f.Limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list secrets: %w", err)
+	}
+	return list, nil
+}
+
+// listWhere builds the WHERE clause of a list over table alias a, with a
+// separate text per case so that each can use the (user_id, name, id)
+// index.
+func listWhere(a, userID string, f vault.ListFilter) (string, []any) {
+	args := []any{userID}
+	var b strings.Builder
+	b.WriteString(a + `.user_id = $1`)
+	if f.Query != "" {
+		args = append(args, f.Query)
+		// Both sides in the database's default collation, so that upper()
+		// folds them alike; the name column itself is "C".
+		fmt.Fprintf(&b, ` AND strpos(upper(%s.name COLLATE "default"), upper($%d)) > 0`, a, len(args))
+	}
+	if f.After != nil {
+		args = append(args, f.After.Name, f.After.ID)
+		fmt.Fprintf(&b, ` AND (%s.name, %s.id) > ($%d, $%d)`, a, a, len(args)-1, len(args))
+	}
+	return b.String(), args
+}
+
+// SecretsNamed returns every secret of the given name, ordered by id.
+func (t *tx) SecretsNamed(ctx context.Context, name string) ([]*vault.Secret, error) {
+	list, err := t.querySecrets(ctx, `SELECT `+secretCols+` FROM secrets s WHERE s.user_id = $1 AND s.name = $2 ORDER BY s.id`,
+		t.userID, name)
+	if err != nil {
+		return nil, fmt.Errorf("read secrets named %s: %w", name, err)
+	}
+	return list, nil
+}
+
+// CountSecrets returns how many secrets the user holds.
+func (t *tx) CountSecrets(ctx context.Context) (int, error) {
+	var n int
+	if err := t.tx.QueryRow(ctx, `SELECT count(*) FROM secrets WHERE user_id = $1`, t.userID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count secrets: %w", err)
+	}
+	return n, nil
+}
+
+// CreateSecret inserts a secret with its grants. Returns ECONFLICT if a
+// uniqueness rule of the database is broken, EINVALID if a granted profile
+// is not the user's.
+func (t *tx) CreateSecret(ctx context.Context, s *vault.Secret) error {
+	if s.UserID != t.userID {
+		return fmt.Errorf("create secret %s: it belongs to user %s, not to the transaction's user %s", s.ID, s.UserID, t.userID)
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO secrets (id, user_id, name, scope, description, version,
+			sealed_value, sealed_key, master_key_id, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		s.ID, t.userID, s.Name, string(s.Scope), s.Description, s.Version,
+		s.SealedValue, s.SealedKey, s.MasterKeyID, s.CreatedAt, s.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("create secret %s: %w", s.ID, convertNamed(err, s.Name))
+	}
+	if err := t.insertGrants(ctx, s); err != nil {
+		return fmt.Errorf("create secret %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+// insertGrants grants s to s.ProfileIDs. Only the user's own profiles can
+// be granted: the insert selects them from the user's profiles, and a
+// shortfall is an error.
+func (t *tx) insertGrants(ctx context.Context, s *vault.Secret) error {
+	if len(s.ProfileIDs) == 0 {
+		return nil
+	}
+	ids := slices.Clone(s.ProfileIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	tag, err := t.tx.Exec(ctx, `INSERT INTO secret_grants (secret_id, profile_id, user_id, name)
+		SELECT $1, p.id, p.user_id, $2 FROM profiles p WHERE p.user_id = $3 AND p.id = ANY($4)`,
+		s.ID, s.Name, t.userID, ids)
+	if err != nil {
+		return fmt.Errorf("grant profiles: %w", convertNamed(err, s.Name))
+	}
+	if int(tag.RowsAffected()) != len(ids) {
+		return vault.Invalid("profile_ids", "every id must be one of your profiles")
+	}
+	return nil
+}
+
+// UpdateSecret replaces a secret's row and grants. Returns ENOTFOUND if it
+// does not exist, ECONFLICT if a uniqueness rule is broken, EINVALID if a
+// granted profile is not the user's.
+func (t *tx) UpdateSecret(ctx context.Context, s *vault.Secret) error {
+	if s.UserID != t.userID {
+		return fmt.Errorf("update secret %s: it belongs to user %s, not to the transaction's user %s", s.ID, s.UserID, t.userID)
+	}
+	tag, err := t.tx.Exec(ctx, `UPDATE secrets SET name = $3, scope = $4, description = $5, version = $6,
+			sealed_value = $7, sealed_key = $8, master_key_id = $9, updated_at = $10
+		WHERE id = $1 AND user_id = $2`,
+		s.ID, t.userID, s.Name, string(s.Scope), s.Description, s.Version,
+		s.SealedValue, s.SealedKey, s.MasterKeyID, s.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("update secret %s: %w", s.ID, convertNamed(err, s.Name))
+	}
+	if tag.RowsAffected() == 0 {
+		return vault.Errorf(vault.ENOTFOUND, "secret not found")
+	}
+	// The grants are replaced whole: they carry the name, which may have
+	// changed, and the old set must be gone before the unique
+	// (profile_id, name) index checks the new one.
+	if _, err := t.tx.Exec(ctx, `DELETE FROM secret_grants WHERE secret_id = $1`, s.ID); err != nil {
+		return fmt.Errorf("update secret %s: revoke grants: %w", s.ID, err)
+	}
+	if err := t.insertGrants(ctx, s); err != nil {
+		return fmt.Errorf("update secret %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+// DeleteSecret deletes a secret and its grants. Returns ENOTFOUND if it
+// does not exist.
+func (t *tx) DeleteSecret(ctx context.Context, id string) error {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM secrets WHERE id = $1 AND user_id = $2`, id, t.userID)
+	if err != nil {
+		return fmt.Errorf("delete secret %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return vault.Errorf(vault.ENOTFOUND, "secret not found")
+	}
+	return nil
+}
+
+const profileCols = `p.id, p.user_id, p.name, p.image, p.command, p.setup_commands, p.env, p.created_at, p.updated_at`
+
+func scanProfile(row pgx.Row) (*vault.Profile, error) {
+	var p vault.Profile
+	err := row.Scan(&p.ID, &p.UserID, &p.Name, &p.Image, &p.Command, &p.SetupCommands, &p.Env, &p.CreatedAt, &p.UpdatedAt)
+	if err != nil {
+		return nil, err
+	}
+	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+	// The columns are NOT NULL JSON arrays and objects; these keep a
+	// profile's lists and map non-nil, as the service makes them.
+	if p.Command == nil {
+		p.Command = []string{}
+	}
+	if p.SetupCommands == nil {
+		p.SetupCommands = []string{}
+	}
+	if p.Env == nil {
+		p.Env = map[string]string{}
+	}
+	return &p, nil
+}
+
+// Profile returns a profile by id. Returns ENOTFOUND if it does not exist.
+func (t *tx) Profile(ctx context.Context, id string) (*vault.Profile, error) {
+	p, err := scanProfile(t.tx.QueryRow(ctx, `SELECT `+profileCols+` FROM profiles p WHERE p.id = $1 AND p.user_id = $2`, id, t.userID))
+	if err != nil {
+		return nil, fmt.Errorf("read profile %s: %w", id, convertNotFound(err, "profile"))
+	}
+	return p, nil
+}
+
+// Profiles returns up to f.Limit profiles ordered by name then id, after
+// f.After, whose names contain f.Query (case-insensitively).
+func (t *tx) Profiles(ctx context.Context, f vault.ListFilter) ([]*vault.Profile, error) {
+	if f.Limit <= 0 {
+		return nil, nil
+	}
+	where, args := listWhere("p", t.userID, f)
+	rows, err := t.tx.Query(ctx, `SELECT `+profileCols+` FROM profiles p WHERE `+where+
+		` ORDER BY p.name, p.id LIMIT `+strconv.Itoa(f.Limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list profiles: %w", convert(err))
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*vault.Profile, error) { return scanProfile(row) })
+	if err != nil {
+		return nil, fmt.Errorf("list profiles: %w", convert(err))
+	}
+	return list, nil
+}
+
+// ExistingProfileIDs returns those of ids that are the user's profiles,
+// sorted.
+func (t *tx) ExistingProfileIDs(ctx context.Context, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := t.tx.Query(ctx, `SELECT id FROM profiles WHERE user_id = $1 AND id = ANY($2) ORDER BY id`, t.userID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read profile ids: %w", convert(err))
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read profile ids: %w", convert(err))
+	}
+	return found, nil
+}
+
+// CreateProfile inserts a profile. Returns ECONFLICT if the user has a
+// profile of the same name.
+func (t *tx) CreateProfile(ctx context.Context, p *vault.Profile) error {
+	if p.UserID != t.userID {
+		return fmt.Errorf("create profile %s: it belongs to user %s, not to the transaction's user %s", p.ID, p.UserID, t.userID)
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.CreatedAt, p.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("create profile %s: %w", p.ID, convertNamed(err, p.Name))
+	}
+	return nil
+}
+
+// UpdateProfile replaces a profile. Returns ENOTFOUND if it does not exist,
+// ECONFLICT if the user has another profile of the same name.
+func (t *tx) UpdateProfile(ctx context.Context, p *vault.Profile) error {
+	if p.UserID != t.userID {
+		return fmt.Errorf("update profile %s: it belongs to user %s, not to the transaction's user %s", p.ID, p.UserID, t.userID)
+	}
+	tag, err := t.tx.Exec(ctx, `UPDATE profiles SET name = $3, image = $4, command = $5, setup_commands = $6, env = $7, updated_at = $8
+		WHERE id = $1 AND user_id = $2`,
+		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("update profile %s: %w", p.ID, convertNamed(err, p.Name))
+	}
+	if tag.RowsAffected() == 0 {
+		return vault.Errorf(vault.ENOTFOUND, "profile not found")
+	}
+	return nil
+}
+
+// DeleteProfile deletes a profile and, by cascade, the grants naming it; a
+// secret whose last grant goes grants nobody. Returns ENOTFOUND if it does
+// not exist.
+func (t *tx) DeleteProfile(ctx context.Context, id string) error {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM profiles WHERE id = $1 AND user_id = $2`, id, t.userID)
+	if err != nil {
+		return fmt.Errorf("delete profile %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return vault.Errorf(vault.ENOTFOUND, "profile not found")
+	}
+	return nil
+}
+
+// jsonList and jsonMap keep a nil list or map from being stored as JSON
+// null: the columns hold an array and an object.
+func jsonList(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+func jsonMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// forProfile is the one query behind SecretsForProfile. The profile is the
+// left side, so an unknown profile, or another user's, gives no row at all
+// (ENOTFOUND), while a profile that receives nothing gives one row of NULLs.
+// It reads the user's secrets through secrets_user_name and, for an
+// `agents` secret only, probes the grant's primary key.
+const forProfile = `SELECT ` + secretCols + `
+	FROM profiles p
+	LEFT JOIN secrets s ON s.user_id = p.user_id
+		AND (s.scope = 'all' OR EXISTS (
+			SELECT 1 FROM secret_grants g WHERE g.secret_id = s.id AND g.profile_id = p.id))
+	WHERE p.id = $1 AND p.user_id = $2`
+
+// SecretsForProfile returns, in one query, the sealed secrets of userID
+// that the profile may receive: every ScopeAll secret and the ScopeAgents
+// secrets that grant it. Returns ENOTFOUND if the profile does not exist or
+// is not userID's.
+func (db *DB) SecretsForProfile(ctx context.Context, userID, profileID string) ([]*vault.Secret, error) {
+	rows, err := db.pool.Query(ctx, forProfile, profileID, userID)
+	if err != nil {
+		return nil, fmt.Errorf("read secrets for profile %s: %w", profileID, err)
+	}
+	defer rows.Close()
+	var (
+		list    []*vault.Secret
+		profile bool
+		id      pgtype.Text
+		userCol pgtype.Text
+		name    pgtype.Text
+		scope   pgtype.Text
+		desc    pgtype.Text
+		version pgtype.Int4
+		mkID    pgtype.Text
+		created pgtype.Timestamptz
+		updated pgtype.Timestamptz
+	)
+	for rows.Next() {
+		profile = true
+		var s vault.Secret
+		err := rows.Scan(&id, &userCol, &name, &scope, &desc, &version,
+			&s.SealedValue, &s.SealedKey, &mkID, &created, &updated, &s.ProfileIDs)
+		if err != nil {
+			return nil, fmt.Errorf("read secrets for profile %s: %w", profileID, err)
+		}
+		if !id.Valid { // the profile receives no secret
+			continue
+		}
+		s.ID, s.UserID, s.Name, s.Scope = id.String, userCol.String, name.String, vault.Scope(scope.String)
+		s.Description, s.Version, s.MasterKeyID = desc.String, int(version.Int32), mkID.String
+		s.CreatedAt, s.UpdatedAt = created.Time.UTC(), updated.Time.UTC()
+		if len(s.ProfileIDs) == 0 {
+			s.ProfileIDs = nil
+		}
+		list = append(list, &s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read secrets for profile %s: %w", profileID, err)
+	}
+	if !profile {
+		return nil, vault.Errorf(vault.ENOTFOUND, "profile not found")
+	}
+	return list, nil
+}
