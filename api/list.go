@@ -1,0 +1,50 @@
+package api
+
+import (
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/envvault/envvault/vault"
+)
+
+// listJSON is one page of a list: the items and the cursor of the next
+// page, null on the last.
+type listJSON[T any] struct {
+	Data       []T     `json:"data"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+func newListJSON[T any](items []T, next string) listJSON[T] {
+	l := listJSON[T]{Data: items}
+	if l.Data == nil {
+		l.Data = []T{}
+	}
+	if next != "" {
+		l.NextCursor = &next
+	}
+	return l
+}
+
+// listOptions reads the query parameters of a list: limit (1 to
+// vault.MaxPageLimit), cursor and q, each at most once. The vault checks
+// cursor and q.
+func listOptions(c echo.Context) (vault.ListOptions, error) {
+	var o vault.ListOptions
+	q := c.QueryParams()
+	for _, name := range []string{"limit", "cursor", "q"} {
+		if len(q[name]) > 1 {
+			return o, vault.Invalid(name, "must be given at most once")
+		}
+	}
+	if vals, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(vals[0])
+		if err != nil || n < 1 || n > vault.MaxPageLimit {
+			return o, vault.Invalid("limit", "must be an integer between 1 and %d", vault.MaxPageLimit)
+		}
+		o.Limit = n
+	}
+	o.Cursor = q.Get("cursor")
+	o.Query = q.Get("q")
+	return o, nil
+}
