@@ -130,6 +130,9 @@ func (t *tx) CreateSecret(ctx context.Context, s *vault.Secret) error {
 	if s.UserID != t.userID {
 		return fmt.Errorf("create secret %s: it belongs to user %s, not to the transaction's user %s", s.ID, s.UserID, t.userID)
 	}
+	if err := t.checkGrants(ctx, s); err != nil {
+		return fmt.Errorf("create secret %s: %w", s.ID, err)
+	}
 	_, err := t.tx.Exec(ctx, `INSERT INTO secrets (id, user_id, name, scope, description, version,
 			sealed_value, sealed_key, master_key_id, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
@@ -144,16 +147,33 @@ func (t *tx) CreateSecret(ctx context.Context, s *vault.Secret) error {
 	return nil
 }
 
-// insertGrants grants s to s.ProfileIDs. Only the user's own profiles can
-// be granted: the insert selects them from the user's profiles, and a
-// shortfall is an error.
+// checkGrants returns EINVALID, before anything is written, if s grants a
+// profile that is not the user's: a store never links one user's secret to
+// another user's profile, whatever its caller checked.
+func (t *tx) checkGrants(ctx context.Context, s *vault.Secret) error {
+	if len(s.ProfileIDs) == 0 {
+		return nil
+	}
+	ids := distinct(s.ProfileIDs)
+	var n int
+	err := t.tx.QueryRow(ctx, `SELECT count(*) FROM profiles WHERE user_id = $1 AND id = ANY($2)`, t.userID, ids).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("read granted profiles: %w", convert(err))
+	}
+	if n != len(ids) {
+		return vault.Invalid("profile_ids", "every id must be one of your profiles")
+	}
+	return nil
+}
+
+// insertGrants grants s to s.ProfileIDs, which checkGrants has checked.
 func (t *tx) insertGrants(ctx context.Context, s *vault.Secret) error {
 	if len(s.ProfileIDs) == 0 {
 		return nil
 	}
-	ids := slices.Clone(s.ProfileIDs)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
+	ids := distinct(s.ProfileIDs)
+	// Selecting from the user's profiles keeps even a caller that skipped
+	// checkGrants from granting another user's profile.
 	tag, err := t.tx.Exec(ctx, `INSERT INTO secret_grants (secret_id, profile_id, user_id, name)
 		SELECT $1, p.id, p.user_id, $2 FROM profiles p WHERE p.user_id = $3 AND p.id = ANY($4)`,
 		s.ID, s.Name, t.userID, ids)
@@ -166,12 +186,21 @@ func (t *tx) insertGrants(ctx context.Context, s *vault.Secret) error {
 	return nil
 }
 
+func distinct(ids []string) []string {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
 // UpdateSecret replaces a secret's row and grants. Returns ENOTFOUND if it
 // does not exist, ECONFLICT if a uniqueness rule is broken, EINVALID if a
 // granted profile is not the user's.
 func (t *tx) UpdateSecret(ctx context.Context, s *vault.Secret) error {
 	if s.UserID != t.userID {
 		return fmt.Errorf("update secret %s: it belongs to user %s, not to the transaction's user %s", s.ID, s.UserID, t.userID)
+	}
+	if err := t.checkGrants(ctx, s); err != nil {
+		return fmt.Errorf("update secret %s: %w", s.ID, err)
 	}
 	tag, err := t.tx.Exec(ctx, `UPDATE secrets SET name = $3, scope = $4, description = $5, version = $6,
 			sealed_value = $7, sealed_key = $8, master_key_id = $9, updated_at = $10
