@@ -1,0 +1,238 @@
+package runner
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/envvault/envvault/vault"
+)
+
+// Mask replaces every masked value in a log.
+const Mask = "***"
+
+// MinMaskLen is the shortest value that is masked: shorter ones would
+// blank out ordinary words (the API warns when such a value is saved).
+const MinMaskLen = vault.MinMaskedLen
+
+// ErrMaskerClosed is returned by a write to a closed masker.
+var ErrMaskerClosed = errors.New("runner: write to closed masker")
+
+// maskPatterns returns the byte strings to mask for values, longest first:
+// each value of at least MinMaskLen bytes; each line of it (split at CR or
+// LF, trimmed of spaces), for a value printed line by line; and its
+// standard and URL-safe base64 encodings, padded and not. Strings shorter
+// than MinMaskLen are left out, as are duplicates.
+func maskPatterns(values []string) [][]byte {
+	seen := make(map[string]bool)
+	var out [][]byte
+	add := func(s string) {
+		if len(s) >= MinMaskLen && !seen[s] {
+			seen[s] = true
+			out = append(out, []byte(s))
+		}
+	}
+	encodings := []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding}
+	for _, v := range values {
+		if len(v) < MinMaskLen {
+			continue
+		}
+		add(v)
+		for _, line := range strings.FieldsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' }) {
+			add(strings.TrimSpace(line))
+		}
+		for _, enc := range encodings {
+			add(enc.EncodeToString([]byte(v)))
+		}
+	}
+	slices.SortFunc(out, func(a, b []byte) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return bytes.Compare(a, b)
+	})
+	return out
+}
+
+// Masker is an io.WriteCloser that writes what it is given to another
+// writer with every occurrence of a masked string replaced by Mask: every
+// byte that lies in any occurrence of any pattern (see maskPatterns) is
+// masked, and each run of masked bytes becomes one Mask. The output does
+// not depend on how the input is cut into writes: a value split across
+// two writes is masked like a whole one.
+//
+// To see a value that a later write may complete, the masker holds back
+// the end of what it was given while that end could still begin an
+// occurrence — at most the longest pattern less one byte. Close writes it
+// out. A Masker is not safe for concurrent use.
+type Masker struct {
+	w        io.Writer
+	patterns [][]byte
+	buf      []byte // input not yet written out
+	covered  []bool // covered[i]: buf[i] lies in an occurrence
+	inMask   bool   // the last byte written out was masked
+	out      []byte
+	err      error
+	closed   bool
+}
+
+// NewMasker returns a Masker writing to w, masking values.
+func NewMasker(w io.Writer, values []string) *Masker {
+	return &Masker{w: w, patterns: maskPatterns(values)}
+}
+
+// Write masks p and writes out all of the result that no later write can
+// change. It returns len(p) unless writing to the underlying writer fails;
+// after such a failure every call returns that error.
+func (m *Masker) Write(p []byte) (int, error) {
+	if m.err != nil {
+		return 0, m.err
+	}
+	if m.closed {
+		return 0, ErrMaskerClosed
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	old := len(m.buf)
+	m.buf = append(m.buf, p...)
+	m.covered = append(m.covered, make([]bool, len(p))...)
+	m.mark(old)
+	m.flush(m.holdFrom())
+	if m.err != nil {
+		return 0, m.err
+	}
+	return len(p), nil
+}
+
+// Close writes out what the masker holds back. It does not close the
+// underlying writer. Closing twice is no error.
+func (m *Masker) Close() error {
+	if m.closed {
+		return m.err
+	}
+	m.closed = true
+	if m.err == nil {
+		m.flush(len(m.buf))
+	}
+	return m.err
+}
+
+// mark covers every occurrence that ends at or after buf[from]: those
+// ending before were found by an earlier write.
+func (m *Masker) mark(from int) {
+	for _, p := range m.patterns {
+		i := max(0, from-len(p)+1)
+		end := 0 // covered up to here by this pattern already
+		for i+len(p) <= len(m.buf) {
+			j := bytes.Index(m.buf[i:], p)
+			if j < 0 {
+				break
+			}
+			s := i + j
+			for k := max(s, end); k < s+len(p); k++ {
+				m.covered[k] = true
+			}
+			end = s + len(p)
+			i = s + 1
+		}
+	}
+}
+
+// holdFrom returns the first index of buf from which the rest of buf is a
+// proper prefix of a pattern: an occurrence a later write completes starts
+// there or later, so everything before is final.
+func (m *Masker) holdFrom() int {
+	n := len(m.buf)
+	hold := n
+	for _, p := range m.patterns {
+		for s := max(0, n-len(p)+1); s < hold; s++ {
+			j := bytes.IndexByte(m.buf[s:hold], p[0])
+			if j < 0 {
+				break
+			}
+			s += j
+			if bytes.HasPrefix(p, m.buf[s:]) {
+				hold = s
+				break
+			}
+		}
+	}
+	return hold
+}
+
+// flush writes out buf[:n], masked, and keeps the rest.
+func (m *Masker) flush(n int) {
+	if n == 0 {
+		return
+	}
+	out := m.out[:0]
+	for i := 0; i < n; {
+		if m.covered[i] {
+			if !m.inMask {
+				out = append(out, Mask...)
+				m.inMask = true
+			}
+			for i < n && m.covered[i] {
+				i++
+			}
+			continue
+		}
+		j := i
+		for j < n && !m.covered[j] {
+			j++
+		}
+		out = append(out, m.buf[i:j]...)
+		m.inMask = false
+		i = j
+	}
+	m.out = out
+	rest := copy(m.buf, m.buf[n:])
+	m.buf = m.buf[:rest]
+	copy(m.covered, m.covered[n:])
+	m.covered = m.covered[:rest]
+	if len(out) > 0 {
+		if _, err := m.w.Write(out); err != nil {
+			m.err = err
+		}
+	}
+}
+
+// NewMaskingReader returns a reader of what r gives with values masked as
+// a Masker masks them. Closing it closes r.
+func NewMaskingReader(r io.ReadCloser, values []string) io.ReadCloser {
+	mr := &maskingReader{src: r}
+	mr.m = NewMasker(&mr.ready, values)
+	return mr
+}
+
+type maskingReader struct {
+	src   io.ReadCloser
+	m     *Masker
+	ready bytes.Buffer // masked, not yet read
+	chunk []byte
+	err   error // of src; io.EOF once it ended and the masker was closed
+}
+
+func (r *maskingReader) Read(p []byte) (int, error) {
+	for r.ready.Len() == 0 && r.err == nil {
+		if r.chunk == nil {
+			r.chunk = make([]byte, 32<<10)
+		}
+		n, err := r.src.Read(r.chunk)
+		_, _ = r.m.Write(r.chunk[:n]) // a bytes.Buffer does not fail
+		if err == io.EOF {
+			_ = r.m.Close()
+		}
+		r.err = err
+	}
+	if r.ready.Len() > 0 {
+		return r.ready.Read(p)
+	}
+	return 0, r.err
+}
+
+func (r *maskingReader) Close() error { return r.src.Close() }
