@@ -372,13 +372,19 @@ func jsonMap(m map[string]string) map[string]string {
 // forProfile is the one query behind SecretsForProfile. The profile is the
 // left side, so an unknown profile, or another user's, gives no row at all
 // (ENOTFOUND), while a profile that receives nothing gives one row of NULLs.
-// It reads the user's secrets through secrets_user_name and, for an
-// `agents` secret only, probes the grant's primary key.
+//
+// Its cost is bounded by the user's own rows, whatever the size of the
+// tables: the secrets come from the secrets_user_name index (the planner
+// derives s.user_id = $2 from the join), the grant test names the profile
+// by parameter, not by p.id, so PostgreSQL runs it once, as a hashed set of
+// this profile's grants (from the secret_grants_profile_name_key index), not
+// once per secret; and the grant list of an `agents` secret is an
+// index-only scan of secret_grants_pkey.
 const forProfile = `SELECT ` + secretCols + `
 	FROM profiles p
 	LEFT JOIN secrets s ON s.user_id = p.user_id
 		AND (s.scope = 'all' OR EXISTS (
-			SELECT 1 FROM secret_grants g WHERE g.secret_id = s.id AND g.profile_id = p.id))
+			SELECT 1 FROM secret_grants g WHERE g.secret_id = s.id AND g.profile_id = $1))
 	WHERE p.id = $1 AND p.user_id = $2`
 
 // SecretsForProfile returns, in one query, the sealed secrets of userID
