@@ -98,7 +98,7 @@ func listWhere(a, userID string, f vault.ListFilter) (string, []any) {
 		fmt.Fprintf(&b, ` AND strpos(upper(%s.name COLLATE "default"), upper($%d)) > 0`, a, len(args))
 	}
 	if f.After != nil {
-		args = append(args, f.After.Name, f.After.ID)
+		args = append(args, f.After.Key, f.After.ID)
 		fmt.Fprintf(&b, ` AND (%s.name, %s.id) > ($%d, $%d)`, a, a, len(args)-1, len(args))
 	}
 	return b.String(), args

@@ -113,7 +113,7 @@ func (t *tx) listWhere(alias string, f vault.ListFilter) (string, []any) {
 	}
 	if f.After != nil {
 		where = append(where, "("+alias+".name, "+alias+".id) > (?, ?)")
-		args = append(args, f.After.Name, f.After.ID)
+		args = append(args, f.After.Key, f.After.ID)
 	}
 	return strings.Join(where, " AND "), args
 }

@@ -345,17 +345,20 @@ type ListOptions struct {
 	Limit  int // 0 means DefaultPageLimit
 }
 
-// Cursor is a position in a list ordered by name then id.
+// Cursor is a position in a list: the sort key and id of the last item of
+// the previous page. The key is the name for secrets and profiles.
 type Cursor struct {
-	Name string
-	ID   string
+	Key string
+	ID  string
 }
 
 func (c Cursor) encode() string {
-	return base64.RawURLEncoding.EncodeToString([]byte(c.Name + "\x00" + c.ID))
+	return base64.RawURLEncoding.EncodeToString([]byte(c.Key + "\x00" + c.ID))
 }
 
-func (o ListOptions) filter() (ListFilter, error) {
+// Filter checks the options and turns them into a store's ListFilter.
+// Returns EINVALID for a bad limit, query or cursor.
+func (o ListOptions) Filter() (ListFilter, error) {
 	f := ListFilter{Query: o.Query, Limit: o.Limit}
 	if f.Limit == 0 {
 		f.Limit = DefaultPageLimit
@@ -372,12 +375,14 @@ func (o ListOptions) filter() (ListFilter, error) {
 		if err != nil || !ok || id == "" {
 			return f, Invalid("cursor", "is not a cursor this API returned")
 		}
-		f.After = &Cursor{Name: name, ID: id}
+		f.After = &Cursor{Key: name, ID: id}
 	}
 	return f, nil
 }
 
-func page[T any](items []T, limit int, cursor func(T) Cursor) Page[T] {
+// NewPage cuts items, fetched with limit+1, to a page of limit and the
+// cursor of the next page, if there is one.
+func NewPage[T any](items []T, limit int, cursor func(T) Cursor) Page[T] {
 	p := Page[T]{Items: items}
 	if len(items) > limit {
 		p.Items = items[:limit]
@@ -392,7 +397,7 @@ func page[T any](items []T, limit int, cursor func(T) Cursor) Page[T] {
 // Secrets lists the user's secrets, sealed, by name. Returns EINVALID for a
 // bad limit, query or cursor.
 func (s *Service) Secrets(ctx context.Context, userID string, o ListOptions) (Page[*Secret], error) {
-	f, err := o.filter()
+	f, err := o.Filter()
 	if err != nil {
 		return Page[*Secret]{}, err
 	}
@@ -405,7 +410,7 @@ func (s *Service) Secrets(ctx context.Context, userID string, o ListOptions) (Pa
 	if err != nil {
 		return Page[*Secret]{}, fmt.Errorf("list secrets: %w", err)
 	}
-	return page(list, f.Limit-1, func(x *Secret) Cursor { return Cursor{x.Name, x.ID} }), nil
+	return NewPage(list, f.Limit-1, func(x *Secret) Cursor { return Cursor{x.Name, x.ID} }), nil
 }
 
 // EnvSecret says which secret supplies a name to a profile.
@@ -581,7 +586,7 @@ func (s *Service) Profile(ctx context.Context, userID, id string) (*Profile, err
 // Profiles lists the user's profiles by name. Returns EINVALID for a bad
 // limit, query or cursor.
 func (s *Service) Profiles(ctx context.Context, userID string, o ListOptions) (Page[*Profile], error) {
-	f, err := o.filter()
+	f, err := o.Filter()
 	if err != nil {
 		return Page[*Profile]{}, err
 	}
@@ -594,7 +599,7 @@ func (s *Service) Profiles(ctx context.Context, userID string, o ListOptions) (P
 	if err != nil {
 		return Page[*Profile]{}, fmt.Errorf("list profiles: %w", err)
 	}
-	return page(list, f.Limit-1, func(x *Profile) Cursor { return Cursor{x.Name, x.ID} }), nil
+	return NewPage(list, f.Limit-1, func(x *Profile) Cursor { return Cursor{x.Name, x.ID} }), nil
 }
 
 func nonNil(s []string) []string {

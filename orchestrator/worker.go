@@ -1,0 +1,378 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/envvault/envvault/runner"
+	"github.com/envvault/envvault/vault"
+)
+
+// Run is the worker: it reconciles what a crash left behind, then claims
+// queued tasks and runs them until ctx ends. Tasks still running then keep
+// running; the next Run attaches to them again.
+func (o *Orchestrator) Run(ctx context.Context) error {
+	if o.runner == nil {
+		return errors.New("orchestrator: no runner: this process cannot run tasks")
+	}
+	if err := o.recover(ctx); err != nil {
+		return fmt.Errorf("recover tasks: %w", err)
+	}
+	tick := time.NewTicker(o.poll)
+	defer tick.Stop()
+	for {
+		for {
+			t, err := o.store.ClaimTask(ctx, o.worker)
+			if vault.ErrorCode(err) == vault.ENOTFOUND {
+				break
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				o.log.Error("claim task", "err", err)
+				break
+			}
+			o.notify()
+			o.goRun(ctx, t, nil)
+		}
+		o.checkRequests(ctx)
+		select {
+		case <-ctx.Done():
+			o.wg.Wait()
+			return nil
+		case <-o.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// goRun runs a claimed task in its own goroutine. attach, if not nil, is
+// the container recovery found still there.
+func (o *Orchestrator) goRun(ctx context.Context, t *Task, attach *runner.Container) {
+	c := make(chan struct{}, 1)
+	o.mu.Lock()
+	o.running[t.ID] = c
+	o.mu.Unlock()
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		defer func() {
+			o.mu.Lock()
+			delete(o.running, t.ID)
+			o.mu.Unlock()
+		}()
+		o.runTask(ctx, t, attach, c)
+	}()
+}
+
+// checkRequests pokes the goroutines of this worker's tasks whose stop was
+// requested through another process.
+func (o *Orchestrator) checkRequests(ctx context.Context) {
+	o.mu.Lock()
+	n := len(o.running)
+	o.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	active, err := o.store.ActiveTasks(ctx, o.worker)
+	if err != nil {
+		if ctx.Err() == nil {
+			o.log.Error("read active tasks", "err", err)
+		}
+		return
+	}
+	for _, t := range active {
+		if t.StopRequested {
+			o.signal(t.ID)
+		}
+	}
+}
+
+// runTask takes a claimed task to a final status (or leaves it running if
+// ctx ends first, for the next Run to attach to).
+func (o *Orchestrator) runTask(ctx context.Context, t *Task, attach *runner.Container, poke <-chan struct{}) {
+	log := o.log.With("task", t.ID, "user", t.UserID, "profile", t.ProfileID)
+	var containerID string
+	var masked []string
+	if attach != nil {
+		containerID = attach.ID
+		values, err := o.maskValues(ctx, t)
+		if err != nil {
+			o.fail(t.ID, "", fmt.Sprintf("reattach after restart: %v", vault.ErrorMessage(err)), log)
+			o.remove(attach.ID, log)
+			return
+		}
+		masked = values
+		if err := o.store.ClearTaskLogs(ctx, t.ID); err != nil {
+			log.Error("clear logs for reattach", "err", err)
+		}
+	} else {
+		id, values, err := o.start(ctx, t)
+		if err != nil {
+			o.fail(t.ID, id, err.Error(), log)
+			return
+		}
+		containerID, masked = id, values
+	}
+	log = log.With("container", containerID)
+
+	// Logs are read until the container exits; their reader ends then.
+	logsDone := make(chan error, 1)
+	go func() { logsDone <- o.storeLogs(ctx, t.ID, containerID, masked) }()
+
+	waitCtx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
+	exited := make(chan waitResult, 1)
+	go func() {
+		code, err := o.runner.Wait(waitCtx, containerID)
+		exited <- waitResult{code, err}
+	}()
+	var res waitResult
+	stopping := false
+wait:
+	for {
+		select {
+		case res = <-exited:
+			break wait
+		case <-poke:
+			cur, err := o.store.Task(ctx, t.UserID, t.ID)
+			if err == nil && cur.StopRequested && !stopping {
+				stopping = true
+				go func() {
+					if err := o.runner.Stop(context.WithoutCancel(ctx), containerID, 0); err != nil {
+						log.Error("stop container", "err", err)
+					}
+				}()
+			}
+		case <-ctx.Done():
+			return // shutting down: the container keeps running
+		}
+	}
+	if err := <-logsDone; err != nil && ctx.Err() == nil {
+		log.Error("store logs", "err", err)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if res.err != nil {
+		o.fail(t.ID, containerID, "container lost: "+res.err.Error(), log)
+		return
+	}
+	o.finish(t.ID, res.code, log)
+	o.remove(containerID, log)
+}
+
+type waitResult struct {
+	code int
+	err  error
+}
+
+// start builds the task's env and starts its container. It returns the
+// values to mask in its logs. Its errors are safe to show the user.
+func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, masked []string, err error) {
+	p, err := o.vault.Profile(ctx, t.UserID, t.ProfileID)
+	if err != nil {
+		if vault.ErrorCode(err) == vault.ENOTFOUND {
+			return "", nil, errors.New("the task's profile was deleted")
+		}
+		return "", nil, fmt.Errorf("read profile: %w", err)
+	}
+	secrets, sources, err := o.vault.DecryptForProfile(ctx, t.UserID, t.ProfileID)
+	if err != nil {
+		if errors.Is(err, vault.ErrDecrypt) {
+			// The message names the secret id and says nothing else.
+			return "", nil, fmt.Errorf("not started: %w", err)
+		}
+		return "", nil, fmt.Errorf("read secrets: %w", err)
+	}
+	env, envSources := Merge(MergeInput{
+		Baseline: o.baseline, Profile: p.Env, Secrets: secrets, Sources: sources,
+		TaskID: t.ID, Prompt: t.Prompt,
+	})
+	masked = maskable(secrets, o.baseline.Env)
+	// The container's name makes a second start of one attempt fail
+	// rather than run twice.
+	name := fmt.Sprintf("envvault-%s-%d", t.ID, t.Attempt)
+	id, err := o.runner.Start(ctx, runner.Spec{
+		TaskID: t.ID, UserID: t.UserID, ProfileID: t.ProfileID, Name: name,
+		Image: p.Image, Command: p.Command, SetupCommands: p.SetupCommands, Env: env,
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("start container: %w", err)
+	}
+	now := o.timestamp()
+	_, err = o.store.UpdateTask(context.WithoutCancel(ctx), t.ID, func(cur *Task) error {
+		cur.Status, cur.ContainerID, cur.EnvSources = StatusRunning, id, envSources
+		cur.StartedAt, cur.UpdatedAt = &now, now
+		return nil
+	})
+	if err != nil {
+		o.remove(id, o.log)
+		return "", nil, fmt.Errorf("record start: %w", err)
+	}
+	o.notify()
+	return id, masked, nil
+}
+
+// maskable returns the values to mask in a task's logs: every secret and
+// baseline value, the platform's keys included.
+func maskable(secrets, baseline map[string]string) []string {
+	values := slices.Collect(maps.Values(secrets))
+	return append(values, slices.Collect(maps.Values(baseline))...)
+}
+
+// maskValues rebuilds, after a restart of envvault, the values a running
+// container was given, from the sources recorded at its start.
+func (o *Orchestrator) maskValues(ctx context.Context, t *Task) ([]string, error) {
+	secrets, _, err := o.vault.DecryptForProfile(ctx, t.UserID, t.ProfileID)
+	if err != nil && vault.ErrorCode(err) != vault.ENOTFOUND {
+		return nil, err
+	}
+	return maskable(secrets, o.baseline.Env), nil
+}
+
+// storeLogs copies the container's output, masked, into the store until
+// the container exits.
+func (o *Orchestrator) storeLogs(ctx context.Context, taskID, containerID string, masked []string) error {
+	rc, err := o.runner.Logs(ctx, containerID, true)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	w := &logWriter{ctx: context.WithoutCancel(ctx), o: o, taskID: taskID}
+	m := runner.NewMasker(w, masked)
+	if _, err := io.Copy(m, rc); err != nil && ctx.Err() == nil {
+		_ = m.Close()
+		return fmt.Errorf("copy logs: %w", err)
+	}
+	return m.Close()
+}
+
+type logWriter struct {
+	ctx    context.Context
+	o      *Orchestrator
+	taskID string
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := w.o.store.AppendTaskLog(w.ctx, w.taskID, slices.Clone(p)); err != nil {
+		return 0, err
+	}
+	w.o.notify()
+	return len(p), nil
+}
+
+// finish records how a task's container ended. A restart request queues
+// the task again; a stop request makes it stopped.
+func (o *Orchestrator) finish(id string, code int, log interface{ Error(string, ...any) }) {
+	_, err := o.store.UpdateTask(context.Background(), id, func(t *Task) error {
+		now := o.timestamp()
+		if t.RestartRequested {
+			requeue(t)
+			t.UpdatedAt = now
+			return nil
+		}
+		t.ExitCode, t.FinishedAt, t.UpdatedAt = &code, &now, now
+		switch {
+		case t.StopRequested:
+			t.Status = StatusStopped
+		case code == 0:
+			t.Status = StatusSucceeded
+		default:
+			t.Status, t.Error = StatusFailed, fmt.Sprintf("exited with code %d", code)
+		}
+		return nil
+	})
+	if err != nil {
+		log.Error("record task end", "err", err)
+	}
+	o.notify()
+	o.kick()
+}
+
+// fail records that a task could not run, and why.
+func (o *Orchestrator) fail(id, containerID, reason string, log interface{ Error(string, ...any) }) {
+	_, err := o.store.UpdateTask(context.Background(), id, func(t *Task) error {
+		now := o.timestamp()
+		t.Status, t.Error, t.FinishedAt, t.UpdatedAt = StatusFailed, reason, &now, now
+		if containerID != "" {
+			t.ContainerID = containerID
+		}
+		return nil
+	})
+	if err != nil {
+		log.Error("record task failure", "err", err)
+	}
+	o.notify()
+}
+
+func (o *Orchestrator) remove(containerID string, log interface{ Error(string, ...any) }) {
+	if err := o.runner.Remove(context.Background(), containerID); err != nil {
+		log.Error("remove container", "container", containerID, "err", err)
+	}
+}
+
+// recover reconciles this worker's tasks with the containers on its
+// engine: a running container is attached again, an exited one finished,
+// a vanished one failed, and a task that never got a container is queued
+// again. Nothing is started twice: a container exists for an attempt only
+// if its start was recorded or its name says so.
+func (o *Orchestrator) recover(ctx context.Context) error {
+	active, err := o.store.ActiveTasks(ctx, o.worker)
+	if err != nil {
+		return err
+	}
+	if len(active) == 0 {
+		return nil
+	}
+	containers, err := o.runner.List(ctx)
+	if err != nil {
+		return err
+	}
+	byName := map[string]runner.Container{}
+	for _, c := range containers {
+		byName[c.Name] = c
+	}
+	for _, t := range active {
+		log := o.log.With("task", t.ID)
+		c, found := byName[fmt.Sprintf("envvault-%s-%d", t.ID, t.Attempt)]
+		switch {
+		case found && c.Running:
+			if t.Status == StatusStarting {
+				// Started but not recorded: record it, then attach.
+				_, err := o.store.UpdateTask(ctx, t.ID, func(cur *Task) error {
+					cur.Status, cur.ContainerID = StatusRunning, c.ID
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+			log.Info("reattach running task", "container", c.ID)
+			o.goRun(ctx, t, &c)
+		case found:
+			log.Info("collect task that exited while envvault was down", "container", c.ID)
+			o.goRun(ctx, t, &c)
+		case t.Status == StatusStarting:
+			_, err := o.store.UpdateTask(ctx, t.ID, func(cur *Task) error {
+				cur.Status, cur.Worker = StatusQueued, ""
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		default:
+			o.fail(t.ID, "", "its container was gone when envvault restarted", log)
+		}
+	}
+	return nil
+}
