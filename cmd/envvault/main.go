@@ -282,7 +282,9 @@ func (m *Main) runUserCreate(ctx context.Context) error {
 	if m.Config.JSON {
 		return writeJSON(m.Stdout, map[string]string{"user_id": u.ID, "token": token})
 	}
-	_, err = fmt.Fprintf(m.Stdout, "Created user %q.\n\n  user id: %s\n  token:   %s\n\nThe token is shown only this once: keep it now. Use it as\n  curl -H \"Authorization: Bearer %s\" http://ADDR/v1/secrets\n",
-		u.Name, u.ID, token, token)
+	_, err = fmt.Fprintf(m.Stdout, "Created user %q.\n\n  user id: %s\n  token:   %s\n\n"+
+		"The token is shown only this once (only its SHA-256 is stored). Use it as\n"+
+		"  curl -H \"Authorization: Bearer $TOKEN\" http://HOST:PORT/v1/secrets\n",
+		u.Name, u.ID, token)
 	return err
 }

@@ -155,8 +155,8 @@ func (m *Main) warnDevKey(path string, created bool) {
 		"WARNING: DEVELOPMENT MODE - NOT FOR REAL SECRETS",
 		"",
 		what + ".",
-		"It is stored beside the data it encrypts: anyone who can read",
-		m.Config.DataDir + " can read every secret in it. For real secrets run",
+		"It is stored beside the data it encrypts: whoever can read the",
+		"directory " + m.Config.DataDir + " can read every secret. For real secrets run",
 		"`envvault serve` with ENCRYPTION_KEY from your secret manager",
 		"(make a key with `envvault keygen`).",
 	}
