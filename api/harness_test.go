@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -76,6 +77,7 @@ type testEnv struct {
 	server *Server
 	svc    *vault.Service
 	store  *sqlite.DB
+	dbPath string
 	logs   *lockedBuffer
 	doc    *openapi3.T
 	router routers.Router
@@ -97,7 +99,8 @@ func newTestEnv(t *testing.T, opts ...envOptions) *testEnv {
 		o = opts[0]
 	}
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "v.db"))
+	dbPath := filepath.Join(t.TempDir(), "v.db")
+	db, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatalf("open sqlite: %v", err)
 	}
@@ -124,7 +127,7 @@ func newTestEnv(t *testing.T, opts ...envOptions) *testEnv {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	doc, router := mustSpec(t)
-	return &testEnv{t: t, srv: srv, server: s, svc: svc, store: db, logs: logs, doc: doc, router: router}
+	return &testEnv{t: t, srv: srv, server: s, svc: svc, store: db, dbPath: dbPath, logs: logs, doc: doc, router: router}
 }
 
 // newUser creates a user and returns its id and token.
@@ -243,6 +246,16 @@ func (e *testEnv) send(req *http.Request) *response {
 	vreq := req.Clone(ctx)
 	vreq.Body = io.NopCloser(bytes.NewReader(reqBody))
 	route, params, err := e.router.FindRoute(vreq)
+	if err == nil && req.URL.Path != "/" && strings.HasSuffix(req.URL.Path, "/") {
+		// The document's router ignores a trailing slash; the server does not.
+		err = errors.New("trailing slash")
+	}
+	for _, v := range params {
+		if v == "" {
+			// Nor does it match {id} only with something.
+			err = errors.New("empty path parameter")
+		}
+	}
 	if err != nil {
 		// No documented operation: only an error may answer.
 		if r.status < 400 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -26,8 +27,9 @@ const (
 // RequestID returns the request id of a request handled by a Server.
 func RequestID(ctx context.Context) string { s, _ := ctx.Value(ctxRequestID).(string); return s }
 
-// middleware installs, outermost first: the request id, the request log,
-// panic recovery and the body limit.
+// middleware installs, outermost first: the request id, the request log
+// (which also hands errors to the error handler), panic recovery and the
+// body limit.
 func (s *Server) middleware() {
 	s.echo.Use(
 		dropBadRequestID,
@@ -38,29 +40,7 @@ func (s *Server) middleware() {
 				c.SetRequest(req.WithContext(context.WithValue(req.Context(), ctxRequestID, id)))
 			},
 		}),
-		middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-			// HandleError writes the error response before the log line,
-			// so the line has the status the client got.
-			HandleError:  true,
-			LogMethod:    true,
-			LogURIPath:   true,
-			LogRoutePath: true,
-			LogStatus:    true,
-			LogLatency:   true,
-			LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-				// Never bodies, query strings or headers: they carry
-				// tokens and secret values.
-				attrs := []slog.Attr{
-					slog.String("method", v.Method),
-					slog.String("path", truncate(v.URIPath, 200)),
-					slog.String("route", v.RoutePath),
-					slog.Int("status", v.Status),
-					slog.Duration("latency", v.Latency),
-				}
-				s.logger(c).LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
-				return nil
-			},
-		}),
+		s.logRequests,
 		middleware.RecoverWithConfig(middleware.RecoverConfig{
 			// Hand the panic on as an error: the error handler answers 500
 			// and the request log records it.
@@ -73,6 +53,30 @@ func (s *Server) middleware() {
 		}),
 		s.limitBody,
 	)
+}
+
+// logRequests answers an error the handler chain returns through the one
+// error handler, then logs one line per request: method, path, route,
+// status, latency, request id and user id. Never bodies, query strings or
+// headers: they carry tokens and secret values.
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		if err := next(c); err != nil {
+			// Handled here, not by echo after the chain, so the line below
+			// has the status the client got.
+			c.Error(err)
+		}
+		req := c.Request()
+		s.logger(c).LogAttrs(req.Context(), slog.LevelInfo, "request",
+			slog.String("method", truncate(req.Method, 20)),
+			slog.String("path", truncate(req.URL.Path, 200)),
+			slog.String("route", c.Path()),
+			slog.Int("status", c.Response().Status),
+			slog.Duration("latency", time.Since(start)),
+		)
+		return nil
+	}
 }
 
 // dropBadRequestID removes an X-Request-Id a client sent that is too long

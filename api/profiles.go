@@ -8,7 +8,7 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-func (s *Server) profileRoutes(g *echo.Group) {
+func (s *Server) profileRoutes(g authed) {
 	g.POST("/profiles", s.createProfile)
 	g.GET("/profiles", s.listProfiles)
 	g.GET("/profiles/:id", s.getProfile)

@@ -10,7 +10,7 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-func (s *Server) secretRoutes(g *echo.Group) {
+func (s *Server) secretRoutes(g authed) {
 	g.POST("/secrets", s.createSecret)
 	g.GET("/secrets", s.listSecrets)
 	g.GET("/secrets/:id", s.getSecret)

@@ -34,8 +34,8 @@ type Server struct {
 	log       *slog.Logger
 	bodyLimit int64
 	echo      *echo.Echo
-	// v1 is the /v1 group; every route on it requires a bearer token.
-	v1 *echo.Group
+	// v1 registers routes under /v1 that require a bearer token.
+	v1 authed
 }
 
 // NewServer returns a Server with every route registered.
@@ -66,9 +66,38 @@ func (s *Server) Handler() http.Handler { return s.echo }
 func (s *Server) routes() {
 	s.healthRoutes(s.echo)
 	s.openapiRoutes(s.echo)
-	s.v1 = s.echo.Group("/v1", s.authenticate)
+	s.v1 = authed{group: s.echo.Group("/v1"), auth: s.authenticate}
 	s.secretRoutes(s.v1)
 	s.profileRoutes(s.v1)
+}
+
+// authed registers routes on a group, each behind the auth middleware.
+// (Group-level middleware would do, but echo then adds a catch-all route
+// to the group that answers 404 where 405 is right.)
+type authed struct {
+	group *echo.Group
+	auth  echo.MiddlewareFunc
+}
+
+// GET registers an authenticated GET route.
+func (a authed) GET(path string, h echo.HandlerFunc) *echo.Route { return a.group.GET(path, h, a.auth) }
+
+// POST registers an authenticated POST route.
+func (a authed) POST(path string, h echo.HandlerFunc) *echo.Route {
+	return a.group.POST(path, h, a.auth)
+}
+
+// PUT registers an authenticated PUT route.
+func (a authed) PUT(path string, h echo.HandlerFunc) *echo.Route { return a.group.PUT(path, h, a.auth) }
+
+// PATCH registers an authenticated PATCH route.
+func (a authed) PATCH(path string, h echo.HandlerFunc) *echo.Route {
+	return a.group.PATCH(path, h, a.auth)
+}
+
+// DELETE registers an authenticated DELETE route.
+func (a authed) DELETE(path string, h echo.HandlerFunc) *echo.Route {
+	return a.group.DELETE(path, h, a.auth)
 }
 
 // writeJSON answers status with v as JSON. It marshals first, so a failure
