@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"io"
 	"slices"
@@ -68,20 +69,25 @@ func maskPatterns(values []string) [][]byte {
 // the end of what it was given while that end could still begin an
 // occurrence — at most the longest pattern less one byte. Close writes it
 // out. A Masker is not safe for concurrent use.
+//
+// The search is one pass over the input whatever the number of values:
+// every pattern is at least MinMaskLen (4) bytes long, so each position's
+// next four bytes are looked up in a bit filter of the patterns' first
+// four bytes, and only on a hit are the patterns compared.
 type Masker struct {
-	w        io.Writer
-	patterns [][]byte
-	buf      []byte // input not yet written out
-	covered  []bool // covered[i]: buf[i] lies in an occurrence
-	inMask   bool   // the last byte written out was masked
-	out      []byte
-	err      error
-	closed   bool
+	w       io.Writer
+	match   *matcher
+	buf     []byte // input not yet written out
+	covered []bool // covered[i]: buf[i] lies in an occurrence
+	inMask  bool   // the last byte written out was masked
+	out     []byte
+	err     error
+	closed  bool
 }
 
 // NewMasker returns a Masker writing to w, masking values.
 func NewMasker(w io.Writer, values []string) *Masker {
-	return &Masker{w: w, patterns: maskPatterns(values)}
+	return &Masker{w: w, match: newMatcher(maskPatterns(values))}
 }
 
 // Write masks p and writes out all of the result that no later write can
@@ -100,8 +106,8 @@ func (m *Masker) Write(p []byte) (int, error) {
 	old := len(m.buf)
 	m.buf = append(m.buf, p...)
 	m.covered = append(m.covered, make([]bool, len(p))...)
-	m.mark(old)
-	m.flush(m.holdFrom())
+	m.match.mark(m.buf, m.covered, old)
+	m.flush(m.match.holdFrom(m.buf))
 	if m.err != nil {
 		return 0, m.err
 	}
@@ -121,23 +127,63 @@ func (m *Masker) Close() error {
 	return m.err
 }
 
-// mark covers every occurrence that ends at or after buf[from]: those
-// ending before were found by an earlier write.
-func (m *Masker) mark(from int) {
-	for _, p := range m.patterns {
-		i := max(0, from-len(p)+1)
-		end := 0 // covered up to here by this pattern already
-		for i+len(p) <= len(m.buf) {
-			j := bytes.Index(m.buf[i:], p)
-			if j < 0 {
-				break
+// matcher finds occurrences of patterns of at least 4 bytes.
+type matcher struct {
+	maxLen int
+	// filter has the bit hash4(first four bytes) set for every pattern.
+	filter [1 << 16 / 64]uint64
+	// byPrefix holds the patterns by their first four bytes, longest
+	// first.
+	byPrefix map[uint32][][]byte
+	// short holds every proper prefix of 1 to 3 bytes of a pattern, for
+	// the last bytes of the input.
+	short map[string]bool
+}
+
+func newMatcher(patterns [][]byte) *matcher {
+	m := &matcher{byPrefix: make(map[uint32][][]byte), short: make(map[string]bool)}
+	for _, p := range patterns { // longest first
+		m.maxLen = max(m.maxLen, len(p))
+		k := binary.LittleEndian.Uint32(p)
+		h := hash4(k)
+		m.filter[h/64] |= 1 << (h % 64)
+		m.byPrefix[k] = append(m.byPrefix[k], p)
+		for n := 1; n < 4; n++ {
+			m.short[string(p[:n])] = true
+		}
+	}
+	return m
+}
+
+func hash4(k uint32) uint32 { return (k * 0x9E3779B1) >> 16 }
+
+// longestAt returns the length of the longest pattern at buf[s:], or 0.
+func (m *matcher) longestAt(buf []byte, s int) int {
+	k := binary.LittleEndian.Uint32(buf[s:])
+	if h := hash4(k); m.filter[h/64]&(1<<(h%64)) == 0 {
+		return 0
+	}
+	for _, p := range m.byPrefix[k] {
+		if bytes.HasPrefix(buf[s:], p) {
+			return len(p)
+		}
+	}
+	return 0
+}
+
+// mark sets covered for every occurrence in buf that ends at or after
+// buf[from]: those ending before were marked by an earlier call.
+func (m *matcher) mark(buf []byte, covered []bool, from int) {
+	if m.maxLen == 0 {
+		return
+	}
+	done := 0 // covered[:done] is marked as far as this call goes
+	for s := max(0, from-m.maxLen+1); s+4 <= len(buf); s++ {
+		if n := m.longestAt(buf, s); n > 0 {
+			for k := max(s, done); k < s+n; k++ {
+				covered[k] = true
 			}
-			s := i + j
-			for k := max(s, end); k < s+len(p); k++ {
-				m.covered[k] = true
-			}
-			end = s + len(p)
-			i = s + 1
+			done = max(done, s+n)
 		}
 	}
 }
@@ -145,23 +191,27 @@ func (m *Masker) mark(from int) {
 // holdFrom returns the first index of buf from which the rest of buf is a
 // proper prefix of a pattern: an occurrence a later write completes starts
 // there or later, so everything before is final.
-func (m *Masker) holdFrom() int {
-	n := len(m.buf)
-	hold := n
-	for _, p := range m.patterns {
-		for s := max(0, n-len(p)+1); s < hold; s++ {
-			j := bytes.IndexByte(m.buf[s:hold], p[0])
-			if j < 0 {
-				break
+func (m *matcher) holdFrom(buf []byte) int {
+	n := len(buf)
+	for s := max(0, n-m.maxLen+1); s < n; s++ {
+		rest := buf[s:]
+		if len(rest) < 4 {
+			if m.short[string(rest)] {
+				return s
 			}
-			s += j
-			if bytes.HasPrefix(p, m.buf[s:]) {
-				hold = s
-				break
+			continue
+		}
+		k := binary.LittleEndian.Uint32(rest)
+		if h := hash4(k); m.filter[h/64]&(1<<(h%64)) == 0 {
+			continue
+		}
+		for _, p := range m.byPrefix[k] {
+			if len(p) > len(rest) && bytes.HasPrefix(p, rest) {
+				return s
 			}
 		}
 	}
-	return hold
+	return n
 }
 
 // flush writes out buf[:n], masked, and keeps the rest.
