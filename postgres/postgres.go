@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -246,13 +245,10 @@ const (
 
 // convert turns a driver error the user can cause into a vault error, by
 // SQLSTATE and constraint name only (never by message text), and returns
-// any other error unchanged. The vault errors carry no value: PostgreSQL's
-// Detail, which quotes the row, is never used.
-func convert(err error) error { return convertNamed(err, "") }
-
-// convertNamed is convert whose messages name the secret or profile being
-// written, if name is not "".
-func convertNamed(err error, name string) error {
+// any other error unchanged. A vault error's message is for the client: it
+// names the field and the rule, never a value of the row (PostgreSQL's
+// Detail, which quotes the row, is never used).
+func convert(err error) error {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
 		return err
@@ -261,23 +257,14 @@ func convertNamed(err error, name string) error {
 	case uniqueViolation:
 		switch pe.ConstraintName {
 		case secretsAllNameKey:
-			msg := "name: another secret already holds this name for all profiles"
-			if name != "" {
-				msg = "name: another secret already holds " + name + " for all profiles"
-			}
-			return &vault.Error{Code: vault.ECONFLICT, Field: "name", Message: msg}
+			return &vault.Error{Code: vault.ECONFLICT, Field: "name",
+				Message: "name: another secret of this name is already given to all profiles"}
 		case grantsProfileNameKey:
-			msg := "profile_ids: another secret of this name is already granted to one of these profiles"
-			if name != "" {
-				msg = "profile_ids: another secret named " + name + " is already granted to one of these profiles"
-			}
-			return &vault.Error{Code: vault.ECONFLICT, Field: "profile_ids", Message: msg}
+			return &vault.Error{Code: vault.ECONFLICT, Field: "profile_ids",
+				Message: "profile_ids: another secret of this name is already granted to one of these profiles"}
 		case profilesUserNameKey:
-			msg := "name: you already have a profile of this name"
-			if name != "" {
-				msg = "name: you already have a profile named " + strconv.Quote(name)
-			}
-			return &vault.Error{Code: vault.ECONFLICT, Field: "name", Message: msg}
+			return &vault.Error{Code: vault.ECONFLICT, Field: "name",
+				Message: "name: you already have a profile of this name"}
 		default:
 			// A primary key: a reused id.
 			return vault.Errorf(vault.ECONFLICT, "the object already exists")

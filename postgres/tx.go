@@ -139,7 +139,7 @@ func (t *tx) CreateSecret(ctx context.Context, s *vault.Secret) error {
 		s.ID, t.userID, s.Name, string(s.Scope), s.Description, s.Version,
 		s.SealedValue, s.SealedKey, s.MasterKeyID, s.CreatedAt, s.UpdatedAt)
 	if err != nil {
-		return fmt.Errorf("create secret %s: %w", s.ID, convertNamed(err, s.Name))
+		return fmt.Errorf("create secret %s: %w", s.ID, convert(err))
 	}
 	if err := t.insertGrants(ctx, s); err != nil {
 		return fmt.Errorf("create secret %s: %w", s.ID, err)
@@ -161,10 +161,13 @@ func (t *tx) checkGrants(ctx context.Context, s *vault.Secret) error {
 		return fmt.Errorf("read granted profiles: %w", convert(err))
 	}
 	if n != len(ids) {
-		return vault.Invalid("profile_ids", "every id must be one of your profiles")
+		return errNotYourProfiles
 	}
 	return nil
 }
+
+// errNotYourProfiles answers an unknown profile id and another user's alike.
+var errNotYourProfiles = vault.Invalid("profile_ids", "every id must be one of your profiles")
 
 // insertGrants grants s to s.ProfileIDs, which checkGrants has checked.
 func (t *tx) insertGrants(ctx context.Context, s *vault.Secret) error {
@@ -178,10 +181,10 @@ func (t *tx) insertGrants(ctx context.Context, s *vault.Secret) error {
 		SELECT $1, p.id, p.user_id, $2 FROM profiles p WHERE p.user_id = $3 AND p.id = ANY($4)`,
 		s.ID, s.Name, t.userID, ids)
 	if err != nil {
-		return fmt.Errorf("grant profiles: %w", convertNamed(err, s.Name))
+		return fmt.Errorf("grant profiles: %w", convert(err))
 	}
 	if int(tag.RowsAffected()) != len(ids) {
-		return vault.Invalid("profile_ids", "every id must be one of your profiles")
+		return errNotYourProfiles
 	}
 	return nil
 }
@@ -197,21 +200,33 @@ func distinct(ids []string) []string {
 // granted profile is not the user's.
 func (t *tx) UpdateSecret(ctx context.Context, s *vault.Secret) error {
 	if s.UserID != t.userID {
-		return fmt.Errorf("update secret %s: it belongs to user %s, not to the transaction's user %s", s.ID, s.UserID, t.userID)
+		return vault.Errorf(vault.ENOTFOUND, "secret not found")
 	}
-	if err := t.checkGrants(ctx, s); err != nil {
-		return fmt.Errorf("update secret %s: %w", s.ID, err)
+	// Both checks before the first write, in one round trip, so a refused
+	// update leaves nothing behind.
+	ids := distinct(s.ProfileIDs)
+	var exists bool
+	var owned int
+	err := t.tx.QueryRow(ctx, `SELECT
+			EXISTS (SELECT 1 FROM secrets WHERE id = $1 AND user_id = $2),
+			(SELECT count(*) FROM profiles WHERE user_id = $2 AND id = ANY($3))`,
+		s.ID, t.userID, ids).Scan(&exists, &owned)
+	if err != nil {
+		return fmt.Errorf("update secret %s: %w", s.ID, convert(err))
 	}
-	tag, err := t.tx.Exec(ctx, `UPDATE secrets SET name = $3, scope = $4, description = $5, version = $6,
+	if !exists {
+		return vault.Errorf(vault.ENOTFOUND, "secret not found")
+	}
+	if owned != len(ids) {
+		return errNotYourProfiles
+	}
+	_, err = t.tx.Exec(ctx, `UPDATE secrets SET name = $3, scope = $4, description = $5, version = $6,
 			sealed_value = $7, sealed_key = $8, master_key_id = $9, updated_at = $10
 		WHERE id = $1 AND user_id = $2`,
 		s.ID, t.userID, s.Name, string(s.Scope), s.Description, s.Version,
 		s.SealedValue, s.SealedKey, s.MasterKeyID, s.UpdatedAt)
 	if err != nil {
-		return fmt.Errorf("update secret %s: %w", s.ID, convertNamed(err, s.Name))
-	}
-	if tag.RowsAffected() == 0 {
-		return vault.Errorf(vault.ENOTFOUND, "secret not found")
+		return fmt.Errorf("update secret %s: %w", s.ID, convert(err))
 	}
 	// The grants are replaced whole: they carry the name, which may have
 	// changed, and the old set must be gone before the unique
@@ -316,7 +331,7 @@ func (t *tx) CreateProfile(ctx context.Context, p *vault.Profile) error {
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.CreatedAt, p.UpdatedAt)
 	if err != nil {
-		return fmt.Errorf("create profile %s: %w", p.ID, convertNamed(err, p.Name))
+		return fmt.Errorf("create profile %s: %w", p.ID, convert(err))
 	}
 	return nil
 }
@@ -325,13 +340,13 @@ func (t *tx) CreateProfile(ctx context.Context, p *vault.Profile) error {
 // ECONFLICT if the user has another profile of the same name.
 func (t *tx) UpdateProfile(ctx context.Context, p *vault.Profile) error {
 	if p.UserID != t.userID {
-		return fmt.Errorf("update profile %s: it belongs to user %s, not to the transaction's user %s", p.ID, p.UserID, t.userID)
+		return vault.Errorf(vault.ENOTFOUND, "profile not found")
 	}
 	tag, err := t.tx.Exec(ctx, `UPDATE profiles SET name = $3, image = $4, command = $5, setup_commands = $6, env = $7, updated_at = $8
 		WHERE id = $1 AND user_id = $2`,
 		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.UpdatedAt)
 	if err != nil {
-		return fmt.Errorf("update profile %s: %w", p.ID, convertNamed(err, p.Name))
+		return fmt.Errorf("update profile %s: %w", p.ID, convert(err))
 	}
 	if tag.RowsAffected() == 0 {
 		return vault.Errorf(vault.ENOTFOUND, "profile not found")
