@@ -179,9 +179,13 @@ func testPagination(t *testing.T, newStore func(t *testing.T) vault.Store) {
 	f.mustSecret(other, "A", value("bob's"))
 
 	wantSecrets := slices.Clone(secrets)
-	slices.SortFunc(wantSecrets, func(a, b *vault.Secret) int { return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID)) })
+	slices.SortFunc(wantSecrets, func(a, b *vault.Secret) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID))
+	})
 	wantProfiles := slices.Clone(profiles)
-	slices.SortFunc(wantProfiles, func(a, b *vault.Profile) int { return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID)) })
+	slices.SortFunc(wantProfiles, func(a, b *vault.Profile) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID))
+	})
 
 	for _, limit := range []int{1, 2, 3, 5, len(secrets) - 1, len(secrets), len(secrets) + 1, vault.MaxPageLimit} {
 		t.Run(fmt.Sprintf("secrets by %d", limit), func(t *testing.T) {
