@@ -176,6 +176,9 @@ func (m *Main) newLogger() *slog.Logger {
 
 // runServer is dev and serve.
 func (m *Main) runServer(ctx context.Context) error {
+	if m.Config.Command == cmdDev && (m.Getenv("DATABASE_URL") != "" || m.Getenv("DATABASE_URL_FILE") != "") {
+		m.logger.Warn("DATABASE_URL is ignored: envvault dev always uses SQLite in --data-dir; run envvault serve for PostgreSQL")
+	}
 	svc, fresh, err := m.openService(ctx)
 	if err != nil {
 		return err

@@ -478,9 +478,13 @@ func TestUserCreateWithoutKey(t *testing.T) {
 	t.Parallel()
 	// No ENCRYPTION_KEY and no dev.key: refused, naming both.
 	mustFail(t, map[string]string{}, "ENCRYPTION_KEY is required", "user", "create", "alice", "--data-dir", t.TempDir())
-	// The dev key is never used with PostgreSQL, even if there is one.
+	// The dev key is never used with PostgreSQL, even if there is one; and
+	// dev itself never uses PostgreSQL.
 	dir := t.TempDir()
-	mustStart(t, map[string]string{}, "dev", "--addr", "127.0.0.1:0", "--data-dir", dir)
+	dev := mustStart(t, map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/x"}, "dev", "--addr", "127.0.0.1:0", "--data-dir", dir)
+	if !strings.Contains(dev.stderr.String(), "DATABASE_URL is ignored") {
+		t.Errorf("dev with DATABASE_URL set did not warn that it ignores it:\n%s", dev.stderr.String())
+	}
 	mustFail(t, map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/x"}, "ENCRYPTION_KEY is required",
 		"user", "create", "alice", "--data-dir", dir)
 }
