@@ -203,6 +203,7 @@ func testSecretRules(t *testing.T, newStore func(t *testing.T) vault.Store) {
 	}
 	for _, tc := range accepted {
 		t.Run("accepts "+tc.name, func(t *testing.T) {
+			f := f.sub(t)
 			s, err := f.svc.CreateSecret(f.ctx, user, tc.in)
 			if err != nil {
 				noCanary(t, err)
@@ -264,6 +265,7 @@ func testSecretPatchRules(t *testing.T, newStore func(t *testing.T) vault.Store)
 	}
 	for _, tc := range cases {
 		t.Run("refuses "+tc.name, func(t *testing.T) {
+			f := f.sub(t)
 			_, err := f.svc.UpdateSecret(f.ctx, user, s.ID, tc.patch)
 			wantErr(t, err, vault.EINVALID, tc.field)
 			sameSecret(t, f.mustGetSecret(user, s.ID), s)

@@ -148,6 +148,7 @@ func testFailedWritesChangeNothing(t *testing.T, newStore func(t *testing.T) vau
 	}
 	checkUnchanged := func(t *testing.T) {
 		t.Helper()
+		f := f.sub(t)
 		for _, s := range []*vault.Secret{foo, bar, x1, x2} {
 			sameSecret(t, f.mustGetSecret(user, s.ID), s)
 		}

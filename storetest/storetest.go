@@ -79,7 +79,15 @@ type fixture struct {
 	key   []byte // the keyring's one key, for rotation tests
 	keys  *vault.Keyring
 	svc   *vault.Service
-	ticks atomic.Int64
+	ticks *atomic.Int64
+}
+
+// sub returns the fixture for a subtest: its helpers fail t, not the
+// parent test, which must not be failed from another goroutine.
+func (f *fixture) sub(t *testing.T) *fixture {
+	c := *f
+	c.t, c.ctx = t, t.Context()
+	return &c
 }
 
 // base is in a zone other than UTC, with nanoseconds, so a store that
@@ -103,7 +111,7 @@ func newFixture(t *testing.T, newStore func(t *testing.T) vault.Store, opts vaul
 	if err != nil {
 		t.Fatalf("new keyring: %v", err)
 	}
-	f := &fixture{t: t, ctx: t.Context(), store: newStore(t), key: key, keys: keys}
+	f := &fixture{t: t, ctx: t.Context(), store: newStore(t), key: key, keys: keys, ticks: new(atomic.Int64)}
 	opts.Now = f.now
 	f.svc = vault.NewService(f.store, keys, opts)
 	return f
@@ -113,6 +121,7 @@ func (f *fixture) mustUser(name string) string {
 	f.t.Helper()
 	u, _, err := f.svc.CreateUser(f.ctx, name)
 	if err != nil {
+		noCanary(f.t, err)
 		f.t.Fatalf("create user %s: %v", name, err)
 	}
 	return u.ID
@@ -122,6 +131,7 @@ func (f *fixture) mustProfile(userID, name string) *vault.Profile {
 	f.t.Helper()
 	p, err := f.svc.CreateProfile(f.ctx, userID, vault.ProfileInput{Name: name, Image: "debian:bookworm"})
 	if err != nil {
+		noCanary(f.t, err)
 		f.t.Fatalf("create profile %s: %v", name, err)
 	}
 	return p
@@ -140,6 +150,7 @@ func (f *fixture) mustSecret(userID, name, val string, profiles ...*vault.Profil
 	}
 	s, err := f.svc.CreateSecret(f.ctx, userID, in)
 	if err != nil {
+		noCanary(f.t, err)
 		f.t.Fatalf("create secret %s: %v", name, err)
 	}
 	checkSealed(f.t, s)
@@ -150,6 +161,7 @@ func (f *fixture) mustUpdateSecret(userID, id string, p vault.SecretPatch) *vaul
 	f.t.Helper()
 	s, err := f.svc.UpdateSecret(f.ctx, userID, id, p)
 	if err != nil {
+		noCanary(f.t, err)
 		f.t.Fatalf("update secret %s: %v", id, err)
 	}
 	checkSealed(f.t, s)
@@ -160,6 +172,7 @@ func (f *fixture) mustGetSecret(userID, id string) *vault.Secret {
 	f.t.Helper()
 	s, err := f.svc.Secret(f.ctx, userID, id)
 	if err != nil {
+		noCanary(f.t, err)
 		f.t.Fatalf("read secret %s: %v", id, err)
 	}
 	checkSealed(f.t, s)
@@ -170,6 +183,7 @@ func (f *fixture) mustGetProfile(userID, id string) *vault.Profile {
 	f.t.Helper()
 	p, err := f.svc.Profile(f.ctx, userID, id)
 	if err != nil {
+		noCanary(f.t, err)
 		f.t.Fatalf("read profile %s: %v", id, err)
 	}
 	return p
@@ -179,6 +193,7 @@ func (f *fixture) mustEnv(userID, profileID string) map[string]string {
 	f.t.Helper()
 	env, err := f.svc.GetDecryptedForProfile(f.ctx, userID, profileID)
 	if err != nil {
+		noCanary(f.t, err)
 		f.t.Fatalf("env of profile %s: %v", profileID, err)
 	}
 	return env
@@ -210,6 +225,7 @@ func (f *fixture) mustCount(userID string) int {
 		return err
 	})
 	if err != nil {
+		noCanary(f.t, err)
 		f.t.Fatalf("count secrets: %v", err)
 	}
 	return n
