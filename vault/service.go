@@ -402,8 +402,8 @@ func (s *Service) Secrets(ctx context.Context, userID string, o ListOptions) (Pa
 		return Page[*Secret]{}, err
 	}
 	var list []*Secret
+	f.Limit++ // one more tells whether a next page exists
 	err = s.store.View(ctx, userID, func(tx Tx) error {
-		f.Limit++ // one more tells whether a next page exists
 		list, err = tx.Secrets(ctx, f)
 		return err
 	})
@@ -591,8 +591,8 @@ func (s *Service) Profiles(ctx context.Context, userID string, o ListOptions) (P
 		return Page[*Profile]{}, err
 	}
 	var list []*Profile
+	f.Limit++
 	err = s.store.View(ctx, userID, func(tx Tx) error {
-		f.Limit++
 		list, err = tx.Profiles(ctx, f)
 		return err
 	})
