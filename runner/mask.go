@@ -73,7 +73,9 @@ func maskPatterns(values []string) [][]byte {
 // The search is one pass over the input whatever the number of values:
 // every pattern is at least MinMaskLen (4) bytes long, so each position's
 // next four bytes are looked up in a bit filter of the patterns' first
-// four bytes, and only on a hit are the patterns compared.
+// four bytes, and only on a hit are the patterns compared. A stream that
+// keeps repeating a long stretch of a value (a periodic value such as
+// "aaaa…") costs up to that value's length per byte instead.
 type Masker struct {
 	w       io.Writer
 	match   *matcher

@@ -219,10 +219,10 @@ func FuzzMasker(f *testing.F) {
 	f.Add("abcdef", "defghi", []byte("x"), []byte{0, 5, 1, 6, 6, 7}, []byte{2, 0, 5})
 	f.Add("\xfb\xff\xbf", "+/+/", []byte("YWJj"), []byte{2, 3, 0, 1}, []byte{4})
 	f.Fuzz(func(t *testing.T, v1, v2 string, noise, layout, cuts []byte) {
+		// Small sizes keep each run fast: the reference is quadratic.
+		v1, v2 = v1[:min(len(v1), 80)], v2[:min(len(v2), 80)]
+		noise, layout, cuts = noise[:min(len(noise), 256)], layout[:min(len(layout), 64)], cuts[:min(len(cuts), 64)]
 		values := []string{v1, v2}
-		if len(layout) > 64 {
-			layout = layout[:64]
-		}
 		var in []byte
 		for i, b := range layout {
 			switch v := values[i%2]; b % 8 {
@@ -245,13 +245,18 @@ func FuzzMasker(f *testing.F) {
 				in = append(in, b)
 			}
 		}
-		// Cut the stream as cuts say; 0 is an empty write.
+		// Cut the stream as cuts say; 0 is an empty write (then one byte).
 		var chunks [][]byte
 		for rest, i := in, 0; len(rest) > 0; i++ {
 			n := len(rest)
 			if len(cuts) > 0 {
-				n = min(int(cuts[i%len(cuts)]), len(rest))
+				n = int(cuts[i%len(cuts)])
 			}
+			if n == 0 {
+				chunks = append(chunks, nil)
+				n = 1
+			}
+			n = min(n, len(rest))
 			chunks = append(chunks, rest[:n])
 			rest = rest[n:]
 		}
@@ -305,6 +310,28 @@ func BenchmarkMasker(b *testing.B) {
 					n := min(size, len(rest))
 					_, _ = m.Write(rest[:n])
 					rest = rest[n:]
+				}
+				_ = m.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkMaskerWorstCase masks a stream that keeps repeating the start of
+// a long periodic value: every held-back position is a candidate, so each
+// write re-compares up to the value's length per position.
+func BenchmarkMaskerWorstCase(b *testing.B) {
+	for _, n := range []int{64, 4096} {
+		b.Run(fmt.Sprintf("value=%d", n), func(b *testing.B) {
+			values := []string{strings.Repeat("a", n-1) + "b"}
+			data := bytes.Repeat([]byte("a"), 1<<20)
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				m := NewMasker(io.Discard, values)
+				for rest := data; len(rest) > 0; {
+					k := min(16<<10, len(rest))
+					_, _ = m.Write(rest[:k])
+					rest = rest[k:]
 				}
 				_ = m.Close()
 			}
