@@ -147,7 +147,7 @@ func TestSetupScriptQuoting(t *testing.T) {
 // the env SETUP and its arguments after the file name to that file.
 func TestHelperArgs(t *testing.T) {
 	if os.Getenv("ENVVAULT_HELPER") != "1" {
-		t.Skip("helper process only")
+		return // a helper process only; nothing to test in the suite
 	}
 	i := slices.Index(os.Args, "--")
 	file, args := os.Args[i+1], os.Args[i+2:]
