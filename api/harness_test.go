@@ -6,12 +6,15 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -48,6 +51,45 @@ func mustSpec(t *testing.T) (*openapi3.T, routers.Router) {
 		t.Fatal(err)
 	}
 	return doc, router
+}
+
+// seenResponses records "METHOD /path/{id} status" of every response a
+// test got on a documented operation; TestMain checks that every
+// documented response was seen.
+var seenResponses sync.Map
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 && flag.Lookup("test.run").Value.String() == "" && !testing.Short() {
+		if missing := unseenResponses(); len(missing) > 0 {
+			fmt.Fprintf(os.Stderr, "FAIL: documented responses no test reached:\n  %s\n", strings.Join(missing, "\n  "))
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// unseenResponses lists the documented responses no test got, except 500:
+// no input reaches it on a real operation (TestErrorStatuses reaches it on
+// test routes).
+func unseenResponses() []string {
+	doc, err := spec()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var missing []string
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			for status := range op.Responses.Map() {
+				key := method + " " + path + " " + status
+				if _, ok := seenResponses.Load(key); !ok && status != "500" {
+					missing = append(missing, key)
+				}
+			}
+		}
+	}
+	slices.Sort(missing)
+	return missing
 }
 
 // lockedBuffer collects log output written from server goroutines.
@@ -268,6 +310,7 @@ func (e *testEnv) send(req *http.Request) *response {
 		Request: vreq, PathParams: params, Route: route,
 		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true},
 	}
+	seenResponses.Store(route.Method+" "+route.Path+" "+fmt.Sprint(r.status), true)
 	r.specErr = openapi3filter.ValidateRequest(ctx, in)
 	if r.specErr != nil && r.status < 300 {
 		t.Errorf("%s %s %s: server answered %d to a request the OpenAPI document refuses: %v", req.Method, req.URL.Path, reqBody, r.status, r.specErr)

@@ -149,6 +149,29 @@ func TestErrorStatuses(t *testing.T) {
 		}
 	})
 
+	// Each documented 401, 413 and 415 of every operation, reached.
+	t.Run("every operation", func(t *testing.T) {
+		e.t = t
+		big := `{"name":"` + strings.Repeat("x", 2000) + `"}`
+		for path, item := range e.doc.Paths.Map() {
+			path = strings.ReplaceAll(path, "{id}", "x")
+			for method, op := range item.Operations() {
+				if op.Responses.Status(401) != nil {
+					r := e.call(method, path, "", `{}`)
+					want(t, r, 401, "")
+				}
+				if op.Responses.Status(413) != nil {
+					want(t, e.call(method, path, tok, big), 413, "")
+				}
+				if op.Responses.Status(415) != nil {
+					req := e.request(method, path, tok, `{}`)
+					req.Header.Set("Content-Type", "text/plain")
+					want(t, e.send(req), 415, "")
+				}
+			}
+		}
+	})
+
 	t.Run("404 and 405 routes", func(t *testing.T) {
 		e.t = t
 		for _, path := range []string{"/", "/nope", "/v1/secrets/sec_x/nope", "/v1/nope", "/v2/secrets", "/v1/secrets/", "/V1/SECRETS"} {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -271,4 +272,39 @@ func TestDecodeJSONRequest(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzUnmarshalStrict checks that no body panics the decoder or gets an
+// error that is not the client's (which would answer 500), and that an
+// accepted body is one encoding/json reads the same way.
+func FuzzUnmarshalStrict(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"A","value":"v","scope":"agents","profile_ids":["p"],"description":"d"}`,
+		`{"name":"p","image":"i","command":["a"],"setup_commands":[],"env":{"A":"1"}}`,
+		`{"description":null,"profile_ids":null,"command":null,"env":null}`,
+		`{"name":"X","name":"Y"}`, `{"NAME":"x"}`, `{"value":"\ud800"}`, `{} {}`, "{\"a\":\"\xff\"}", `[`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, newDst := range []func() any{secretCreate, secretPatch, profileCreate, profilePatch} {
+			dst := newDst()
+			err := unmarshalStrict(body, dst)
+			if err != nil {
+				var ae *apiError
+				var ve *vault.Error
+				if !errors.As(err, &ae) && !errors.As(err, &ve) {
+					t.Fatalf("%T: %q: unexpected error %v", dst, body, err)
+				}
+				continue
+			}
+			plain := newDst()
+			if err := json.Unmarshal(body, plain); err != nil {
+				t.Fatalf("%T: accepted %q, which encoding/json refuses: %v", dst, body, err)
+			}
+			if !reflect.DeepEqual(dst, plain) {
+				t.Fatalf("%T: %q: got %+v, encoding/json %+v", dst, body, dst, plain)
+			}
+		}
+	})
 }
