@@ -1,0 +1,257 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/vault"
+)
+
+var _ orchestrator.Store = (*DB)(nil)
+
+// taskCols are the columns scanTask reads.
+const taskCols = `id, user_id, profile_id, prompt, status, exit_code, container_id, error, env_sources,
+	worker, attempt, stop_requested, restart_requested, created_at, updated_at, started_at, finished_at`
+
+func scanTask(row pgx.Row) (*orchestrator.Task, error) {
+	var t orchestrator.Task
+	var status string
+	err := row.Scan(&t.ID, &t.UserID, &t.ProfileID, &t.Prompt, &status, &t.ExitCode, &t.ContainerID, &t.Error,
+		&t.EnvSources, &t.Worker, &t.Attempt, &t.StopRequested, &t.RestartRequested,
+		&t.CreatedAt, &t.UpdatedAt, &t.StartedAt, &t.FinishedAt)
+	if err != nil {
+		return nil, err
+	}
+	t.Status = orchestrator.Status(status)
+	if len(t.EnvSources) == 0 {
+		t.EnvSources = nil
+	}
+	t.CreatedAt, t.UpdatedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC()
+	t.StartedAt, t.FinishedAt = utcPtr(t.StartedAt), utcPtr(t.FinishedAt)
+	return &t, nil
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func (db *DB) queryTasks(ctx context.Context, sql string, args ...any) ([]*orchestrator.Task, error) {
+	rows, err := db.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, convert(err)
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*orchestrator.Task, error) { return scanTask(row) })
+	if err != nil {
+		return nil, convert(err)
+	}
+	return list, nil
+}
+
+// mutableTaskCols are the columns UpdateTask writes back, in the order of
+// the values mutableTaskValues gives.
+const mutableTaskCols = `status, exit_code, container_id, error, env_sources, worker, attempt,
+	stop_requested, restart_requested, updated_at, started_at, finished_at`
+
+func mutableTaskValues(t *orchestrator.Task) []any {
+	sources := t.EnvSources
+	if sources == nil {
+		sources = []orchestrator.EnvSource{} // the column holds an array, never JSON null
+	}
+	return []any{string(t.Status), t.ExitCode, t.ContainerID, t.Error, sources, t.Worker, t.Attempt,
+		t.StopRequested, t.RestartRequested, t.UpdatedAt, t.StartedAt, t.FinishedAt}
+}
+
+// CreateTask inserts t as given. Returns ENOTFOUND if its profile does not
+// exist or is not its user's, ECONFLICT if its id is taken.
+func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
+	// The profile check and the insert are one statement: a row is
+	// inserted only if the profile is the user's. The profile is not a
+	// foreign key, as a task outlives it. The casts type the parameters,
+	// which a SELECT list would otherwise leave as text.
+	args := append([]any{t.ID, t.UserID, t.ProfileID, t.Prompt, t.CreatedAt}, mutableTaskValues(t)...)
+	tag, err := db.pool.Exec(ctx, `INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+mutableTaskCols+`)
+		SELECT $1::text, $2::text, $3::text, $4::text, $5::timestamptz,
+			$6::text, $7::integer, $8::text, $9::text, $10::jsonb, $11::text, $12::integer,
+			$13::boolean, $14::boolean, $15::timestamptz, $16::timestamptz, $17::timestamptz
+		FROM profiles WHERE id = $3 AND user_id = $2`, args...)
+	if err != nil {
+		return fmt.Errorf("create task %s: %w", t.ID, convert(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return vault.Errorf(vault.ENOTFOUND, "profile not found")
+	}
+	return nil
+}
+
+// Task returns a task of userID. Returns ENOTFOUND if it does not exist or
+// is another user's.
+func (db *DB) Task(ctx context.Context, userID, id string) (*orchestrator.Task, error) {
+	t, err := scanTask(db.pool.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = $1 AND user_id = $2`, id, userID))
+	if err != nil {
+		return nil, fmt.Errorf("read task %s: %w", id, convertNotFound(err, "task"))
+	}
+	return t, nil
+}
+
+// Tasks returns up to f.Limit of userID's tasks, newest first (by creation
+// time, then by id, both descending), after f.After, whose Key is the
+// creation time as orchestrator.TaskCursor writes it. f.Query is ignored.
+// Returns EINVALID if f.After's Key is not such a time.
+func (db *DB) Tasks(ctx context.Context, userID string, f vault.ListFilter) ([]*orchestrator.Task, error) {
+	if f.Limit <= 0 {
+		return nil, nil
+	}
+	where, args := `user_id = $1`, []any{userID}
+	if f.After != nil {
+		us, err := strconv.ParseInt(f.After.Key, 10, 64)
+		if err != nil {
+			return nil, vault.Invalid("cursor", "is not a cursor this API returned")
+		}
+		where += ` AND (created_at, id) < ($2, $3)`
+		args = append(args, time.UnixMicro(us).UTC(), f.After.ID)
+	}
+	list, err := db.queryTasks(ctx, `SELECT `+taskCols+` FROM tasks WHERE `+where+
+		` ORDER BY created_at DESC, id DESC LIMIT `+strconv.Itoa(f.Limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	return list, nil
+}
+
+// claimTask takes the oldest queued task. SKIP LOCKED lets concurrent
+// claims, of any process, each take a different row instead of queueing on
+// the same one; a row that stopped being queued while its lock was awaited
+// is re-checked and passed over (read committed).
+const claimTask = `UPDATE tasks SET status = 'starting', worker = $1, updated_at = $2
+	WHERE status = 'queued' AND id = (
+		SELECT id FROM tasks WHERE status = 'queued' ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+	RETURNING ` + taskCols
+
+// ClaimTask moves the oldest queued task (by creation time, then id) to
+// StatusStarting, claimed by worker, with UpdatedAt the current time, and
+// returns it. Concurrent claims, from any process, never return the same
+// task. Returns ENOTFOUND when no task is queued.
+func (db *DB) ClaimTask(ctx context.Context, worker string) (*orchestrator.Task, error) {
+	t, err := scanTask(db.pool.QueryRow(ctx, claimTask, worker, time.Now().UTC().Truncate(time.Microsecond)))
+	if err != nil {
+		return nil, fmt.Errorf("claim task: %w", convertNotFound(err, "queued task"))
+	}
+	return t, nil
+}
+
+// UpdateTask reads a task under its row lock, lets fn change it, and writes
+// back every field but ID, UserID, ProfileID, Prompt and CreatedAt in the
+// same transaction, unless fn fails. It returns the task as written.
+// Returns ENOTFOUND if it does not exist, fn's error if fn fails, and an
+// error if fn changed one of the fields that are not written back.
+func (db *DB) UpdateTask(ctx context.Context, id string, fn func(*orchestrator.Task) error) (*orchestrator.Task, error) {
+	var t *orchestrator.Task
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		// FOR NO KEY UPDATE, not FOR UPDATE: it serializes updates of the
+		// task without blocking the key-share locks that inserts of its log
+		// chunks take.
+		var err error
+		t, err = scanTask(tx.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = $1 FOR NO KEY UPDATE`, id))
+		if err != nil {
+			return fmt.Errorf("read task %s: %w", id, convertNotFound(err, "task"))
+		}
+		old := *t
+		if err := fn(t); err != nil {
+			return err
+		}
+		if t.ID != old.ID || t.UserID != old.UserID || t.ProfileID != old.ProfileID || t.Prompt != old.Prompt ||
+			!t.CreatedAt.Equal(old.CreatedAt) {
+			return errors.New("update task " + id + ": id, user, profile, prompt and creation time cannot change")
+		}
+		_, err = tx.Exec(ctx, `UPDATE tasks SET (`+mutableTaskCols+`) =
+				ROW($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			WHERE id = $1`, append([]any{id}, mutableTaskValues(t)...)...)
+		if err != nil {
+			return fmt.Errorf("update task %s: %w", id, convert(err))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// ActiveTasks returns the tasks in StatusStarting or StatusRunning claimed
+// by worker, or by any worker if worker is "", oldest first.
+func (db *DB) ActiveTasks(ctx context.Context, worker string) ([]*orchestrator.Task, error) {
+	query := `SELECT ` + taskCols + ` FROM tasks WHERE status IN ('starting', 'running')`
+	var args []any
+	if worker != "" {
+		query += ` AND worker = $1`
+		args = append(args, worker)
+	}
+	list, err := db.queryTasks(ctx, query+` ORDER BY created_at, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list active tasks: %w", err)
+	}
+	return list, nil
+}
+
+// appendTaskLog takes the chunk's seq from the task's counter: the update
+// holds the task's row lock until commit, so concurrent appends get
+// distinct seqs, and become visible in the order of their seqs (a reader
+// that has seen seq n never misses n-1 later).
+const appendTaskLog = `WITH next AS (
+		UPDATE tasks SET last_log_seq = last_log_seq + 1 WHERE id = $1 RETURNING id, last_log_seq)
+	INSERT INTO task_logs (task_id, seq, data) SELECT id, last_log_seq, $2 FROM next`
+
+// AppendTaskLog stores data as the next chunk of a task's output. Seqs
+// start at 1 and grow by one per chunk; a seq is never reused, even after
+// ClearTaskLogs. Returns ENOTFOUND if the task does not exist.
+func (db *DB) AppendTaskLog(ctx context.Context, taskID string, data []byte) error {
+	if data == nil {
+		data = []byte{} // the column is NOT NULL; nil encodes as NULL
+	}
+	tag, err := db.pool.Exec(ctx, appendTaskLog, taskID, data)
+	if err != nil {
+		return fmt.Errorf("append log of task %s: %w", taskID, convert(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return vault.Errorf(vault.ENOTFOUND, "task not found")
+	}
+	return nil
+}
+
+// TaskLogs returns the chunks of a task's output after afterSeq, in order:
+// all of them after 0. A task that does not exist has none.
+func (db *DB) TaskLogs(ctx context.Context, taskID string, afterSeq int64) ([]orchestrator.LogChunk, error) {
+	rows, err := db.pool.Query(ctx, `SELECT seq, data FROM task_logs WHERE task_id = $1 AND seq > $2 ORDER BY seq`,
+		taskID, afterSeq)
+	if err != nil {
+		return nil, fmt.Errorf("read logs of task %s: %w", taskID, err)
+	}
+	chunks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (orchestrator.LogChunk, error) {
+		var c orchestrator.LogChunk
+		err := row.Scan(&c.Seq, &c.Data)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read logs of task %s: %w", taskID, err)
+	}
+	return chunks, nil
+}
+
+// ClearTaskLogs deletes a task's stored output. The seqs of the chunks
+// appended after it go on from the last one before it.
+func (db *DB) ClearTaskLogs(ctx context.Context, taskID string) error {
+	if _, err := db.pool.Exec(ctx, `DELETE FROM task_logs WHERE task_id = $1`, taskID); err != nil {
+		return fmt.Errorf("clear logs of task %s: %w", taskID, err)
+	}
+	return nil
+}

@@ -1,0 +1,348 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/vault"
+)
+
+var _ orchestrator.Store = (*DB)(nil)
+
+// taskColumns selects a task row as scanTask reads it.
+const taskColumns = `id, user_id, profile_id, prompt, status, exit_code, container_id, error, env_sources,
+	worker, attempt, stop_requested, restart_requested, created_at, updated_at, started_at, finished_at`
+
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+func scanTask(row rowScanner) (*orchestrator.Task, error) {
+	var t orchestrator.Task
+	var status, sources string
+	var exitCode, started, finished sql.NullInt64
+	var created, updated int64
+	err := row.Scan(&t.ID, &t.UserID, &t.ProfileID, &t.Prompt, &status, &exitCode, &t.ContainerID, &t.Error,
+		&sources, &t.Worker, &t.Attempt, &t.StopRequested, &t.RestartRequested, &created, &updated, &started, &finished)
+	if err != nil {
+		return nil, err
+	}
+	t.Status = orchestrator.Status(status)
+	if exitCode.Valid {
+		code := int(exitCode.Int64)
+		t.ExitCode = &code
+	}
+	if err := json.Unmarshal([]byte(sources), &t.EnvSources); err != nil {
+		return nil, fmt.Errorf("decode env sources of task %s: %w", t.ID, err)
+	}
+	if len(t.EnvSources) == 0 {
+		t.EnvSources = nil
+	}
+	t.CreatedAt, t.UpdatedAt = fromMicros(created), fromMicros(updated)
+	t.StartedAt, t.FinishedAt = fromNullMicros(started), fromNullMicros(finished)
+	return &t, nil
+}
+
+func queryTasks(ctx context.Context, q queryer, query string, args ...any) ([]*orchestrator.Task, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query tasks: %w", err)
+	}
+	defer rows.Close()
+	var out []*orchestrator.Task
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan task: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read tasks: %w", err)
+	}
+	return out, nil
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// writeTx runs fn in a transaction on the write connection, which begins
+// with BEGIN IMMEDIATE: it holds the database's write lock from its first
+// statement, so what fn reads stays true until it commits.
+func (db *DB) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	stx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer stx.Rollback()
+	if err := fn(stx); err != nil {
+		return err
+	}
+	if err := stx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}
+
+// taskValues are the columns of t that UpdateTask writes back, in the order
+// of mutableTaskColumns.
+func taskValues(t *orchestrator.Task) ([]any, error) {
+	sources, err := json.Marshal(nonNilSources(t.EnvSources))
+	if err != nil {
+		return nil, fmt.Errorf("encode env sources of task %s: %w", t.ID, err)
+	}
+	var exitCode sql.NullInt64
+	if t.ExitCode != nil {
+		exitCode = sql.NullInt64{Int64: int64(*t.ExitCode), Valid: true}
+	}
+	return []any{string(t.Status), exitCode, t.ContainerID, t.Error, string(sources), t.Worker, t.Attempt,
+		t.StopRequested, t.RestartRequested, micros(t.UpdatedAt), nullMicros(t.StartedAt), nullMicros(t.FinishedAt)}, nil
+}
+
+const mutableTaskColumns = `status, exit_code, container_id, error, env_sources, worker, attempt,
+	stop_requested, restart_requested, updated_at, started_at, finished_at`
+
+func nonNilSources(s []orchestrator.EnvSource) []orchestrator.EnvSource {
+	if s == nil {
+		return []orchestrator.EnvSource{}
+	}
+	return s
+}
+
+// CreateTask inserts t as given. Returns ENOTFOUND if its profile does not
+// exist or is not its user's, ECONFLICT if its id is taken.
+func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
+	vals, err := taskValues(t)
+	if err != nil {
+		return err
+	}
+	// The profile check and the insert are one statement: a row is
+	// inserted only if the profile is the user's. The profile is not a
+	// foreign key, as a task outlives it.
+	args := append([]any{t.ID, t.UserID, t.ProfileID, t.Prompt, micros(t.CreatedAt)}, vals...)
+	args = append(args, t.ProfileID, t.UserID)
+	return db.writeTx(ctx, func(stx *sql.Tx) error {
+		res, err := stx.ExecContext(ctx, `
+			INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+mutableTaskColumns+`)
+			SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+			FROM profiles WHERE id = ? AND user_id = ?`, args...)
+		if err != nil {
+			return convert(err, "insert task "+t.ID, conflictAs("id", "a task of this id already exists"))
+		}
+		return oneRow(res, "profile")
+	})
+}
+
+// Task returns a task of userID. Returns ENOTFOUND if it does not exist or
+// is another user's.
+func (db *DB) Task(ctx context.Context, userID, id string) (*orchestrator.Task, error) {
+	t, err := scanTask(db.read.QueryRowContext(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = ? AND user_id = ?`, id, userID))
+	if err != nil {
+		return nil, convert(err, "read task "+id, noRowsAs(notFound("task")))
+	}
+	return t, nil
+}
+
+// Tasks returns up to f.Limit of userID's tasks, newest first (by creation
+// time, then by id, both descending), after f.After, whose Key is the
+// creation time as orchestrator.TaskCursor writes it. f.Query is ignored.
+// Returns EINVALID if f.After's Key is not such a time.
+func (db *DB) Tasks(ctx context.Context, userID string, f vault.ListFilter) ([]*orchestrator.Task, error) {
+	if f.Limit <= 0 {
+		return nil, nil
+	}
+	where, args := `user_id = ?`, []any{userID}
+	if f.After != nil {
+		at, err := cursorMicros(f.After.Key)
+		if err != nil {
+			return nil, err
+		}
+		where += ` AND (created_at, id) < (?, ?)`
+		args = append(args, at, f.After.ID)
+	}
+	list, err := queryTasks(ctx, db.read, `SELECT `+taskColumns+` FROM tasks WHERE `+where+
+		` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, f.Limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	return list, nil
+}
+
+// cursorMicros reads the creation time of a task list cursor, in unix
+// microseconds. Returns EINVALID if it is not one.
+func cursorMicros(key string) (int64, error) {
+	us, err := strconv.ParseInt(key, 10, 64)
+	if err != nil {
+		return 0, vault.Invalid("cursor", "is not a cursor this API returned")
+	}
+	return us, nil
+}
+
+// ClaimTask moves the oldest queued task (by creation time, then id) to
+// StatusStarting, claimed by worker, with UpdatedAt the current time, and
+// returns it. Claims are serialized by the database's write lock, which
+// other processes on the file take too. Returns ENOTFOUND when no task is
+// queued.
+func (db *DB) ClaimTask(ctx context.Context, worker string) (*orchestrator.Task, error) {
+	now := micros(time.Now())
+	var t *orchestrator.Task
+	err := db.writeTx(ctx, func(stx *sql.Tx) error {
+		var err error
+		t, err = scanTask(stx.QueryRowContext(ctx, `
+			UPDATE tasks SET status = 'starting', worker = ?, updated_at = ?
+			WHERE id = (SELECT id FROM tasks WHERE status = 'queued' ORDER BY created_at, id LIMIT 1)
+			RETURNING `+taskColumns, worker, now))
+		if err != nil {
+			return convert(err, "claim task", noRowsAs(notFound("queued task")))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// UpdateTask reads a task in a write transaction (which holds the
+// database's write lock, the row lock of SQLite), lets fn change it, and
+// writes back every field but ID, UserID, ProfileID, Prompt and CreatedAt,
+// unless fn fails. It returns the task as written. Returns ENOTFOUND if it
+// does not exist, fn's error if fn fails, and an error if fn changed one of
+// the fields that are not written back.
+func (db *DB) UpdateTask(ctx context.Context, id string, fn func(*orchestrator.Task) error) (*orchestrator.Task, error) {
+	var t *orchestrator.Task
+	err := db.writeTx(ctx, func(stx *sql.Tx) error {
+		var err error
+		t, err = scanTask(stx.QueryRowContext(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = ?`, id))
+		if err != nil {
+			return convert(err, "read task "+id, noRowsAs(notFound("task")))
+		}
+		old := *t
+		if err := fn(t); err != nil {
+			return err
+		}
+		if err := checkImmutable(&old, t); err != nil {
+			return err
+		}
+		vals, err := taskValues(t)
+		if err != nil {
+			return err
+		}
+		_, err = stx.ExecContext(ctx, `
+			UPDATE tasks SET status = ?, exit_code = ?, container_id = ?, error = ?, env_sources = ?, worker = ?,
+				attempt = ?, stop_requested = ?, restart_requested = ?, updated_at = ?, started_at = ?, finished_at = ?
+			WHERE id = ?`, append(vals, id)...)
+		if err != nil {
+			return fmt.Errorf("update task %s: %w", id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// checkImmutable returns an error if fn changed a field of a task that is
+// fixed at its creation.
+func checkImmutable(old, t *orchestrator.Task) error {
+	if t.ID != old.ID || t.UserID != old.UserID || t.ProfileID != old.ProfileID || t.Prompt != old.Prompt ||
+		!t.CreatedAt.Equal(old.CreatedAt) {
+		return errors.New("update task " + old.ID + ": id, user, profile, prompt and creation time cannot change")
+	}
+	return nil
+}
+
+// ActiveTasks returns the tasks in StatusStarting or StatusRunning claimed
+// by worker, or by any worker if worker is "", oldest first.
+func (db *DB) ActiveTasks(ctx context.Context, worker string) ([]*orchestrator.Task, error) {
+	query := `SELECT ` + taskColumns + ` FROM tasks WHERE status IN ('starting', 'running')`
+	var args []any
+	if worker != "" {
+		query += ` AND worker = ?`
+		args = append(args, worker)
+	}
+	list, err := queryTasks(ctx, db.read, query+` ORDER BY created_at, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list active tasks: %w", err)
+	}
+	return list, nil
+}
+
+// AppendTaskLog stores data as the next chunk of a task's output. Seqs
+// start at 1 and grow by one per chunk; a seq is never reused, even after
+// ClearTaskLogs. Returns ENOTFOUND if the task does not exist.
+func (db *DB) AppendTaskLog(ctx context.Context, taskID string, data []byte) error {
+	if data == nil {
+		data = []byte{} // the column is NOT NULL; nil binds as NULL
+	}
+	return db.writeTx(ctx, func(stx *sql.Tx) error {
+		var seq int64
+		err := stx.QueryRowContext(ctx, `UPDATE tasks SET last_log_seq = last_log_seq + 1 WHERE id = ? RETURNING last_log_seq`,
+			taskID).Scan(&seq)
+		if err != nil {
+			return convert(err, "append log of task "+taskID, noRowsAs(notFound("task")))
+		}
+		if _, err := stx.ExecContext(ctx, `INSERT INTO task_logs (task_id, seq, data) VALUES (?, ?, ?)`,
+			taskID, seq, data); err != nil {
+			return fmt.Errorf("append log of task %s: %w", taskID, err)
+		}
+		return nil
+	})
+}
+
+// TaskLogs returns the chunks of a task's output after afterSeq, in order:
+// all of them after 0. A task that does not exist has none.
+func (db *DB) TaskLogs(ctx context.Context, taskID string, afterSeq int64) ([]orchestrator.LogChunk, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT seq, data FROM task_logs WHERE task_id = ? AND seq > ? ORDER BY seq`,
+		taskID, afterSeq)
+	if err != nil {
+		return nil, fmt.Errorf("read logs of task %s: %w", taskID, err)
+	}
+	defer rows.Close()
+	var out []orchestrator.LogChunk
+	for rows.Next() {
+		var c orchestrator.LogChunk
+		if err := rows.Scan(&c.Seq, &c.Data); err != nil {
+			return nil, fmt.Errorf("scan log of task %s: %w", taskID, err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read logs of task %s: %w", taskID, err)
+	}
+	return out, nil
+}
+
+// ClearTaskLogs deletes a task's stored output. The seqs of the chunks
+// appended after it go on from the last one before it.
+func (db *DB) ClearTaskLogs(ctx context.Context, taskID string) error {
+	return db.writeTx(ctx, func(stx *sql.Tx) error {
+		if _, err := stx.ExecContext(ctx, `DELETE FROM task_logs WHERE task_id = ?`, taskID); err != nil {
+			return fmt.Errorf("clear logs of task %s: %w", taskID, err)
+		}
+		return nil
+	})
+}
+
+func nullMicros(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: micros(*t), Valid: true}
+}
+
+func fromNullMicros(us sql.NullInt64) *time.Time {
+	if !us.Valid {
+		return nil
+	}
+	t := fromMicros(us.Int64)
+	return &t
+}
