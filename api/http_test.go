@@ -1,11 +1,14 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -94,6 +97,11 @@ func TestErrorStatuses(t *testing.T) {
 	panicked := errors.New("boom")
 	e := newTestEnv(t, envOptions{bodyLimit: 1024, setup: func(s *Server) {
 		s.echo.GET("/test/panic", func(echo.Context) error { panic(panicked) })
+		s.echo.POST("/test/panic", func(c echo.Context) error {
+			var req createSecretRequest
+			_ = decodeJSON(c, s.bodyLimit, &req)
+			panic(panicked)
+		})
 		s.echo.GET("/test/error", func(echo.Context) error { return errors.New("database password is hunter2") })
 		s.echo.GET("/test/vault-internal", func(echo.Context) error { return vault.Errorf(vault.EINTERNAL, "detail for logs only") })
 	}})
@@ -190,6 +198,19 @@ func TestErrorStatuses(t *testing.T) {
 		}
 	})
 
+	t.Run("OPTIONS", func(t *testing.T) {
+		e.t = t
+		req := e.request("OPTIONS", "/v1/secrets/x", "", "")
+		res, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != 204 || res.Header.Get("Allow") == "" {
+			t.Errorf("OPTIONS: %d, Allow %q", res.StatusCode, res.Header.Get("Allow"))
+		}
+	})
+
 	t.Run("413", func(t *testing.T) {
 		e.t = t
 		big := `{"name":"BIG","value":"` + strings.Repeat("x", 2000) + `"}`
@@ -228,14 +249,19 @@ func TestErrorStatuses(t *testing.T) {
 
 	t.Run("500", func(t *testing.T) {
 		e.t = t
-		for _, path := range []string{"/test/panic", "/test/error", "/test/vault-internal"} {
-			r := e.call("GET", path, "", "")
+		ids := map[string]bool{}
+		for _, c := range []struct{ method, path, body string }{
+			{"GET", "/test/panic", ""}, {"POST", "/test/panic", `{"name":"A","value":"PANIC-CANARY-9e1"}`},
+			{"GET", "/test/error", ""}, {"GET", "/test/vault-internal", ""},
+		} {
+			r := e.call(c.method, c.path, "", c.body)
 			if r.status != 500 {
-				t.Fatalf("%s: %s", path, r)
+				t.Fatalf("%s: %s", c.path, r)
 			}
 			if string(r.body) != `{"error":{"code":"internal","message":"internal error"}}` {
-				t.Errorf("%s: body %s", path, r.body)
+				t.Errorf("%s: body %s", c.path, r.body)
 			}
+			ids[r.header.Get("X-Request-Id")] = true
 		}
 		e.finish()
 		logs := e.logs.String()
@@ -244,14 +270,25 @@ func TestErrorStatuses(t *testing.T) {
 				t.Errorf("log lacks %q:\n%s", s, logs)
 			}
 		}
+		if strings.Contains(logs, "PANIC-CANARY") {
+			t.Error("the log holds the body of a request that panicked")
+		}
+		logged := map[string]bool{}
 		for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
 			var m map[string]any
 			if err := json.Unmarshal([]byte(line), &m); err != nil {
 				t.Fatalf("log line is not JSON: %s", line)
 			}
-			if m["level"] == "ERROR" && m["request_id"] == "" {
-				t.Errorf("error logged without request id: %s", line)
+			if m["level"] == "ERROR" {
+				id, _ := m["request_id"].(string)
+				if !ids[id] {
+					t.Errorf("error logged without the request id of a 500: %s", line)
+				}
+				logged[id] = true
 			}
+		}
+		if len(logged) != len(ids) {
+			t.Errorf("%d 500s, error lines for %d of them", len(ids), len(logged))
 		}
 	})
 }
@@ -392,6 +429,23 @@ func TestGarbageNeverFails(t *testing.T) {
 			}
 		}
 	}
+	// A body whose chunked encoding breaks off is the client's fault too.
+	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/secrets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"+
+		"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"nam\r\nzz\r\n", tok)
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 400 || !strings.Contains(string(body), "could not be read") {
+		t.Errorf("broken chunked body: %d %s", res.StatusCode, body)
+	}
+
 	// Still whole.
 	want(t, e.call("GET", "/v1/secrets/"+sid, tok, ""), 200, "")
 }

@@ -69,7 +69,7 @@ const maxReportedKey = 64
 
 // decodeJSON reads the request body of c into dst, a pointer to a struct,
 // under the rules above. Every error it returns is an *apiError or a
-// *vault.Error with code EINVALID, except an unexpected read error.
+// *vault.Error with code EINVALID.
 func decodeJSON(c echo.Context, limit int64, dst any) error {
 	req := c.Request()
 	if err := checkContentType(req.Header); err != nil {
@@ -114,7 +114,8 @@ func readBody(req *http.Request, limit int64) ([]byte, error) {
 	case errors.As(err, &maxErr):
 		return nil, errBodyTooLarge(limit)
 	case err != nil:
-		return nil, fmt.Errorf("read request body: %w", err)
+		// A broken chunked encoding or a client gone: the client's doing.
+		return nil, malformed("request body could not be read")
 	case int64(len(body)) > limit:
 		return nil, errBodyTooLarge(limit)
 	}
