@@ -71,12 +71,12 @@ type errorDetail struct {
 // a status and a body. Errors it does not know are logged with the request
 // id and answered 500 "internal error".
 func (s *Server) handleError(err error, c echo.Context) {
-	status, body := s.errorResponse(err, c)
 	if c.Response().Committed {
 		// Too late to answer; the client already has a status.
 		s.logger(c).Error("error after response was sent", slog.Any("error", err))
 		return
 	}
+	status, body := s.errorResponse(err, c)
 	if status == http.StatusUnauthorized {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="envvault"`)
 	}
