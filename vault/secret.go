@@ -132,7 +132,7 @@ func validateScope(scope Scope, ids []string) ([]string, error) {
 		slices.Sort(sorted)
 		for i, id := range sorted {
 			if i > 0 && id == sorted[i-1] {
-				return nil, Invalid("profile_ids", "must not contain %s twice", id)
+				return nil, Invalid("profile_ids", "must not contain %s twice", truncate(id, 64))
 			}
 		}
 		return sorted, nil
