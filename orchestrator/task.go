@@ -57,26 +57,34 @@ type LogChunk struct {
 // it; the conformance suite in storetest runs on both.
 type Store interface {
 	// CreateTask inserts a queued task. Returns ENOTFOUND if its profile is
-	// not its user's.
+	// not its user's, ECONFLICT if its id is taken.
 	CreateTask(ctx context.Context, t *Task) error
 	// Task returns a task of userID. Returns ENOTFOUND if it does not exist
 	// or is another user's.
 	Task(ctx context.Context, userID, id string) (*Task, error)
-	// Tasks lists userID's tasks newest first (f.Query is ignored; f.After
-	// holds the Key and ID of the last task of the previous page).
+	// Tasks lists up to f.Limit of userID's tasks newest first (f.Query is
+	// ignored; f.After holds the TaskCursor of the last task of the previous
+	// page). Returns EINVALID if f.After's Key is not a TaskCursor's.
 	Tasks(ctx context.Context, userID string, f vault.ListFilter) ([]*Task, error)
 	// ClaimTask moves the oldest queued task to StatusStarting, claimed by
-	// worker, and returns it. Concurrent claims, from any process, never
-	// return the same task. Returns ENOTFOUND when no task is queued.
+	// worker, with UpdatedAt the store's current time, and returns it.
+	// Concurrent claims, from any process, never return the same task.
+	// Returns ENOTFOUND when no task is queued.
 	ClaimTask(ctx context.Context, worker string) (*Task, error)
 	// UpdateTask reads a task under a row lock, lets fn change it, and
-	// writes it back in the same transaction, unless fn fails. Returns
-	// ENOTFOUND if it does not exist.
+	// writes it back in the same transaction, unless fn fails, and returns
+	// it as written. fn must not change ID, UserID, ProfileID, Prompt or
+	// CreatedAt (an error if it does). Returns ENOTFOUND if it does not
+	// exist, or fn's error.
 	UpdateTask(ctx context.Context, id string, fn func(*Task) error) (*Task, error)
 	// ActiveTasks returns the tasks in StatusStarting or StatusRunning
 	// claimed by worker, and, if worker is "", by any worker.
 	ActiveTasks(ctx context.Context, worker string) ([]*Task, error)
-	// AppendTaskLog stores the next chunk of a task's masked output.
+	// AppendTaskLog stores the next chunk of a task's masked output. Seqs
+	// start at 1, grow, and are never reused, even after ClearTaskLogs; a
+	// chunk becomes visible only after every chunk of a lower seq, so a
+	// reader that has seen seq n misses nothing by asking for chunks after
+	// n. Returns ENOTFOUND if the task does not exist.
 	AppendTaskLog(ctx context.Context, taskID string, data []byte) error
 	// TaskLogs returns the chunks of a task after seq, in order.
 	TaskLogs(ctx context.Context, taskID string, afterSeq int64) ([]LogChunk, error)
