@@ -829,12 +829,41 @@ func testTaskConcurrentLogAppends(t *testing.T, f *taskFixture) {
 			}
 		})
 	}
+	// A follower reads, as Orchestrator.Logs does, the chunks after the
+	// last one it has seen, while they are written: it must miss none.
+	writing := make(chan struct{})
+	followed := make(chan []orchestrator.LogChunk, 1)
+	go func() {
+		var got []orchestrator.LogChunk
+		var seq int64
+		for done := false; !done; {
+			select {
+			case <-writing:
+				done = true // one more read, after the last write
+			default:
+			}
+			chunks, err := f.tasks.TaskLogs(f.ctx, task.ID, seq)
+			if err != nil {
+				t.Errorf("follow: %v", err)
+				break
+			}
+			got = append(got, chunks...)
+			if len(chunks) > 0 {
+				seq = chunks[len(chunks)-1].Seq
+			}
+		}
+		followed <- got
+	}()
 	close(start)
 	wg.Wait()
+	close(writing)
 
 	chunks := f.mustLogs(task.ID, 0)
 	if len(chunks) != writers*each {
 		t.Fatalf("%d chunks, want %d", len(chunks), writers*each)
+	}
+	if g, w := chunkSeqs(<-followed), chunkSeqs(chunks); !slices.Equal(g, w) {
+		t.Errorf("a follower saw seqs\n%v\nwant\n%v", g, w)
 	}
 	next := make([]int, writers) // each writer's chunks come in its order
 	for i, c := range chunks {
