@@ -166,6 +166,7 @@ func formatKeyID(id uint32) string {
 type Keyring struct {
 	current *sealer
 	byID    map[uint32]*sealer
+	session *sessionKeys // derived from the current key (session.go)
 }
 
 // NewKeyring returns a keyring whose current key is current. It fails if a
@@ -191,6 +192,7 @@ func NewKeyring(current []byte, previous ...[]byte) (*Keyring, error) {
 		k.byID[id] = s
 		if i == 0 {
 			k.current = s
+			k.session = deriveSessionKeys(key)
 		}
 	}
 	return k, nil
