@@ -2,8 +2,8 @@
 // shape out, bearer-token auth, and an OpenAPI document kept true by tests.
 //
 // Each resource registers its routes from its own file (secrets.go,
-// profiles.go, health.go, openapi.go) through routes in this file; a new
-// resource adds a file and one line there.
+// profiles.go, tasks.go, health.go, openapi.go) through routes in this
+// file; a new resource adds a file and one line there.
 package api
 
 import (
@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -25,12 +26,16 @@ type Config struct {
 	Service   *vault.Service
 	Logger    *slog.Logger // slog.Default() if nil
 	BodyLimit int64        // bytes; DefaultBodyLimit if 0 or less
+	// Orchestrator serves the task routes; if nil they answer 503
+	// unavailable (the routes stay registered and documented).
+	Orchestrator *orchestrator.Orchestrator
 }
 
 // Server serves the API. It sets no timeouts: the http.Server that carries
 // Handler does.
 type Server struct {
 	svc       *vault.Service
+	orch      *orchestrator.Orchestrator
 	log       *slog.Logger
 	bodyLimit int64
 	echo      *echo.Echo
@@ -40,7 +45,7 @@ type Server struct {
 
 // NewServer returns a Server with every route registered.
 func NewServer(c Config) *Server {
-	s := &Server{svc: c.Service, log: c.Logger, bodyLimit: c.BodyLimit}
+	s := &Server{svc: c.Service, orch: c.Orchestrator, log: c.Logger, bodyLimit: c.BodyLimit}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -69,6 +74,7 @@ func (s *Server) routes() {
 	s.v1 = authed{group: s.echo.Group("/v1"), auth: s.authenticate}
 	s.secretRoutes(s.v1)
 	s.profileRoutes(s.v1)
+	s.taskRoutes(s.v1)
 }
 
 // authed registers routes on a group, each behind the auth middleware.

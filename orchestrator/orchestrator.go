@@ -88,7 +88,12 @@ func (o *Orchestrator) notify() {
 	o.mu.Unlock()
 }
 
-func (o *Orchestrator) changes() <-chan struct{} {
+// Changes returns a channel that is closed at the next change this
+// process makes to any task or its logs (a claim, a start, a log chunk, an
+// end). It is a wake-up, not a message: a waiter takes the channel, reads
+// the store, and waits on the channel only if what it read does not yet
+// satisfy it. Changes made by other processes are not signalled.
+func (o *Orchestrator) Changes() <-chan struct{} {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.changed
@@ -114,6 +119,7 @@ func (o *Orchestrator) CreateTask(ctx context.Context, userID, profileID, prompt
 		}
 		return nil, fmt.Errorf("create task: %w", err)
 	}
+	o.notify()
 	o.kick()
 	return t, nil
 }
@@ -233,6 +239,7 @@ func (o *Orchestrator) StopTask(ctx context.Context, userID, id string) (*TaskVi
 	if err != nil {
 		return nil, fmt.Errorf("stop task %s: %w", id, err)
 	}
+	o.notify()
 	o.signal(id)
 	return o.view(ctx, t)
 }
@@ -259,6 +266,7 @@ func (o *Orchestrator) RestartTask(ctx context.Context, userID, id string) (*Tas
 	if err != nil {
 		return nil, fmt.Errorf("restart task %s: %w", id, err)
 	}
+	o.notify()
 	o.signal(id)
 	o.kick()
 	return o.view(ctx, t)
@@ -295,7 +303,7 @@ func (o *Orchestrator) Logs(ctx context.Context, userID, id string, follow bool,
 	}
 	var seq int64
 	for {
-		changed := o.changes()
+		changed := o.Changes()
 		chunks, err := o.store.TaskLogs(ctx, id, seq)
 		if err != nil {
 			return fmt.Errorf("read logs of task %s: %w", id, err)

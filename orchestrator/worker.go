@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/envvault/envvault/runner"
@@ -64,7 +65,12 @@ func (o *Orchestrator) goRun(ctx context.Context, t *Task, attach *runner.Contai
 		defer o.wg.Done()
 		defer func() {
 			o.mu.Lock()
-			delete(o.running, t.ID)
+			// A restart may have queued and claimed the task again while
+			// this run was removing its old container: the entry is then
+			// the new run's.
+			if o.running[t.ID] == c {
+				delete(o.running, t.ID)
+			}
 			o.mu.Unlock()
 		}()
 		o.runTask(ctx, t, attach, c)
@@ -102,9 +108,19 @@ func (o *Orchestrator) runTask(ctx context.Context, t *Task, attach *runner.Cont
 	var masked []string
 	if attach != nil {
 		containerID = attach.ID
-		values, err := o.maskValues(ctx, t)
+		values, err := o.maskValues(ctx, t, attach.ID)
 		if err != nil {
-			o.fail(t.ID, "", fmt.Sprintf("reattach after restart: %v", vault.ErrorMessage(err)), log)
+			reason := "reattach after restart: internal error"
+			var re *runner.Error
+			switch {
+			case errors.Is(err, runner.ErrContainerNotFound):
+				reason = "its container was gone when envvault restarted"
+			case errors.As(err, &re):
+				reason = "reattach after restart: " + re.Error()
+			default:
+				log.Error("reattach", "err", err)
+			}
+			o.fail(t.ID, "", reason, log)
 			o.remove(attach.ID, log)
 			return
 		}
@@ -151,7 +167,12 @@ wait:
 				}()
 			}
 		case <-ctx.Done():
-			return // shutting down: the container keeps running
+			// Shutting down: the container keeps running. The log reader
+			// ends with ctx; wait for its last write, so that nothing of
+			// this run reaches the store after Run has returned (the next
+			// Run clears the logs and reads them again from the start).
+			<-logsDone
+			return
 		}
 	}
 	if err := <-logsDone; err != nil && ctx.Err() == nil {
@@ -227,14 +248,36 @@ func maskable(secrets, baseline map[string]string) []string {
 	return append(values, slices.Collect(maps.Values(baseline))...)
 }
 
-// maskValues rebuilds, after a restart of envvault, the values a running
-// container was given, from the sources recorded at its start.
-func (o *Orchestrator) maskValues(ctx context.Context, t *Task) ([]string, error) {
-	secrets, _, err := o.vault.DecryptForProfile(ctx, t.UserID, t.ProfileID)
-	if err != nil && vault.ErrorCode(err) != vault.ENOTFOUND {
+// maskValues rebuilds, after a restart of envvault, the values to mask in
+// the logs of a container started before it: the values the container was
+// given (its env as the engine recorded it) of every name not recorded as
+// coming from the profile or the task — all of them if the start was never
+// recorded —, and the profile's current secret and baseline values. The
+// vault keeps only a secret's current value, so a secret rotated since the
+// container started is found in the container's env, not in the vault.
+func (o *Orchestrator) maskValues(ctx context.Context, t *Task, containerID string) ([]string, error) {
+	env, err := o.runner.Env(ctx, containerID)
+	if err != nil {
 		return nil, err
 	}
-	return maskable(secrets, o.baseline.Env), nil
+	plain := map[string]bool{}
+	for _, s := range t.EnvSources {
+		if s.Source == SourceProfile || s.Source == SourceTask {
+			plain[s.Name] = true
+		}
+	}
+	var values []string
+	for _, kv := range env {
+		name, value, _ := strings.Cut(kv, "=")
+		if !plain[name] {
+			values = append(values, value)
+		}
+	}
+	secrets, _, err := o.vault.DecryptForProfile(ctx, t.UserID, t.ProfileID)
+	if err != nil && vault.ErrorCode(err) != vault.ENOTFOUND && !errors.Is(err, vault.ErrDecrypt) {
+		return nil, err
+	}
+	return append(values, maskable(secrets, o.baseline.Env)...), nil
 }
 
 // storeLogs copies the container's output, masked, into the store until
@@ -323,8 +366,8 @@ func (o *Orchestrator) remove(containerID string, log interface{ Error(string, .
 
 // recover reconciles this worker's tasks with the containers on its
 // engine: a running container is attached again, an exited one finished,
-// a vanished one failed, and a task that never got a container is queued
-// again. Nothing is started twice: a container exists for an attempt only
+// a vanished one failed, and a task whose container was never started
+// (none, or one created but not started) is queued again. Nothing is started twice: a container exists for an attempt only
 // if its start was recorded or its name says so.
 func (o *Orchestrator) recover(ctx context.Context) error {
 	active, err := o.store.ActiveTasks(ctx, o.worker)
@@ -346,30 +389,41 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 		log := o.log.With("task", t.ID)
 		c, found := byName[fmt.Sprintf("envvault-%s-%d", t.ID, t.Attempt)]
 		switch {
-		case found && c.Running:
+		case !found && t.Status == StatusStarting, found && c.State == "created":
+			// No container, or one created but never started: this
+			// attempt never ran. Queue it again; its name is free once
+			// the container is removed.
+			if found {
+				if err := o.runner.Remove(ctx, c.ID); err != nil {
+					return err
+				}
+			}
+			_, err := o.store.UpdateTask(ctx, t.ID, func(cur *Task) error {
+				cur.Status, cur.Worker, cur.ContainerID, cur.UpdatedAt = StatusQueued, "", "", o.timestamp()
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			log.Info("queue again a task that never started")
+		case found:
 			if t.Status == StatusStarting {
 				// Started but not recorded: record it, then attach.
+				now := o.timestamp()
 				_, err := o.store.UpdateTask(ctx, t.ID, func(cur *Task) error {
-					cur.Status, cur.ContainerID = StatusRunning, c.ID
+					cur.Status, cur.ContainerID, cur.StartedAt, cur.UpdatedAt = StatusRunning, c.ID, &now, now
 					return nil
 				})
 				if err != nil {
 					return err
 				}
 			}
-			log.Info("reattach running task", "container", c.ID)
-			o.goRun(ctx, t, &c)
-		case found:
-			log.Info("collect task that exited while envvault was down", "container", c.ID)
-			o.goRun(ctx, t, &c)
-		case t.Status == StatusStarting:
-			_, err := o.store.UpdateTask(ctx, t.ID, func(cur *Task) error {
-				cur.Status, cur.Worker = StatusQueued, ""
-				return nil
-			})
-			if err != nil {
-				return err
+			if c.Running {
+				log.Info("reattach running task", "container", c.ID)
+			} else {
+				log.Info("collect task that exited while envvault was down", "container", c.ID)
 			}
+			o.goRun(ctx, t, &c)
 		default:
 			o.fail(t.ID, "", "its container was gone when envvault restarted", log)
 		}

@@ -1,0 +1,820 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/envvault/envvault/internal/testenv"
+	"github.com/envvault/envvault/internal/testimage"
+	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/runner"
+	"github.com/envvault/envvault/sqlite"
+	"github.com/envvault/envvault/vault"
+)
+
+// awaitTimeout bounds every wait for a task or a container: generous, as
+// the engine is shared with other test processes.
+const awaitTimeout = 2 * time.Minute
+
+// taskEnvOptions configure newTaskEnv.
+type taskEnvOptions struct {
+	baseline orchestrator.Baseline
+	// docker runs a worker on the real Docker Engine (the test skips, or
+	// fails in CI, without one); otherwise the orchestrator has no runner
+	// and tasks stay queued.
+	docker bool
+}
+
+// taskEnv is a testEnv whose server has an orchestrator, over the same
+// SQLite store, with a worker on the real Docker Engine if asked for. The
+// orchestrator logs to the server's log, so canary checks read both.
+type taskEnv struct {
+	*testEnv
+	orch *orchestrator.Orchestrator
+	// With docker only:
+	cli                  client.APIClient
+	runner               *runner.Runner
+	envImage, shellImage string
+
+	mu    sync.Mutex
+	users []string // whose containers the cleanup removes
+}
+
+func newTaskEnv(t *testing.T, o taskEnvOptions) *taskEnv {
+	t.Helper()
+	e := &taskEnv{}
+	if o.docker {
+		e.cli = testenv.RequireDocker(t)
+		e.envImage, e.shellImage = testimage.Build(t, e.cli)
+		e.runner = runner.New(e.cli, runner.Options{StopTimeout: 5 * time.Second})
+	}
+	ctx := context.Background()
+	dbPath := filepath.Join(t.TempDir(), "v.db")
+	db, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keys, err := vault.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := vault.NewService(db, keys, vault.Options{Names: vault.NamePolicy{Locked: o.baseline.Locked}})
+	if err := svc.CheckKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.orch = orchestrator.New(orchestrator.Config{
+		Vault: svc, Store: db, Runner: e.runner, Baseline: o.baseline, Logger: logger,
+		// Unique per test, so that no worker recovers another test's tasks.
+		Worker: "api-test-" + vault.NewID(""),
+	})
+	s := NewServer(Config{Service: svc, Logger: logger, Orchestrator: e.orch})
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	doc, router := mustSpec(t)
+	e.testEnv = &testEnv{t: t, srv: srv, server: s, svc: svc, store: db, dbPath: dbPath, logs: logs, doc: doc, router: router}
+	if o.docker {
+		// Cleanups run last first: the worker stops (its containers keep
+		// running), then every container of this test's users goes.
+		t.Cleanup(e.removeContainers)
+		runCtx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.orch.Run(runCtx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("worker: %v", err)
+			}
+		})
+	}
+	return e
+}
+
+// newUser creates a user whose containers the cleanup removes.
+func (e *taskEnv) newUser(name string) (string, string) {
+	e.t.Helper()
+	id, tok := e.testEnv.newUser(name)
+	e.mu.Lock()
+	e.users = append(e.users, id)
+	e.mu.Unlock()
+	return id, tok
+}
+
+func (e *taskEnv) removeContainers() {
+	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
+	defer cancel()
+	e.mu.Lock()
+	users := slices.Clone(e.users)
+	e.mu.Unlock()
+	for _, uid := range users {
+		list, err := e.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", runner.LabelUser+"="+uid))})
+		if err != nil {
+			e.t.Errorf("list containers of %s: %v", uid, err)
+			continue
+		}
+		for _, c := range list {
+			if err := e.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+				e.t.Errorf("remove container %s: %v", c.ID, err)
+			}
+		}
+	}
+}
+
+// apiTask is the Task schema of the OpenAPI document.
+type apiTask struct {
+	ID               string           `json:"id"`
+	ProfileID        string           `json:"profile_id"`
+	Prompt           string           `json:"prompt"`
+	Status           string           `json:"status"`
+	ExitCode         *int             `json:"exit_code"`
+	ContainerID      *string          `json:"container_id"`
+	Attempt          int              `json:"attempt"`
+	Error            *string          `json:"error"`
+	StopRequested    bool             `json:"stop_requested"`
+	RestartRequested bool             `json:"restart_requested"`
+	EnvSources       []map[string]any `json:"env_sources"`
+	Stale            *struct {
+		Names []string `json:"names"`
+	} `json:"stale"`
+	CreatedAt  string  `json:"created_at"`
+	UpdatedAt  string  `json:"updated_at"`
+	StartedAt  *string `json:"started_at"`
+	FinishedAt *string `json:"finished_at"`
+}
+
+func (a apiTask) String() string {
+	b, _ := json.Marshal(a)
+	return string(b)
+}
+
+func (a apiTask) container() string {
+	if a.ContainerID == nil {
+		return ""
+	}
+	return *a.ContainerID
+}
+
+func (a apiTask) staleNames() []string {
+	if a.Stale == nil {
+		return nil
+	}
+	return a.Stale.Names
+}
+
+func decodeTask(t *testing.T, r *response) apiTask {
+	t.Helper()
+	var task apiTask
+	if err := json.Unmarshal(r.body, &task); err != nil {
+		t.Fatalf("not a task: %v: %s", err, r.body)
+	}
+	return task
+}
+
+// mustJSON marshals v for a request body.
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// mustProfile creates a profile of image running command.
+func (e *taskEnv) mustProfile(tok, name, image string, command []string, env map[string]string) string {
+	e.t.Helper()
+	body := map[string]any{"name": name, "image": image}
+	if command != nil {
+		body["command"] = command
+	}
+	if env != nil {
+		body["env"] = env
+	}
+	return e.mustCreate("/v1/profiles", tok, mustJSON(e.t, body))
+}
+
+// mustSecret creates a secret; with profile ids, of scope agents.
+func (e *taskEnv) mustSecret(tok, name, value string, profileIDs ...string) string {
+	e.t.Helper()
+	body := map[string]any{"name": name, "value": value}
+	if len(profileIDs) > 0 {
+		body["scope"], body["profile_ids"] = "agents", profileIDs
+	}
+	return e.mustCreate("/v1/secrets", tok, mustJSON(e.t, body))
+}
+
+// startTask posts a task and returns it as the 202 showed it.
+func (e *taskEnv) startTask(tok, profileID, prompt string) apiTask {
+	e.t.Helper()
+	r := e.call("POST", "/v1/tasks", tok, mustJSON(e.t, map[string]string{"profile_id": profileID, "prompt": prompt}))
+	want(e.t, r, http.StatusAccepted, "")
+	task := decodeTask(e.t, r)
+	if loc := r.header.Get("Location"); loc != "/v1/tasks/"+task.ID {
+		e.t.Errorf("Location %q for task %s", loc, task.ID)
+	}
+	return task
+}
+
+func (e *taskEnv) getTask(tok, id string) apiTask {
+	e.t.Helper()
+	r := e.call("GET", "/v1/tasks/"+id, tok, "")
+	want(e.t, r, http.StatusOK, "")
+	return decodeTask(e.t, r)
+}
+
+// taskLogs GETs a task's logs without follow.
+func (e *taskEnv) taskLogs(tok, id string) string {
+	e.t.Helper()
+	r := e.call("GET", "/v1/tasks/"+id+"/logs", tok, "")
+	want(e.t, r, http.StatusOK, "")
+	if ct := r.header.Get("Content-Type"); ct != "text/plain; charset=UTF-8" {
+		e.t.Errorf("logs Content-Type %q", ct)
+	}
+	return string(r.body)
+}
+
+// awaitTask waits until GET shows the task in a state ok accepts, and
+// returns it. It reads the task again at every change the orchestrator
+// signals (all tasks run in this process), never on a timer.
+func (e *taskEnv) awaitTask(tok, id, what string, ok func(apiTask) bool) apiTask {
+	e.t.Helper()
+	deadline := time.NewTimer(awaitTimeout)
+	defer deadline.Stop()
+	for {
+		changed := e.orch.Changes()
+		task := e.getTask(tok, id)
+		if ok(task) {
+			return task
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			e.t.Fatalf("task %s: not %s after %v: %s", id, what, awaitTimeout, task)
+		}
+	}
+}
+
+func (e *taskEnv) awaitStatus(tok, id string, status string) apiTask {
+	e.t.Helper()
+	return e.awaitTask(tok, id, status, func(a apiTask) bool { return a.Status == status })
+}
+
+// followLogs streams the task's logs (follow=true) until the text so far
+// satisfies enough, or the stream ends; ended says which.
+func (e *taskEnv) followLogs(tok, id string, enough func(string) bool) (text string, ended bool) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
+	defer cancel()
+	req := e.request("GET", "/v1/tasks/"+id+"/logs?follow=true", tok, "").WithContext(ctx)
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatalf("follow logs of %s: %v", id, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/plain; charset=UTF-8" {
+		body, _ := io.ReadAll(res.Body)
+		e.t.Fatalf("follow logs of %s: %d %s %s", id, res.StatusCode, res.Header.Get("Content-Type"), body)
+	}
+	var b strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		if enough != nil && enough(b.String()) {
+			return b.String(), false
+		}
+		n, err := res.Body.Read(buf)
+		b.Write(buf[:n])
+		if errors.Is(err, io.EOF) {
+			return b.String(), true
+		}
+		if err != nil {
+			e.t.Fatalf("follow logs of %s: %v after %q", id, err, b.String())
+		}
+	}
+}
+
+// rawLogs reads a container's output straight from the engine, unmasked:
+// what the program inside printed.
+func (e *taskEnv) rawLogs(id string) string {
+	e.t.Helper()
+	rc, err := e.cli.ContainerLogs(context.Background(), id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		e.t.Fatalf("raw logs of %s: %v", id, err)
+	}
+	defer rc.Close()
+	var out bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &out, rc); err != nil {
+		e.t.Fatalf("raw logs of %s: %v", id, err)
+	}
+	return out.String()
+}
+
+// containerEnv is `docker inspect`'s Config.Env of a container.
+func (e *taskEnv) containerEnv(id string) map[string]string {
+	e.t.Helper()
+	env, err := e.runner.Env(context.Background(), id)
+	if err != nil {
+		e.t.Fatalf("env of container %s: %v", id, err)
+	}
+	return envMap(e.t, env)
+}
+
+func (e *taskEnv) running(id string) bool {
+	e.t.Helper()
+	c, err := e.runner.Inspect(context.Background(), id)
+	if err != nil {
+		e.t.Fatalf("inspect container %s: %v", id, err)
+	}
+	return c.Running
+}
+
+// awaitRemoved waits until the container is gone.
+func (e *taskEnv) awaitRemoved(id string) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
+	defer cancel()
+	resC, errC := e.cli.ContainerWait(ctx, id, container.WaitConditionRemoved)
+	select {
+	case <-resC:
+	case err := <-errC:
+		if !cerrdefs.IsNotFound(err) {
+			e.t.Fatalf("container %s not removed: %v", id, err)
+		}
+	}
+}
+
+// envMap reads NAME=value lines.
+func envMap(t *testing.T, lines []string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for _, l := range lines {
+		name, value, ok := strings.Cut(l, "=")
+		if !ok {
+			t.Fatalf("env line %q has no '='", l)
+		}
+		m[name] = value
+	}
+	return m
+}
+
+// printedEnv reads the env envprobe printed, up to the line stop.
+func printedEnv(t *testing.T, out, stop string) map[string]string {
+	t.Helper()
+	before, _, ok := strings.Cut(out, stop+"\n")
+	if !ok {
+		t.Fatalf("output lacks %q: %q", stop, out)
+	}
+	return envMap(t, strings.Split(strings.TrimSuffix(before, "\n"), "\n"))
+}
+
+// imageEnv is the env an image sets itself (Docker's default PATH).
+func (e *taskEnv) imageEnv(image string) map[string]string {
+	e.t.Helper()
+	inspect, err := e.cli.ImageInspect(context.Background(), image)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if inspect.Config == nil {
+		return map[string]string{}
+	}
+	return envMap(e.t, inspect.Config.Env)
+}
+
+// mask replaces every value in s with runner.Mask, longest value first.
+func mask(s string, values ...string) string {
+	values = slices.Clone(values)
+	slices.SortFunc(values, func(a, b string) int { return len(b) - len(a) })
+	for _, v := range values {
+		if len(v) >= runner.MinMaskLen {
+			s = strings.ReplaceAll(s, v, runner.Mask)
+		}
+	}
+	return s
+}
+
+// assertNoLeak fails if any value is in a response, a log line or a
+// database file. Call it after e.finish().
+func (e *taskEnv) assertNoLeak(values ...string) {
+	t := e.t
+	t.Helper()
+	e.testEnv.mu.Lock()
+	transcript := e.transcript.String()
+	e.testEnv.mu.Unlock()
+	logs := e.logs.String()
+	files := map[string]string{}
+	matches, _ := filepath.Glob(e.dbPath + "*")
+	for _, f := range matches {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f] = string(b)
+	}
+	for _, v := range values {
+		for _, form := range []string{v, base64.StdEncoding.EncodeToString([]byte(v)), base64.RawURLEncoding.EncodeToString([]byte(v))} {
+			if i := strings.Index(transcript, form); i >= 0 {
+				t.Errorf("a response holds a value: …%s…", transcript[max(0, i-300):min(len(transcript), i+100)])
+			}
+			if strings.Contains(logs, form) {
+				t.Errorf("the server log holds a value")
+			}
+			for f, b := range files {
+				if strings.Contains(b, form) {
+					t.Errorf("database file %s holds a value", f)
+				}
+			}
+		}
+	}
+}
+
+// TestTasksWithoutOrchestrator: a server started without tasks answers 503
+// on every task route, after auth and the body checks.
+func TestTasksWithoutOrchestrator(t *testing.T) {
+	e := newTestEnv(t)
+	_, tok := e.newUser("alice")
+	pid := e.mustCreate("/v1/profiles", tok, `{"name":"p","image":"img"}`)
+	r := e.call("POST", "/v1/tasks", tok, `{"profile_id":"`+pid+`"}`)
+	want(t, r, http.StatusServiceUnavailable, "")
+	if _, _, msg := r.errorOf(t); msg != "tasks are not enabled on this server" {
+		t.Errorf("message %q", msg)
+	}
+	want(t, e.call("POST", "/v1/tasks", tok, `{"profile_id":`), 400, "")
+	want(t, e.call("POST", "/v1/tasks", tok, `{"profile":"x"}`), 422, "profile")
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/v1/tasks"}, {"GET", "/v1/tasks/tsk_x"}, {"GET", "/v1/tasks/tsk_x/logs"}, {"GET", "/v1/tasks/tsk_x/logs?follow=true"},
+		{"POST", "/v1/tasks/tsk_x/stop"}, {"POST", "/v1/tasks/tsk_x/restart"},
+	} {
+		want(t, e.call(c.method, c.path, tok, ""), http.StatusServiceUnavailable, "")
+		want(t, e.call(c.method, c.path, "", ""), http.StatusUnauthorized, "")
+	}
+	// The vault routes do not care.
+	want(t, e.call("GET", "/v1/profiles/"+pid, tok, ""), 200, "")
+}
+
+// TestTaskLifecycleQueued drives every task route on a server whose
+// orchestrator has no runner: tasks stay queued until stopped, and a
+// restart queues them again.
+func TestTaskLifecycleQueued(t *testing.T) {
+	e := newTaskEnv(t, taskEnvOptions{})
+	_, tok := e.newUser("alice")
+	pid := e.mustCreate("/v1/profiles", tok, `{"name":"p","image":"img"}`)
+
+	task := e.startTask(tok, pid, "fix the bug")
+	if !strings.HasPrefix(task.ID, "tsk_") || task.Status != "queued" || task.ProfileID != pid || task.Prompt != "fix the bug" ||
+		task.Attempt != 1 || task.ExitCode != nil || task.ContainerID != nil || task.Error != nil || task.Stale != nil ||
+		task.StartedAt != nil || task.FinishedAt != nil || len(task.EnvSources) != 0 || task.StopRequested || task.RestartRequested {
+		t.Errorf("created: %s", task)
+	}
+	r := e.call("POST", "/v1/tasks", tok, `{"profile_id":"`+pid+`"}`)
+	want(t, r, http.StatusAccepted, "")
+	if p := decodeTask(t, r).Prompt; p != "" {
+		t.Errorf("prompt defaults to %q", p)
+	}
+	if got := e.getTask(tok, task.ID); got.String() != task.String() {
+		t.Errorf("GET %s\nPOST %s", got, task)
+	}
+	if s := e.taskLogs(tok, task.ID); s != "" {
+		t.Errorf("logs of a queued task: %q", s)
+	}
+
+	r = e.call("POST", "/v1/tasks/"+task.ID+"/stop", tok, "")
+	want(t, r, http.StatusAccepted, "")
+	stopped := decodeTask(t, r)
+	if stopped.Status != "stopped" || stopped.FinishedAt == nil || stopped.ExitCode != nil || stopped.Error != nil {
+		t.Errorf("stopped: %s", stopped)
+	}
+	// Stopping again changes nothing; a finished task's logs end at once.
+	r = e.call("POST", "/v1/tasks/"+task.ID+"/stop", tok, `{"ignored":true}`)
+	want(t, r, http.StatusAccepted, "")
+	if again := decodeTask(t, r); again.Status != "stopped" || *again.FinishedAt != *stopped.FinishedAt {
+		t.Errorf("stopped twice: %s", again)
+	}
+	if text, ended := e.followLogs(tok, task.ID, nil); !ended || text != "" {
+		t.Errorf("follow of a stopped task: %q, ended %v", text, ended)
+	}
+
+	r = e.call("POST", "/v1/tasks/"+task.ID+"/restart", tok, "")
+	want(t, r, http.StatusAccepted, "")
+	restarted := decodeTask(t, r)
+	if restarted.Status != "queued" || restarted.Attempt != 2 || restarted.FinishedAt != nil || restarted.StopRequested {
+		t.Errorf("restarted: %s", restarted)
+	}
+	r = e.call("POST", "/v1/tasks/"+task.ID+"/restart", tok, "")
+	want(t, r, http.StatusAccepted, "")
+	if again := decodeTask(t, r); again.Attempt != 2 || again.Status != "queued" {
+		t.Errorf("restart of a queued task: %s", again)
+	}
+
+	t.Run("logs follow streams each chunk", func(t *testing.T) {
+		e.t = t
+		// Chunks written to the store as a worker would; the stream
+		// shows the first before the task ends, and ends with it.
+		if err := e.store.AppendTaskLog(context.Background(), task.ID, []byte("first chunk\n")); err != nil {
+			t.Fatal(err)
+		}
+		text, ended := e.followLogs(tok, task.ID, func(s string) bool { return s == "first chunk\n" })
+		if ended || text != "first chunk\n" {
+			t.Fatalf("follow: %q, ended %v", text, ended)
+		}
+		done := make(chan string, 1)
+		go func() {
+			text, _ := e.followLogs(tok, task.ID, nil)
+			done <- text
+		}()
+		if err := e.store.AppendTaskLog(context.Background(), task.ID, []byte("second chunk\n")); err != nil {
+			t.Error(err)
+		}
+		want(t, e.call("POST", "/v1/tasks/"+task.ID+"/stop", tok, ""), http.StatusAccepted, "")
+		if got := <-done; got != "first chunk\nsecond chunk\n" {
+			t.Errorf("follow until stopped: %q", got)
+		}
+		if got := e.taskLogs(tok, task.ID); got != "first chunk\nsecond chunk\n" {
+			t.Errorf("logs: %q", got)
+		}
+		for _, q := range []string{"follow=maybe", "follow=", "follow=true&follow=false"} {
+			want(t, e.call("GET", "/v1/tasks/"+task.ID+"/logs?"+q, tok, ""), 422, "follow")
+		}
+		for _, q := range []string{"follow=false", "follow=1", "follow=TRUE"} {
+			want(t, e.call("GET", "/v1/tasks/"+task.ID+"/logs?"+q, tok, ""), 200, "")
+		}
+	})
+
+	t.Run("rules", func(t *testing.T) {
+		e.t = t
+		_, bobTok := e.newUser("bob")
+		bobProfile := e.mustCreate("/v1/profiles", bobTok, `{"name":"p","image":"img"}`)
+		never := vault.NewID(vault.PrefixProfile)
+		want(t, e.call("POST", "/v1/tasks", tok, `{}`), 422, "profile_id")
+		want(t, e.call("POST", "/v1/tasks", tok, `{"profile_id":""}`), 422, "profile_id")
+		a := e.call("POST", "/v1/tasks", tok, `{"profile_id":"`+bobProfile+`"}`)
+		b := e.call("POST", "/v1/tasks", tok, `{"profile_id":"`+never+`"}`)
+		want(t, a, 422, "profile_id")
+		if !bytes.Equal(a.body, b.body) {
+			t.Errorf("other user's profile: %s\nunknown profile: %s", a.body, b.body)
+		}
+		for _, body := range []string{
+			`{"profile_id":"` + pid + `","prompt":"a\u0000b"}`,
+			`{"profile_id":"` + pid + `","prompt":"` + strings.Repeat("x", orchestrator.MaxPromptLen+1) + `"}`,
+			`{"profile_id":"` + pid + `","prompt":"` + strings.Repeat("é", orchestrator.MaxPromptLen/2+1) + `"}`,
+		} {
+			want(t, e.call("POST", "/v1/tasks", tok, body), 422, "prompt")
+		}
+		want(t, e.call("POST", "/v1/tasks", tok, `{"profile_id":"`+pid+`","prompt":"`+strings.Repeat("x", orchestrator.MaxPromptLen)+`"}`), 202, "")
+		// Strict JSON, as every body.
+		for _, c := range []struct {
+			body   string
+			status int
+			field  string
+		}{
+			{`{"profile_id":null}`, 422, "profile_id"},
+			{`{"profile_id":"` + pid + `","prompt":null}`, 422, "prompt"},
+			{`{"profile_id":"` + pid + `","prompt":7}`, 422, "prompt"},
+			{`{"profile_id":"` + pid + `","Prompt":"x"}`, 422, "Prompt"},
+			{`{"profile_id":"` + pid + `","env":{"A":"1"}}`, 422, "env"},
+			{`{"profile_id":"` + pid + `","profile_id":"` + pid + `"}`, 400, "profile_id"},
+			{`{"profile_id":"` + pid + `"} {}`, 400, ""},
+			{`["` + pid + `"]`, 400, ""},
+		} {
+			r := e.call("POST", "/v1/tasks", tok, c.body)
+			want(t, r, c.status, c.field)
+		}
+		req := e.request("POST", "/v1/tasks", tok, `{"profile_id":"`+pid+`"}`)
+		req.Header.Set("Content-Type", "text/plain")
+		want(t, e.send(req), 415, "")
+	})
+
+	t.Run("another user's task answers as one that never existed", func(t *testing.T) {
+		e.t = t
+		_, bobTok := e.newUser("bob2")
+		bobProfile := e.mustCreate("/v1/profiles", bobTok, `{"name":"p","image":"img"}`)
+		bobTask := e.startTask(bobTok, bobProfile, "bob's")
+		never := vault.NewID(vault.PrefixTask)
+		for _, c := range []struct{ method, path string }{
+			{"GET", "/v1/tasks/%s"}, {"GET", "/v1/tasks/%s/logs"}, {"GET", "/v1/tasks/%s/logs?follow=true"},
+			{"POST", "/v1/tasks/%s/stop"}, {"POST", "/v1/tasks/%s/restart"},
+		} {
+			a := e.call(c.method, fmt.Sprintf(c.path, bobTask.ID), tok, "")
+			b := e.call(c.method, fmt.Sprintf(c.path, never), tok, "")
+			want(t, a, 404, "")
+			if !bytes.Equal(a.body, b.body) || string(a.body) != `{"error":{"code":"not_found","message":"task not found"}}` {
+				t.Errorf("%s %s: other user's task answers %s, a never-existing one %s", c.method, c.path, a, b)
+			}
+		}
+		if got := e.getTask(bobTok, bobTask.ID); got.String() != bobTask.String() {
+			t.Errorf("bob's task changed: %s", got)
+		}
+		r := e.call("GET", "/v1/tasks", tok, "")
+		if strings.Contains(string(r.body), bobTask.ID) {
+			t.Errorf("alice lists bob's task: %s", r.body)
+		}
+	})
+
+	t.Run("pagination", func(t *testing.T) {
+		e.t = t
+		_, tok := e.newUser("carol")
+		pid := e.mustCreate("/v1/profiles", tok, `{"name":"p","image":"img"}`)
+		var ids []string
+		for i := range 5 {
+			ids = append(ids, e.startTask(tok, pid, fmt.Sprint(i)).ID)
+		}
+		slices.Reverse(ids) // newest first
+		var got []string
+		path, pages := "/v1/tasks?limit=2", 0
+		for {
+			r := e.call("GET", path, tok, "")
+			want(t, r, 200, "")
+			var page struct {
+				Data       []apiTask `json:"data"`
+				NextCursor *string   `json:"next_cursor"`
+			}
+			if err := json.Unmarshal(r.body, &page); err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			for _, d := range page.Data {
+				got = append(got, d.ID)
+			}
+			if page.NextCursor == nil || pages > 5 {
+				break
+			}
+			path = "/v1/tasks?limit=2&cursor=" + *page.NextCursor
+		}
+		if !slices.Equal(got, ids) || pages != 3 {
+			t.Errorf("pages %d, ids %v, want 3 pages of %v", pages, got, ids)
+		}
+		for _, q := range []struct{ query, field string }{
+			{"limit=0", "limit"}, {"limit=201", "limit"}, {"limit=x", "limit"}, {"cursor=%00", "cursor"},
+			{"cursor=" + base64.RawURLEncoding.EncodeToString([]byte("name\x00tsk_x")), "cursor"}, {"q=fix", "q"},
+		} {
+			want(t, e.call("GET", "/v1/tasks?"+q.query, tok, ""), 422, q.field)
+		}
+	})
+}
+
+// TestTaskLockedNames: a locked name, or one that changes how programs
+// load code, cannot be a secret's; a profile may name it in its env, and
+// the baseline wins (TestTaskEnvEndToEnd checks the container's env).
+func TestTaskLockedNames(t *testing.T) {
+	e := newTaskEnv(t, taskEnvOptions{baseline: orchestrator.Baseline{
+		Env: map[string]string{"ANTHROPIC_API_KEY": "sk-ant-platform"}, Locked: []string{"ANTHROPIC_API_KEY"},
+	}})
+	_, tok := e.newUser("alice")
+	pid := e.mustCreate("/v1/profiles", tok, `{"name":"p","image":"img","env":{"ANTHROPIC_API_KEY":"mine"}}`)
+	r := e.call("POST", "/v1/secrets", tok, `{"name":"ANTHROPIC_API_KEY","value":"sk-ant-mine"}`)
+	want(t, r, 422, "name")
+	if _, _, msg := r.errorOf(t); !strings.Contains(msg, "locked") {
+		t.Errorf("message does not say why: %q", msg)
+	}
+	want(t, e.call("POST", "/v1/secrets", tok, `{"name":"ANTHROPIC_API_KEY","value":"sk-ant-mine","scope":"agents","profile_ids":["`+pid+`"]}`), 422, "name")
+	sid := e.mustSecret(tok, "MY_KEY", "sk-ant-mine")
+	want(t, e.call("PATCH", "/v1/secrets/"+sid, tok, `{"name":"ANTHROPIC_API_KEY"}`), 422, "name")
+	for _, name := range []string{"LD_PRELOAD", "NODE_OPTIONS", "BASH_ENV"} {
+		want(t, e.call("POST", "/v1/secrets", tok, `{"name":"`+name+`","value":"/tmp/x.so"}`), 422, "name")
+	}
+}
+
+// TestTaskEnvEndToEnd runs a task on a profile with all and agents
+// secrets, profile env and baseline env, and checks its env inside the
+// container (what the program printed), with docker inspect, in its
+// env_sources, and masked in its logs.
+func TestTaskEnvEndToEnd(t *testing.T) {
+	baseline := orchestrator.Baseline{
+		Env: map[string]string{
+			"ANTHROPIC_API_KEY": "sk-ant-baseline-0001", "MCP_URL": "http://mcp.internal:8080/sse",
+			"BASE_ONLY": "baseline-only-value", "LOG_LEVEL": "baseline-level", "SHARED": "baseline-shared",
+		},
+		Locked: []string{"ANTHROPIC_API_KEY", "NOBODY_SETS"},
+	}
+	e := newTaskEnv(t, taskEnvOptions{docker: true, baseline: baseline})
+	_, tok := e.newUser("alice")
+	ready := "READY-" + vault.NewID("")
+	command := []string{testimage.EnvProbe, "env", "--", "print", ready, "--", "sleep", "forever"}
+	pid := e.mustProfile(tok, "agent", e.envImage, command, map[string]string{
+		"LOG_LEVEL": "profile-level", "SHARED": "profile-shared", "PROFILE_ONLY": "profile-only-value",
+		"ANTHROPIC_API_KEY": "profile-tries-the-key", "NOBODY_SETS": "profile-tries-this", "TASK_ID": "forged", "DB_URL": "profile-db",
+	})
+	other := e.mustProfile(tok, "other", e.envImage, nil, nil)
+	dbURL := e.mustSecret(tok, "DB_URL", "postgres://all-secret@db/app")
+	e.mustSecret(tok, "SHARED", "all-shared-secret")
+	shared := e.mustSecret(tok, "SHARED", "agents-shared-secret", pid)
+	apiToken := e.mustSecret(tok, "API_TOKEN", "agents-api-token-value", pid, other)
+	e.mustSecret(tok, "OTHER_AGENT", "not-for-this-profile", other)
+	const prompt = "summarize the repository"
+
+	task := e.startTask(tok, pid, prompt)
+	text, _ := e.followLogs(tok, task.ID, func(s string) bool { return strings.Contains(s, ready+"\n") })
+	task = e.getTask(tok, task.ID)
+	if task.Status != "running" || task.container() == "" || task.StartedAt == nil || task.Stale != nil {
+		t.Fatalf("running task: %s", task)
+	}
+	wantEnv := map[string]string{
+		"ANTHROPIC_API_KEY": "sk-ant-baseline-0001", // locked: the baseline's, not the profile's
+		"MCP_URL":           "http://mcp.internal:8080/sse",
+		"BASE_ONLY":         "baseline-only-value",
+		"LOG_LEVEL":         "profile-level",                // profile over baseline
+		"PROFILE_ONLY":      "profile-only-value",           //
+		"DB_URL":            "postgres://all-secret@db/app", // all secret over profile
+		"SHARED":            "agents-shared-secret",         // agents over all over profile over baseline
+		"API_TOKEN":         "agents-api-token-value",       //
+		"TASK_ID":           task.ID,                        // the task's over the profile's
+		"TASK_PROMPT":       prompt,
+	}
+
+	// docker inspect: the merged env plus what the image sets itself.
+	inspected := e.containerEnv(task.container())
+	wantInspected := e.imageEnv(e.envImage)
+	maps.Copy(wantInspected, wantEnv)
+	if !maps.Equal(inspected, wantInspected) {
+		t.Errorf("docker inspect env:\n%v\nwant\n%v", inspected, wantInspected)
+	}
+	// Inside: the same, plus what Docker adds to every process.
+	raw := e.rawLogs(task.container())
+	printed := printedEnv(t, raw, ready)
+	for _, name := range []string{"HOSTNAME", "HOME"} {
+		if _, ok := wantInspected[name]; !ok {
+			delete(printed, name)
+		}
+	}
+	if !maps.Equal(printed, wantInspected) {
+		t.Errorf("env inside the container:\n%v\nwant\n%v", printed, wantInspected)
+	}
+	// The API's logs are the container's output with every secret and
+	// baseline value masked.
+	var values []string
+	values = append(values, slices.Collect(maps.Values(baseline.Env))...)
+	values = append(values, "postgres://all-secret@db/app", "all-shared-secret", "agents-shared-secret", "agents-api-token-value", "not-for-this-profile")
+	if masked := mask(raw, values...); text != masked || e.taskLogs(tok, task.ID) != masked {
+		t.Errorf("logs:\n%s\nwant\n%s", text, masked)
+	}
+	if !strings.Contains(text, "TASK_PROMPT="+prompt+"\n") || !strings.Contains(text, "API_TOKEN=***\n") {
+		t.Errorf("logs are not masked as expected:\n%s", text)
+	}
+
+	wantSources := []map[string]any{
+		{"name": "ANTHROPIC_API_KEY", "source": "baseline"},
+		{"name": "API_TOKEN", "source": "secret", "secret_id": apiToken, "scope": "agents", "version": 1.0},
+		{"name": "BASE_ONLY", "source": "baseline"},
+		{"name": "DB_URL", "source": "secret", "secret_id": dbURL, "scope": "all", "version": 1.0},
+		{"name": "LOG_LEVEL", "source": "profile"},
+		{"name": "MCP_URL", "source": "baseline"},
+		{"name": "PROFILE_ONLY", "source": "profile"},
+		{"name": "SHARED", "source": "secret", "secret_id": shared, "scope": "agents", "version": 1.0},
+		{"name": "TASK_ID", "source": "task"},
+		{"name": "TASK_PROMPT", "source": "task"},
+	}
+	if got, _ := json.Marshal(task.EnvSources); string(got) != string(must(json.Marshal(wantSources))) {
+		t.Errorf("env_sources:\n%s\nwant\n%s", got, must(json.Marshal(wantSources)))
+	}
+
+	r := e.call("POST", "/v1/tasks/"+task.ID+"/stop", tok, "")
+	want(t, r, http.StatusAccepted, "")
+	if s := decodeTask(t, r); !s.StopRequested || s.Status != "running" {
+		t.Errorf("stop of a running task: %s", s)
+	}
+	stopped := e.awaitStatus(tok, task.ID, "stopped")
+	if stopped.ExitCode == nil || *stopped.ExitCode != 143 || stopped.Error != nil || stopped.FinishedAt == nil {
+		t.Errorf("stopped: %s", stopped)
+	}
+	e.awaitRemoved(task.container())
+	if logs := e.taskLogs(tok, task.ID); !strings.HasSuffix(logs, "envprobe: terminated\n") {
+		t.Errorf("logs after stop: %q", logs)
+	}
+	e.finish()
+	e.assertNoLeak(values...)
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
