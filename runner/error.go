@@ -56,24 +56,30 @@ func (e *Error) Unwrap() []error {
 	return []error{e.kind, e.cause}
 }
 
-// startError turns an error of the engine, met while preparing, creating or
-// starting the container of spec, into an *Error whose message is written
-// here. The engine's text is dropped: it may quote the configuration.
-// Names taken from spec (image, command) appear only if they hold no env
-// value.
+// Steps of Start, for startError.
+const (
+	stepImage  = "inspect the image"
+	stepCreate = "create"
+	stepStart  = "start"
+)
+
+// startError turns an error of the engine, met at a step of starting the
+// container of spec, into an *Error whose message is written here. The
+// engine's text is dropped: it may quote the configuration. Names taken
+// from spec (image, command) appear only if they hold no env value.
 func startError(ctx context.Context, r *Runner, step string, spec *Spec, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return fmt.Errorf("%s container: %w", step, ctxErr)
+		return fmt.Errorf("start container: %s: %w", step, ctxErr)
 	}
 	image := quoteSafe(spec, spec.Image)
 	switch {
 	case client.IsErrConnectionFailed(err):
 		return newError(ErrUnavailable, fmt.Sprintf("Docker Engine is not reachable at %s", r.cli.DaemonHost()), nil)
-	case step != "start" && cerrdefs.IsNotFound(err):
+	case step != stepStart && cerrdefs.IsNotFound(err):
 		return newError(ErrImageNotFound, fmt.Sprintf("image %s is not on this Docker Engine; envvault never pulls images: build or pull it on the engine first", image), nil)
-	case step == "create" && cerrdefs.IsConflict(err):
+	case step == stepCreate && cerrdefs.IsConflict(err):
 		return newError(ErrConflict, fmt.Sprintf("a container named %s already exists", quoteSafe(spec, spec.Name)), nil)
-	case step == "start" && cerrdefs.IsInvalidArgument(err):
+	case step == stepStart && cerrdefs.IsInvalidArgument(err):
 		// The engine says invalid argument for a start only when the
 		// runtime could not execute the process (daemon/start.go,
 		// translateContainerdStartErr).
@@ -85,26 +91,28 @@ func startError(ctx context.Context, r *Runner, step string, spec *Spec, err err
 			what = "command " + quoteSafe(spec, spec.Command[0])
 		}
 		return newError(ErrBadCommand, fmt.Sprintf("image %s cannot run %s: no such executable file, or it cannot be executed", image, what), nil)
-	case step == "start" && cerrdefs.IsNotFound(err):
+	case step == stepStart && cerrdefs.IsNotFound(err):
 		return newError(ErrContainerNotFound, "the container was removed before it started", nil)
+	case step == stepImage:
+		return newError(ErrRefused, fmt.Sprintf("Docker Engine refused to inspect image %s (%s)", image, class(err)), nil)
 	}
 	return newError(ErrRefused, fmt.Sprintf("Docker Engine refused to %s the container for image %s (%s)", step, image, class(err)), nil)
 }
 
-// opError turns an engine error about an existing container into an
-// *Error that keeps the engine's error as its cause: these requests carry
-// no configuration for the engine to echo.
-func opError(ctx context.Context, r *Runner, op, id string, err error) error {
+// opError turns an engine error met doing what (say, "stop container
+// 3f2a…") into an *Error that keeps the engine's error as its cause:
+// these requests carry no configuration for the engine to echo.
+func opError(ctx context.Context, r *Runner, what string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return fmt.Errorf("%s container %s: %w", op, id, ctxErr)
+		return fmt.Errorf("%s: %w", what, ctxErr)
 	}
 	switch {
 	case client.IsErrConnectionFailed(err):
-		return newError(ErrUnavailable, fmt.Sprintf("%s container %s: Docker Engine is not reachable at %s", op, id, r.cli.DaemonHost()), err)
+		return newError(ErrUnavailable, fmt.Sprintf("%s: Docker Engine is not reachable at %s", what, r.cli.DaemonHost()), err)
 	case cerrdefs.IsNotFound(err):
-		return newError(ErrContainerNotFound, fmt.Sprintf("%s container %s: no such container", op, id), err)
+		return newError(ErrContainerNotFound, what+": no such container", err)
 	}
-	return newError(ErrRefused, fmt.Sprintf("%s container %s: %v", op, id, err), err)
+	return newError(ErrRefused, fmt.Sprintf("%s: %v", what, err), err)
 }
 
 // class names the kind of an engine error without its text.

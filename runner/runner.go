@@ -103,7 +103,7 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (string, error) {
 		// execs must be rebuilt from the image's own configuration.
 		inspect, err := r.cli.ImageInspect(ctx, spec.Image)
 		if err != nil {
-			return "", startError(ctx, r, "inspect the image of", &spec, err)
+			return "", startError(ctx, r, stepImage, &spec, err)
 		}
 		if inspect.Config != nil {
 			img = imageConfig{Entrypoint: inspect.Config.Entrypoint, Cmd: inspect.Config.Cmd}
@@ -112,13 +112,13 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (string, error) {
 	cfg, host := toConfig(spec, img)
 	created, err := r.cli.ContainerCreate(ctx, cfg, host, nil, nil, spec.Name)
 	if err != nil {
-		return "", startError(ctx, r, "create", &spec, err)
+		return "", startError(ctx, r, stepCreate, &spec, err)
 	}
 	if err := r.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		_ = r.cli.ContainerRemove(cctx, created.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
-		return "", startError(ctx, r, "start", &spec, err)
+		return "", startError(ctx, r, stepStart, &spec, err)
 	}
 	return created.ID, nil
 }
@@ -136,7 +136,7 @@ func (r *Runner) Wait(ctx context.Context, id string) (int, error) {
 		}
 		return int(res.StatusCode), nil
 	case err := <-errC:
-		return 0, opError(ctx, r, "wait for", id, err)
+		return 0, opError(ctx, r, "wait for container "+id, err)
 	}
 }
 
@@ -151,7 +151,7 @@ func (r *Runner) Wait(ctx context.Context, id string) (int, error) {
 func (r *Runner) Logs(ctx context.Context, id string, follow bool) (io.ReadCloser, error) {
 	raw, err := r.cli.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
 	if err != nil {
-		return nil, opError(ctx, r, "read the logs of", id, err)
+		return nil, opError(ctx, r, "read the logs of container "+id, err)
 	}
 	pr, pw := io.Pipe()
 	go func() {
@@ -188,7 +188,7 @@ func (r *Runner) Stop(ctx context.Context, id string, timeout time.Duration) err
 	if err == nil || cerrdefs.IsNotFound(err) {
 		return nil
 	}
-	return opError(ctx, r, "stop", id, err)
+	return opError(ctx, r, "stop container "+id, err)
 }
 
 // Remove stops the container (SIGTERM, then SIGKILL after the runner's
@@ -212,7 +212,7 @@ func (r *Runner) Remove(ctx context.Context, id string) error {
 	if cerrdefs.IsConflict(err) && r.removing(ctx, id) {
 		return nil
 	}
-	return opError(ctx, r, "remove", id, err)
+	return opError(ctx, r, "remove container "+id, err)
 }
 
 // removing reports whether another caller is removing the container, and
@@ -243,7 +243,7 @@ func (r *Runner) List(ctx context.Context) ([]Container, error) {
 		Filters: filters.NewArgs(filters.Arg("label", LabelManaged+"=true")),
 	})
 	if err != nil {
-		return nil, opError(ctx, r, "list", "", err)
+		return nil, opError(ctx, r, "list envvault's containers", err)
 	}
 	out := make([]Container, 0, len(list))
 	for _, c := range list {
@@ -265,7 +265,7 @@ func (r *Runner) List(ctx context.Context) ([]Container, error) {
 func (r *Runner) Inspect(ctx context.Context, id string) (*Container, error) {
 	c, err := r.cli.ContainerInspect(ctx, id)
 	if err != nil {
-		return nil, opError(ctx, r, "inspect", id, err)
+		return nil, opError(ctx, r, "inspect container "+id, err)
 	}
 	out := &Container{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/")}
 	if c.Config != nil {
@@ -286,7 +286,7 @@ func (r *Runner) Inspect(ctx context.Context, id string) (*Container, error) {
 func (r *Runner) Env(ctx context.Context, id string) ([]string, error) {
 	c, err := r.cli.ContainerInspect(ctx, id)
 	if err != nil {
-		return nil, opError(ctx, r, "inspect", id, err)
+		return nil, opError(ctx, r, "inspect container "+id, err)
 	}
 	if c.Config == nil {
 		return nil, nil
