@@ -818,3 +818,218 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestTaskRotation: a PATCH between two task starts changes the second
+// task's env and not the first's, which keeps running and shows as stale;
+// a restart gives it the new value.
+func TestTaskRotation(t *testing.T) {
+	e := newTaskEnv(t, taskEnvOptions{docker: true})
+	_, tok := e.newUser("alice")
+	ready := "READY-" + vault.NewID("")
+	pid := e.mustProfile(tok, "agent", e.envImage, []string{testimage.EnvProbe, "echo", "ROTATED", "--", "print", ready, "--", "sleep", "forever"}, nil)
+	sid := e.mustSecret(tok, "ROTATED", "rotated-value-one")
+	e.mustSecret(tok, "STEADY", "steady-value")
+	untilReady := func(s string) bool { return strings.Count(s, ready+"\n") == 1 }
+
+	first := e.startTask(tok, pid, "first")
+	e.followLogs(tok, first.ID, untilReady)
+	first = e.getTask(tok, first.ID)
+	want(t, e.call("PATCH", "/v1/secrets/"+sid, tok, `{"value":"rotated-value-two"}`), 200, "")
+
+	second := e.startTask(tok, pid, "second")
+	e.followLogs(tok, second.ID, untilReady)
+	second = e.getTask(tok, second.ID)
+
+	if v := e.containerEnv(second.container())["ROTATED"]; v != "rotated-value-two" {
+		t.Errorf("second task's ROTATED (inspect) = %q", v)
+	}
+	if out := e.rawLogs(second.container()); out != "rotated-value-two\n"+ready+"\n" {
+		t.Errorf("second task printed %q", out)
+	}
+	if !e.running(first.container()) {
+		t.Fatal("the first task's container is no longer running")
+	}
+	if v := e.containerEnv(first.container())["ROTATED"]; v != "rotated-value-one" {
+		t.Errorf("first task's ROTATED (inspect) = %q, want the value it started with", v)
+	}
+	if out := e.rawLogs(first.container()); out != "rotated-value-one\n"+ready+"\n" {
+		t.Errorf("first task printed %q", out)
+	}
+
+	got := e.getTask(tok, first.ID)
+	if got.Status != "running" || !slices.Equal(got.staleNames(), []string{"ROTATED"}) {
+		t.Errorf("first task after the PATCH: %s", got)
+	}
+	if s := e.getTask(tok, second.ID); s.Stale != nil {
+		t.Errorf("second task is stale: %s", s)
+	}
+	version := func(a apiTask, name string) any {
+		for _, s := range a.EnvSources {
+			if s["name"] == name {
+				return s["version"]
+			}
+		}
+		return nil
+	}
+	if version(first, "ROTATED") != 1.0 || version(second, "ROTATED") != 2.0 {
+		t.Errorf("env_sources versions: first %v, second %v", version(first, "ROTATED"), version(second, "ROTATED"))
+	}
+	// The list shows staleness too.
+	r := e.call("GET", "/v1/tasks", tok, "")
+	want(t, r, 200, "")
+	if !strings.Contains(string(r.body), `"stale":{"names":["ROTATED"]}`) {
+		t.Errorf("list does not show the stale task: %s", r.body)
+	}
+
+	// Restart: the container is replaced by one with the current value.
+	r = e.call("POST", "/v1/tasks/"+first.ID+"/restart", tok, "")
+	want(t, r, http.StatusAccepted, "")
+	if a := decodeTask(t, r); !a.StopRequested || !a.RestartRequested || a.Attempt != 1 {
+		t.Errorf("restart of a running task: %s", a)
+	}
+	restarted := e.awaitTask(tok, first.ID, "running again", func(a apiTask) bool {
+		return a.Attempt == 2 && a.Status == "running"
+	})
+	e.followLogs(tok, first.ID, func(s string) bool { return strings.Count(s, ready+"\n") == 2 })
+	if restarted.container() == first.container() || restarted.Stale != nil || version(restarted, "ROTATED") != 2.0 ||
+		restarted.StopRequested || restarted.RestartRequested || restarted.ExitCode != nil {
+		t.Errorf("restarted: %s", restarted)
+	}
+	e.awaitRemoved(first.container())
+	if v := e.containerEnv(restarted.container())["ROTATED"]; v != "rotated-value-two" {
+		t.Errorf("restarted task's ROTATED (inspect) = %q", v)
+	}
+	if out := e.rawLogs(restarted.container()); out != "rotated-value-two\n"+ready+"\n" {
+		t.Errorf("restarted task printed %q", out)
+	}
+	// Its logs keep both attempts, masked.
+	if logs, wantLogs := e.taskLogs(tok, first.ID), "***\n"+ready+"\nenvprobe: terminated\n***\n"+ready+"\n"; logs != wantLogs {
+		t.Errorf("logs of the restarted task: %q, want %q", logs, wantLogs)
+	}
+
+	// Deleting a secret makes a running task stale too.
+	want(t, e.call("DELETE", "/v1/secrets/"+sid, tok, ""), 204, "")
+	if s := e.getTask(tok, second.ID); !slices.Equal(s.staleNames(), []string{"ROTATED"}) {
+		t.Errorf("second task after the delete: %s", s)
+	}
+	for _, id := range []string{first.ID, second.ID} {
+		want(t, e.call("POST", "/v1/tasks/"+id+"/stop", tok, ""), http.StatusAccepted, "")
+	}
+	for _, id := range []string{first.ID, second.ID} {
+		if s := e.awaitStatus(tok, id, "stopped"); s.Stale != nil {
+			t.Errorf("a stopped task is stale: %s", s)
+		}
+	}
+	e.awaitRemoved(restarted.container())
+	e.awaitRemoved(second.container())
+	e.finish()
+	e.assertNoLeak("rotated-value-one", "rotated-value-two", "steady-value")
+}
+
+// TestTaskLogsMasked: every way a program prints a secret value comes
+// back masked — whole, split across two writes, across Docker's log
+// buffer, line by line, in base64 —, from GET and from a follower, and
+// the canary value is in no response, log line or database file.
+func TestTaskLogsMasked(t *testing.T) {
+	const (
+		canary = "CANARY-7f3a9c1e-task-value"
+		cert   = "-----BEGIN KEY-----\nCANARY-line-two-of-the-key\n-----END KEY-----"
+		pin    = "12" // too short to mask: the API warned when it was saved
+	)
+	e := newTaskEnv(t, taskEnvOptions{docker: true, baseline: orchestrator.Baseline{Env: map[string]string{"PLATFORM_TOKEN": "CANARY-platform-token"}}})
+	_, tok := e.newUser("alice")
+	pid := e.mustProfile(tok, "agent", e.envImage, []string{testimage.EnvProbe,
+		"print", "start", "--", "echo", "CANARY_KEY", "--", "split", "CANARY_KEY", "100ms", "--", "straddle", "CANARY_KEY",
+		"--", "base64", "CANARY_KEY", "--", "echo", "CERT", "--", "echo", "PIN", "--", "echo", "PLATFORM_TOKEN", "--", "echo", "TASK_PROMPT",
+		"--", "print", "done", "--", "exit", "3"}, nil)
+	e.mustSecret(tok, "CANARY_KEY", canary)
+	e.mustSecret(tok, "CERT", cert, pid)
+	r := e.call("POST", "/v1/secrets", tok, `{"name":"PIN","value":"`+pin+`"}`)
+	want(t, r, 201, "")
+	if !strings.Contains(string(r.body), "cannot be masked") {
+		t.Errorf("no warning for a short value: %s", r.body)
+	}
+
+	task := e.startTask(tok, pid, "print your secrets")
+	followed, ended := e.followLogs(tok, task.ID, nil)
+	if !ended {
+		t.Fatal("follow did not end")
+	}
+	done := e.getTask(tok, task.ID)
+	if done.Status != "failed" || done.ExitCode == nil || *done.ExitCode != 3 || done.Error == nil || *done.Error != "exited with code 3" {
+		t.Errorf("finished: %s", done)
+	}
+	logs := e.taskLogs(tok, task.ID)
+	if logs != followed {
+		t.Errorf("followed logs differ from GET:\n%q\n%q", followed, logs)
+	}
+	filler := strings.Repeat(".", 16*1024-len(canary)/2)
+	wantLogs := "start\n***\n***\n" + filler + "***\n***\n***\n***\n***\n***\n" + pin + "\n***\nprint your secrets\ndone\n"
+	if logs != wantLogs {
+		t.Errorf("logs:\n%q\nwant\n%q", logs, wantLogs)
+	}
+	e.awaitRemoved(done.container())
+	e.finish()
+	e.assertNoLeak(canary, cert, "CANARY-line-two-of-the-key", "CANARY-platform-token", canary[:len(canary)/2], canary[len(canary)/2:])
+}
+
+// TestTaskStartFailures: a missing image, a command the image cannot run,
+// and setup commands on an image without a shell each fail their task with
+// a clear message (never a value), and the API and the worker go on
+// serving.
+func TestTaskStartFailures(t *testing.T) {
+	const canary = "CANARYx7f3a9c1e" // a valid image tag and path, and a secret value
+	e := newTaskEnv(t, taskEnvOptions{docker: true})
+	_, tok := e.newUser("alice")
+	e.mustSecret(tok, "CANARY_KEY", canary)
+	profile := func(name string, body map[string]any) string {
+		body["name"] = name
+		return e.mustCreate("/v1/profiles", tok, mustJSON(t, body))
+	}
+	cases := []struct {
+		profile string
+		want    string
+	}{
+		{profile("missing", map[string]any{"image": "envvault-test-missing:nope"}),
+			`start container: image "envvault-test-missing:nope" is not on this Docker Engine; envvault never pulls images: build or pull it on the engine first`},
+		{profile("missing-canary", map[string]any{"image": "envvault-test-missing:" + canary}),
+			"start container: image (withheld: it contains an env value) is not on this Docker Engine; envvault never pulls images: build or pull it on the engine first"},
+		{profile("bad-command", map[string]any{"image": e.envImage, "command": []string{"/no/such/program"}}),
+			`start container: image "` + e.envImage + `" cannot run command "/no/such/program": no such executable file, or it cannot be executed`},
+		{profile("bad-command-canary", map[string]any{"image": e.envImage, "command": []string{"/" + canary}}),
+			`start container: image "` + e.envImage + `" cannot run command (withheld: it contains an env value): no such executable file, or it cannot be executed`},
+		{profile("no-shell", map[string]any{"image": e.envImage, "setup_commands": []string{"echo hi"}}),
+			`start container: image "` + e.envImage + `" cannot run the setup commands: it has no executable shell at /bin/sh`},
+	}
+	gone := profile("deleted", map[string]any{"image": e.envImage})
+	goneTask := e.startTask(tok, gone, "")
+	want(t, e.call("DELETE", "/v1/profiles/"+gone, tok, ""), 204, "")
+
+	for _, c := range cases {
+		task := e.startTask(tok, c.profile, "")
+		failed := e.awaitTask(tok, task.ID, "finished", func(a apiTask) bool { return a.FinishedAt != nil })
+		if failed.Status != "failed" || failed.Error == nil || *failed.Error != c.want || failed.ExitCode != nil || failed.ContainerID != nil {
+			t.Errorf("task on %s: %s\nwant error %q", c.profile, failed, c.want)
+		}
+		want(t, e.call("GET", "/healthz", "", ""), 200, "")
+	}
+	// The worker still runs tasks, on a profile of the shell image with
+	// setup commands.
+	ok := profile("ok", map[string]any{"image": e.shellImage, "setup_commands": []string{"echo setting up"}, "command": []string{testimage.ShellProbe, "print", "ran"}})
+	task := e.startTask(tok, ok, "")
+	if done := e.awaitTask(tok, task.ID, "finished", func(a apiTask) bool { return a.FinishedAt != nil }); done.Status != "succeeded" || *done.ExitCode != 0 {
+		t.Errorf("task after failures: %s", done)
+	}
+	if logs := e.taskLogs(tok, task.ID); logs != "setting up\nran\n" {
+		t.Errorf("logs: %q", logs)
+	}
+	// A task outlives its profile, but no new one starts on it.
+	e.awaitTask(tok, goneTask.ID, "finished", func(a apiTask) bool { return a.FinishedAt != nil })
+	want(t, e.call("POST", "/v1/tasks", tok, `{"profile_id":"`+gone+`"}`), 422, "profile_id")
+	e.finish()
+	// The profiles hold the canary (it is not a secret there); the task
+	// errors above and the server's log do not.
+	if strings.Contains(e.logs.String(), canary) {
+		t.Error("the server log holds the canary")
+	}
+}
