@@ -22,6 +22,7 @@ const (
 	cmdMigrate    = "migrate"
 	cmdUserCreate = "user create"
 	cmdKeygen     = "keygen"
+	cmdRunner     = "runner"
 )
 
 // Defaults shared by the commands that take the flag.
@@ -46,6 +47,16 @@ type Config struct {
 	LogFormat       string        // --log-format, LOG_FORMAT: text or json
 	LogLevel        slog.Level    // --log-level, LOG_LEVEL
 	ShutdownTimeout time.Duration // --shutdown-timeout, SHUTDOWN_TIMEOUT
+
+	// The task worker (dev, serve, runner).
+	BaselineEnvFile string   // --baseline-env-file, BASELINE_ENV_FILE
+	LockedNames     []string // --locked-names, BASELINE_LOCKED_NAMES (comma-separated)
+	WorkerID        string   // --worker-id, WORKER_ID; the host name by default
+	NoWorker        bool     // --no-worker, NO_WORKER (dev, serve)
+
+	// lockedByFlag says --locked-names (or LOCKED_NAMES, by ff's rule)
+	// was given, so BASELINE_LOCKED_NAMES is not read.
+	lockedByFlag bool
 
 	UserName string // user create NAME
 	JSON     bool   // user create --json
@@ -95,7 +106,25 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	if err := root.Run(ctx); err != nil {
 		return err
 	}
-	return m.readEnv()
+	if err := m.readEnv(); err != nil {
+		return err
+	}
+	return m.Config.checkWorker()
+}
+
+// checkWorker checks the settings of the task worker.
+func (c *Config) checkWorker() error {
+	switch c.Command {
+	case cmdDev, cmdServe, cmdRunner:
+	default:
+		return nil
+	}
+	c.WorkerID = strings.TrimSpace(c.WorkerID)
+	if c.WorkerID == "" && !c.NoWorker {
+		// An empty id would make recovery take every worker's tasks.
+		return errors.New("--worker-id (WORKER_ID) is empty and the host name is unknown: set it to a name unique to this process's Docker host")
+	}
+	return nil
 }
 
 const envHelp = `Every flag may also be set by the environment variable of its upper-cased
@@ -134,11 +163,20 @@ func (m *Main) commands() *ffcli.Command {
 	devFS := newFS("envvault dev")
 	storeFlags(devFS, dev)
 	serverFlags(devFS, dev, "127.0.0.1:8080", "text")
+	workerFlags(devFS, dev, true)
 
 	serve := &Config{Command: cmdServe}
 	serveFS := newFS("envvault serve")
 	storeFlags(serveFS, serve)
 	serverFlags(serveFS, serve, "0.0.0.0:8080", "json")
+	workerFlags(serveFS, serve, true)
+
+	run := &Config{Command: cmdRunner}
+	runFS := newFS("envvault runner")
+	storeFlags(runFS, run)
+	workerFlags(runFS, run, false)
+	shutdownFlag(runFS, run)
+	logFlags(runFS, run, "json")
 
 	migrate := &Config{Command: cmdMigrate}
 	migrateFS := newFS("envvault migrate")
@@ -256,6 +294,30 @@ start-up too; running it twice, or from two processes at once, is safe.
 				Options: opts,
 				Exec:    selected(migrate),
 			},
+			{
+				Name:       "runner",
+				ShortUsage: "envvault runner [flags]",
+				ShortHelp:  "run a task worker alone, without the HTTP API, beside its own Docker Engine",
+				LongHelp: `Runs a task worker and nothing else: it claims the tasks queued in the
+database, starts their containers on the Docker Engine of DOCKER_HOST (the
+local socket if unset) and records their logs and end. Run one per Docker
+host, each with its own --worker-id, against the PostgreSQL database of
+DATABASE_URL that the serve processes use; give all of them the same
+--baseline-env-file and --locked-names. serve and dev run a worker of their
+own unless --no-worker.
+
+Without DATABASE_URL the store is the SQLite file of --data-dir, which only
+processes on this host can share: there, serve's own worker is enough, and a
+runner is useful only beside a serve --no-worker.
+
+SIGTERM stops claiming and returns; containers of running tasks keep
+running, and the next start with the same --worker-id attaches to them.
+
+` + envHelp + "\n\n" + keyHelp,
+				FlagSet: runFS,
+				Options: opts,
+				Exec:    selected(run),
+			},
 			user,
 			{
 				Name:       "keygen",
@@ -277,6 +339,33 @@ start-up too; running it twice, or from two processes at once, is safe.
 	return root
 }
 
+// workerFlags are the flags of the commands that run a task worker; dev
+// and serve also take --no-worker.
+func workerFlags(fs *flag.FlagSet, c *Config, noWorker bool) {
+	fs.StringVar(&c.BaselineEnvFile, "baseline-env-file", "", "dotenv file of the platform's baseline env, given to every task (see the README for its grammar)")
+	fs.Func("locked-names", "comma-separated baseline names no profile or secret can override; no secret may take one (env BASELINE_LOCKED_NAMES)", func(s string) error {
+		c.lockedByFlag = true
+		c.LockedNames = append(c.LockedNames, splitNames(s)...)
+		return nil
+	})
+	host, _ := os.Hostname()
+	fs.StringVar(&c.WorkerID, "worker-id", host, "name of this process's task worker: unique among the processes sharing a database, and the same across restarts, so that a restart recovers its tasks")
+	if noWorker {
+		fs.BoolVar(&c.NoWorker, "no-worker", false, "run no task worker: tasks stay queued for envvault runner processes on the same database")
+	}
+}
+
+// splitNames splits a comma-separated list of names, dropping blanks.
+func splitNames(s string) []string {
+	var names []string
+	for _, n := range strings.Split(s, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
 func storeFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.DataDir, "data-dir", defaultDataDir, "directory of the SQLite store (and of dev.key in dev); unused with DATABASE_URL")
 }
@@ -286,15 +375,15 @@ func serverFlags(fs *flag.FlagSet, c *Config, addr, logFormat string) {
 	fs.IntVar(&c.MaxSecrets, "max-secrets", 1000, "most secrets one user may hold")
 	fs.Int64Var(&c.BodyLimit, "body-limit", api.DefaultBodyLimit, "largest request body in bytes (413 above)")
 	fs.Func("allow-names", "comma-separated secret names to take off the denied list (LD_PRELOAD, NODE_OPTIONS, ...)", func(s string) error {
-		for _, n := range strings.Split(s, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				c.AllowNames = append(c.AllowNames, n)
-			}
-		}
+		c.AllowNames = append(c.AllowNames, splitNames(s)...)
 		return nil
 	})
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long requests in flight may finish after SIGTERM")
+	shutdownFlag(fs, c)
 	logFlags(fs, c, logFormat)
+}
+
+func shutdownFlag(fs *flag.FlagSet, c *Config) {
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long requests in flight, and the worker, may finish after SIGTERM")
 }
 
 func logFlags(fs *flag.FlagSet, c *Config, format string) {
@@ -316,6 +405,20 @@ func (m *Main) readEnv() error {
 	c := &m.Config
 	if c.Command == cmdKeygen {
 		return nil
+	}
+	if c.Command == cmdDev || c.Command == cmdServe || c.Command == cmdRunner {
+		// --locked-names is named by the issue that made it, not by
+		// ff's rule; LOCKED_NAMES (ff's name) works too, but not both.
+		// Like ff, read them from the process environment.
+		if v := os.Getenv("BASELINE_LOCKED_NAMES"); v != "" {
+			if c.lockedByFlag {
+				if os.Getenv("LOCKED_NAMES") != "" {
+					return errors.New("both BASELINE_LOCKED_NAMES and LOCKED_NAMES are set: set only BASELINE_LOCKED_NAMES")
+				}
+			} else {
+				c.LockedNames = splitNames(v)
+			}
+		}
 	}
 	if c.Command != cmdDev {
 		url, err := m.envOrFile("DATABASE_URL")

@@ -1,6 +1,8 @@
 // Command envvault is the envvault secrets vault: one static binary that
 // serves the HTTP API over an embedded SQLite file (envvault dev) or
-// PostgreSQL (envvault serve with DATABASE_URL).
+// PostgreSQL (envvault serve with DATABASE_URL), and runs the task worker
+// that starts agents' containers on Docker (in serve and dev, or alone:
+// envvault runner).
 //
 // main only wires the process to Main: flags and environment in, signals
 // in, exit code out. Everything else is in Main so that tests run it in
@@ -21,7 +23,10 @@ import (
 	"syscall"
 	"time"
 
+	dockerclient "github.com/docker/docker/client"
+
 	"github.com/envvault/envvault/api"
+	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -53,9 +58,9 @@ func main() {
 	}
 }
 
-// HTTP server limits. WriteTimeout bounds an ordinary response; a handler
-// that streams for longer (GET /v1/tasks/:id/logs?follow=true) lifts it for
-// its own request with http.NewResponseController(w).SetWriteDeadline.
+// HTTP server limits. WriteTimeout bounds an ordinary response; a response
+// that streams (GET /v1/tasks/:id/logs?follow=true) gets writeTimeout for
+// each of its writes instead (see streams).
 const (
 	readHeaderTimeout = 10 * time.Second
 	readTimeout       = 30 * time.Second
@@ -79,11 +84,21 @@ type Main struct {
 	// through ff from the process environment.
 	Getenv func(string) string
 
+	// writeTimeout, if not 0, replaces the server's WriteTimeout: tests
+	// shorten it.
+	writeTimeout time.Duration
+
 	logger   *slog.Logger
-	store    vault.Store
+	baseline orchestrator.Baseline
+	store    db
+	docker   *dockerclient.Client // nil without a worker
 	server   *http.Server
+	streams  *streams
 	listener net.Listener
 	serveErr chan error
+
+	stopWorker context.CancelFunc
+	workerDone chan error
 }
 
 // NewMain returns a Main that talks to the process's stdout, stderr and
@@ -102,8 +117,10 @@ func (m *Main) Addr() string {
 }
 
 // Run carries out the command ParseFlags selected. For dev and serve it
-// opens the store, applies migrations, checks the master keys, starts the
-// HTTP server and returns; Wait then blocks until it should stop.
+// reads the baseline env, opens the store, applies migrations, checks the
+// master keys, starts the HTTP server and the task worker, and returns;
+// runner does the same without the server. Wait then blocks until it
+// should stop.
 func (m *Main) Run(ctx context.Context) error {
 	m.logger = m.newLogger()
 	switch m.Config.Command {
@@ -116,31 +133,55 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.runUserCreate(ctx)
 	case cmdDev, cmdServe:
 		return m.runServer(ctx)
+	case cmdRunner:
+		return m.runRunner(ctx)
 	default:
 		return fmt.Errorf("no command: run envvault --help")
 	}
 }
 
-// Wait blocks until ctx is done (a signal) or the server fails. It returns
-// at once for commands that do not serve.
+// Wait blocks until ctx is done (a signal), or the server or the worker
+// fails. It returns at once for commands that neither serve nor work.
 func (m *Main) Wait(ctx context.Context) error {
-	if m.server == nil {
+	if m.server == nil && m.workerDone == nil {
 		return nil
 	}
+	// A nil channel (no server, no worker) never delivers.
 	select {
 	case <-ctx.Done():
 		m.logger.Info("shutting down", "reason", context.Cause(ctx).Error())
 		return nil
 	case err := <-m.serveErr:
 		return err
+	case err := <-m.workerDone:
+		return err
 	}
 }
 
-// Close stops the HTTP server gracefully, letting requests in flight finish
-// for up to --shutdown-timeout before it cuts them off, then closes the
-// store. It is safe to call more than once.
+// Close stops the task worker (it claims no more tasks; containers of
+// running tasks keep running, for the next start to attach to), then the
+// HTTP server gracefully, letting requests in flight finish for up to
+// --shutdown-timeout before it cuts them off and ending log streams at
+// once, then closes the store. It is safe to call more than once.
 func (m *Main) Close() error {
 	var errs []error
+	if m.stopWorker != nil {
+		m.stopWorker()
+		timer := time.NewTimer(m.Config.ShutdownTimeout)
+		select {
+		case err := <-m.workerDone:
+			// Wait has returned an error of the worker already, if any;
+			// the channel is closed then.
+			if err != nil {
+				errs = append(errs, err)
+			}
+			m.logger.Info("task worker stopped: containers of running tasks keep running; the next start with this --worker-id attaches to them", "worker", m.Config.WorkerID)
+		case <-timer.C:
+			m.logger.Warn("task worker still busy after --shutdown-timeout: closing anyway", "worker", m.Config.WorkerID)
+		}
+		timer.Stop()
+		m.stopWorker = nil
+	}
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 		err := m.server.Shutdown(ctx)
@@ -163,6 +204,12 @@ func (m *Main) Close() error {
 		}
 		m.store = nil
 	}
+	if m.docker != nil {
+		if err := m.docker.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close Docker client: %w", err))
+		}
+		m.docker = nil
+	}
 	return errors.Join(errs...)
 }
 
@@ -179,7 +226,14 @@ func (m *Main) runServer(ctx context.Context) error {
 	if m.Config.Command == cmdDev && (m.Getenv("DATABASE_URL") != "" || m.Getenv("DATABASE_URL_FILE") != "") {
 		m.logger.Warn("DATABASE_URL is ignored: envvault dev always uses SQLite in --data-dir; run envvault serve for PostgreSQL")
 	}
+	if err := m.loadBaseline(); err != nil {
+		return err
+	}
 	svc, fresh, err := m.openService(ctx)
+	if err != nil {
+		return err
+	}
+	orch, err := m.newOrchestrator(svc)
 	if err != nil {
 		return err
 	}
@@ -194,11 +248,17 @@ func (m *Main) runServer(ctx context.Context) error {
 		devToken = token
 	}
 
-	handler := api.NewServer(api.Config{
-		Service:   svc,
-		Logger:    m.logger,
-		BodyLimit: m.Config.BodyLimit,
-	}).Handler()
+	wt := writeTimeout
+	if m.writeTimeout > 0 {
+		wt = m.writeTimeout
+	}
+	m.streams = newStreams(wt)
+	handler := m.streams.wrap(api.NewServer(api.Config{
+		Service:      svc,
+		Orchestrator: orch,
+		Logger:       m.logger,
+		BodyLimit:    m.Config.BodyLimit,
+	}).Handler())
 
 	ln, err := net.Listen("tcp", m.Config.Addr)
 	if err != nil {
@@ -209,11 +269,14 @@ func (m *Main) runServer(ctx context.Context) error {
 		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
+		WriteTimeout:      wt,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for requests in flight, but a log stream lasts as
+	// long as its task: end streams at once (see streams).
+	m.server.RegisterOnShutdown(m.streams.shutdown)
 	m.serveErr = make(chan error, 1)
 	go func() {
 		err := m.server.Serve(ln)
@@ -225,6 +288,11 @@ func (m *Main) runServer(ctx context.Context) error {
 
 	url := "http://" + ln.Addr().String()
 	m.logger.Info("listening", "addr", ln.Addr().String(), "url", url)
+	if m.Config.NoWorker {
+		m.logger.Info("no task worker (--no-worker): tasks stay queued until an envvault runner on this database claims them")
+	} else {
+		m.startWorker(orch)
+	}
 	if m.Config.Command == cmdDev {
 		m.printDevBanner(url, devToken)
 	}
@@ -250,7 +318,7 @@ func (m *Main) openService(ctx context.Context) (svc *vault.Service, fresh bool,
 	}
 	svc = vault.NewService(store, keys, vault.Options{
 		MaxSecrets: m.Config.MaxSecrets,
-		Names:      vault.NamePolicy{Allowed: m.Config.AllowNames},
+		Names:      vault.NamePolicy{Locked: m.baseline.Locked, Allowed: m.Config.AllowNames},
 	})
 	if err := svc.CheckKeys(ctx); err != nil {
 		return nil, false, fmt.Errorf("master key from %s does not fit this database: %w", m.Config.Keys.Source, err)

@@ -63,8 +63,18 @@ func (in *instance) output() string { return in.stdout.String() + in.stderr.Stri
 // when the test ends.
 func start(t *testing.T, env map[string]string, args ...string) (*instance, error) {
 	t.Helper()
+	return startMain(t, env, nil, args...)
+}
+
+// startMain is start with setup, if not nil, called on the Main before it
+// parses its flags.
+func startMain(t *testing.T, env map[string]string, setup func(*Main), args ...string) (*instance, error) {
+	t.Helper()
 	in := &instance{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	in.m = &Main{Stdout: in.stdout, Stderr: in.stderr, Getenv: func(k string) string { return env[k] }}
+	if setup != nil {
+		setup(in.m)
+	}
 	t.Cleanup(func() {
 		if err := in.m.Close(); err != nil {
 			t.Errorf("close envvault %s: %v", strings.Join(args, " "), err)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/postgres"
 	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/vault"
@@ -22,11 +23,17 @@ const (
 	devKeyFile = "dev.key"
 )
 
+// db is what both stores are: the vault's store and the orchestrator's.
+type db interface {
+	vault.Store
+	orchestrator.Store
+}
+
 // openStore opens the store the configuration names, PostgreSQL when
 // DATABASE_URL is set and the SQLite file in --data-dir otherwise, and
 // applies its migrations. It returns how many it applied. Main.Close closes
 // the store.
-func (m *Main) openStore(ctx context.Context) (vault.Store, int, error) {
+func (m *Main) openStore(ctx context.Context) (db, int, error) {
 	if url := string(m.Config.DatabaseURL); url != "" {
 		db, err := postgres.Open(ctx, url)
 		if err != nil {
@@ -66,8 +73,9 @@ func (m *Main) storeName() string {
 
 // keyring builds the master keyring. The key is ENCRYPTION_KEY when set.
 // Otherwise dev uses <data-dir>/dev.key, generating it on first run, and
-// `user create` on the SQLite store uses that file if it exists; serve
-// never falls back, and the dev key is never used with PostgreSQL.
+// `user create` and `runner` on the SQLite store use that file if it
+// exists; serve never falls back, and the dev key is never used with
+// PostgreSQL.
 func (m *Main) keyring() (*vault.Keyring, error) {
 	k := &m.Config.Keys
 	if k.Current == nil {
@@ -80,7 +88,7 @@ func (m *Main) keyring() (*vault.Keyring, error) {
 			}
 			k.Current, k.Source = key, path
 			m.warnDevKey(path, created)
-		case m.Config.Command == cmdUserCreate && m.Config.DatabaseURL == "":
+		case (m.Config.Command == cmdUserCreate || m.Config.Command == cmdRunner) && m.Config.DatabaseURL == "":
 			key, _, err := m.devKey(path, false)
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("ENCRYPTION_KEY is required: it is unset, and there is no development key %s (made by envvault dev) to fall back to", path)
