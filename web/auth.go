@@ -1,0 +1,178 @@
+package web
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/envvault/envvault/vault"
+)
+
+// Cookie names. Over TLS they take the __Host- prefix, which a browser
+// accepts only on a Secure cookie of Path=/ without Domain, so no other
+// host or path can set or shadow them.
+const (
+	sessionCookie = "envvault_session"
+	loginCookie   = "envvault_login" // the pre-sign-in nonce that binds the sign-in form's CSRF token
+	hostPrefix    = "__Host-"
+	loginTTL      = time.Hour
+)
+
+// secure reports whether cookies of this request must be Secure.
+func (s *server) secure(r *http.Request) bool { return s.secureCookies || r.TLS != nil }
+
+func (s *server) cookieName(r *http.Request, name string) string {
+	if s.secure(r) {
+		return hostPrefix + name
+	}
+	return name
+}
+
+func (s *server) setCookie(w http.ResponseWriter, r *http.Request, name, value string, expires time.Time) {
+	c := &http.Cookie{
+		Name: s.cookieName(r, name), Value: value, Path: "/",
+		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode,
+	}
+	if expires.IsZero() {
+		c.MaxAge = -1 // delete it
+	} else {
+		c.Expires = expires
+		c.MaxAge = max(1, int(time.Until(expires).Seconds()))
+	}
+	http.SetCookie(w, c)
+}
+
+func (s *server) cookie(r *http.Request, name string) string {
+	c, err := r.Cookie(s.cookieName(r, name))
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+func (s *server) clearSession(w http.ResponseWriter, r *http.Request) {
+	s.setCookie(w, r, sessionCookie, "", time.Time{})
+}
+
+// signedIn returns the user whose session cookie the request carries, once
+// vault has checked it (signature, expiry, and that its API token still
+// exists). Otherwise it has already answered: a redirect to the sign-in
+// page, or an error page.
+func (s *server) signedIn(w http.ResponseWriter, r *http.Request) (*user, bool) {
+	cookie := s.cookie(r, sessionCookie)
+	if cookie == "" {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return nil, false
+	}
+	sess, err := s.vault.VerifySession(r.Context(), cookie)
+	if err != nil {
+		s.fail(w, r, err) // EUNAUTHORIZED clears the cookie and redirects
+		return nil, false
+	}
+	if sw, ok := w.(*statusWriter); ok {
+		sw.userID = sess.UserID
+	}
+	return &user{ID: sess.UserID, Session: sess, CSRF: s.vault.CSRFToken(sess.ID)}, true
+}
+
+// loginForm is the sign-in page's data.
+type loginForm struct {
+	CSRF  string
+	Error string
+}
+
+// loginBinding is what the sign-in form's CSRF token is bound to: the
+// nonce in the login cookie, marked so that it can never equal a session id.
+func loginBinding(nonce string) string {
+	if nonce == "" {
+		return ""
+	}
+	return "login:" + nonce
+}
+
+func (s *server) loginPage(w http.ResponseWriter, r *http.Request) {
+	if c := s.cookie(r, sessionCookie); c != "" {
+		if _, err := s.vault.VerifySession(r.Context(), c); err == nil {
+			http.Redirect(w, r, "/settings/secrets", http.StatusSeeOther)
+			return
+		}
+	}
+	s.renderLogin(w, r, http.StatusOK, "", flash(r))
+}
+
+// renderLogin renders the sign-in form with a fresh nonce cookie.
+func (s *server) renderLogin(w http.ResponseWriter, r *http.Request, status int, errMsg, flashMsg string) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	nonce := base64.RawURLEncoding.EncodeToString(b)
+	s.setCookie(w, r, loginCookie, nonce, time.Now().Add(loginTTL))
+	s.render(w, r, status, "login", view{Title: "Sign in", Flash: flashMsg,
+		Data: loginForm{CSRF: s.vault.CSRFToken(loginBinding(nonce)), Error: errMsg}})
+}
+
+// login exchanges an API token for a session cookie. The token is never
+// logged, kept or shown again.
+func (s *server) login(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.badForm(w, r, err)
+		return
+	}
+	if !s.vault.CheckCSRF(loginBinding(s.cookie(r, loginCookie)), r.PostForm.Get("csrf")) {
+		s.log.Warn("sign-in without a valid CSRF token refused", slog.String("request_id", requestID(r.Context())))
+		s.renderLogin(w, r, http.StatusForbidden,
+			"This sign-in form has expired or did not come from this dashboard. Paste your token again.", "")
+		return
+	}
+	token := strings.TrimSpace(r.PostForm.Get("token"))
+	if token == "" {
+		s.renderLogin(w, r, http.StatusUnprocessableEntity, "Paste your API token.", "")
+		return
+	}
+	sess, cookie, err := s.vault.NewSession(r.Context(), token, s.ttl)
+	if vault.ErrorCode(err) == vault.EUNAUTHORIZED {
+		s.log.Info("sign-in refused: bad token", slog.String("request_id", requestID(r.Context())))
+		s.renderLogin(w, r, http.StatusUnauthorized,
+			"This token is not valid. Use a token printed by envvault dev or envvault user create.", "")
+		return
+	} else if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.setCookie(w, r, loginCookie, "", time.Time{})
+	s.setCookie(w, r, sessionCookie, cookie, sess.Expires)
+	s.log.Info("signed in", slog.String("request_id", requestID(r.Context())),
+		slog.String("user_id", sess.UserID), slog.String("token_id", sess.TokenID))
+	http.Redirect(w, r, "/settings/secrets", http.StatusSeeOther)
+}
+
+// logout clears the session cookie. The cookie is stateless: a copy taken
+// before sign-out stays valid until it expires or its token is deleted.
+func (s *server) logout(w http.ResponseWriter, r *http.Request, u *user) error {
+	s.clearSession(w, r)
+	http.Redirect(w, r, "/login?ok=signed-out", http.StatusSeeOther)
+	return nil
+}
+
+// flashes are the fixed messages a redirect may ask a page to show; the
+// query names one, so a link cannot make a page say anything else.
+var flashes = map[string]string{
+	"signed-out":       "You are signed out.",
+	"secret-added":     "Secret added.",
+	"secret-saved":     "Secret saved.",
+	"secret-deleted":   "Secret deleted.",
+	"profile-added":    "Profile created.",
+	"profile-saved":    "Profile saved.",
+	"profile-deleted":  "Profile deleted.",
+	"task-stopping":    "Stop requested.",
+	"task-restarting":  "Restart requested: the task gets a fresh container with the current values.",
+	"task-started":     "Task queued.",
+	"secret-not-found": "That secret no longer exists.",
+}
+
+func flash(r *http.Request) string { return flashes[r.URL.Query().Get("ok")] }

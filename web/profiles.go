@@ -1,0 +1,261 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/envvault/envvault/vault"
+)
+
+// profilesPage is the Profiles page's data.
+type profilesPage struct {
+	Profiles []*vault.Profile
+	Next     string
+}
+
+// profileForm is the create and edit form of a profile, as the user typed
+// it: command and setup commands one per line, env NAME=value per line.
+type profileForm struct {
+	CSRF          string
+	Edit          bool
+	ID            string
+	Name          string
+	Image         string
+	Command       string
+	SetupCommands string
+	Env           string
+	Errors        map[string]string // by field: name, image, command, setup_commands, env
+	FormError     string
+}
+
+func (f *profileForm) Action() string {
+	if f.Edit {
+		return "/profiles/" + f.ID
+	}
+	return "/profiles"
+}
+
+// envEntry is one name a task on a profile would receive, and whence.
+type envEntry struct {
+	Name      string
+	Source    string // "profile" or "secret"
+	SecretID  string
+	Scope     vault.Scope
+	Version   int
+	Overrides bool // a secret that overrides the profile's own env of this name
+}
+
+// profileShowPage is a profile's page: its form and its env preview.
+type profileShowPage struct {
+	Form *profileForm
+	Env  []envEntry
+}
+
+func (s *server) profilesList(w http.ResponseWriter, r *http.Request, u *user) error {
+	page, err := s.vault.Profiles(r.Context(), u.ID, vault.ListOptions{Cursor: r.URL.Query().Get("cursor"), Limit: pageSize})
+	if err != nil {
+		return err
+	}
+	data := profilesPage{Profiles: page.Items}
+	if page.NextCursor != "" {
+		data.Next = "/profiles?" + url.Values{"cursor": {page.NextCursor}}.Encode()
+	}
+	s.render(w, r, http.StatusOK, "profiles", view{Title: "Profiles", Nav: "profiles", User: u, Flash: flash(r), Data: data})
+	return nil
+}
+
+func (s *server) profileNew(w http.ResponseWriter, r *http.Request, u *user) error {
+	s.render(w, r, http.StatusOK, "profile_form", view{Title: "New profile", Nav: "profiles", User: u,
+		Data: profileShowPage{Form: &profileForm{CSRF: u.CSRF}}})
+	return nil
+}
+
+// splitLines splits a textarea into its lines, without the line breaks a
+// browser sends (CRLF) and without blank lines.
+func splitLines(s string) []string {
+	out := []string{}
+	for line := range strings.SplitSeq(s, "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if strings.TrimSpace(line) != "" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// parseEnv reads NAME=value lines; blank lines and lines starting with #
+// are skipped. Its errors name the line, never a value.
+func parseEnv(s string) (map[string]string, error) {
+	env := map[string]string{}
+	for i, line := range strings.Split(s, "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		name = strings.TrimSpace(name)
+		switch {
+		case !ok:
+			return nil, vault.Invalid("env", "line %d: expected NAME=value", i+1)
+		case vault.ValidateName("env", name) != nil:
+			return nil, vault.Invalid("env", "line %d: the name must match %s", i+1, vault.NamePattern)
+		}
+		if _, dup := env[name]; dup {
+			return nil, vault.Invalid("env", "line %d: %s is given twice", i+1, name)
+		}
+		env[name] = value
+	}
+	return env, nil
+}
+
+func formatEnv(env map[string]string) string {
+	names := make([]string, 0, len(env))
+	for k := range env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		fmt.Fprintf(&b, "%s=%s\n", k, env[k])
+	}
+	return b.String()
+}
+
+func readProfileForm(r *http.Request) *profileForm {
+	pf := r.PostForm
+	return &profileForm{
+		Name: pf.Get("name"), Image: strings.TrimSpace(pf.Get("image")),
+		Command: pf.Get("command"), SetupCommands: pf.Get("setup_commands"), Env: pf.Get("env"),
+		Errors: map[string]string{},
+	}
+}
+
+func profileField(field string) string {
+	switch field {
+	case "name", "image", "command", "setup_commands", "env":
+		return field
+	}
+	return ""
+}
+
+func (s *server) profileCreate(w http.ResponseWriter, r *http.Request, u *user) error {
+	f := readProfileForm(r)
+	f.CSRF = u.CSRF
+	env, err := parseEnv(f.Env)
+	if err == nil {
+		var p *vault.Profile
+		p, err = s.vault.CreateProfile(r.Context(), u.ID, vault.ProfileInput{
+			Name: f.Name, Image: f.Image, Command: splitLines(f.Command), SetupCommands: splitLines(f.SetupCommands), Env: env,
+		})
+		if err == nil {
+			http.Redirect(w, r, "/profiles/"+p.ID+"?ok=profile-added", http.StatusSeeOther)
+			return nil
+		}
+	}
+	if !addError(f.Errors, &f.FormError, err, profileField) {
+		return err
+	}
+	s.render(w, r, refuseStatus(err), "profile_form", view{Title: "New profile", Nav: "profiles", User: u,
+		Data: profileShowPage{Form: f}})
+	return nil
+}
+
+func (s *server) profileShow(w http.ResponseWriter, r *http.Request, u *user) error {
+	p, err := s.vault.Profile(r.Context(), u.ID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	f := &profileForm{
+		CSRF: u.CSRF, Edit: true, ID: p.ID, Name: p.Name, Image: p.Image,
+		Command: strings.Join(p.Command, "\n"), SetupCommands: strings.Join(p.SetupCommands, "\n"), Env: formatEnv(p.Env),
+	}
+	return s.renderProfile(w, r, u, http.StatusOK, p, f)
+}
+
+// renderProfile renders a profile's page with the env preview of its
+// stored state (p), whatever the form holds.
+func (s *server) renderProfile(w http.ResponseWriter, r *http.Request, u *user, status int, p *vault.Profile, f *profileForm) error {
+	secrets, err := s.vault.ProfileSecrets(r.Context(), u.ID, p.ID)
+	if err != nil {
+		return err
+	}
+	s.render(w, r, status, "profile_form", view{Title: p.Name, Nav: "profiles", User: u, Flash: flash(r),
+		Data: profileShowPage{Form: f, Env: envPreview(p.Env, secrets)}})
+	return nil
+}
+
+// envPreview lists the names a task on the profile would receive from its
+// profile env and from the vault, secrets overriding the profile's own
+// names, sorted by name. The baseline env and TASK_ID/TASK_PROMPT, which
+// the page describes in words, come on top.
+func envPreview(env map[string]string, secrets []vault.EnvSecret) []envEntry {
+	byName := map[string]envEntry{}
+	for name := range env {
+		byName[name] = envEntry{Name: name, Source: "profile"}
+	}
+	for _, sec := range secrets {
+		_, shadows := byName[sec.Name]
+		byName[sec.Name] = envEntry{Name: sec.Name, Source: "secret", SecretID: sec.SecretID, Scope: sec.Scope,
+			Version: sec.Version, Overrides: shadows}
+	}
+	out := make([]envEntry, 0, len(byName))
+	for _, e := range byName {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b envEntry) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+func (s *server) profileUpdate(w http.ResponseWriter, r *http.Request, u *user) error {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	f := readProfileForm(r)
+	f.CSRF, f.Edit, f.ID = u.CSRF, true, id
+	env, err := parseEnv(f.Env)
+	if err == nil {
+		cmd, setup := splitLines(f.Command), splitLines(f.SetupCommands)
+		_, err = s.vault.UpdateProfile(ctx, u.ID, id, vault.ProfilePatch{
+			Name: &f.Name, Image: &f.Image, Command: &cmd, SetupCommands: &setup, Env: &env,
+		})
+		if err == nil {
+			http.Redirect(w, r, "/profiles/"+id+"?ok=profile-saved", http.StatusSeeOther)
+			return nil
+		}
+	}
+	if !addError(f.Errors, &f.FormError, err, profileField) {
+		return err // ENOTFOUND among them
+	}
+	status := refuseStatus(err)
+	p, err := s.vault.Profile(ctx, u.ID, id)
+	if err != nil {
+		return err
+	}
+	return s.renderProfile(w, r, u, status, p, f)
+}
+
+type profileDeleteData struct {
+	Profile *vault.Profile
+	CSRF    string
+}
+
+func (s *server) profileDeletePage(w http.ResponseWriter, r *http.Request, u *user) error {
+	p, err := s.vault.Profile(r.Context(), u.ID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	s.render(w, r, http.StatusOK, "profile_delete", view{Title: "Delete " + p.Name, Nav: "profiles", User: u,
+		Data: profileDeleteData{Profile: p, CSRF: u.CSRF}})
+	return nil
+}
+
+func (s *server) profileDelete(w http.ResponseWriter, r *http.Request, u *user) error {
+	if err := s.vault.DeleteProfile(r.Context(), u.ID, r.PathValue("id")); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/profiles?ok=profile-deleted", http.StatusSeeOther)
+	return nil
+}
