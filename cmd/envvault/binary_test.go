@@ -29,6 +29,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/envvault/envvault/internal/testenv"
+	"github.com/envvault/envvault/internal/testimage"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -238,13 +239,29 @@ func TestSIGTERMFinishesRequestsInFlight(t *testing.T) {
 
 // TestDockerImage builds the repository's Dockerfile around the static
 // binary, with no registry, and runs `envvault serve` in it as the
-// non-root user, on a published port.
+// non-root user, on a published port: without a Docker socket, where the
+// API serves on and tasks fail with the reason, and with the host's
+// socket, where tasks run as the README says.
 func TestDockerImage(t *testing.T) {
 	t.Parallel()
 	cli := testenv.RequireDocker(t)
+	tag := buildImage(t, cli)
+	t.Run("no Docker socket", func(t *testing.T) {
+		t.Parallel()
+		testImageWithoutDocker(t, cli, tag)
+	})
+	t.Run("the host's Docker socket", func(t *testing.T) {
+		t.Parallel()
+		testImageWithDocker(t, cli, tag)
+	})
+}
+
+// buildImage builds the Dockerfile around the static binary; the image is
+// removed when the test ends.
+func buildImage(t *testing.T, cli dockerclient.APIClient) string {
+	t.Helper()
 	bin := staticBinary(t)
 	ctx := t.Context()
-
 	buildCtx := dockerContext(t, bin)
 	tag := "envvault-test:" + strings.ToLower(vault.NewID("")[:12])
 	tag = strings.NewReplacer("_", "x", "-", "x").Replace(tag)
@@ -264,17 +281,23 @@ func TestDockerImage(t *testing.T) {
 	if err := readBuild(resp.Body); err != nil {
 		t.Fatalf("docker build: %v", err)
 	}
+	return tag
+}
 
-	key := vault.GenerateKey()
+// runImage runs the image with cfg and host (its port 8080 published on
+// 127.0.0.1) and returns the container's id, the API's URL and its logs,
+// once it listens. The container is removed when the test ends.
+func runImage(t *testing.T, cli dockerclient.APIClient, cfg *container.Config, host *container.HostConfig) (id, base string, logs *lineWatcher) {
+	t.Helper()
+	ctx := t.Context()
 	port := nat.Port("8080/tcp")
-	created, err := cli.ContainerCreate(ctx,
-		&container.Config{Image: tag, Env: []string{"ENCRYPTION_KEY=" + key}, ExposedPorts: nat.PortSet{port: {}}},
-		&container.HostConfig{PortBindings: nat.PortMap{port: {{HostIP: "127.0.0.1"}}}},
-		nil, nil, "")
+	cfg.ExposedPorts = nat.PortSet{port: {}}
+	host.PortBindings = nat.PortMap{port: {{HostIP: "127.0.0.1"}}}
+	created, err := cli.ContainerCreate(ctx, cfg, host, nil, nil, "")
 	if err != nil {
 		t.Fatalf("create container: %v", err)
 	}
-	id := created.ID
+	id = created.ID
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -296,10 +319,16 @@ func TestDockerImage(t *testing.T) {
 	if len(bindings) == 0 {
 		t.Fatalf("port 8080 is not published: %+v", info.NetworkSettings.Ports)
 	}
-	base := "http://127.0.0.1:" + bindings[0].HostPort
-
-	logs := containerLogs(t, cli, id)
+	base = "http://127.0.0.1:" + bindings[0].HostPort
+	logs = containerLogs(t, cli, id)
 	logs.await(t, `the "listening" line`, func(l string) bool { return jsonField(l, "msg") == "listening" })
+	return id, base, logs
+}
+
+func testImageWithoutDocker(t *testing.T, cli dockerclient.APIClient, tag string) {
+	ctx := t.Context()
+	key := vault.GenerateKey()
+	id, base, logs := runImage(t, cli, &container.Config{Image: tag, Env: []string{"ENCRYPTION_KEY=" + key}}, &container.HostConfig{})
 
 	// A user made inside the container, a secret written to /data.
 	out := dockerExec(t, cli, id, "/envvault", "user", "create", "ops", "--json")
@@ -312,11 +341,26 @@ func TestDockerImage(t *testing.T) {
 	c.expect(http.StatusOK, "GET", "/readyz", nil, nil)
 	c.expect(http.StatusCreated, "POST", "/v1/secrets", map[string]any{"name": "IN_DOCKER", "value": canary}, nil)
 
+	// The container has no Docker socket: the worker says so, the API
+	// serves on, and a task fails with the reason.
+	logs.await(t, "the worker's warning that the Docker Engine does not answer", func(l string) bool {
+		return strings.HasPrefix(jsonField(l, "msg"), "Docker Engine does not answer")
+	})
+	var prof struct {
+		ID string `json:"id"`
+	}
+	c.expect(http.StatusCreated, "POST", "/v1/profiles", map[string]any{"name": "p", "image": "envvault-test-env:latest"}, &prof)
+	task, _ := c.awaitEnd(c.startTask(prof.ID, ""))
+	if task.Status != "failed" || task.Error == nil || !strings.Contains(*task.Error, "Docker Engine is not reachable at unix:///var/run/docker.sock") {
+		t.Errorf("a task in the container without a Docker socket: %+v, want it failed saying the engine is not reachable", task)
+	}
+	c.expect(http.StatusOK, "GET", "/readyz", nil, nil)
+
 	timeout := 10
 	if err := cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout}); err != nil {
 		t.Fatalf("stop container: %v", err)
 	}
-	info, err = cli.ContainerInspect(ctx, id)
+	info, err := cli.ContainerInspect(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,4 +483,57 @@ func dockerExec(t *testing.T, cli dockerclient.APIClient, id string, cmd ...stri
 		t.Fatalf("exec %v: exit %d\n%s%s", cmd, res.ExitCode, stdout.String(), stderr.String())
 	}
 	return stdout.String()
+}
+
+// testImageWithDocker runs the image as the README says to run tasks: the
+// host's Docker socket mounted, its group added, a stable WORKER_ID and a
+// baseline env file mounted read-only.
+func testImageWithDocker(t *testing.T, cli dockerclient.APIClient, tag string) {
+	sock, ok := strings.CutPrefix(cli.DaemonHost(), "unix://")
+	if !ok {
+		t.Skipf("the Docker Engine is at %s, not on a local socket that a container could mount", cli.DaemonHost())
+	}
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := fi.Sys().(*syscall.Stat_t).Gid
+	envImage, _ := testimage.Build(t, cli)
+	baseline := filepath.Join(t.TempDir(), "baseline.env")
+	if err := os.WriteFile(baseline, []byte("PLATFORM_TOKEN="+canary+"-baseline\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	key := vault.GenerateKey()
+	id, base, logs := runImage(t, cli,
+		&container.Config{Image: tag, Env: []string{
+			"ENCRYPTION_KEY=" + key, "WORKER_ID=image-test",
+			"BASELINE_ENV_FILE=/run/baseline.env", "BASELINE_LOCKED_NAMES=PLATFORM_TOKEN",
+		}},
+		&container.HostConfig{
+			Binds:    []string{sock + ":/var/run/docker.sock", baseline + ":/run/baseline.env:ro"},
+			GroupAdd: []string{fmt.Sprint(gid)},
+		})
+	logs.await(t, `the "task worker started" line`, func(l string) bool { return jsonField(l, "msg") == "task worker started" })
+
+	out := dockerExec(t, cli, id, "/envvault", "user", "create", "ops", "--json")
+	var user struct{ Token string }
+	if err := json.Unmarshal([]byte(out), &user); err != nil {
+		t.Fatalf("user create in the container printed %q: %v", out, err)
+	}
+	c := &client{t: t, base: base, token: user.Token}
+	var prof struct {
+		ID string `json:"id"`
+	}
+	c.expect(http.StatusCreated, "POST", "/v1/profiles", map[string]any{
+		"name": "probe", "image": envImage, "command": []string{testimage.EnvProbe, "echo", "API_KEY", "PLATFORM_TOKEN", "TASK_PROMPT"},
+	}, &prof)
+	c.expect(http.StatusCreated, "POST", "/v1/secrets", map[string]any{"name": "API_KEY", "value": canary}, nil)
+	task, taskLogs := c.awaitEnd(c.startTask(prof.ID, "hello from the image"))
+	if task.Status != "succeeded" || taskLogs != "***\n***\nhello from the image" {
+		t.Fatalf("task run by envvault in its image: %+v, logs %q\nenvvault:\n%s", task, taskLogs, logs)
+	}
+	if s := logs.String(); strings.Contains(s, canary) || strings.Contains(s, key) {
+		t.Errorf("the container's logs show a secret:\n%s", s)
+	}
 }
