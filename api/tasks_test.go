@@ -131,20 +131,26 @@ func (e *taskEnv) newUser(name string) (string, string) {
 }
 
 func (e *taskEnv) removeContainers() {
-	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
-	defer cancel()
 	e.mu.Lock()
 	users := slices.Clone(e.users)
 	e.mu.Unlock()
+	removeUserContainers(e.t, e.cli, users)
+}
+
+// removeUserContainers removes every container labelled with one of the
+// users.
+func removeUserContainers(tb testing.TB, cli client.APIClient, users []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
+	defer cancel()
 	for _, uid := range users {
-		list, err := e.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", runner.LabelUser+"="+uid))})
+		list, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", runner.LabelUser+"="+uid))})
 		if err != nil {
-			e.t.Errorf("list containers of %s: %v", uid, err)
+			tb.Errorf("list containers of %s: %v", uid, err)
 			continue
 		}
 		for _, c := range list {
-			if err := e.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-				e.t.Errorf("remove container %s: %v", c.ID, err)
+			if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+				tb.Errorf("remove container %s: %v", c.ID, err)
 			}
 		}
 	}
@@ -360,14 +366,19 @@ func (e *taskEnv) running(id string) bool {
 // awaitRemoved waits until the container is gone.
 func (e *taskEnv) awaitRemoved(id string) {
 	e.t.Helper()
+	awaitContainerGone(e.t, e.cli, id)
+}
+
+func awaitContainerGone(tb testing.TB, cli client.APIClient, id string) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
 	defer cancel()
-	resC, errC := e.cli.ContainerWait(ctx, id, container.WaitConditionRemoved)
+	resC, errC := cli.ContainerWait(ctx, id, container.WaitConditionRemoved)
 	select {
 	case <-resC:
 	case err := <-errC:
 		if !cerrdefs.IsNotFound(err) {
-			e.t.Fatalf("container %s not removed: %v", id, err)
+			tb.Fatalf("container %s not removed: %v", id, err)
 		}
 	}
 }
