@@ -578,3 +578,43 @@ func checkNoCanary(t *testing.T, err error) {
 		}
 	}
 }
+
+// BenchmarkStart compares the runner's Start with a bare Docker API
+// create+start of the same image and env: the runner's own share of a task
+// start. Removal is outside the timing.
+func BenchmarkStart(b *testing.B) {
+	cli := testenv.RequireDocker(b)
+	img, _ := testimage.Build(b, cli)
+	r := runner.New(cli, runner.Options{})
+	env := map[string]string{"A": "1", "TOKEN": canary, "MULTI": "a\nb"}
+	ctx := context.Background()
+	remove := func(id string) {
+		b.StopTimer()
+		if err := r.Remove(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.Run("bare", func(b *testing.B) {
+		for b.Loop() {
+			c, err := cli.ContainerCreate(ctx, &container.Config{Image: img, Cmd: []string{testimage.EnvProbe, "exit", "0"}, Env: []string{"A=1", "MULTI=a\nb", "TOKEN=" + canary}}, nil, nil, nil, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			remove(c.ID)
+		}
+	})
+	b.Run("runner", func(b *testing.B) {
+		for b.Loop() {
+			id, err := r.Start(ctx, runner.Spec{TaskID: "tsk_bench", UserID: "usr_bench", ProfileID: "prof_bench",
+				Image: img, Command: []string{testimage.EnvProbe, "exit", "0"}, Env: env})
+			if err != nil {
+				b.Fatal(err)
+			}
+			remove(id)
+		}
+	})
+}
