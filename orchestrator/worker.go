@@ -110,6 +110,9 @@ func (o *Orchestrator) runTask(ctx context.Context, t *Task, attach *runner.Cont
 		containerID = attach.ID
 		values, err := o.maskValues(ctx, t, attach.ID)
 		if err != nil {
+			if ctx.Err() != nil {
+				return // shutting down: the next Run attaches again
+			}
 			reason := "reattach after restart: internal error"
 			var re *runner.Error
 			switch {
@@ -131,6 +134,12 @@ func (o *Orchestrator) runTask(ctx context.Context, t *Task, attach *runner.Cont
 	} else {
 		id, values, err := o.start(ctx, t)
 		if err != nil {
+			if ctx.Err() != nil {
+				// Shutting down mid-start: the task stays starting, and
+				// the next Run's recovery attaches to its container, or
+				// queues it again if it never started.
+				return
+			}
 			o.fail(t.ID, id, err.Error(), log)
 			return
 		}
