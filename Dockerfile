@@ -10,6 +10,13 @@
 # The SQLite store lives in /data (a volume owned by uid 10001); set
 # DATABASE_URL for PostgreSQL. The binary is pure Go (modernc.org/sqlite),
 # so CGO_ENABLED=0 makes it static and scratch is enough.
+#
+# serve runs a task worker on the Docker Engine at /var/run/docker.sock.
+# Without that socket the API serves all the same and tasks fail saying the
+# engine is not reachable (or set NO_WORKER=true). To run tasks, mount the
+# host's socket, add its group and name the worker (see the README, Docker):
+#   -v /var/run/docker.sock:/var/run/docker.sock \
+#   --group-add "$(stat -c %g /var/run/docker.sock)" -e WORKER_ID=docker-host-1
 FROM scratch
 
 # COPY --chown takes numeric ids, so no stage has to run chown.

@@ -28,7 +28,7 @@ const (
 func (m *Main) loadBaseline() error {
 	b, err := orchestrator.LoadBaseline(m.Config.BaselineEnvFile, m.Config.LockedNames)
 	if err != nil {
-		return fmt.Errorf("--baseline-env-file, --locked-names: %w", err)
+		return err // "baseline env file PATH: line N: reason", or "locked names: …"
 	}
 	var missing []string
 	for _, name := range b.Locked {
