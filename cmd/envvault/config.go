@@ -43,6 +43,7 @@ type Config struct {
 	DataDir         string        // --data-dir, DATA_DIR
 	MaxSecrets      int           // --max-secrets, MAX_SECRETS
 	BodyLimit       int64         // --body-limit, BODY_LIMIT (bytes)
+	SecureCookies   bool          // --secure-cookies, SECURE_COOKIES (dashboard)
 	AllowNames      []string      // --allow-names, ALLOW_NAMES (comma-separated)
 	LogFormat       string        // --log-format, LOG_FORMAT: text or json
 	LogLevel        slog.Level    // --log-level, LOG_LEVEL
@@ -374,6 +375,7 @@ func serverFlags(fs *flag.FlagSet, c *Config, addr, logFormat string) {
 	fs.StringVar(&c.Addr, "addr", addr, "address to listen on, host:port (port 0 picks a free one, logged as \"listening\")")
 	fs.IntVar(&c.MaxSecrets, "max-secrets", 1000, "most secrets one user may hold")
 	fs.Int64Var(&c.BodyLimit, "body-limit", api.DefaultBodyLimit, "largest request body in bytes (413 above)")
+	fs.BoolVar(&c.SecureCookies, "secure-cookies", false, "mark the dashboard's cookies Secure even on plain HTTP, behind a proxy that terminates TLS (requests over TLS always get them)")
 	fs.Func("allow-names", "comma-separated secret names to take off the denied list (LD_PRELOAD, NODE_OPTIONS, ...)", func(s string) error {
 		c.AllowNames = append(c.AllowNames, splitNames(s)...)
 		return nil

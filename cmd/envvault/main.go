@@ -28,6 +28,7 @@ import (
 	"github.com/envvault/envvault/api"
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/vault"
+	"github.com/envvault/envvault/web"
 )
 
 func main() {
@@ -253,12 +254,19 @@ func (m *Main) runServer(ctx context.Context) error {
 		wt = m.writeTimeout
 	}
 	m.streams = newStreams(wt)
-	handler := m.streams.wrap(api.NewServer(api.Config{
+	apiHandler := api.NewServer(api.Config{
 		Service:      svc,
 		Orchestrator: orch,
 		Logger:       m.logger,
 		BodyLimit:    m.Config.BodyLimit,
-	}).Handler())
+	}).Handler()
+	// The API keeps /v1, /healthz and /readyz; the dashboard has the rest.
+	mux := http.NewServeMux()
+	for _, p := range []string{"/v1", "/v1/", "/healthz", "/readyz"} {
+		mux.Handle(p, apiHandler)
+	}
+	mux.Handle("/", web.New(web.Config{Vault: svc, Orchestrator: orch, Logger: m.logger, Secure: m.Config.SecureCookies}))
+	handler := m.streams.wrap(mux)
 
 	ln, err := net.Listen("tcp", m.Config.Addr)
 	if err != nil {

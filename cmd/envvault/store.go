@@ -187,6 +187,7 @@ func (m *Main) warnDevKey(path string, created bool) {
 func (m *Main) printDevBanner(url, token string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nenvvault dev is running at %s (Ctrl-C stops it)\n\n", url)
+	fmt.Fprintf(&b, "Dashboard: open %s/ in a browser and sign in with the API token.\n\n", url)
 	if token == "" {
 		fmt.Fprintf(&b, "The token of the user \"dev\" was printed when %s was first set up.\n", m.Config.DataDir)
 		fmt.Fprintf(&b, "Lost it? Make another user while this runs:\n  go run ./cmd/envvault user create alice --data-dir %s\n\n", m.Config.DataDir)
