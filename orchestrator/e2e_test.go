@@ -2,6 +2,8 @@ package orchestrator_test
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -314,5 +316,33 @@ func TestStartRefusals(t *testing.T) {
 	list, err := f.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", runner.LabelUser+"="+f.user))})
 	if err != nil || len(list) != 0 {
 		t.Errorf("containers were created: %v, %v", list, err)
+	}
+}
+
+// TestChattyTaskLogs: a program printing line by line (Docker delivers a
+// line at a time) is stored whole and in order, in batches rather than a
+// row per line.
+func TestChattyTaskLogs(t *testing.T) {
+	f := newFixture(t, sqliteBackend(t).open(t), true)
+	o := f.orch("w-"+vault.NewID(""), nil)
+	f.run(o)
+	const n = 20000
+	task := f.create(o, f.profile(f.envImage, testimage.EnvProbe, "lines", strconv.Itoa(n)))
+	if done := f.await(task.ID, "finished", isDone, o); done.Status != orchestrator.StatusSucceeded {
+		t.Fatalf("finished: %+v", done)
+	}
+	var want strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&want, "line %d\n", i)
+	}
+	if logs := f.logs(task.ID); logs != want.String() {
+		t.Errorf("logs: %d bytes, want %d", len(logs), want.Len())
+	}
+	chunks, err := f.store.TaskLogs(context.Background(), task.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chunks) > n/100 {
+		t.Errorf("%d lines stored in %d chunks", n, len(chunks))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/envvault/envvault/runner"
@@ -290,7 +291,7 @@ func (o *Orchestrator) maskValues(ctx context.Context, t *Task, containerID stri
 }
 
 // storeLogs copies the container's output, masked, into the store until
-// the container exits.
+// the container exits (or ctx ends), then stores what is left.
 func (o *Orchestrator) storeLogs(ctx context.Context, taskID, containerID string, masked []string) error {
 	rc, err := o.runner.Logs(ctx, containerID, true)
 	if err != nil {
@@ -299,28 +300,86 @@ func (o *Orchestrator) storeLogs(ctx context.Context, taskID, containerID string
 	defer rc.Close()
 	w := &logWriter{ctx: context.WithoutCancel(ctx), o: o, taskID: taskID}
 	m := runner.NewMasker(w, masked)
-	if _, err := io.Copy(m, rc); err != nil && ctx.Err() == nil {
-		_ = m.Close()
-		return fmt.Errorf("copy logs: %w", err)
+	_, copyErr := io.Copy(m, rc)
+	// The masker hands the writer what it held back, the writer stores
+	// what it has batched.
+	err = errors.Join(m.Close(), w.Close())
+	if copyErr != nil && ctx.Err() == nil {
+		return fmt.Errorf("copy logs: %w", errors.Join(copyErr, err))
 	}
-	return m.Close()
+	return err
 }
 
+// Log chunks are batched: Docker delivers a program's output a line at a
+// time, and a row per line would make a chatty program wait on the
+// store (20,000 lines took 18 s unbatched). A chunk is stored once it holds
+// logBatchSize bytes, or logBatchDelay after its first byte, so a follower
+// sees output at most that late.
+const (
+	logBatchSize  = 64 << 10
+	logBatchDelay = 50 * time.Millisecond
+)
+
+// logWriter stores a task's masked output in batches; see logBatchSize.
+// Close stores what it holds. It is safe for the concurrent use of its
+// Write and its own timer.
 type logWriter struct {
 	ctx    context.Context
 	o      *Orchestrator
 	taskID string
+
+	mu    sync.Mutex
+	buf   []byte
+	timer *time.Timer // pending flush of buf, nil if none
+	err   error       // the first failed store write; every later call returns it
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return 0, w.err
 	}
-	if err := w.o.store.AppendTaskLog(w.ctx, w.taskID, slices.Clone(p)); err != nil {
-		return 0, err
+	w.buf = append(w.buf, p...)
+	switch {
+	case len(w.buf) >= logBatchSize:
+		w.flushLocked()
+	case w.timer == nil && len(w.buf) > 0:
+		w.timer = time.AfterFunc(logBatchDelay, func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.flushLocked()
+		})
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	return len(p), nil
+}
+
+// Close stores what the writer holds.
+func (w *logWriter) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.flushLocked()
+	return w.err
+}
+
+func (w *logWriter) flushLocked() {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	if len(w.buf) == 0 || w.err != nil {
+		return
+	}
+	data := w.buf
+	w.buf = nil
+	if err := w.o.store.AppendTaskLog(w.ctx, w.taskID, data); err != nil {
+		w.err = err
+		return
 	}
 	w.o.notify()
-	return len(p), nil
 }
 
 // finish records how a task's container ended. A restart request queues
