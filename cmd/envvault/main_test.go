@@ -529,7 +529,7 @@ func TestHelp(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{
 		{"--help"}, {"dev", "--help"}, {"serve", "--help"}, {"migrate", "--help"},
-		{"user", "create", "--help"}, {"keygen", "--help"},
+		{"user", "create", "--help"}, {"keygen", "--help"}, {"runner", "--help"},
 	} {
 		in, err := start(t, nil, args...)
 		if !errors.Is(err, flag.ErrHelp) {
@@ -540,10 +540,20 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	in, _ := start(t, nil, "serve", "--help")
-	for _, want := range []string{"-addr", "-data-dir", "-max-secrets", "-body-limit", "-log-format", "ENCRYPTION_KEY_FILE", "DATABASE_URL"} {
+	for _, want := range []string{"-addr", "-data-dir", "-max-secrets", "-body-limit", "-log-format", "ENCRYPTION_KEY_FILE", "DATABASE_URL",
+		"-baseline-env-file", "-locked-names", "BASELINE_LOCKED_NAMES", "-allow-names", "-worker-id", "-no-worker"} {
 		if !strings.Contains(in.stderr.String(), want) {
 			t.Errorf("serve --help does not mention %s", want)
 		}
+	}
+	in, _ = start(t, nil, "runner", "--help")
+	for _, want := range []string{"-baseline-env-file", "-locked-names", "-worker-id", "DATABASE_URL", "DOCKER_HOST"} {
+		if !strings.Contains(in.stderr.String(), want) {
+			t.Errorf("runner --help does not mention %s", want)
+		}
+	}
+	if strings.Contains(in.stderr.String(), "\n  -no-worker") || strings.Contains(in.stderr.String(), "\n  -addr") {
+		t.Errorf("runner --help offers --no-worker or --addr:\n%s", in.stderr.String())
 	}
 	if _, err := start(t, nil); !errors.Is(err, errUsage) {
 		t.Errorf("envvault without a command: %v, want errUsage", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -291,15 +292,29 @@ func TestLogStreams(t *testing.T) {
 }
 
 // TestRunnerCommand runs tasks with `envvault runner` beside a
-// `serve --no-worker` on one SQLite file: serve only queues them.
+// `serve --no-worker` on one store: serve only queues them.
 func TestRunnerCommand(t *testing.T) {
 	t.Parallel()
+	t.Run("SQLite", func(t *testing.T) {
+		t.Parallel()
+		testRunner(t, nil, "--data-dir", t.TempDir())
+	})
+	t.Run("PostgreSQL", func(t *testing.T) {
+		t.Parallel()
+		testRunner(t, map[string]string{"DATABASE_URL": testenv.RequirePostgres(t)})
+	})
+}
+
+func testRunner(t *testing.T, env map[string]string, storeArgs ...string) {
 	_, envImage, _ := dockerImages(t)
-	env := map[string]string{"ENCRYPTION_KEY": vault.GenerateKey()}
-	dir := t.TempDir()
+	env = maps.Clone(env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["ENCRYPTION_KEY"] = vault.GenerateKey()
 	baseline := writeBaseline(t, "REGION=eu-west-1\n")
-	token := createUser(t, env, "ops", "--data-dir", dir)
-	srv := mustStart(t, env, "serve", "--addr", "127.0.0.1:0", "--data-dir", dir, "--no-worker", "--baseline-env-file", baseline)
+	token := createUser(t, env, "ops", storeArgs...)
+	srv := mustStart(t, env, append([]string{"serve", "--addr", "127.0.0.1:0", "--no-worker", "--baseline-env-file", baseline}, storeArgs...)...)
 	if !strings.Contains(srv.stderr.String(), "no task worker") {
 		t.Errorf("serve --no-worker did not say it runs no worker:\n%s", srv.stderr.String())
 	}
@@ -314,7 +329,10 @@ func TestRunnerCommand(t *testing.T) {
 		t.Fatalf("with no worker the task is %+v, want queued", task)
 	}
 
-	run := mustStart(t, env, "runner", "--data-dir", dir, "--baseline-env-file", baseline, "--worker-id", "runner-1")
+	run := mustStart(t, env, append([]string{"runner", "--baseline-env-file", baseline, "--worker-id", "runner-1"}, storeArgs...)...)
+	if sqlite := env["DATABASE_URL"] == ""; sqlite != strings.Contains(run.stderr.String(), "only processes on this host share it") {
+		t.Errorf("runner on SQLite should warn, and only there, that the store is local to this host:\n%s", run.stderr.String())
+	}
 	if run.m.Addr() != "" {
 		t.Errorf("runner listens on %s", run.m.Addr())
 	}
