@@ -59,6 +59,12 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 func (o *Orchestrator) goRun(ctx context.Context, t *Task, attach *runner.Container) {
 	c := make(chan struct{}, 1)
 	o.mu.Lock()
+	if _, busy := o.running[t.ID]; busy && attach != nil {
+		// A retried recovery finds a container this process already
+		// follows: attaching twice would store its logs twice.
+		o.mu.Unlock()
+		return
+	}
 	o.running[t.ID] = c
 	o.mu.Unlock()
 	o.wg.Add(1)
