@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/envvault/envvault/internal/testenv"
+	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -156,6 +157,15 @@ func (b *browser) screenshot(name string) string {
 	return path
 }
 
+// waitJS waits until a JavaScript expression is true in the page.
+func (b *browser) waitJS(expr, failure string) {
+	b.t.Helper()
+	_, err := chromedp.Run(b.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second)))
+	if err != nil {
+		b.t.Fatalf("%s (waiting for %s: %v)", failure, expr, err)
+	}
+}
+
 // setScripts turns JavaScript on or off in the tab.
 func (b *browser) setScripts(on bool) {
 	b.t.Helper()
@@ -245,12 +255,10 @@ func TestBrowserSecrets(t *testing.T) {
 	b.do(chromedp.Click(chromedp.ID("add-secret")), chromedp.WaitVisible(chromedp.ID("add-secret-dialog")),
 		chromedp.SendKeys(chromedp.ID("secret-value"), "typed-then-abandoned"),
 		chromedp.KeyEvent(kb.Escape), chromedp.WaitNotVisible(chromedp.ID("add-secret-dialog")))
-	if v := b.value("#secret-value"); v != "" {
-		t.Fatal("a closed dialog keeps the typed value")
-	}
-	if id := js[string](b, `document.activeElement.id`); id != "add-secret" {
-		t.Fatalf("closing the dialog put the focus on %q, want Add", id)
-	}
+	// The dialog's close event, which resets the form, comes after it is
+	// hidden.
+	b.waitJS(`document.getElementById("secret-value").value === "" && document.activeElement.id === "add-secret"`,
+		"a closed dialog keeps the typed value, or the focus is not back on Add")
 
 	// Add one for selected agents; the screenshot is of this form.
 	b.do(chromedp.Click(chromedp.ID("add-secret")), chromedp.WaitVisible(chromedp.ID("add-secret-dialog")),
@@ -452,4 +460,70 @@ func TestBrowserSecrets(t *testing.T) {
 		}
 	}
 	t.Logf("browser steps took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// A running task's page streams its log in with JavaScript, and reloads
+// to show the end when the task finishes. The task's life is played by
+// the store (no Docker here): the stream is the dashboard's own.
+func TestBrowserTaskLogFollow(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	p := s.mustProfile(t, "builder")
+	task, err := s.orch.CreateTask(ctx, s.userID, p.ID, "follow me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	setStatus := func(st orchestrator.Status) {
+		t.Helper()
+		_, err := s.store.UpdateTask(ctx, task.ID, func(x *orchestrator.Task) error {
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			x.Status, x.UpdatedAt = st, now
+			if st == orchestrator.StatusRunning {
+				x.StartedAt, x.Worker = &now, "test"
+			} else {
+				code := 0
+				x.FinishedAt, x.ExitCode = &now, &code
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	setStatus(orchestrator.StatusRunning)
+	if err := s.store.AppendTaskLog(ctx, task.ID, []byte("first line\n")); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newBrowser(t, s)
+	b.do(chromedp.Navigate(s.URL+"/login"), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), s.token),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("add-secret")),
+		chromedp.Navigate(s.URL+"/tasks/"+task.ID+"?ok=task-started"),
+		chromedp.WaitVisible(chromedp.CSS(`pre#log[data-follow]`)))
+	if got := b.text("#task-status"); got != "running" {
+		t.Fatalf("status %q", got)
+	}
+	if err := s.store.AppendTaskLog(ctx, task.ID, []byte("second line\n")); err != nil {
+		t.Fatal(err)
+	}
+	// The second line arrives without a reload: the page still has its
+	// one-time notice, which a reload would drop.
+	b.waitJS(`document.getElementById("log").textContent.includes("second line")`, "the second line never streamed in")
+	if got := b.text("#log"); !strings.Contains(got, "first line") || strings.Count(got, "first line") != 1 {
+		t.Fatalf("log %q", got)
+	}
+	if !strings.Contains(b.html(), "Task queued.") {
+		t.Fatal("the page reloaded instead of streaming")
+	}
+	setStatus(orchestrator.StatusSucceeded)
+	b.do(chromedp.WaitVisible(chromedp.CSS(`#task-status.succeeded`)))
+	h := b.html()
+	if strings.Contains(h, "data-follow") || strings.Contains(h, "Task queued.") || !strings.Contains(h, "second line") {
+		t.Fatalf("after the end: follow %v, notice %v", strings.Contains(h, "data-follow"), strings.Contains(h, "Task queued."))
+	}
+	if loc := b.location(); loc != s.URL+"/tasks/"+task.ID {
+		t.Fatalf("reloaded to %s", loc)
+	}
 }

@@ -16,6 +16,10 @@ const maxPageLog = 1 << 20
 // itself when JavaScript is off (with it, the log streams instead).
 const followRefresh = 3
 
+// followWriteTimeout bounds one write of a followed log: a client that
+// takes longer to take it in is cut off.
+const followWriteTimeout = time.Minute
+
 // taskStartForm is the form that starts a task.
 type taskStartForm struct {
 	CSRF      string
@@ -128,7 +132,7 @@ func (s *server) taskShow(w http.ResponseWriter, r *http.Request, u *user) error
 	d.Log = string(buf)
 	v := view{Title: "Task " + t.ID, Nav: "tasks", User: u, Flash: flash(r), Data: d}
 	if d.Follow {
-		v.Refresh = followRefresh
+		v.Refresh, v.RefreshURL = followRefresh, "/tasks/"+t.ID
 	}
 	s.render(w, r, http.StatusOK, "task", v)
 	return nil
@@ -145,17 +149,22 @@ func (s *server) taskLogs(w http.ResponseWriter, r *http.Request, u *user) error
 	follow := r.URL.Query().Get("follow") == "1"
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	rc := http.NewResponseController(w)
-	if follow {
-		// The server's WriteTimeout bounds ordinary pages; a follower
-		// may stay as long as the task runs.
-		_ = rc.SetWriteDeadline(time.Time{})
+	// The server's WriteTimeout counts from the request and would cut a
+	// follower off; a follower stays as long as the task runs, and each
+	// write gets its own deadline instead.
+	renew := func() {
+		if follow {
+			_ = rc.SetWriteDeadline(time.Now().Add(followWriteTimeout))
+		}
 	}
+	renew()
 	w.WriteHeader(http.StatusOK)
 	if follow {
 		_ = rc.Flush()
 	}
 	var writeErr error
 	err := s.orch.Logs(ctx, u.ID, id, follow, func(chunk []byte) error {
+		renew()
 		if _, writeErr = w.Write(chunk); writeErr != nil {
 			return writeErr
 		}

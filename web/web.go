@@ -318,15 +318,16 @@ func (s *server) home(w http.ResponseWriter, r *http.Request) {
 
 // view is what every page template gets.
 type view struct {
-	Title   string
-	Nav     string // the nav entry to mark current
-	User    *user  // nil when signed out
-	Tasks   bool   // the tasks pages exist
-	Flash   string
-	Refresh int // seconds; a <noscript> meta refresh when > 0
-	Status  int
-	Message string // of an error page
-	Data    any
+	Title      string
+	Nav        string // the nav entry to mark current
+	User       *user  // nil when signed out
+	Tasks      bool   // the tasks pages exist
+	Flash      string
+	Refresh    int    // seconds; a <noscript> meta refresh when > 0
+	RefreshURL string // what the refresh loads: the page without its flash
+	Status     int
+	Message    string // of an error page
+	Data       any
 }
 
 // render writes a page. It renders into a buffer first, so a template

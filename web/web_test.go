@@ -489,7 +489,7 @@ func TestTasksPages(t *testing.T) {
 	page := c.get(loc)
 	wantStatus(t, page, http.StatusOK)
 	wantContains(t, page.Body, "Task queued.", `id="task-status">queued`, "builder", "fix the bug",
-		`<noscript><meta http-equiv="refresh" content="3"></noscript>`, `data-follow="/tasks/`+id+`/logs?follow=1"`)
+		`<noscript><meta http-equiv="refresh" content="3; url=/tasks/`+id+`"></noscript>`, `data-follow="/tasks/`+id+`/logs?follow=1"`)
 	wantContains(t, c.get("/tasks").Body, id, "builder", "queued")
 	logs := c.get("/tasks/" + id + "/logs")
 	wantStatus(t, logs, http.StatusOK)

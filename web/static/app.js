@@ -92,7 +92,9 @@
         function pump() {
           return reader.read().then(function (r) {
             if (r.done) {
-              window.location.reload();
+              // Reload without the query, so a one-time notice does not
+              // show again.
+              window.location.replace(window.location.pathname);
               return undefined;
             }
             var stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
