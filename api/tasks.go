@@ -29,7 +29,8 @@ var errNoOrchestrator = &apiError{
 	Message: "tasks are not enabled on this server",
 }
 
-// requireOrchestrator returns the orchestrator, or the 503 error if there is none.
+// requireOrchestrator returns the orchestrator, or the 503 error if there
+// is none.
 func (s *Server) requireOrchestrator() (*orchestrator.Orchestrator, error) {
 	if s.orch == nil {
 		return nil, errNoOrchestrator
