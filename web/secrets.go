@@ -141,7 +141,7 @@ func (s *server) renderSecretForm(w http.ResponseWriter, r *http.Request, u *use
 func readSecretForm(r *http.Request) (f *secretForm, value string, ids []string) {
 	pf := r.PostForm
 	f = &secretForm{
-		Name:        strings.TrimSpace(pf.Get("name")),
+		Name:        pf.Get("name"), // as typed: the rule is checked, never fixed up
 		Description: pf.Get("description"),
 		Scope:       vault.Scope(pf.Get("scope")),
 		Selected:    map[string]bool{},
