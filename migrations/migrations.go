@@ -64,7 +64,9 @@ func provider(db *sql.DB, d Dialect) (*goose.Provider, error) {
 	switch d {
 	case Postgres:
 		dialect = goose.DialectPostgres
-		locker, err := lock.NewPostgresSessionLocker()
+		// Retry every second, for up to five minutes: a second process
+		// starting beside the first waits about as long as its migration.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return nil, fmt.Errorf("postgres migration lock: %w", err)
 		}

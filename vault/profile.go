@@ -78,8 +78,8 @@ func (p *Profile) validate() error {
 		if err := ValidateName("env", name); err != nil {
 			return Invalid("env", "name %q must match %s", truncate(name, 64), NamePattern)
 		}
-		if len(value) > MaxValueLen || strings.IndexByte(value, 0) >= 0 {
-			return Invalid("env", "value of %s must be at most %d bytes without NUL bytes", name, MaxValueLen)
+		if len(value) > MaxValueLen || strings.IndexByte(value, 0) >= 0 || !utf8.ValidString(value) {
+			return Invalid("env", "value of %s must be valid UTF-8 of at most %d bytes without NUL bytes", name, MaxValueLen)
 		}
 	}
 	return nil

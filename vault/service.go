@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultMaxSecrets is how many secrets a user may hold unless configured.
@@ -366,8 +367,8 @@ func (o ListOptions) Filter() (ListFilter, error) {
 	if f.Limit < 1 || f.Limit > MaxPageLimit {
 		return f, Invalid("limit", "must be between 1 and %d", MaxPageLimit)
 	}
-	if len(o.Query) > MaxNameLen || strings.IndexByte(o.Query, 0) >= 0 {
-		return f, Invalid("q", "must be at most %d characters without NUL bytes", MaxNameLen)
+	if len(o.Query) > MaxNameLen || strings.IndexByte(o.Query, 0) >= 0 || !utf8.ValidString(o.Query) {
+		return f, Invalid("q", "must be valid UTF-8 of at most %d characters without NUL bytes", MaxNameLen)
 	}
 	if o.Cursor != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(o.Cursor)
