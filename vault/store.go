@@ -37,6 +37,21 @@ type Store interface {
 	PutKeyCheck(ctx context.Context, c KeyCheck) error
 	// MasterKeyCounts returns how many data keys each master key id seals.
 	MasterKeyCounts(ctx context.Context) (map[string]int, error)
+	// DeleteKeyCheck deletes the key check value of a master key id; there
+	// being none is not an error.
+	DeleteKeyCheck(ctx context.Context, keyID string) error
+
+	// SealedKeysOfAllUsers returns, from the secrets of every user, up to
+	// limit data keys not sealed under master key notKeyID, ordered by
+	// secret id and after afterID ("" for the first). It is for the
+	// operator's key rotation (Service.RotateKeys), not scoped to a user.
+	SealedKeysOfAllUsers(ctx context.Context, notKeyID, afterID string, limit int) ([]SealedKey, error)
+	// SwapSealedKeysOfAllUsers sets, in one short transaction, each swapped
+	// secret's data key to New, sealed under master key keyID, where it is
+	// still Old, and returns how many it set: a secret written or deleted
+	// since its key was read keeps what was written. It is for the
+	// operator's key rotation, not scoped to a user.
+	SwapSealedKeysOfAllUsers(ctx context.Context, keyID string, swaps []KeySwap) (int, error)
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

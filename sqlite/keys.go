@@ -1,0 +1,80 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/envvault/envvault/vault"
+)
+
+// DeleteKeyCheck deletes the key check value of a master key id; there
+// being none is not an error.
+func (db *DB) DeleteKeyCheck(ctx context.Context, keyID string) error {
+	if _, err := db.write.ExecContext(ctx, `DELETE FROM key_checks WHERE key_id = ?`, keyID); err != nil {
+		return fmt.Errorf("delete key check %s: %w", keyID, err)
+	}
+	return nil
+}
+
+// SealedKeysOfAllUsers returns, from the secrets of every user, up to limit
+// data keys not sealed under master key notKeyID, ordered by secret id and
+// after afterID ("" for the first). It is for the operator's key rotation,
+// not scoped to a user.
+func (db *DB) SealedKeysOfAllUsers(ctx context.Context, notKeyID, afterID string, limit int) ([]vault.SealedKey, error) {
+	// The primary key's order is the keyset: a run that stops part-way
+	// resumes by starting again, since rotated rows no longer match.
+	rows, err := db.read.QueryContext(ctx, `
+		SELECT id, user_id, sealed_key, master_key_id FROM secrets
+		WHERE master_key_id <> ? AND id > ?
+		ORDER BY id LIMIT ?`, notKeyID, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query data keys: %w", err)
+	}
+	defer rows.Close()
+	var out []vault.SealedKey
+	for rows.Next() {
+		var k vault.SealedKey
+		if err := rows.Scan(&k.SecretID, &k.UserID, &k.Sealed, &k.MasterKeyID); err != nil {
+			return nil, fmt.Errorf("scan data key: %w", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read data keys: %w", err)
+	}
+	return out, nil
+}
+
+// SwapSealedKeysOfAllUsers sets, in one write transaction, each swapped
+// secret's data key to New, sealed under master key keyID, where it is
+// still Old, and returns how many it set. It is for the operator's key
+// rotation, not scoped to a user.
+func (db *DB) SwapSealedKeysOfAllUsers(ctx context.Context, keyID string, swaps []vault.KeySwap) (int, error) {
+	stx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("begin transaction: %w", err)
+	}
+	defer stx.Rollback()
+	stmt, err := stx.PrepareContext(ctx, `
+		UPDATE secrets SET sealed_key = ?, master_key_id = ? WHERE id = ? AND sealed_key = ?`)
+	if err != nil {
+		return 0, fmt.Errorf("prepare data key swap: %w", err)
+	}
+	defer stmt.Close()
+	n := 0
+	for _, s := range swaps {
+		res, err := stmt.ExecContext(ctx, s.New, keyID, s.SecretID, s.Old)
+		if err != nil {
+			return 0, fmt.Errorf("swap data key of secret %s: %w", s.SecretID, err)
+		}
+		m, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("rows affected: %w", err)
+		}
+		n += int(m)
+	}
+	if err := stx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit transaction: %w", err)
+	}
+	return n, nil
+}

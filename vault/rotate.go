@@ -1,0 +1,260 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Master-key rotation re-wraps data keys: each secret's data key is opened
+// with the keyring and sealed again under the current master key, bound to
+// the same user and secret. The sealed value is never touched, so rotation
+// costs two small GCM operations and one row write per secret, whatever
+// the size of the value.
+
+// SealedKey is one secret's data key as key rotation reads it, from the
+// rows of every user.
+type SealedKey struct {
+	SecretID    string
+	UserID      string
+	Sealed      []byte // the data key under master key MasterKeyID
+	MasterKeyID string
+}
+
+// KeySwap replaces the sealed data key of secret SecretID with New if it is
+// still Old.
+type KeySwap struct {
+	SecretID string
+	Old, New []byte
+}
+
+// DefaultRotateBatchSize is how many data keys RotateKeys re-wraps per
+// transaction unless told.
+const DefaultRotateBatchSize = 500
+
+// maxRotatePasses bounds how often RotateKeys goes over the table again
+// for rows that a concurrent write changed under it.
+const maxRotatePasses = 5
+
+// RotateOptions tune RotateKeys; zero values take the defaults.
+type RotateOptions struct {
+	// BatchSize is how many data keys each transaction re-wraps;
+	// DefaultRotateBatchSize if 0.
+	BatchSize int
+	// Progress, if not nil, is called after every batch with how many of
+	// the total data keys have been dealt with (done never exceeds total).
+	Progress func(done, total int)
+}
+
+// RotateResult says what RotateKeys did.
+type RotateResult struct {
+	CurrentKeyID   string // the master key the data keys are now sealed under
+	Total          int    // data keys under other master keys when it began
+	AlreadyCurrent int    // data keys under the current master key when it began
+	Rotated        int    // data keys this run re-wrapped
+	// Raced counts swaps that lost to a concurrent write of the same
+	// secret; the row was read again in a later pass.
+	Raced int
+	// Remaining counts, by master key id, the data keys still under
+	// another master key when it ended: none after a complete rotation.
+	Remaining map[string]int
+	// DroppedChecks are the key ids whose key check value was deleted
+	// because no data key is sealed under them any more.
+	DroppedChecks []string
+}
+
+// RotateKeys re-wraps every data key that is not sealed under the current
+// master key, without re-encrypting any value, while the service keeps
+// serving. It first runs CheckKeys, so it refuses to start if a data key is
+// sealed under a master key the keyring lacks.
+//
+// It works in batches of opts.BatchSize keys in secret id order, each
+// batch one short transaction whose writes are compare-and-swap: a secret
+// written since its key was read (a new value, a rename) keeps what was
+// written, which is sealed under the current key already, or is read again
+// in a later pass. Canceling ctx stops it after the batch in flight, which
+// commits; running it again resumes, since it only ever selects data keys
+// under other master keys.
+//
+// When no data key is left under another master key, the key check values
+// of the other keys are deleted, and the current key's is the only one.
+// It returns an error, with the result so far, if it was stopped, if a data
+// key did not open (naming the secret), or if data keys remain under other
+// keys at the end (a process still running with the old ENCRYPTION_KEY).
+func (s *Service) RotateKeys(ctx context.Context, opts RotateOptions) (RotateResult, error) {
+	size := opts.BatchSize
+	if size <= 0 {
+		size = DefaultRotateBatchSize
+	}
+	cur := s.keys.CurrentID()
+	res := RotateResult{CurrentKeyID: cur}
+	if err := s.CheckKeys(ctx); err != nil {
+		return res, err
+	}
+	counts, err := s.store.MasterKeyCounts(ctx)
+	if err != nil {
+		return res, fmt.Errorf("count data keys: %w", err)
+	}
+	for id, n := range counts {
+		if id == cur {
+			res.AlreadyCurrent = n
+		} else {
+			res.Total += n
+		}
+	}
+	progress := func(done int) {
+		if opts.Progress != nil {
+			opts.Progress(min(done, res.Total), res.Total)
+		}
+	}
+	progress(0)
+
+	// A batch in flight finishes even when ctx is canceled: ctx is only
+	// looked at between batches.
+	work := context.WithoutCancel(ctx)
+	failed := map[string]error{} // secret id -> why its data key did not open
+	done := 0
+	for pass := 0; pass < maxRotatePasses; pass++ {
+		found, rotated := 0, 0
+		after := ""
+		for {
+			if err := ctx.Err(); err != nil {
+				return res, fmt.Errorf("key rotation stopped after re-wrapping %d of %d data keys: %w", res.Rotated, res.Total, err)
+			}
+			batch, err := s.store.SealedKeysOfAllUsers(work, cur, after, size)
+			if err != nil {
+				return res, fmt.Errorf("read data keys after secret %q: %w", after, err)
+			}
+			if len(batch) == 0 {
+				break
+			}
+			after = batch[len(batch)-1].SecretID
+			swaps := make([]KeySwap, 0, len(batch))
+			for _, k := range batch {
+				found++
+				sealed, err := s.keys.rewrapDataKey(k.Sealed, k.UserID, k.SecretID)
+				if err != nil {
+					failed[k.SecretID] = err
+					continue
+				}
+				delete(failed, k.SecretID)
+				swaps = append(swaps, KeySwap{SecretID: k.SecretID, Old: k.Sealed, New: sealed})
+			}
+			n := 0
+			if len(swaps) > 0 {
+				if n, err = s.store.SwapSealedKeysOfAllUsers(work, cur, swaps); err != nil {
+					return res, fmt.Errorf("re-wrap %d data keys from secret %s: %w", len(swaps), swaps[0].SecretID, err)
+				}
+			}
+			rotated += n
+			res.Rotated += n
+			res.Raced += len(swaps) - n
+			done += len(batch)
+			progress(done)
+			if len(batch) < size {
+				break
+			}
+		}
+		// Nothing left, or nothing more this run can do (only keys that
+		// do not open are left).
+		if found == 0 || rotated == 0 {
+			break
+		}
+	}
+
+	counts, err = s.store.MasterKeyCounts(ctx)
+	if err != nil {
+		return res, fmt.Errorf("count data keys: %w", err)
+	}
+	res.Remaining = map[string]int{}
+	for id, n := range counts {
+		if id != cur {
+			res.Remaining[id] = n
+		}
+	}
+	progress(res.Total)
+	if len(failed) > 0 {
+		ids := make([]string, 0, len(failed))
+		for id := range failed {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		first := failed[ids[0]]
+		if len(ids) > 10 {
+			ids = append(ids[:10], "…")
+		}
+		return res, fmt.Errorf("%d data keys did not open and stay under their old master key (secrets %s): %w",
+			len(failed), strings.Join(ids, ", "), first)
+	}
+	if len(res.Remaining) > 0 {
+		return res, fmt.Errorf("%s still sealed under other master keys after %d passes: a process still running with the old ENCRYPTION_KEY may be writing them; restart every process with the new key and run the rotation again",
+			describeCounts(res.Remaining), maxRotatePasses)
+	}
+
+	checks, err := s.store.KeyChecks(ctx)
+	if err != nil {
+		return res, fmt.Errorf("read key checks: %w", err)
+	}
+	for _, c := range checks {
+		if c.KeyID == cur {
+			continue
+		}
+		if err := s.store.DeleteKeyCheck(ctx, c.KeyID); err != nil {
+			return res, fmt.Errorf("delete key check of master key %s: %w", c.KeyID, err)
+		}
+		res.DroppedChecks = append(res.DroppedChecks, c.KeyID)
+	}
+	return res, nil
+}
+
+// describeCounts says "3 data keys under 1a2b3c4d, 1 under 5e6f7a8b".
+func describeCounts(counts map[string]int) string {
+	ids := make([]string, 0, len(counts))
+	for id := range counts {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%d under %s", counts[id], id)
+	}
+	return "data keys " + strings.Join(parts, ", ") + " are"
+}
+
+// KeyStatus returns how many data keys each master key id seals, and the id
+// of the current master key. Unlike CheckKeys it never fails for a data key
+// sealed under a master key the keyring lacks: it counts it.
+func (s *Service) KeyStatus(ctx context.Context) (counts map[string]int, current string, err error) {
+	counts, err = s.store.MasterKeyCounts(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("count data keys: %w", err)
+	}
+	return counts, s.keys.CurrentID(), nil
+}
+
+// rewrapDataKey opens a data key sealed for userID's secret secretID under
+// any key of the keyring and seals it again under the current key, bound to
+// the same user and secret. The data key itself is cleared after use.
+func (k *Keyring) rewrapDataKey(sealed []byte, userID, secretID string) ([]byte, error) {
+	a := aad(labelDataKey, userID, secretID)
+	dek, err := k.Open(sealed, a)
+	if err != nil {
+		if errors.Is(err, ErrUnknownKey) {
+			if id, perr := SealedKeyID(sealed); perr == nil {
+				return nil, fmt.Errorf("data key of secret %s is sealed under master key %s: %w", secretID, id, err)
+			}
+		}
+		return nil, fmt.Errorf("open data key of secret %s: %w", secretID, err)
+	}
+	defer clear(dek)
+	return k.Seal(dek, a), nil
+}
+
+// SealSecret seals value into s exactly as CreateSecret does: a fresh data
+// key, bound to s.UserID, s.ID and s.Name, under the current master key. It
+// sets s.SealedValue, s.SealedKey and s.MasterKeyID and stores nothing. It
+// is for tools that write many rows straight to a store, such as the
+// seeding of rotation benchmarks.
+func (k *Keyring) SealSecret(s *Secret, value string) error { return k.sealSecret(s, value) }
