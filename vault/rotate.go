@@ -189,8 +189,8 @@ func (s *Service) RotateKeys(ctx context.Context, opts RotateOptions) (RotateRes
 			len(failed), strings.Join(ids, ", "), first)
 	}
 	if len(res.Remaining) > 0 {
-		return res, fmt.Errorf("%s still sealed under other master keys after %d passes: a process still running with the old ENCRYPTION_KEY may be writing them; restart every process with the new key and run the rotation again",
-			describeCounts(res.Remaining), maxRotatePasses)
+		return res, fmt.Errorf("after %d passes, data keys are still sealed under another master key (%s): a process still running with the old ENCRYPTION_KEY may be writing them; restart every process with the new key and run the rotation again",
+			maxRotatePasses, describeCounts(res.Remaining))
 	}
 
 	checks, err := s.store.KeyChecks(ctx)
@@ -209,7 +209,8 @@ func (s *Service) RotateKeys(ctx context.Context, opts RotateOptions) (RotateRes
 	return res, nil
 }
 
-// describeCounts says "3 data keys under 1a2b3c4d, 1 under 5e6f7a8b".
+// describeCounts says "3 under master key 1a2b3c4d, 1 under master key
+// 5e6f7a8b", in key id order.
 func describeCounts(counts map[string]int) string {
 	ids := make([]string, 0, len(counts))
 	for id := range counts {
@@ -218,9 +219,9 @@ func describeCounts(counts map[string]int) string {
 	slices.Sort(ids)
 	parts := make([]string, len(ids))
 	for i, id := range ids {
-		parts[i] = fmt.Sprintf("%d under %s", counts[id], id)
+		parts[i] = fmt.Sprintf("%d under master key %s", counts[id], id)
 	}
-	return "data keys " + strings.Join(parts, ", ") + " are"
+	return strings.Join(parts, ", ")
 }
 
 // KeyStatus returns how many data keys each master key id seals, and the id

@@ -75,13 +75,18 @@ func (s *Service) CheckKeys(ctx context.Context) error {
 		opened = true
 		haveCurrent = haveCurrent || c.KeyID == s.keys.CurrentID()
 	}
-	if len(checks) > 0 && !opened {
-		return fmt.Errorf("ENCRYPTION_KEY is not the key this database was sealed with: the configured key has id %s, the database was sealed with key id %s",
-			s.keys.CurrentID(), strings.Join(stored, ", "))
-	}
 	counts, err := s.store.MasterKeyCounts(ctx)
 	if err != nil {
 		return fmt.Errorf("count data keys: %w", err)
+	}
+	if len(checks) > 0 && !opened {
+		msg := fmt.Sprintf("ENCRYPTION_KEY is not the key this database was sealed with: the configured key has id %s, the database was sealed with key id %s",
+			s.keys.CurrentID(), strings.Join(stored, ", "))
+		if len(counts) > 0 {
+			// Which keys the rows need, and how many need each.
+			msg += "; its data keys: " + describeCounts(counts)
+		}
+		return errors.New(msg)
 	}
 	ids := make([]string, 0, len(counts))
 	for id := range counts {

@@ -1,0 +1,547 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/envvault/envvault/vault"
+)
+
+// RunRotation runs the master-key rotation suite: the store methods key
+// rotation uses, and Service.RotateKeys on top of them, under concurrent
+// reads and writes, stopped part-way, and with keys that do not open.
+// newStore is as for Run.
+func RunRotation(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, newStore func(t *testing.T) vault.Store)
+	}{
+		{"SealedKeysOfAllUsers", testSealedKeysOfAllUsers},
+		{"SwapIsCompareAndSwap", testSwapIsCompareAndSwap},
+		{"RotateEmptyStore", testRotateEmptyStore},
+		{"RotateUnderConcurrentReadsAndWrites", testRotateUnderLoad},
+		{"RotateStoppedAndResumed", testRotateStoppedAndResumed},
+		{"UnknownMasterKey", testUnknownMasterKey},
+		{"RotateKeyThatDoesNotOpen", testRotateKeyThatDoesNotOpen},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, newStore)
+		})
+	}
+}
+
+// rotated returns a service on f's store whose keyring has a new current
+// key and f's key as the previous one, that keyring and the new key. The
+// store has been checked with f's key first, as the service that ran
+// before the rotation did at its start-up.
+func (f *fixture) rotated() (*vault.Service, *vault.Keyring, []byte) {
+	f.t.Helper()
+	if err := f.svc.CheckKeys(f.ctx); err != nil {
+		f.t.Fatalf("check keys with the old key: %v", err)
+	}
+	key := mustKey(f.t)
+	keys := mustKeyring(f.t, key, f.key)
+	return vault.NewService(f.store, keys, vault.Options{Now: f.now}), keys, key
+}
+
+func (f *fixture) mustCounts() map[string]int {
+	f.t.Helper()
+	counts, err := f.store.MasterKeyCounts(f.ctx)
+	if err != nil {
+		f.t.Fatalf("master key counts: %v", err)
+	}
+	return counts
+}
+
+func (f *fixture) wantCounts(want map[string]int) {
+	f.t.Helper()
+	if got := f.mustCounts(); !maps.Equal(got, want) {
+		f.t.Errorf("master key counts %v, want %v", got, want)
+	}
+}
+
+func (f *fixture) wantKeyChecks(ids ...string) {
+	f.t.Helper()
+	checks, err := f.store.KeyChecks(f.ctx)
+	if err != nil {
+		f.t.Fatalf("key checks: %v", err)
+	}
+	got := ids2(checks, func(c vault.KeyCheck) string { return c.KeyID })
+	if !slices.Equal(got, slices.Sorted(slices.Values(ids))) {
+		f.t.Errorf("key checks of %v, want %v", got, ids)
+	}
+}
+
+func ids2[T any](items []T, id func(T) string) []string {
+	out := ids(items, id)
+	slices.Sort(out)
+	return out
+}
+
+func mustRotate(t *testing.T, svc *vault.Service, ctx context.Context, opts vault.RotateOptions) vault.RotateResult {
+	t.Helper()
+	res, err := svc.RotateKeys(ctx, opts)
+	if err != nil {
+		noCanary(t, err)
+		t.Fatalf("rotate keys: %v (result %+v)", err, res)
+	}
+	return res
+}
+
+func testSealedKeysOfAllUsers(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	f := newFixture(t, newStore, vault.Options{})
+	alice, bob := f.mustUser("alice"), f.mustUser("bob")
+	var want []*vault.Secret
+	for i := range 5 {
+		want = append(want, f.mustSecret(alice, fmt.Sprintf("A%d", i), value("a")), f.mustSecret(bob, fmt.Sprintf("B%d", i), value("b")))
+	}
+	slices.SortFunc(want, func(a, b *vault.Secret) int { return strings.Compare(a.ID, b.ID) })
+	other := vault.KeyID(mustKey(t))
+
+	// Everything is under f's key, so "not under another key" is all.
+	var got []vault.SealedKey
+	after := ""
+	for {
+		page, err := f.store.SealedKeysOfAllUsers(f.ctx, other, after, 3)
+		if err != nil {
+			t.Fatalf("sealed keys after %q: %v", after, err)
+		}
+		if len(page) > 3 {
+			t.Fatalf("a page of %d for a limit of 3", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, page...)
+		after = page[len(page)-1].SecretID
+	}
+	if len(got) != len(want) {
+		t.Fatalf("walked %d data keys of all users, want %d", len(got), len(want))
+	}
+	for i, k := range got {
+		w := want[i]
+		if k.SecretID != w.ID || k.UserID != w.UserID || !bytes.Equal(k.Sealed, w.SealedKey) || k.MasterKeyID != f.keys.CurrentID() {
+			t.Errorf("data key %d: %s of %s under %s, want %s of %s under %s (or other sealed bytes)",
+				i, k.SecretID, k.UserID, k.MasterKeyID, w.ID, w.UserID, f.keys.CurrentID())
+		}
+	}
+	// Under the current key, nothing is left to rotate.
+	if keys, err := f.store.SealedKeysOfAllUsers(f.ctx, f.keys.CurrentID(), "", 100); err != nil || len(keys) != 0 {
+		t.Errorf("data keys not under the key of all of them: %d, %v; want none", len(keys), err)
+	}
+}
+
+func testSwapIsCompareAndSwap(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	f := newFixture(t, newStore, vault.Options{})
+	user := f.mustUser("alice")
+	p1, p2 := f.mustProfile(user, "p1"), f.mustProfile(user, "p2")
+	changed := f.mustSecret(user, "CHANGED", value("old"), p1)
+	kept := f.mustSecret(user, "KEPT", value("kept"), p2)
+	deleted := f.mustSecret(user, "DELETED", value("deleted"), p2)
+	newID := vault.KeyID(mustKey(t))
+
+	keys, err := f.store.SealedKeysOfAllUsers(f.ctx, newID, "", 10)
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("sealed keys: %d, %v; want 3", len(keys), err)
+	}
+	// Between the read and the swap, one secret gets a new value (and a
+	// new data key) and one is deleted.
+	f.mustUpdateSecret(user, changed.ID, vault.SecretPatch{Value: ptr(value("new"))})
+	if err := f.svc.DeleteSecret(f.ctx, user, deleted.ID); err != nil {
+		t.Fatal(err)
+	}
+	swaps := make([]vault.KeySwap, len(keys))
+	for i, k := range keys {
+		// Not a real re-wrap: the swapped rows no longer open, which only
+		// KEPT's profile p2 shows.
+		swaps[i] = vault.KeySwap{SecretID: k.SecretID, Old: k.Sealed, New: []byte("swapped " + k.SecretID)}
+	}
+	n, err := f.store.SwapSealedKeysOfAllUsers(f.ctx, newID, swaps)
+	if err != nil || n != 1 {
+		t.Fatalf("swap: %d, %v; want 1 (only KEPT is as it was read)", n, err)
+	}
+	f.wantEnv(user, p1.ID, map[string]string{"CHANGED": value("new")})
+	f.wantCounts(map[string]int{f.keys.CurrentID(): 1, newID: 1})
+	got := f.mustGetSecret(user, kept.ID)
+	if string(got.SealedKey) != "swapped "+kept.ID || got.MasterKeyID != newID {
+		t.Errorf("KEPT after the swap: key id %s, sealed key changed %v", got.MasterKeyID, !bytes.Equal(got.SealedKey, kept.SealedKey))
+	}
+	// Nothing but the key moved.
+	if !bytes.Equal(got.SealedValue, kept.SealedValue) || got.Version != kept.Version || !got.UpdatedAt.Equal(kept.UpdatedAt) || got.Name != kept.Name {
+		t.Errorf("the swap changed more than KEPT's data key")
+	}
+	if n, err := f.store.SwapSealedKeysOfAllUsers(f.ctx, newID, swaps); err != nil || n != 0 {
+		t.Errorf("the same swaps again: %d, %v; want 0", n, err)
+	}
+	if n, err := f.store.SwapSealedKeysOfAllUsers(f.ctx, newID, nil); err != nil || n != 0 {
+		t.Errorf("no swaps: %d, %v; want 0", n, err)
+	}
+}
+
+func testRotateEmptyStore(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	f := newFixture(t, newStore, vault.Options{})
+	svc, keys, _ := f.rotated()
+	res := mustRotate(t, svc, f.ctx, vault.RotateOptions{})
+	if res.Total != 0 || res.Rotated != 0 || res.AlreadyCurrent != 0 || len(res.Remaining) != 0 || res.CurrentKeyID != keys.CurrentID() {
+		t.Errorf("rotation of an empty store: %+v", res)
+	}
+	f.wantKeyChecks(keys.CurrentID())
+}
+
+// rotSecret is what a secret of testRotateUnderLoad should hold. Its name
+// and value both carry its index, so a reader can tell a value that
+// belongs to another secret.
+type rotSecret struct {
+	id, name, value string
+}
+
+func rotName(i, rename int) string {
+	if rename == 0 {
+		return fmt.Sprintf("S%03d", i)
+	}
+	return fmt.Sprintf("S%03d_R%d", i, rename)
+}
+
+func rotValue(i, version int) string { return value(fmt.Sprintf("s%03d-v%d", i, version)) }
+
+// rotIndex returns the index a name of rotName carries.
+func rotIndex(name string) (int, bool) {
+	if len(name) < 4 || name[0] != 'S' {
+		return 0, false
+	}
+	i, err := strconv.Atoi(name[1:4])
+	return i, err == nil
+}
+
+func testRotateUnderLoad(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	const users, perUser = 3, 40
+	f := newFixture(t, newStore, vault.Options{})
+	oldID := f.keys.CurrentID()
+
+	type userState struct {
+		id      string
+		profile string
+		mu      sync.Mutex
+		secrets []rotSecret // by index
+	}
+	state := make([]*userState, users)
+	for u := range state {
+		us := &userState{id: f.mustUser(fmt.Sprintf("user%d", u))}
+		p := f.mustProfile(us.id, "p")
+		us.profile = p.ID
+		for i := range perUser {
+			var s *vault.Secret
+			if i%2 == 0 {
+				s = f.mustSecret(us.id, rotName(i, 0), rotValue(i, 1))
+			} else {
+				s = f.mustSecret(us.id, rotName(i, 0), rotValue(i, 1), p)
+			}
+			us.secrets = append(us.secrets, rotSecret{s.ID, s.Name, rotValue(i, 1)})
+		}
+		state[u] = us
+	}
+	want := func(us *userState) map[string]string {
+		us.mu.Lock()
+		defer us.mu.Unlock()
+		env := map[string]string{}
+		for _, s := range us.secrets {
+			env[s.name] = s.value
+		}
+		return env
+	}
+	// Before: every secret opens under the old key alone.
+	for _, us := range state {
+		f.wantEnv(us.id, us.profile, want(us))
+	}
+	f.wantCounts(map[string]int{oldID: users * perUser})
+
+	// The service restarted with the new key current and the old one
+	// previous, as the operator does before rotating.
+	svc, keys, newKey := f.rotated()
+	if err := svc.CheckKeys(f.ctx); err != nil {
+		t.Fatalf("check keys with the new key and the old one: %v", err)
+	}
+
+	// Readers and writers run before, during and after the rotation; the
+	// rotation waits after every batch for a read and a write to have
+	// happened since the last one, so they interleave.
+	ctx, stop := context.WithCancel(f.ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	wrote, read := make(chan struct{}, 1), make(chan struct{}, 1)
+	signal := func(c chan struct{}) {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+	var reads, writes atomic.Int64
+	for _, us := range state {
+		wg.Go(func() { // reader
+			for ctx.Err() == nil {
+				env, err := svc.GetDecryptedForProfile(f.ctx, us.id, us.profile)
+				if err != nil {
+					noCanary(t, err)
+					t.Errorf("read during rotation: %v", err)
+					return
+				}
+				if len(env) != perUser {
+					t.Errorf("read during rotation: %d names, want %d", len(env), perUser)
+				}
+				for name, v := range env {
+					i, ok := rotIndex(name)
+					if !ok || !strings.HasPrefix(v, value(fmt.Sprintf("s%03d-v", i))) {
+						t.Errorf("read during rotation: %s holds %s", name, strings.TrimPrefix(v, canary+":"))
+					}
+				}
+				reads.Add(1)
+				signal(read)
+			}
+		})
+		wg.Go(func() { // writer: a new value or a rename, in turn
+			for n := 0; ctx.Err() == nil; n++ {
+				i := n % perUser
+				us.mu.Lock()
+				cur := us.secrets[i]
+				us.mu.Unlock()
+				var p vault.SecretPatch
+				next := cur
+				if n%2 == 0 {
+					next.value = rotValue(i, n+2)
+					p.Value = &next.value
+				} else {
+					next.name = rotName(i, n)
+					p.Name = &next.name
+				}
+				if _, err := svc.UpdateSecret(f.ctx, us.id, cur.id, p); err != nil {
+					noCanary(t, err)
+					t.Errorf("write during rotation: %v", err)
+					return
+				}
+				us.mu.Lock()
+				us.secrets[i] = next
+				us.mu.Unlock()
+				writes.Add(1)
+				signal(wrote)
+			}
+		})
+	}
+	// await bounds a wait for the other goroutines; it is not a sleep.
+	await := func(c chan struct{}, what string) {
+		select {
+		case <-c:
+		case <-time.After(time.Minute):
+			t.Fatalf("no %s for a minute", what)
+		}
+	}
+	calls := 0
+	res, err := svc.RotateKeys(f.ctx, vault.RotateOptions{BatchSize: 7, Progress: func(done, total int) {
+		if done > total {
+			t.Errorf("progress %d of %d", done, total)
+		}
+		calls++
+		await(read, "read")
+		await(wrote, "write")
+	}})
+	if err != nil {
+		noCanary(t, err)
+		t.Fatalf("rotate under load: %v", err)
+	}
+	// And after: a few more of each under the new key.
+	for range 3 {
+		await(read, "read")
+		await(wrote, "write")
+	}
+	stop()
+	wg.Wait()
+	t.Logf("rotation %+v in %d progress calls, beside %d reads and %d writes", res, calls, reads.Load(), writes.Load())
+	if t.Failed() {
+		return
+	}
+
+	if res.Total+res.AlreadyCurrent != users*perUser || res.Rotated > res.Total || res.Rotated == 0 ||
+		res.CurrentKeyID != keys.CurrentID() || len(res.Remaining) != 0 {
+		t.Errorf("rotation result %+v for %d secrets", res, users*perUser)
+	}
+	if calls < 5 {
+		t.Errorf("%d progress calls for batches of 7 of %d data keys", calls, res.Total)
+	}
+	f.wantCounts(map[string]int{keys.CurrentID(): users * perUser})
+	f.wantKeyChecks(keys.CurrentID())
+
+	// The new key alone passes start-up and opens everything: nothing was
+	// lost, every write is there.
+	newOnly := vault.NewService(f.store, mustKeyring(t, newKey), vault.Options{Now: f.now})
+	if err := newOnly.CheckKeys(f.ctx); err != nil {
+		t.Fatalf("check keys with the new key alone: %v", err)
+	}
+	for _, us := range state {
+		env, err := newOnly.GetDecryptedForProfile(f.ctx, us.id, us.profile)
+		if err != nil {
+			noCanary(t, err)
+			t.Fatalf("env under the new key alone: %v", err)
+		}
+		if w := want(us); !mapsEqual(env, w) {
+			t.Errorf("env of %s after rotation:\n got %s\nwant %s", us.id, envString(env), envString(w))
+		}
+	}
+}
+
+func testRotateStoppedAndResumed(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	const n, batch = 50, 10
+	f := newFixture(t, newStore, vault.Options{})
+	oldID := f.keys.CurrentID()
+	user := f.mustUser("alice")
+	p := f.mustProfile(user, "p")
+	wantEnv := map[string]string{}
+	for i := range n {
+		s := f.mustSecret(user, rotName(i, 0), rotValue(i, 1))
+		wantEnv[s.Name] = rotValue(i, 1)
+	}
+	svc, keys, newKey := f.rotated()
+	newID := keys.CurrentID()
+
+	// Ctrl-C after the first batch: the batch commits, nothing more is
+	// done.
+	ctx, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	res, err := svc.RotateKeys(ctx, vault.RotateOptions{BatchSize: batch, Progress: func(done, _ int) {
+		if done > 0 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("rotation canceled after the first batch: %v; want context.Canceled", err)
+	}
+	if res.Rotated != batch || res.Total != n {
+		t.Errorf("stopped rotation: %+v; want %d of %d rotated", res, batch, n)
+	}
+	f.wantCounts(map[string]int{oldID: n - batch, newID: batch})
+	// Half-rotated: the operator's keyring opens everything; start-up
+	// without the old key refuses, naming it and how many keys need it.
+	if env, err := svc.GetDecryptedForProfile(f.ctx, user, p.ID); err != nil || !mapsEqual(env, wantEnv) {
+		t.Errorf("env half-rotated: %s, %v", envString(env), err)
+	}
+	err = vault.NewService(f.store, mustKeyring(t, newKey), vault.Options{}).CheckKeys(f.ctx)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d data keys are sealed under master key %s", n-batch, oldID)) {
+		t.Errorf("start-up with the new key alone, half-rotated: %v; want it to name %d data keys under %s", err, n-batch, oldID)
+	}
+	f.wantKeyChecks(oldID, newID)
+
+	// Run again: it picks up where it stopped.
+	res = mustRotate(t, svc, f.ctx, vault.RotateOptions{BatchSize: batch})
+	if res.Rotated != n-batch || res.Total != n-batch || res.AlreadyCurrent != batch || len(res.Remaining) != 0 {
+		t.Errorf("resumed rotation: %+v; want %d rotated, %d already current", res, n-batch, batch)
+	}
+	if !slices.Equal(res.DroppedChecks, []string{oldID}) {
+		t.Errorf("resumed rotation dropped the key checks of %v, want %s", res.DroppedChecks, oldID)
+	}
+	f.wantCounts(map[string]int{newID: n})
+	f.wantKeyChecks(newID)
+	newOnly := vault.NewService(f.store, mustKeyring(t, newKey), vault.Options{})
+	if err := newOnly.CheckKeys(f.ctx); err != nil {
+		t.Fatalf("check keys with the new key alone: %v", err)
+	}
+	if env, err := newOnly.GetDecryptedForProfile(f.ctx, user, p.ID); err != nil || !mapsEqual(env, wantEnv) {
+		t.Errorf("env under the new key alone: %s, %v", envString(env), err)
+	}
+
+	// A third run has nothing to do.
+	res = mustRotate(t, svc, f.ctx, vault.RotateOptions{BatchSize: batch})
+	if res.Rotated != 0 || res.Total != 0 || res.AlreadyCurrent != n {
+		t.Errorf("rotation of a rotated store: %+v", res)
+	}
+}
+
+// testUnknownMasterKey is start-up with data keys sealed under a master key
+// that is not configured: it fails naming that key and how many data keys
+// need it, whether or not the stored key checks open.
+func testUnknownMasterKey(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	const n = 3
+	f := newFixture(t, newStore, vault.Options{})
+	oldID := f.keys.CurrentID()
+	if err := f.svc.CheckKeys(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	user := f.mustUser("alice")
+	for i := range n {
+		f.mustSecret(user, rotName(i, 0), rotValue(i, 1))
+	}
+	newKey := mustKey(t)
+	newID := vault.KeyID(newKey)
+	newOnly := vault.NewService(f.store, mustKeyring(t, newKey), vault.Options{})
+	want := fmt.Sprintf("%d under master key %s", n, oldID)
+
+	// Only the old key ever checked: the key check does not open either.
+	err := newOnly.CheckKeys(f.ctx)
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), newID) {
+		t.Errorf("start-up with an unknown key: %v; want it to say %q and name %s", err, want, newID)
+	}
+	// The new key was configured once, beside the old one, and then the
+	// old one dropped before any rotation.
+	if err := vault.NewService(f.store, mustKeyring(t, newKey, f.key), vault.Options{}).CheckKeys(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	want = fmt.Sprintf("%d data keys are sealed under master key %s, which is not configured", n, oldID)
+	err = newOnly.CheckKeys(f.ctx)
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "ENCRYPTION_KEY_PREVIOUS") {
+		t.Errorf("start-up without the old key: %v; want %q and the way out", err, want)
+	}
+	// Rotation refuses too, and changes nothing; the status still counts.
+	if res, err := newOnly.RotateKeys(f.ctx, vault.RotateOptions{}); err == nil || !strings.Contains(err.Error(), want) || res.Rotated != 0 {
+		t.Errorf("rotation without the old key: %+v, %v; want %q", res, err, want)
+	}
+	f.wantCounts(map[string]int{oldID: n})
+	counts, current, err := newOnly.KeyStatus(f.ctx)
+	if err != nil || current != newID || !maps.Equal(counts, map[string]int{oldID: n}) {
+		t.Errorf("key status without the old key: %v, %s, %v", counts, current, err)
+	}
+}
+
+func testRotateKeyThatDoesNotOpen(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	f := newFixture(t, newStore, vault.Options{})
+	oldID := f.keys.CurrentID()
+	user := f.mustUser("alice")
+	a := f.mustSecret(user, "ALPHA", value("alpha"))
+	b := f.mustSecret(user, "BETA", value("beta"))
+	f.mustSecret(user, "GAMMA", value("gamma"))
+	// BETA's row holds ALPHA's data key, which is bound to ALPHA.
+	err := f.store.Update(f.ctx, user, func(tx vault.Tx) error {
+		dst, err := tx.Secret(f.ctx, b.ID)
+		if err != nil {
+			return err
+		}
+		dst.SealedKey = a.SealedKey
+		return tx.UpdateSecret(f.ctx, dst)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, keys, _ := f.rotated()
+	res, err := svc.RotateKeys(f.ctx, vault.RotateOptions{BatchSize: 2})
+	if err == nil || !strings.Contains(err.Error(), b.ID) {
+		t.Fatalf("rotation with a data key that does not open: %v; want an error naming %s", err, b.ID)
+	}
+	noCanary(t, err)
+	if res.Rotated != 2 || !maps.Equal(res.Remaining, map[string]int{oldID: 1}) {
+		t.Errorf("rotation with a data key that does not open: %+v; want the 2 others rotated, 1 left", res)
+	}
+	f.wantCounts(map[string]int{oldID: 1, keys.CurrentID(): 2})
+	// The old key still holds a data key: its check stays.
+	f.wantKeyChecks(oldID, keys.CurrentID())
+}
