@@ -88,46 +88,41 @@ const lockUser = `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`
 // user's row, so writes of one user run one at a time. Returns ENOTFOUND if
 // the user does not exist, or fn's error unchanged.
 func (db *DB) Update(ctx context.Context, userID string, fn func(vault.Tx) error) error {
-	return db.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, userID, true, fn)
+	return db.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, userID, true, func(ptx pgx.Tx) error {
+		return fn(&tx{tx: ptx, userID: userID})
+	})
 }
 
 // View runs fn in a read-only transaction over one snapshot (repeatable
 // read, which never fails a read-only transaction). It returns fn's error
 // unchanged.
 func (db *DB) View(ctx context.Context, userID string, fn func(vault.Tx) error) error {
-	return db.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, userID, false, fn)
+	return db.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, userID, false, func(ptx pgx.Tx) error {
+		return fn(&tx{tx: ptx, userID: userID})
+	})
 }
 
-func (db *DB) inTx(ctx context.Context, opts pgx.TxOptions, userID string, lock bool, fn func(vault.Tx) error) error {
-	ptx, err := db.pool.BeginTx(ctx, opts)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	// After Commit this is a no-op; on an error or a panic in fn it undoes
-	// everything.
-	defer func() { _ = ptx.Rollback(context.WithoutCancel(ctx)) }()
-	if lock {
-		var one int
-		err := ptx.QueryRow(ctx, lockUser, userID).Scan(&one)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return vault.Errorf(vault.ENOTFOUND, "user not found")
-		} else if err != nil {
-			return fmt.Errorf("lock user %s: %w", userID, err)
+// inTx runs fn in a transaction of userID, under row-level security, and
+// first takes the user's row lock if lock is set.
+func (db *DB) inTx(ctx context.Context, opts pgx.TxOptions, userID string, lock bool, fn func(pgx.Tx) error) error {
+	return db.userTx(ctx, opts, userID, func(ptx pgx.Tx) error {
+		if lock {
+			var one int
+			err := ptx.QueryRow(ctx, lockUser, userID).Scan(&one)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return vault.Errorf(vault.ENOTFOUND, "user not found")
+			} else if err != nil {
+				return fmt.Errorf("lock user %s: %w", userID, err)
+			}
 		}
-	}
-	if err := fn(&tx{tx: ptx, userID: userID}); err != nil {
-		return err
-	}
-	if err := ptx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", convert(err))
-	}
-	return nil
+		return fn(ptx)
+	})
 }
 
 // CreateUser inserts a user and its first token in one transaction.
 // Returns ECONFLICT if either id is taken.
 func (db *DB) CreateUser(ctx context.Context, u *vault.User, t *vault.Token) error {
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	err := db.userTx(ctx, readWrite, u.ID, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3)`,
 			u.ID, u.Name, u.CreatedAt); err != nil {
 			return fmt.Errorf("insert user: %w", convert(err))
@@ -146,7 +141,8 @@ func (db *DB) CreateUser(ctx context.Context, u *vault.User, t *vault.Token) err
 // CreateToken adds a token for an existing user. Returns ENOTFOUND if the
 // user does not exist, ECONFLICT if the token id is taken.
 func (db *DB) CreateToken(ctx context.Context, t *vault.Token) error {
-	if err := insertToken(ctx, db.pool, t); err != nil {
+	err := db.userTx(ctx, readWrite, t.UserID, func(tx pgx.Tx) error { return insertToken(ctx, tx, t) })
+	if err != nil {
 		return fmt.Errorf("create token %s: %w", t.ID, err)
 	}
 	return nil
@@ -166,10 +162,13 @@ func insertToken(ctx context.Context, db execer, t *vault.Token) error {
 }
 
 // Token returns a token by id. Returns ENOTFOUND if it does not exist.
+// Its user is not known yet: it reads in system mode.
 func (db *DB) Token(ctx context.Context, id string) (*vault.Token, error) {
 	var t vault.Token
-	err := db.pool.QueryRow(ctx, `SELECT id, user_id, hash, created_at FROM tokens WHERE id = $1`, id).
-		Scan(&t.ID, &t.UserID, &t.Hash, &t.CreatedAt)
+	err := db.systemTx(ctx, readOnly, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT id, user_id, hash, created_at FROM tokens WHERE id = $1`, id).
+			Scan(&t.ID, &t.UserID, &t.Hash, &t.CreatedAt)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read token %s: %w", id, convertNotFound(err, "token"))
 	}
@@ -204,23 +203,27 @@ func (db *DB) PutKeyCheck(ctx context.Context, c vault.KeyCheck) error {
 	return nil
 }
 
-// MasterKeyCounts returns how many data keys each master key id seals.
+// MasterKeyCounts returns how many data keys each master key id seals,
+// over every user's secrets: it reads in system mode.
 func (db *DB) MasterKeyCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := db.pool.Query(ctx, `SELECT master_key_id, count(*) FROM secrets GROUP BY master_key_id`)
-	if err != nil {
-		return nil, fmt.Errorf("count data keys: %w", err)
-	}
-	defer rows.Close()
 	counts := map[string]int{}
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, fmt.Errorf("count data keys: %w", err)
+	err := db.systemTx(ctx, readOnly, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT master_key_id, count(*) FROM secrets GROUP BY master_key_id`)
+		if err != nil {
+			return err
 		}
-		counts[id] = n
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var n int
+			if err := rows.Scan(&id, &n); err != nil {
+				return err
+			}
+			counts[id] = n
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("count data keys: %w", err)
 	}
 	return counts, nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/vault"
@@ -45,8 +46,8 @@ func utcPtr(t *time.Time) *time.Time {
 	return &u
 }
 
-func (db *DB) queryTasks(ctx context.Context, sql string, args ...any) ([]*orchestrator.Task, error) {
-	rows, err := db.pool.Query(ctx, sql, args...)
+func queryTasks(ctx context.Context, q querier, sql string, args ...any) ([]*orchestrator.Task, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, convert(err)
 	}
@@ -79,11 +80,15 @@ func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
 	// foreign key, as a task outlives it. The casts type the parameters,
 	// which a SELECT list would otherwise leave as text.
 	args := append([]any{t.ID, t.UserID, t.ProfileID, t.Prompt, t.CreatedAt}, mutableTaskValues(t)...)
-	tag, err := db.pool.Exec(ctx, `INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+mutableTaskCols+`)
+	var tag pgconn.CommandTag
+	err := db.userTx(ctx, readWrite, t.UserID, func(tx pgx.Tx) (err error) {
+		tag, err = tx.Exec(ctx, `INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+mutableTaskCols+`)
 		SELECT $1::text, $2::text, $3::text, $4::text, $5::timestamptz,
 			$6::text, $7::integer, $8::text, $9::text, $10::jsonb, $11::text, $12::integer,
 			$13::boolean, $14::boolean, $15::timestamptz, $16::timestamptz, $17::timestamptz
 		FROM profiles WHERE id = $3 AND user_id = $2`, args...)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("create task %s: %w", t.ID, convert(err))
 	}
@@ -96,7 +101,11 @@ func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
 // Task returns a task of userID. Returns ENOTFOUND if it does not exist or
 // is another user's.
 func (db *DB) Task(ctx context.Context, userID, id string) (*orchestrator.Task, error) {
-	t, err := scanTask(db.pool.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = $1 AND user_id = $2`, id, userID))
+	var t *orchestrator.Task
+	err := db.userTx(ctx, readOnly, userID, func(tx pgx.Tx) (err error) {
+		t, err = scanTask(tx.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = $1 AND user_id = $2`, id, userID))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read task %s: %w", id, convertNotFound(err, "task"))
 	}
@@ -120,8 +129,12 @@ func (db *DB) Tasks(ctx context.Context, userID string, f vault.ListFilter) ([]*
 		where += ` AND (created_at, id) < ($2, $3)`
 		args = append(args, time.UnixMicro(us).UTC(), f.After.ID)
 	}
-	list, err := db.queryTasks(ctx, `SELECT `+taskCols+` FROM tasks WHERE `+where+
-		` ORDER BY created_at DESC, id DESC LIMIT `+strconv.Itoa(f.Limit), args...)
+	var list []*orchestrator.Task
+	err := db.userTx(ctx, readOnly, userID, func(tx pgx.Tx) (err error) {
+		list, err = queryTasks(ctx, tx, `SELECT `+taskCols+` FROM tasks WHERE `+where+
+			` ORDER BY created_at DESC, id DESC LIMIT `+strconv.Itoa(f.Limit), args...)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}
@@ -140,9 +153,14 @@ const claimTask = `UPDATE tasks SET status = 'starting', worker = $1, updated_at
 // ClaimTask moves the oldest queued task (by creation time, then id) to
 // StatusStarting, claimed by worker, with UpdatedAt the current time, and
 // returns it. Concurrent claims, from any process, never return the same
-// task. Returns ENOTFOUND when no task is queued.
+// task. Returns ENOTFOUND when no task is queued. The queue is every
+// user's: it runs in system mode.
 func (db *DB) ClaimTask(ctx context.Context, worker string) (*orchestrator.Task, error) {
-	t, err := scanTask(db.pool.QueryRow(ctx, claimTask, worker, time.Now().UTC().Truncate(time.Microsecond)))
+	var t *orchestrator.Task
+	err := db.systemTx(ctx, readWrite, func(tx pgx.Tx) (err error) {
+		t, err = scanTask(tx.QueryRow(ctx, claimTask, worker, time.Now().UTC().Truncate(time.Microsecond)))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("claim task: %w", convertNotFound(err, "queued task"))
 	}
@@ -153,10 +171,11 @@ func (db *DB) ClaimTask(ctx context.Context, worker string) (*orchestrator.Task,
 // back every field but ID, UserID, ProfileID, Prompt and CreatedAt in the
 // same transaction, unless fn fails. It returns the task as written.
 // Returns ENOTFOUND if it does not exist, fn's error if fn fails, and an
-// error if fn changed one of the fields that are not written back.
+// error if fn changed one of the fields that are not written back. The task
+// is named by id alone, for workers: it runs in system mode.
 func (db *DB) UpdateTask(ctx context.Context, id string, fn func(*orchestrator.Task) error) (*orchestrator.Task, error) {
 	var t *orchestrator.Task
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	err := db.systemTx(ctx, readWrite, func(tx pgx.Tx) error {
 		// FOR NO KEY UPDATE, not FOR UPDATE: it serializes updates of the
 		// task without blocking the key-share locks that inserts of its log
 		// chunks take.
@@ -188,7 +207,8 @@ func (db *DB) UpdateTask(ctx context.Context, id string, fn func(*orchestrator.T
 }
 
 // ActiveTasks returns the tasks in StatusStarting or StatusRunning claimed
-// by worker, or by any worker if worker is "", oldest first.
+// by worker, or by any worker if worker is "", oldest first. It runs in
+// system mode.
 func (db *DB) ActiveTasks(ctx context.Context, worker string) ([]*orchestrator.Task, error) {
 	query := `SELECT ` + taskCols + ` FROM tasks WHERE status IN ('starting', 'running')`
 	var args []any
@@ -196,7 +216,11 @@ func (db *DB) ActiveTasks(ctx context.Context, worker string) ([]*orchestrator.T
 		query += ` AND worker = $1`
 		args = append(args, worker)
 	}
-	list, err := db.queryTasks(ctx, query+` ORDER BY created_at, id`, args...)
+	var list []*orchestrator.Task
+	err := db.systemTx(ctx, readOnly, func(tx pgx.Tx) (err error) {
+		list, err = queryTasks(ctx, tx, query+` ORDER BY created_at, id`, args...)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list active tasks: %w", err)
 	}
@@ -213,12 +237,17 @@ const appendTaskLog = `WITH next AS (
 
 // AppendTaskLog stores data as the next chunk of a task's output. Seqs
 // start at 1 and grow by one per chunk; a seq is never reused, even after
-// ClearTaskLogs. Returns ENOTFOUND if the task does not exist.
+// ClearTaskLogs. Returns ENOTFOUND if the task does not exist. Like the
+// other log methods, it names the task by id alone and runs in system mode.
 func (db *DB) AppendTaskLog(ctx context.Context, taskID string, data []byte) error {
 	if data == nil {
 		data = []byte{} // the column is NOT NULL; nil encodes as NULL
 	}
-	tag, err := db.pool.Exec(ctx, appendTaskLog, taskID, data)
+	var tag pgconn.CommandTag
+	err := db.systemTx(ctx, readWrite, func(tx pgx.Tx) (err error) {
+		tag, err = tx.Exec(ctx, appendTaskLog, taskID, data)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("append log of task %s: %w", taskID, convert(err))
 	}
@@ -231,15 +260,19 @@ func (db *DB) AppendTaskLog(ctx context.Context, taskID string, data []byte) err
 // TaskLogs returns the chunks of a task's output after afterSeq, in order:
 // all of them after 0. A task that does not exist has none.
 func (db *DB) TaskLogs(ctx context.Context, taskID string, afterSeq int64) ([]orchestrator.LogChunk, error) {
-	rows, err := db.pool.Query(ctx, `SELECT seq, data FROM task_logs WHERE task_id = $1 AND seq > $2 ORDER BY seq`,
-		taskID, afterSeq)
-	if err != nil {
-		return nil, fmt.Errorf("read logs of task %s: %w", taskID, err)
-	}
-	chunks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (orchestrator.LogChunk, error) {
-		var c orchestrator.LogChunk
-		err := row.Scan(&c.Seq, &c.Data)
-		return c, err
+	var chunks []orchestrator.LogChunk
+	err := db.systemTx(ctx, readOnly, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT seq, data FROM task_logs WHERE task_id = $1 AND seq > $2 ORDER BY seq`,
+			taskID, afterSeq)
+		if err != nil {
+			return err
+		}
+		chunks, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (orchestrator.LogChunk, error) {
+			var c orchestrator.LogChunk
+			err := row.Scan(&c.Seq, &c.Data)
+			return c, err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read logs of task %s: %w", taskID, err)
@@ -250,7 +283,11 @@ func (db *DB) TaskLogs(ctx context.Context, taskID string, afterSeq int64) ([]or
 // ClearTaskLogs deletes a task's stored output. The seqs of the chunks
 // appended after it go on from the last one before it.
 func (db *DB) ClearTaskLogs(ctx context.Context, taskID string) error {
-	if _, err := db.pool.Exec(ctx, `DELETE FROM task_logs WHERE task_id = $1`, taskID); err != nil {
+	err := db.systemTx(ctx, readWrite, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `DELETE FROM task_logs WHERE task_id = $1`, taskID)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("clear logs of task %s: %w", taskID, err)
 	}
 	return nil

@@ -407,7 +407,16 @@ const forProfile = `SELECT ` + secretCols + `
 // secrets that grant it. Returns ENOTFOUND if the profile does not exist or
 // is not userID's.
 func (db *DB) SecretsForProfile(ctx context.Context, userID, profileID string) ([]*vault.Secret, error) {
-	rows, err := db.pool.Query(ctx, forProfile, profileID, userID)
+	var list []*vault.Secret
+	err := db.userTx(ctx, readOnly, userID, func(tx pgx.Tx) (err error) {
+		list, err = secretsForProfile(ctx, tx, userID, profileID)
+		return err
+	})
+	return list, err
+}
+
+func secretsForProfile(ctx context.Context, q querier, userID, profileID string) ([]*vault.Secret, error) {
+	rows, err := q.Query(ctx, forProfile, profileID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("read secrets for profile %s: %w", profileID, err)
 	}

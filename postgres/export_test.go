@@ -1,0 +1,32 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/envvault/envvault/vault"
+)
+
+// UpdateMisfiltered is Update with the Go-level user filter broken on
+// purpose: the transaction is opened for rlsUser exactly as Update opens
+// it (the row-level security setting, then the user's row lock), but the
+// vault.Tx handed to fn puts filterUser in every WHERE user_id. Only
+// row-level security then stands between fn and filterUser's rows.
+func (db *DB) UpdateMisfiltered(ctx context.Context, rlsUser, filterUser string, fn func(vault.Tx) error) error {
+	return db.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, rlsUser, true, func(ptx pgx.Tx) error {
+		return fn(&tx{tx: ptx, userID: filterUser})
+	})
+}
+
+// UserTx runs fn on the raw transaction the store opens for userID, so a
+// test can issue statements with no WHERE user_id at all.
+func (db *DB) UserTx(ctx context.Context, userID string, fn func(pgx.Tx) error) error {
+	return db.userTx(ctx, readWrite, userID, fn)
+}
+
+// SystemTx runs fn on the raw transaction the store opens for its
+// cross-user methods.
+func (db *DB) SystemTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return db.systemTx(ctx, readWrite, fn)
+}
