@@ -60,7 +60,9 @@ type Config struct {
 	lockedByFlag bool
 
 	UserName string // user create NAME
-	JSON     bool   // user create --json
+	JSON     bool   // user create --json, keys status --json
+
+	BatchSize int // keys rotate --batch-size
 
 	// DatabaseURL is DATABASE_URL or the content of DATABASE_URL_FILE; ""
 	// means the embedded SQLite file in DataDir.
@@ -320,6 +322,7 @@ running, and the next start with the same --worker-id attaches to them.
 				Exec:    selected(run),
 			},
 			user,
+			m.keysCommand(newFS, opts),
 			{
 				Name:       "keygen",
 				ShortUsage: "envvault keygen",

@@ -136,6 +136,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.runServer(ctx)
 	case cmdRunner:
 		return m.runRunner(ctx)
+	case cmdKeysRotate:
+		return m.runKeysRotate(ctx)
+	case cmdKeysStatus:
+		return m.runKeysStatus(ctx)
 	default:
 		return fmt.Errorf("no command: run envvault --help")
 	}
