@@ -30,6 +30,10 @@ type Service struct {
 	maxSecrets int
 	names      NamePolicy
 	now        func() time.Time
+
+	// keepVersions is how many earlier values of a secret are kept
+	// (history.go).
+	keepVersions int
 }
 
 // Options tune a Service; zero values take the defaults.
@@ -37,6 +41,10 @@ type Options struct {
 	MaxSecrets int              // per user; DefaultMaxSecrets if 0
 	Names      NamePolicy       // locked and allowed names
 	Now        func() time.Time // time.Now if nil
+
+	// KeepVersions is how many earlier values of each secret are kept;
+	// DefaultKeepVersions if 0.
+	KeepVersions int
 }
 
 // NewService returns a service over store, sealing under keys.
@@ -44,6 +52,9 @@ func NewService(store Store, keys *Keyring, opts Options) *Service {
 	s := &Service{store: store, keys: keys, maxSecrets: opts.MaxSecrets, names: opts.Names, now: opts.Now}
 	if s.maxSecrets <= 0 {
 		s.maxSecrets = DefaultMaxSecrets
+	}
+	if s.keepVersions = opts.KeepVersions; s.keepVersions <= 0 {
+		s.keepVersions = DefaultKeepVersions
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -305,6 +316,12 @@ func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretP
 			return err
 		}
 		next.UpdatedAt = s.timestamp()
+		if p.Value != nil {
+			// The value it replaces is kept as a version (history.go).
+			if err := s.keepVersion(ctx, tx, cur, next.UpdatedAt); err != nil {
+				return err
+			}
+		}
 		if err := tx.UpdateSecret(ctx, &next); err != nil {
 			return err
 		}

@@ -80,6 +80,21 @@ type Tx interface {
 	// DeleteSecret deletes a secret. Returns ENOTFOUND if it does not exist.
 	DeleteSecret(ctx context.Context, id string) error
 
+	// SecretVersions returns the kept earlier versions of a secret's value,
+	// newest first, without their sealed bytes: none, and no error, if the
+	// secret does not exist.
+	SecretVersions(ctx context.Context, secretID string) ([]SecretVersion, error)
+	// KeptVersion returns one kept version of a secret's value, sealed.
+	// Returns ENOTFOUND if the secret does not exist or keeps no such
+	// version.
+	KeptVersion(ctx context.Context, secretID string, version int) (*KeptVersion, error)
+	// KeepVersion stores an earlier value of a secret. Returns ENOTFOUND if
+	// the secret does not exist, ECONFLICT if it already keeps that version.
+	KeepVersion(ctx context.Context, v *KeptVersion) error
+	// PruneVersions deletes the kept versions of a secret but the newest
+	// keep, and returns how many it deleted.
+	PruneVersions(ctx context.Context, secretID string, keep int) (int, error)
+
 	// Profile returns a profile by id. Returns ENOTFOUND if it does not exist.
 	Profile(ctx context.Context, id string) (*Profile, error)
 	// Profiles returns up to f.Limit profiles ordered by name then id, after
