@@ -21,21 +21,26 @@ func (db *DB) DeleteKeyCheck(ctx context.Context, keyID string) error {
 // SealedKeysOfAllUsers returns, from the secrets of every user, up to limit
 // data keys not sealed under master key notKeyID, ordered by secret id and
 // after afterID ("" for the first). It is for the operator's key rotation,
-// not scoped to a user.
+// not scoped to a user: it reads in system mode.
 func (db *DB) SealedKeysOfAllUsers(ctx context.Context, notKeyID, afterID string, limit int) ([]vault.SealedKey, error) {
-	// The primary key's order is the keyset: a run that stops part-way
-	// resumes by starting again, since rotated rows no longer match.
-	rows, err := db.pool.Query(ctx, `
-		SELECT id, user_id, sealed_key, master_key_id FROM secrets
-		WHERE master_key_id <> $1 AND id > $2
-		ORDER BY id LIMIT $3`, notKeyID, afterID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("query data keys: %w", err)
-	}
-	keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (vault.SealedKey, error) {
-		var k vault.SealedKey
-		err := row.Scan(&k.SecretID, &k.UserID, &k.Sealed, &k.MasterKeyID)
-		return k, err
+	var keys []vault.SealedKey
+	err := db.systemTx(ctx, readOnly, func(tx pgx.Tx) error {
+		// The primary key's order is the keyset: a run that stops
+		// part-way resumes by starting again, since rotated rows no
+		// longer match.
+		rows, err := tx.Query(ctx, `
+			SELECT id, user_id, sealed_key, master_key_id FROM secrets
+			WHERE master_key_id <> $1 AND id > $2
+			ORDER BY id LIMIT $3`, notKeyID, afterID, limit)
+		if err != nil {
+			return err
+		}
+		keys, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (vault.SealedKey, error) {
+			var k vault.SealedKey
+			err := row.Scan(&k.SecretID, &k.UserID, &k.Sealed, &k.MasterKeyID)
+			return k, err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read data keys: %w", err)
@@ -43,10 +48,11 @@ func (db *DB) SealedKeysOfAllUsers(ctx context.Context, notKeyID, afterID string
 	return keys, nil
 }
 
-// SwapSealedKeysOfAllUsers sets, in one statement (its own transaction),
+// SwapSealedKeysOfAllUsers sets, in one statement in its own transaction,
 // each swapped secret's data key to New, sealed under master key keyID,
 // where it is still Old, and returns how many it set. It is for the
-// operator's key rotation, not scoped to a user.
+// operator's key rotation, not scoped to a user: it writes in system mode,
+// whose policy lets it update secrets and nothing else.
 func (db *DB) SwapSealedKeysOfAllUsers(ctx context.Context, keyID string, swaps []vault.KeySwap) (int, error) {
 	ids := make([]string, len(swaps))
 	olds := make([][]byte, len(swaps))
@@ -54,16 +60,21 @@ func (db *DB) SwapSealedKeysOfAllUsers(ctx context.Context, keyID string, swaps 
 	for i, s := range swaps {
 		ids[i], olds[i], news[i] = s.SecretID, s.Old, s.New
 	}
-	// The compare-and-swap is the WHERE: a row written since it was read
-	// has another sealed key and is left as written. Under READ COMMITTED
-	// an UPDATE that waits for a concurrent writer re-checks the WHERE on
-	// the row that writer committed.
-	tag, err := db.pool.Exec(ctx, `
-		UPDATE secrets s SET sealed_key = u.new, master_key_id = $1
-		FROM unnest($2::text[], $3::bytea[], $4::bytea[]) AS u(id, old, new)
-		WHERE s.id = u.id AND s.sealed_key = u.old`, keyID, ids, olds, news)
+	var n int64
+	err := db.systemTx(ctx, readWrite, func(tx pgx.Tx) error {
+		// The compare-and-swap is the WHERE: a row written since it was
+		// read has another sealed key and is left as written. Under READ
+		// COMMITTED an UPDATE that waits for a concurrent writer
+		// re-checks the WHERE on the row that writer committed.
+		tag, err := tx.Exec(ctx, `
+			UPDATE secrets s SET sealed_key = u.new, master_key_id = $1
+			FROM unnest($2::text[], $3::bytea[], $4::bytea[]) AS u(id, old, new)
+			WHERE s.id = u.id AND s.sealed_key = u.old`, keyID, ids, olds, news)
+		n = tag.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("swap %d data keys: %w", len(swaps), err)
 	}
-	return int(tag.RowsAffected()), nil
+	return int(n), nil
 }
