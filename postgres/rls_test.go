@@ -2,13 +2,9 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,68 +19,27 @@ import (
 )
 
 // rlsDB is a fresh database set up as the README says to run envvault on
-// PostgreSQL: an owner role that migrates, and a service role, a member of
-// envvault_app, that the store runs as. Neither is a superuser: superusers
-// pass through row-level security.
+// PostgreSQL: migrated by an owner role, and the store connected as a
+// service role, a member of envvault_app. Neither is a superuser:
+// superusers pass through row-level security.
 type rlsDB struct {
-	superURL   string // the test cluster's superuser, on this database
-	ownerURL   string
-	serviceURL string
-	service    *postgres.DB // migrated by the owner, connected as the service
+	testenv.PostgresRoles
+	service *postgres.DB
 }
 
-// newRLSDB makes the database and its two roles, migrates it as the owner
-// and opens the store as the service role. Everything is dropped when the
-// test ends.
 func newRLSDB(t testing.TB) *rlsDB {
 	t.Helper()
-	superURL := testenv.RequirePostgres(t)
 	ctx := context.Background()
-	cfg, err := pgx.ParseConfig(superURL)
-	if err != nil {
-		t.Fatalf("parse %s: %v", testenv.PostgresURLEnv, err)
-	}
-	dbName := cfg.Database
-	suffix := randomHex(t)
-	owner, service, password := "envvault_owner_"+suffix, "envvault_service_"+suffix, randomHex(t)
-
-	superExec(t, superURL,
-		// The roles an operator would make: neither superuser nor
-		// BYPASSRLS (the defaults, spelled out).
-		`CREATE ROLE `+owner+` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE PASSWORD '`+password+`'`,
-		`CREATE ROLE `+service+` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE PASSWORD '`+password+`'`,
-		`ALTER DATABASE `+pgx.Identifier{dbName}.Sanitize()+` OWNER TO `+owner,
-		// The owner has no CREATEROLE, so the operator makes envvault_app
-		// (the migration would, given CREATEROLE). Roles are the cluster's:
-		// a test running beside this one may make it at the same moment.
-		`DO $$ BEGIN CREATE ROLE envvault_app NOLOGIN;
-			EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`,
-		`GRANT envvault_app TO `+service,
-	)
-	t.Cleanup(func() {
-		// Before the roles can go, so must the objects they own: the
-		// database. RequirePostgres's own cleanup, after this one, drops it
-		// IF EXISTS.
-		superExec(t, superURL,
-			`DROP DATABASE IF EXISTS `+pgx.Identifier{dbName}.Sanitize()+` WITH (FORCE)`,
-			`DROP ROLE IF EXISTS `+owner,
-			`DROP ROLE IF EXISTS `+service)
-	})
-
-	d := &rlsDB{
-		superURL:   superURL,
-		ownerURL:   withRole(t, superURL, owner, password),
-		serviceURL: withRole(t, superURL, service, password),
-	}
-	ownerDB, err := postgres.Open(ctx, d.ownerURL)
+	d := &rlsDB{PostgresRoles: testenv.RequirePostgresRoles(t)}
+	owner, err := postgres.Open(ctx, d.Owner)
 	if err != nil {
 		t.Fatalf("open as the owner: %v", err)
 	}
-	defer ownerDB.Close()
-	if _, err := ownerDB.Migrate(ctx); err != nil {
+	defer owner.Close()
+	if _, err := owner.Migrate(ctx); err != nil {
 		t.Fatalf("migrate as the owner: %v", err)
 	}
-	d.service, err = postgres.Open(ctx, d.serviceURL)
+	d.service, err = postgres.Open(ctx, d.Service)
 	if err != nil {
 		t.Fatalf("open as the service: %v", err)
 	}
@@ -92,18 +47,10 @@ func newRLSDB(t testing.TB) *rlsDB {
 	return d
 }
 
-// superExec runs statements as the test cluster's superuser, on the
-// database of url.
+// superExec runs statements as the test cluster's superuser.
 func superExec(t testing.TB, url string, stmts ...string) {
 	t.Helper()
-	if strings.HasPrefix(stmts[0], "DROP DATABASE") {
-		// One cannot drop the database one is connected to: go through
-		// the cluster's maintenance database.
-		url = withDatabase(t, url, "postgres")
-	}
-	// t.Context is canceled before cleanups run.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatalf("connect as superuser: %v", err)
@@ -114,49 +61,6 @@ func superExec(t testing.TB, url string, stmts ...string) {
 			t.Fatalf("as superuser: %s: %v", s, err)
 		}
 	}
-}
-
-func randomHex(t testing.TB) string {
-	t.Helper()
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b[:])
-}
-
-// withRole returns the connection string base with its user and password
-// replaced, in either of the forms pgx reads.
-func withRole(t testing.TB, base, user, password string) string {
-	t.Helper()
-	if u, ok := parseURL(t, base); ok {
-		u.User = url.UserPassword(user, password)
-		return u.String()
-	}
-	// In keyword/value form the last setting of a keyword wins.
-	return base + " user=" + user + " password=" + password
-}
-
-func withDatabase(t testing.TB, base, name string) string {
-	t.Helper()
-	if u, ok := parseURL(t, base); ok {
-		u.Path, u.RawPath = "/"+name, ""
-		return u.String()
-	}
-	return base + " dbname=" + name
-}
-
-func parseURL(t testing.TB, s string) (*url.URL, bool) {
-	t.Helper()
-	if !strings.HasPrefix(s, "postgres://") && !strings.HasPrefix(s, "postgresql://") {
-		return nil, false
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		// url.Parse errors quote the input, which may hold a password.
-		t.Fatalf("%s is not a valid URL", testenv.PostgresURLEnv)
-	}
-	return u, true
 }
 
 // TestRLSConformance runs the whole store suite with the store connected
@@ -174,7 +78,7 @@ func TestRLSTasksConformance(t *testing.T) {
 			Store: d.service,
 			DeleteUser: func(ctx context.Context, userID string) error {
 				// The operator, in psql, as a superuser.
-				conn, err := pgx.Connect(ctx, d.superURL)
+				conn, err := pgx.Connect(ctx, d.Super)
 				if err != nil {
 					return err
 				}
@@ -254,7 +158,7 @@ func seedTwoUsers(t *testing.T, d *rlsDB) twoUsers {
 			u.bTask = task.ID
 		}
 	}
-	superExec(t, d.superURL, `INSERT INTO secret_versions
+	superExec(t, d.Super, `INSERT INTO secret_versions
 			(secret_id, user_id, version, name, sealed_value, sealed_key, master_key_id, replaced_at)
 		SELECT id, user_id, 1, name, sealed_value, sealed_key, master_key_id, now() FROM secrets
 		ON CONFLICT DO NOTHING`)
@@ -319,7 +223,7 @@ func TestRLSEveryTable(t *testing.T) {
 	u := seedTwoUsers(t, d)
 	ctx := t.Context()
 
-	forced, not := rlsTables(t, d.superURL)
+	forced, not := rlsTables(t, d.Super)
 	if !slices.Equal(not, noPolicy) {
 		t.Errorf("tables without forced row-level security: %v, want only %v: a table of user data needs ENABLE and FORCE ROW LEVEL SECURITY and a policy", not, noPolicy)
 	}
@@ -329,12 +233,12 @@ func TestRLSEveryTable(t *testing.T) {
 		}
 	}
 
-	super, err := pgx.Connect(ctx, d.superURL)
+	super, err := pgx.Connect(ctx, d.Super)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer super.Close(ctx)
-	service, err := pgx.Connect(ctx, d.serviceURL)
+	service, err := pgx.Connect(ctx, d.Service)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +381,7 @@ func TestRLSWithoutGoFilter(t *testing.T) {
 	d := newRLSDB(t)
 	u := seedTwoUsers(t, d)
 	ctx := t.Context()
-	before := dump(t, d.superURL)
+	before := dump(t, d.Super)
 
 	err := d.service.UpdateMisfiltered(ctx, u.a, u.b, func(tx vault.Tx) error {
 		if _, err := tx.Secret(ctx, u.bSecret.ID); vault.ErrorCode(err) != vault.ENOTFOUND {
@@ -565,7 +469,7 @@ func TestRLSWithoutGoFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for table, rows := range dump(t, d.superURL) {
+	for table, rows := range dump(t, d.Super) {
 		if rows != before[table] {
 			t.Errorf("%s changed:\nbefore: %s\nafter:  %s", table, before[table], rows)
 		}
@@ -601,7 +505,7 @@ func TestRLSOwnerIsForced(t *testing.T) {
 	d := newRLSDB(t)
 	seedTwoUsers(t, d)
 	ctx := t.Context()
-	owner, err := pgx.Connect(ctx, d.ownerURL)
+	owner, err := pgx.Connect(ctx, d.Owner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -620,7 +524,7 @@ func TestBypassesRLS(t *testing.T) {
 	if bypass, err := d.service.BypassesRLS(ctx); err != nil || bypass {
 		t.Errorf("service role: BypassesRLS = %v, %v; want false", bypass, err)
 	}
-	super, err := postgres.Open(ctx, d.superURL)
+	super, err := postgres.Open(ctx, d.Super)
 	if err != nil {
 		t.Fatal(err)
 	}
