@@ -73,6 +73,7 @@ func (s *Server) routes() {
 	s.openapiRoutes(s.echo)
 	s.v1 = authed{group: s.echo.Group("/v1"), auth: s.authenticate}
 	s.secretRoutes(s.v1)
+	s.historyRoutes(s.v1)
 	s.profileRoutes(s.v1)
 	s.taskRoutes(s.v1)
 }
