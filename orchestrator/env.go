@@ -1,14 +1,13 @@
 package orchestrator
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/envvault/envvault/internal/dotenv"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -123,98 +122,10 @@ func LoadBaseline(path string, locked []string) (Baseline, error) {
 	if err != nil {
 		return b, fmt.Errorf("baseline env file: %w", err)
 	}
-	env, err := ParseDotenv(data)
+	env, err := dotenv.ParseMap(data)
 	if err != nil {
 		return b, fmt.Errorf("baseline env file %s: %w", path, err)
 	}
 	b.Env = env
 	return b, nil
-}
-
-// ParseDotenv parses a dotenv file:
-//
-//	# a comment, and blank lines, are skipped
-//	NAME=value           unquoted: the rest of the line, trimmed
-//	export NAME=value    "export " is allowed and ignored
-//	NAME='literal value' single quotes: taken as written
-//	NAME="a\nb"          double quotes: \n \r \t \" \\ are escapes
-//
-// Each value is on one line. A name must match vault.NamePattern and appear
-// once. Errors say "line N: reason" and never contain a value.
-//
-// It is written here rather than taken from a dotenv library because the
-// errors of the one at hand quote the file's content (a secret, here) and
-// give no line number.
-func ParseDotenv(data []byte) (map[string]string, error) {
-	env := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64<<10), vault.MaxValueLen+vault.MaxNameLen+64)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(strings.TrimSuffix(sc.Text(), "\r"))
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		line = strings.TrimPrefix(line, "export ")
-		name, raw, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("line %d: expected NAME=value", n)
-		}
-		name = strings.TrimSpace(name)
-		if vault.ValidateName("name", name) != nil {
-			return nil, fmt.Errorf("line %d: name must match %s", n, vault.NamePattern)
-		}
-		if _, dup := env[name]; dup {
-			return nil, fmt.Errorf("line %d: %s is set twice", n, name)
-		}
-		value, err := parseValue(strings.TrimSpace(raw))
-		if err != nil {
-			return nil, fmt.Errorf("line %d: value of %s: %w", n, name, err)
-		}
-		if strings.IndexByte(value, 0) >= 0 {
-			return nil, fmt.Errorf("line %d: value of %s contains a NUL byte", n, name)
-		}
-		env[name] = value
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read: %w", err)
-	}
-	return env, nil
-}
-
-func parseValue(raw string) (string, error) {
-	if raw == "" || (raw[0] != '"' && raw[0] != '\'') {
-		return raw, nil
-	}
-	q := raw[0]
-	var b strings.Builder
-	for i := 1; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case c == q:
-			if rest := strings.TrimSpace(raw[i+1:]); rest != "" && !strings.HasPrefix(rest, "#") {
-				return "", fmt.Errorf("unexpected text after the closing quote")
-			}
-			return b.String(), nil
-		case c == '\\' && q == '"':
-			if i+1 >= len(raw) {
-				return "", fmt.Errorf("unterminated escape")
-			}
-			i++
-			switch raw[i] {
-			case 'n':
-				b.WriteByte('\n')
-			case 'r':
-				b.WriteByte('\r')
-			case 't':
-				b.WriteByte('\t')
-			case '"', '\\':
-				b.WriteByte(raw[i])
-			default:
-				return "", fmt.Errorf("unknown escape \\%c", raw[i])
-			}
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return "", fmt.Errorf("missing closing quote")
 }

@@ -51,31 +51,3 @@ func TestMergePrecedence(t *testing.T) {
 		t.Fatalf("sources = %+v", sources)
 	}
 }
-
-func TestParseDotenv(t *testing.T) {
-	env, err := ParseDotenv([]byte("# platform\nANTHROPIC_API_KEY=sk-ant-123\nexport MCP_URL = http://mcp:8080/x?a=b \n\nQUOTED='a # b'\nESCAPED=\"l1\\nl2\" # note\nEMPTY=\r\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"ANTHROPIC_API_KEY": "sk-ant-123", "MCP_URL": "http://mcp:8080/x?a=b", "QUOTED": "a # b", "ESCAPED": "l1\nl2", "EMPTY": ""}
-	if !maps.Equal(env, want) {
-		t.Fatalf("env = %q", env)
-	}
-	bad := []struct{ in, want string }{
-		{"A=1\njust words\n", "line 2: expected NAME=value"},
-		{"A=1\nlower=x\n", "line 2: name must match"},
-		{"A=1\n\nA=2\n", "line 3: A is set twice"},
-		{"A=\"canary-secret\n", "line 1: value of A: missing closing quote"},
-		{"A='canary-secret' tail\n", "line 1: value of A: unexpected text"},
-		{"A=\"canary\\q\"\n", "line 1: value of A: unknown escape"},
-	}
-	for _, tt := range bad {
-		_, err := ParseDotenv([]byte(tt.in))
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("ParseDotenv(%q) = %v, want %q", tt.in, err, tt.want)
-		}
-		if err != nil && strings.Contains(err.Error(), "canary") {
-			t.Errorf("error leaks the value: %v", err)
-		}
-	}
-}
