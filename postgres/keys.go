@@ -78,3 +78,60 @@ func (db *DB) SwapSealedKeysOfAllUsers(ctx context.Context, keyID string, swaps 
 	}
 	return int(n), nil
 }
+
+// SealedVersionKeysOfAllUsers returns, from the kept versions of every
+// user's secrets, up to limit data keys not sealed under master key
+// notKeyID, ordered by secret id and version, after (afterID,
+// afterVersion). It is for the operator's key rotation, not scoped to a
+// user: it reads in system mode.
+func (db *DB) SealedVersionKeysOfAllUsers(ctx context.Context, notKeyID, afterID string, afterVersion, limit int) ([]vault.SealedKey, error) {
+	var keys []vault.SealedKey
+	err := db.systemTx(ctx, readOnly, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT secret_id, version, user_id, sealed_key, master_key_id FROM secret_versions
+			WHERE master_key_id <> $1 AND (secret_id, version) > ($2, $3)
+			ORDER BY secret_id, version LIMIT $4`, notKeyID, afterID, afterVersion, limit)
+		if err != nil {
+			return err
+		}
+		keys, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (vault.SealedKey, error) {
+			var k vault.SealedKey
+			err := row.Scan(&k.SecretID, &k.Version, &k.UserID, &k.Sealed, &k.MasterKeyID)
+			return k, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read data keys of kept versions: %w", err)
+	}
+	return keys, nil
+}
+
+// SwapSealedVersionKeysOfAllUsers sets, in one statement in its own
+// transaction, each swapped kept version's data key to New, sealed under
+// master key keyID, where it is still Old, and returns how many it set. It
+// is for the operator's key rotation, not scoped to a user: it writes in
+// system mode.
+func (db *DB) SwapSealedVersionKeysOfAllUsers(ctx context.Context, keyID string, swaps []vault.KeySwap) (int, error) {
+	ids := make([]string, len(swaps))
+	versions := make([]int32, len(swaps))
+	olds := make([][]byte, len(swaps))
+	news := make([][]byte, len(swaps))
+	for i, s := range swaps {
+		ids[i], versions[i], olds[i], news[i] = s.SecretID, int32(s.Version), s.Old, s.New
+	}
+	var n int64
+	err := db.systemTx(ctx, readWrite, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE secret_versions v SET sealed_key = u.new, master_key_id = $1
+			FROM unnest($2::text[], $3::int[], $4::bytea[], $5::bytea[]) AS u(secret_id, version, old, new)
+			WHERE v.secret_id = u.secret_id AND v.version = u.version AND v.sealed_key = u.old`,
+			keyID, ids, versions, olds, news)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("swap %d data keys of kept versions: %w", len(swaps), err)
+	}
+	return int(n), nil
+}

@@ -315,9 +315,12 @@ func (db *DB) PutKeyCheck(ctx context.Context, c vault.KeyCheck) error {
 	return nil
 }
 
-// MasterKeyCounts returns how many data keys each master key id seals.
+// MasterKeyCounts returns how many data keys each master key id seals,
+// over the secrets and their kept versions.
 func (db *DB) MasterKeyCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT master_key_id, count(*) FROM secrets GROUP BY master_key_id`)
+	rows, err := db.read.QueryContext(ctx, `SELECT master_key_id, count(*) FROM (
+		SELECT master_key_id FROM secrets UNION ALL SELECT master_key_id FROM secret_versions)
+		GROUP BY master_key_id`)
 	if err != nil {
 		return nil, fmt.Errorf("count data keys: %w", err)
 	}

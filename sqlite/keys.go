@@ -50,20 +50,67 @@ func (db *DB) SealedKeysOfAllUsers(ctx context.Context, notKeyID, afterID string
 // still Old, and returns how many it set. It is for the operator's key
 // rotation, not scoped to a user.
 func (db *DB) SwapSealedKeysOfAllUsers(ctx context.Context, keyID string, swaps []vault.KeySwap) (int, error) {
+	return db.swapKeys(ctx, `
+		UPDATE secrets SET sealed_key = ?, master_key_id = ? WHERE id = ? AND sealed_key = ?`,
+		func(s vault.KeySwap) []any { return []any{s.New, keyID, s.SecretID, s.Old} }, swaps)
+}
+
+// SealedVersionKeysOfAllUsers returns, from the kept versions of every
+// user's secrets, up to limit data keys not sealed under master key
+// notKeyID, ordered by secret id and version, after (afterID,
+// afterVersion). It is for the operator's key rotation, not scoped to a
+// user.
+func (db *DB) SealedVersionKeysOfAllUsers(ctx context.Context, notKeyID, afterID string, afterVersion, limit int) ([]vault.SealedKey, error) {
+	rows, err := db.read.QueryContext(ctx, `
+		SELECT secret_id, version, user_id, sealed_key, master_key_id FROM secret_versions
+		WHERE master_key_id <> ? AND (secret_id, version) > (?, ?)
+		ORDER BY secret_id, version LIMIT ?`, notKeyID, afterID, afterVersion, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query data keys of kept versions: %w", err)
+	}
+	defer rows.Close()
+	var out []vault.SealedKey
+	for rows.Next() {
+		var k vault.SealedKey
+		if err := rows.Scan(&k.SecretID, &k.Version, &k.UserID, &k.Sealed, &k.MasterKeyID); err != nil {
+			return nil, fmt.Errorf("scan data key of a kept version: %w", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read data keys of kept versions: %w", err)
+	}
+	return out, nil
+}
+
+// SwapSealedVersionKeysOfAllUsers sets, in one write transaction, each
+// swapped kept version's data key to New, sealed under master key keyID,
+// where it is still Old, and returns how many it set. It is for the
+// operator's key rotation, not scoped to a user.
+func (db *DB) SwapSealedVersionKeysOfAllUsers(ctx context.Context, keyID string, swaps []vault.KeySwap) (int, error) {
+	return db.swapKeys(ctx, `
+		UPDATE secret_versions SET sealed_key = ?, master_key_id = ?
+		WHERE secret_id = ? AND version = ? AND sealed_key = ?`,
+		func(s vault.KeySwap) []any { return []any{s.New, keyID, s.SecretID, s.Version, s.Old} }, swaps)
+}
+
+// swapKeys runs the compare-and-swap update, once per swap with the
+// arguments args gives, in one write transaction, and returns how many
+// rows it changed.
+func (db *DB) swapKeys(ctx context.Context, update string, args func(vault.KeySwap) []any, swaps []vault.KeySwap) (int, error) {
 	stx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("begin transaction: %w", err)
 	}
 	defer stx.Rollback()
-	stmt, err := stx.PrepareContext(ctx, `
-		UPDATE secrets SET sealed_key = ?, master_key_id = ? WHERE id = ? AND sealed_key = ?`)
+	stmt, err := stx.PrepareContext(ctx, update)
 	if err != nil {
 		return 0, fmt.Errorf("prepare data key swap: %w", err)
 	}
 	defer stmt.Close()
 	n := 0
 	for _, s := range swaps {
-		res, err := stmt.ExecContext(ctx, s.New, keyID, s.SecretID, s.Old)
+		res, err := stmt.ExecContext(ctx, args(s)...)
 		if err != nil {
 			return 0, fmt.Errorf("swap data key of secret %s: %w", s.SecretID, err)
 		}

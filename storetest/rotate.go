@@ -28,6 +28,7 @@ func RunRotation(t *testing.T, newStore func(t *testing.T) vault.Store) {
 	}{
 		{"SealedKeysOfAllUsers", testSealedKeysOfAllUsers},
 		{"SwapIsCompareAndSwap", testSwapIsCompareAndSwap},
+		{"KeptVersionKeys", testKeptVersionKeys},
 		{"RotateEmptyStore", testRotateEmptyStore},
 		{"RotateUnderConcurrentReadsAndWrites", testRotateUnderLoad},
 		{"RotateStoppedAndResumed", testRotateStoppedAndResumed},
@@ -173,7 +174,8 @@ func testSwapIsCompareAndSwap(t *testing.T, newStore func(t *testing.T) vault.St
 		t.Fatalf("swap: %d, %v; want 1 (only KEPT is as it was read)", n, err)
 	}
 	f.wantEnv(user, p1.ID, map[string]string{"CHANGED": value("new")})
-	f.wantCounts(map[string]int{f.keys.CurrentID(): 1, newID: 1})
+	// CHANGED and the version it keeps of its old value; KEPT.
+	f.wantCounts(map[string]int{f.keys.CurrentID(): 2, newID: 1})
 	got := f.mustGetSecret(user, kept.ID)
 	if string(got.SealedKey) != "swapped "+kept.ID || got.MasterKeyID != newID {
 		t.Errorf("KEPT after the swap: key id %s, sealed key changed %v", got.MasterKeyID, !bytes.Equal(got.SealedKey, kept.SealedKey))
@@ -205,6 +207,7 @@ func testRotateEmptyStore(t *testing.T, newStore func(t *testing.T) vault.Store)
 // belongs to another secret.
 type rotSecret struct {
 	id, name, value string
+	byVersion       map[int]string // every value it has had
 }
 
 func rotName(i, rename int) string {
@@ -248,7 +251,13 @@ func testRotateUnderLoad(t *testing.T, newStore func(t *testing.T) vault.Store) 
 			} else {
 				s = f.mustSecret(us.id, rotName(i, 0), rotValue(i, 1), p)
 			}
-			us.secrets = append(us.secrets, rotSecret{s.ID, s.Name, rotValue(i, 1)})
+			rs := rotSecret{s.ID, s.Name, rotValue(i, 1), map[int]string{1: rotValue(i, 1)}}
+			if i%4 == 0 {
+				// A kept version under the old key too.
+				s = f.mustUpdateSecret(us.id, s.ID, vault.SecretPatch{Value: ptr(rotValue(i, 2))})
+				rs.value, rs.byVersion[s.Version] = rotValue(i, 2), rotValue(i, 2)
+			}
+			us.secrets = append(us.secrets, rs)
 		}
 		state[u] = us
 	}
@@ -265,7 +274,8 @@ func testRotateUnderLoad(t *testing.T, newStore func(t *testing.T) vault.Store) 
 	for _, us := range state {
 		f.wantEnv(us.id, us.profile, want(us))
 	}
-	f.wantCounts(map[string]int{oldID: users * perUser})
+	versionsBefore := users * perUser / 4
+	f.wantCounts(map[string]int{oldID: users*perUser + versionsBefore})
 
 	// The service restarted with the new key current and the old one
 	// previous, as the operator does before rotating.
@@ -328,12 +338,14 @@ func testRotateUnderLoad(t *testing.T, newStore func(t *testing.T) vault.Store) 
 					next.name = rotName(i, n)
 					p.Name = &next.name
 				}
-				if _, err := svc.UpdateSecret(f.ctx, us.id, cur.id, p); err != nil {
+				sec, err := svc.UpdateSecret(f.ctx, us.id, cur.id, p)
+				if err != nil {
 					noCanary(t, err)
 					t.Errorf("write during rotation: %v", err)
 					return
 				}
 				us.mu.Lock()
+				next.byVersion[sec.Version] = next.value
 				us.secrets[i] = next
 				us.mu.Unlock()
 				writes.Add(1)
@@ -374,14 +386,16 @@ func testRotateUnderLoad(t *testing.T, newStore func(t *testing.T) vault.Store) 
 		return
 	}
 
-	if res.Total+res.AlreadyCurrent != users*perUser || res.Rotated > res.Total || res.Rotated == 0 ||
+	if res.Total+res.AlreadyCurrent < users*perUser+versionsBefore || res.Rotated > res.Total || res.Rotated == 0 ||
 		res.CurrentKeyID != keys.CurrentID() || len(res.Remaining) != 0 {
-		t.Errorf("rotation result %+v for %d secrets", res, users*perUser)
+		t.Errorf("rotation result %+v for %d secrets and at least %d kept versions", res, users*perUser, versionsBefore)
 	}
 	if calls < 5 {
 		t.Errorf("%d progress calls for batches of 7 of %d data keys", calls, res.Total)
 	}
-	f.wantCounts(map[string]int{keys.CurrentID(): users * perUser})
+	if counts := f.mustCounts(); len(counts) != 1 || counts[keys.CurrentID()] < users*perUser+versionsBefore {
+		t.Errorf("master key counts after rotation %v; want only %s, with at least %d", counts, keys.CurrentID(), users*perUser+versionsBefore)
+	}
 	f.wantKeyChecks(keys.CurrentID())
 
 	// The new key alone passes start-up and opens everything: nothing was
@@ -400,19 +414,60 @@ func testRotateUnderLoad(t *testing.T, newStore func(t *testing.T) vault.Store) 
 			t.Errorf("env of %s after rotation:\n got %s\nwant %s", us.id, envString(env), envString(w))
 		}
 	}
+	// Every kept version opens under the new key alone: roll back to each
+	// in turn, the newest last, and the env holds its value.
+	rollbacks := 0
+	for _, us := range state {
+		for i, s := range us.secrets {
+			versions, err := newOnly.SecretVersions(f.ctx, us.id, s.id)
+			if err != nil {
+				t.Fatalf("versions of %s: %v", s.name, err)
+			}
+			for j := len(versions) - 1; j >= 0; j-- {
+				v := versions[j]
+				if v.Current {
+					continue
+				}
+				if _, err := newOnly.RollbackSecret(f.ctx, us.id, s.id, v.Version); err != nil {
+					noCanary(t, err)
+					t.Fatalf("roll back %s to version %d under the new key alone: %v", s.name, v.Version, err)
+				}
+				us.secrets[i].value = s.byVersion[v.Version]
+				rollbacks++
+			}
+		}
+		env, err := newOnly.GetDecryptedForProfile(f.ctx, us.id, us.profile)
+		if w := want(us); err != nil || !mapsEqual(env, w) {
+			noCanary(t, err)
+			t.Errorf("env of %s after rollbacks: %v\n got %s\nwant %s", us.id, err, envString(env), envString(w))
+		}
+	}
+	if rollbacks < versionsBefore {
+		t.Errorf("%d rollbacks, want at least %d", rollbacks, versionsBefore)
+	}
 }
 
 func testRotateStoppedAndResumed(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	const n, batch = 50, 10
+	// n secrets, of which the first kept have a second value: kept data
+	// keys of kept versions (version 1) besides the n of the secrets.
+	const n, kept, batch = 50, 5, 10
+	const total = n + kept
 	f := newFixture(t, newStore, vault.Options{})
 	oldID := f.keys.CurrentID()
 	user := f.mustUser("alice")
 	p := f.mustProfile(user, "p")
 	wantEnv := map[string]string{}
+	var withVersions []*vault.Secret
 	for i := range n {
 		s := f.mustSecret(user, rotName(i, 0), rotValue(i, 1))
 		wantEnv[s.Name] = rotValue(i, 1)
+		if i < kept {
+			s = f.mustUpdateSecret(user, s.ID, vault.SecretPatch{Value: ptr(rotValue(i, 2))})
+			wantEnv[s.Name] = rotValue(i, 2)
+			withVersions = append(withVersions, s)
+		}
 	}
+	f.wantCounts(map[string]int{oldID: total})
 	svc, keys, newKey := f.rotated()
 	newID := keys.CurrentID()
 
@@ -428,30 +483,30 @@ func testRotateStoppedAndResumed(t *testing.T, newStore func(t *testing.T) vault
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("rotation canceled after the first batch: %v; want context.Canceled", err)
 	}
-	if res.Rotated != batch || res.Total != n {
-		t.Errorf("stopped rotation: %+v; want %d of %d rotated", res, batch, n)
+	if res.Rotated != batch || res.Total != total {
+		t.Errorf("stopped rotation: %+v; want %d of %d rotated", res, batch, total)
 	}
-	f.wantCounts(map[string]int{oldID: n - batch, newID: batch})
+	f.wantCounts(map[string]int{oldID: total - batch, newID: batch})
 	// Half-rotated: the operator's keyring opens everything; start-up
 	// without the old key refuses, naming it and how many keys need it.
 	if env, err := svc.GetDecryptedForProfile(f.ctx, user, p.ID); err != nil || !mapsEqual(env, wantEnv) {
 		t.Errorf("env half-rotated: %s, %v", envString(env), err)
 	}
 	err = vault.NewService(f.store, mustKeyring(t, newKey), vault.Options{}).CheckKeys(f.ctx)
-	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d data keys are sealed under master key %s", n-batch, oldID)) {
-		t.Errorf("start-up with the new key alone, half-rotated: %v; want it to name %d data keys under %s", err, n-batch, oldID)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d data keys are sealed under master key %s", total-batch, oldID)) {
+		t.Errorf("start-up with the new key alone, half-rotated: %v; want it to name %d data keys under %s", err, total-batch, oldID)
 	}
 	f.wantKeyChecks(oldID, newID)
 
-	// Run again: it picks up where it stopped.
+	// Run again: it picks up where it stopped, kept versions included.
 	res = mustRotate(t, svc, f.ctx, vault.RotateOptions{BatchSize: batch})
-	if res.Rotated != n-batch || res.Total != n-batch || res.AlreadyCurrent != batch || len(res.Remaining) != 0 {
-		t.Errorf("resumed rotation: %+v; want %d rotated, %d already current", res, n-batch, batch)
+	if res.Rotated != total-batch || res.Total != total-batch || res.AlreadyCurrent != batch || len(res.Remaining) != 0 {
+		t.Errorf("resumed rotation: %+v; want %d rotated, %d already current", res, total-batch, batch)
 	}
 	if !slices.Equal(res.DroppedChecks, []string{oldID}) {
 		t.Errorf("resumed rotation dropped the key checks of %v, want %s", res.DroppedChecks, oldID)
 	}
-	f.wantCounts(map[string]int{newID: n})
+	f.wantCounts(map[string]int{newID: total})
 	f.wantKeyChecks(newID)
 	newOnly := vault.NewService(f.store, mustKeyring(t, newKey), vault.Options{})
 	if err := newOnly.CheckKeys(f.ctx); err != nil {
@@ -460,11 +515,24 @@ func testRotateStoppedAndResumed(t *testing.T, newStore func(t *testing.T) vault
 	if env, err := newOnly.GetDecryptedForProfile(f.ctx, user, p.ID); err != nil || !mapsEqual(env, wantEnv) {
 		t.Errorf("env under the new key alone: %s, %v", envString(env), err)
 	}
+	// The kept versions open under the new key alone: a rollback opens
+	// one.
+	for i, s := range withVersions {
+		if _, err := newOnly.RollbackSecret(f.ctx, user, s.ID, 1); err != nil {
+			noCanary(t, err)
+			t.Fatalf("roll back %s to version 1 under the new key alone: %v", s.Name, err)
+		}
+		wantEnv[s.Name] = rotValue(i, 1)
+	}
+	if env, err := newOnly.GetDecryptedForProfile(f.ctx, user, p.ID); err != nil || !mapsEqual(env, wantEnv) {
+		t.Errorf("env after rollbacks under the new key alone: %s, %v", envString(env), err)
+	}
 
-	// A third run has nothing to do.
+	// Nothing is left for a third run (the rollbacks sealed under the new
+	// key).
 	res = mustRotate(t, svc, f.ctx, vault.RotateOptions{BatchSize: batch})
-	if res.Rotated != 0 || res.Total != 0 || res.AlreadyCurrent != n {
-		t.Errorf("rotation of a rotated store: %+v", res)
+	if res.Rotated != 0 || res.Total != 0 || res.AlreadyCurrent != n+2*kept {
+		t.Errorf("rotation of a rotated store: %+v; want %d already current", res, n+2*kept)
 	}
 }
 
@@ -544,4 +612,88 @@ func testRotateKeyThatDoesNotOpen(t *testing.T, newStore func(t *testing.T) vaul
 	f.wantCounts(map[string]int{oldID: 1, keys.CurrentID(): 2})
 	// The old key still holds a data key: its check stays.
 	f.wantKeyChecks(oldID, keys.CurrentID())
+}
+
+// testKeptVersionKeys is SealedVersionKeysOfAllUsers and
+// SwapSealedVersionKeysOfAllUsers on the kept versions of two users'
+// secrets, and MasterKeyCounts counting them.
+func testKeptVersionKeys(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	f := newFixture(t, newStore, vault.Options{})
+	alice, bob := f.mustUser("alice"), f.mustUser("bob")
+	type kept struct {
+		secretID, userID string
+		version          int
+		sealed           []byte
+	}
+	var want []kept
+	for _, user := range []string{alice, bob} {
+		for i := range 3 {
+			s := f.mustSecret(user, rotName(i, 0), rotValue(i, 1))
+			// Versions 1 and 2 are kept, as each was sealed.
+			for v := 2; v <= 3; v++ {
+				want = append(want, kept{s.ID, user, s.Version, s.SealedKey})
+				s = f.mustUpdateSecret(user, s.ID, vault.SecretPatch{Value: ptr(rotValue(i, v))})
+			}
+		}
+	}
+	slices.SortFunc(want, func(a, b kept) int {
+		if c := strings.Compare(a.secretID, b.secretID); c != 0 {
+			return c
+		}
+		return a.version - b.version
+	})
+	oldID := f.keys.CurrentID()
+	newID := vault.KeyID(mustKey(t))
+	f.wantCounts(map[string]int{oldID: 6 + len(want)})
+
+	var got []vault.SealedKey
+	afterID, afterVersion := "", 0
+	for {
+		page, err := f.store.SealedVersionKeysOfAllUsers(f.ctx, newID, afterID, afterVersion, 4)
+		if err != nil {
+			t.Fatalf("kept version keys after %s/%d: %v", afterID, afterVersion, err)
+		}
+		if len(page) > 4 {
+			t.Fatalf("a page of %d for a limit of 4", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, page...)
+		afterID, afterVersion = page[len(page)-1].SecretID, page[len(page)-1].Version
+	}
+	if len(got) != len(want) {
+		t.Fatalf("walked %d kept version keys, want %d", len(got), len(want))
+	}
+	for i, k := range got {
+		w := want[i]
+		if k.SecretID != w.secretID || k.Version != w.version || k.UserID != w.userID || !bytes.Equal(k.Sealed, w.sealed) || k.MasterKeyID != oldID {
+			t.Errorf("kept version key %d: %s/%d of %s under %s, want %s/%d of %s under %s (or other sealed bytes)",
+				i, k.SecretID, k.Version, k.UserID, k.MasterKeyID, w.secretID, w.version, w.userID, oldID)
+		}
+	}
+
+	// Swap the first: once with a stale Old (nothing), then for real, then
+	// again (nothing).
+	first := got[0]
+	stale := []vault.KeySwap{{SecretID: first.SecretID, Version: first.Version, Old: []byte("stale"), New: []byte("new")}}
+	if n, err := f.store.SwapSealedVersionKeysOfAllUsers(f.ctx, newID, stale); err != nil || n != 0 {
+		t.Errorf("swap with a stale old key: %d, %v; want 0", n, err)
+	}
+	swap := []vault.KeySwap{{SecretID: first.SecretID, Version: first.Version, Old: first.Sealed, New: []byte("new")}}
+	if n, err := f.store.SwapSealedVersionKeysOfAllUsers(f.ctx, newID, swap); err != nil || n != 1 {
+		t.Errorf("swap: %d, %v; want 1", n, err)
+	}
+	if n, err := f.store.SwapSealedVersionKeysOfAllUsers(f.ctx, newID, swap); err != nil || n != 0 {
+		t.Errorf("the same swap again: %d, %v; want 0", n, err)
+	}
+	f.wantCounts(map[string]int{oldID: 6 + len(want) - 1, newID: 1})
+	// Only that version moved: not its secret, not its other version.
+	rest, err := f.store.SealedVersionKeysOfAllUsers(f.ctx, newID, "", 0, 100)
+	if err != nil || len(rest) != len(want)-1 || rest[0].SecretID != first.SecretID || rest[0].Version == first.Version {
+		t.Errorf("after one swap: %d kept version keys not under the new key, %v", len(rest), err)
+	}
+	if keys, err := f.store.SealedKeysOfAllUsers(f.ctx, newID, "", 100); err != nil || len(keys) != 6 {
+		t.Errorf("after a kept version's swap: %d secrets' keys not under the new key, %v; want 6", len(keys), err)
+	}
 }

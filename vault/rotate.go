@@ -14,19 +14,23 @@ import (
 // costs two small GCM operations and one row write per secret, whatever
 // the size of the value.
 
-// SealedKey is one secret's data key as key rotation reads it, from the
-// rows of every user.
+// SealedKey is a data key as key rotation reads it, from the rows of every
+// user: a secret's, or one of a secret's kept versions' (history.go). A kept
+// version's data key is bound to its secret's user and id, as the secret's
+// is.
 type SealedKey struct {
 	SecretID    string
+	Version     int // the kept version's number; 0 for the secret's own data key
 	UserID      string
 	Sealed      []byte // the data key under master key MasterKeyID
 	MasterKeyID string
 }
 
-// KeySwap replaces the sealed data key of secret SecretID with New if it is
-// still Old.
+// KeySwap replaces the sealed data key of secret SecretID (of its kept
+// version Version, if not 0) with New if it is still Old.
 type KeySwap struct {
 	SecretID string
+	Version  int
 	Old, New []byte
 }
 
@@ -113,48 +117,15 @@ func (s *Service) RotateKeys(ctx context.Context, opts RotateOptions) (RotateRes
 
 	// A batch in flight finishes even when ctx is canceled: ctx is only
 	// looked at between batches.
-	work := context.WithoutCancel(ctx)
-	failed := map[string]error{} // secret id -> why its data key did not open
-	done := 0
+	r := &rotation{svc: s, ctx: ctx, work: context.WithoutCancel(ctx), cur: cur, size: size,
+		res: &res, progress: progress, failed: map[string]error{}}
 	for pass := 0; pass < maxRotatePasses; pass++ {
 		found, rotated := 0, 0
-		after := ""
-		for {
-			if err := ctx.Err(); err != nil {
-				return res, fmt.Errorf("key rotation stopped after re-wrapping %d of %d data keys: %w", res.Rotated, res.Total, err)
-			}
-			batch, err := s.store.SealedKeysOfAllUsers(work, cur, after, size)
+		for _, t := range r.tables() {
+			f, n, err := r.rotateTable(t)
+			found, rotated = found+f, rotated+n
 			if err != nil {
-				return res, fmt.Errorf("read data keys after secret %q: %w", after, err)
-			}
-			if len(batch) == 0 {
-				break
-			}
-			after = batch[len(batch)-1].SecretID
-			swaps := make([]KeySwap, 0, len(batch))
-			for _, k := range batch {
-				found++
-				sealed, err := s.keys.rewrapDataKey(k.Sealed, k.UserID, k.SecretID)
-				if err != nil {
-					failed[k.SecretID] = err
-					continue
-				}
-				delete(failed, k.SecretID)
-				swaps = append(swaps, KeySwap{SecretID: k.SecretID, Old: k.Sealed, New: sealed})
-			}
-			n := 0
-			if len(swaps) > 0 {
-				if n, err = s.store.SwapSealedKeysOfAllUsers(work, cur, swaps); err != nil {
-					return res, fmt.Errorf("re-wrap %d data keys from secret %s: %w", len(swaps), swaps[0].SecretID, err)
-				}
-			}
-			rotated += n
-			res.Rotated += n
-			res.Raced += len(swaps) - n
-			done += len(batch)
-			progress(done)
-			if len(batch) < size {
-				break
+				return res, err
 			}
 		}
 		// Nothing left, or nothing more this run can do (only keys that
@@ -163,7 +134,7 @@ func (s *Service) RotateKeys(ctx context.Context, opts RotateOptions) (RotateRes
 			break
 		}
 	}
-
+	failed := r.failed
 	counts, err = s.store.MasterKeyCounts(ctx)
 	if err != nil {
 		return res, fmt.Errorf("count data keys: %w", err)
@@ -185,12 +156,12 @@ func (s *Service) RotateKeys(ctx context.Context, opts RotateOptions) (RotateRes
 		if len(ids) > 10 {
 			ids = append(ids[:10], "…")
 		}
-		return res, fmt.Errorf("%d data keys did not open and stay under their old master key (secrets %s): %w",
+		return res, fmt.Errorf("%d data keys did not open and stay under their old master key (%s): %w",
 			len(failed), strings.Join(ids, ", "), first)
 	}
 	if len(res.Remaining) > 0 {
-		return res, fmt.Errorf("after %d passes, data keys are still sealed under another master key (%s): a process still running with the old ENCRYPTION_KEY may be writing them; restart every process with the new key and run the rotation again",
-			maxRotatePasses, describeCounts(res.Remaining))
+		return res, fmt.Errorf("data keys are still sealed under another master key (%s): a process still running with the old ENCRYPTION_KEY may be writing them; restart every process with the new key and run the rotation again",
+			describeCounts(res.Remaining))
 	}
 
 	checks, err := s.store.KeyChecks(ctx)
@@ -207,6 +178,90 @@ func (s *Service) RotateKeys(ctx context.Context, opts RotateOptions) (RotateRes
 		res.DroppedChecks = append(res.DroppedChecks, c.KeyID)
 	}
 	return res, nil
+}
+
+// rotation is one run of RotateKeys.
+type rotation struct {
+	svc      *Service
+	ctx      context.Context // canceled: stop before the next batch
+	work     context.Context // for the store: a batch in flight finishes
+	cur      string
+	size     int
+	res      *RotateResult
+	progress func(done int)
+	done     int
+	failed   map[string]error // what -> why its data key did not open
+}
+
+// keyTable is a table of data keys: the secrets, and their kept versions.
+type keyTable struct {
+	what string // "secret" or "kept version"
+	list func(ctx context.Context, notKeyID string, after SealedKey, limit int) ([]SealedKey, error)
+	swap func(ctx context.Context, keyID string, swaps []KeySwap) (int, error)
+}
+
+func (r *rotation) tables() []keyTable {
+	st := r.svc.store
+	return []keyTable{
+		{"secret", func(ctx context.Context, notKeyID string, after SealedKey, limit int) ([]SealedKey, error) {
+			return st.SealedKeysOfAllUsers(ctx, notKeyID, after.SecretID, limit)
+		}, st.SwapSealedKeysOfAllUsers},
+		{"kept version", func(ctx context.Context, notKeyID string, after SealedKey, limit int) ([]SealedKey, error) {
+			return st.SealedVersionKeysOfAllUsers(ctx, notKeyID, after.SecretID, after.Version, limit)
+		}, st.SwapSealedVersionKeysOfAllUsers},
+	}
+}
+
+// name says which data key k is, for errors.
+func (k SealedKey) name() string {
+	if k.Version == 0 {
+		return "secret " + k.SecretID
+	}
+	return fmt.Sprintf("secret %s version %d", k.SecretID, k.Version)
+}
+
+// rotateTable goes once over the data keys of t not under the current
+// key, in batches, and returns how many it found and re-wrapped.
+func (r *rotation) rotateTable(t keyTable) (found, rotated int, err error) {
+	var after SealedKey
+	for {
+		if err := r.ctx.Err(); err != nil {
+			return found, rotated, fmt.Errorf("key rotation stopped after re-wrapping %d of %d data keys: %w", r.res.Rotated, r.res.Total, err)
+		}
+		batch, err := t.list(r.work, r.cur, after, r.size)
+		if err != nil {
+			return found, rotated, fmt.Errorf("read data keys of %ss after %s: %w", t.what, after.name(), err)
+		}
+		if len(batch) == 0 {
+			return found, rotated, nil
+		}
+		after = batch[len(batch)-1]
+		swaps := make([]KeySwap, 0, len(batch))
+		for _, k := range batch {
+			found++
+			sealed, err := r.svc.keys.rewrapDataKey(k.Sealed, k.UserID, k.SecretID)
+			if err != nil {
+				r.failed[k.name()] = err
+				continue
+			}
+			delete(r.failed, k.name())
+			swaps = append(swaps, KeySwap{SecretID: k.SecretID, Version: k.Version, Old: k.Sealed, New: sealed})
+		}
+		n := 0
+		if len(swaps) > 0 {
+			if n, err = t.swap(r.work, r.cur, swaps); err != nil {
+				return found, rotated, fmt.Errorf("re-wrap %d data keys of %ss from %s: %w", len(swaps), t.what, batch[0].name(), err)
+			}
+		}
+		rotated += n
+		r.res.Rotated += n
+		r.res.Raced += len(swaps) - n
+		r.done += len(batch)
+		r.progress(r.done)
+		if len(batch) < r.size {
+			return found, rotated, nil
+		}
+	}
 }
 
 // describeCounts says "3 under master key 1a2b3c4d, 1 under master key

@@ -35,7 +35,8 @@ type Store interface {
 	KeyChecks(ctx context.Context) ([]KeyCheck, error)
 	// PutKeyCheck stores a key check value, replacing one of the same key id.
 	PutKeyCheck(ctx context.Context, c KeyCheck) error
-	// MasterKeyCounts returns how many data keys each master key id seals.
+	// MasterKeyCounts returns how many data keys each master key id seals:
+	// those of secrets and of their kept versions.
 	MasterKeyCounts(ctx context.Context) (map[string]int, error)
 	// DeleteKeyCheck deletes the key check value of a master key id; there
 	// being none is not an error.
@@ -52,6 +53,13 @@ type Store interface {
 	// since its key was read keeps what was written. It is for the
 	// operator's key rotation, not scoped to a user.
 	SwapSealedKeysOfAllUsers(ctx context.Context, keyID string, swaps []KeySwap) (int, error)
+	// SealedVersionKeysOfAllUsers is SealedKeysOfAllUsers for the data
+	// keys of kept versions (SealedKey.Version not 0), ordered by secret id
+	// and version, after (afterID, afterVersion).
+	SealedVersionKeysOfAllUsers(ctx context.Context, notKeyID, afterID string, afterVersion, limit int) ([]SealedKey, error)
+	// SwapSealedVersionKeysOfAllUsers is SwapSealedKeysOfAllUsers for the
+	// data keys of kept versions, named by KeySwap.SecretID and Version.
+	SwapSealedVersionKeysOfAllUsers(ctx context.Context, keyID string, swaps []KeySwap) (int, error)
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
