@@ -1,0 +1,228 @@
+package vault
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// ImportEntry is one NAME=value of an import, with the line of the file it
+// came from, by which errors name it.
+type ImportEntry struct {
+	Line  int
+	Name  string
+	Value string
+}
+
+// ImportResult counts what an import did.
+type ImportResult struct {
+	Created int // new secrets
+	Updated int // secrets given a new value (and a new version)
+	// Unchanged are the secrets that already held the value: they are
+	// left as they are, so a file imported twice makes no new versions.
+	Unchanged int
+}
+
+// ImportLineError is what is wrong with one entry of an import. Message
+// never contains a value.
+type ImportLineError struct {
+	Line    int
+	Message string
+}
+
+// ImportError is an import refused for its entries: it names every entry
+// that breaks a rule, by line, in line order. It wraps an *Error of code
+// EINVALID (ECONFLICT if every line is a conflict with existing secrets).
+type ImportError struct {
+	Lines []ImportLineError
+	code  string // EINVALID if ""
+}
+
+func (e *ImportError) Error() string {
+	s := make([]string, len(e.Lines))
+	for i, l := range e.Lines {
+		s[i] = fmt.Sprintf("line %d: %s", l.Line, l.Message)
+	}
+	return strings.Join(s, "; ")
+}
+
+func (e *ImportError) Unwrap() error {
+	code := e.code
+	if code == "" {
+		code = EINVALID
+	}
+	return &Error{Code: code, Field: "lines", Message: e.Error()}
+}
+
+// CheckImport checks what can be checked of entries without the store:
+// each name and value against the rules of CreateSecret (the name pattern,
+// the operator's locked and denied names, the value's size and NUL bytes)
+// and that no name is given twice. It returns an *ImportError naming every
+// bad entry, or nil.
+func (s *Service) CheckImport(entries []ImportEntry) error {
+	var bad []ImportLineError
+	first := make(map[string]int, len(entries))
+	for _, e := range entries {
+		if err := s.validateName(e.Name); err != nil {
+			bad = append(bad, ImportLineError{e.Line, ErrorMessage(err)})
+			continue
+		}
+		if err := ValidateValue("value of "+e.Name, e.Value); err != nil {
+			bad = append(bad, ImportLineError{e.Line, ErrorMessage(err)})
+			continue
+		}
+		if line, dup := first[e.Name]; dup {
+			bad = append(bad, ImportLineError{e.Line, fmt.Sprintf("%s is set twice (first on line %d)", e.Name, line)})
+			continue
+		}
+		first[e.Name] = e.Line
+	}
+	if len(bad) > 0 {
+		slices.SortStableFunc(bad, func(a, b ImportLineError) int { return a.Line - b.Line })
+		return &ImportError{Lines: bad}
+	}
+	return nil
+}
+
+// ImportSecrets creates or updates the user's secrets of entries, all in
+// one transaction: all of them, or, if any entry breaks a rule, none.
+//
+// With ScopeAll an entry updates the user's `all` secret of its name, or
+// creates one. With ScopeAgents it updates the user's `agents` secret of
+// its name that grants exactly profileIDs, or creates one granting them;
+// it is refused (a line error) if another `agents` secret of that name
+// grants one of them. An update changes only the value, as UpdateSecret
+// does with a new value (a new version, the old value kept in history); a
+// secret that already holds the value is left unchanged.
+//
+// Returns EINVALID for a bad scope or profile ids, an *ImportError naming
+// every bad entry by line, ECONFLICT if the import would take the user
+// past the most secrets allowed, ENOTFOUND if the user does not exist.
+func (s *Service) ImportSecrets(ctx context.Context, userID string, entries []ImportEntry, scope Scope, profileIDs []string) (ImportResult, error) {
+	ids, err := validateScope(scope, profileIDs)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	if err := s.CheckImport(entries); err != nil {
+		return ImportResult{}, err
+	}
+	var res ImportResult
+	err = s.store.Update(ctx, userID, func(tx Tx) error {
+		res = ImportResult{}
+		if err := checkProfiles(ctx, tx, ids); err != nil {
+			return err
+		}
+		// First every check, so that every bad entry is named; then the
+		// writes, once none is.
+		targets := make([]*Secret, len(entries))
+		var bad []ImportLineError
+		creates := 0
+		for i, e := range entries {
+			same, err := tx.SecretsNamed(ctx, e.Name)
+			if err != nil {
+				return fmt.Errorf("read secrets named %s: %w", e.Name, err)
+			}
+			targets[i] = importTarget(same, scope, ids)
+			if targets[i] != nil {
+				continue
+			}
+			creates++
+			err = checkGrants(ctx, tx, &Secret{UserID: userID, Name: e.Name, Scope: scope, ProfileIDs: ids})
+			if code := ErrorCode(err); code == EINVALID || code == ECONFLICT {
+				bad = append(bad, ImportLineError{e.Line, ErrorMessage(err)})
+			} else if err != nil {
+				return err
+			}
+		}
+		if len(bad) > 0 {
+			return &ImportError{Lines: bad, code: ECONFLICT}
+		}
+		n, err := tx.CountSecrets(ctx)
+		if err != nil {
+			return fmt.Errorf("count secrets: %w", err)
+		}
+		if n+creates > s.maxSecrets {
+			return Errorf(ECONFLICT, "secret limit reached: the import creates %d secrets, you hold %d, and a user holds at most %d", creates, n, s.maxSecrets)
+		}
+		for i, e := range entries {
+			switch changed, err := s.importOne(ctx, tx, userID, e, scope, ids, targets[i]); {
+			case err != nil:
+				return fmt.Errorf("line %d: %s: %w", e.Line, e.Name, err)
+			case targets[i] == nil:
+				res.Created++
+			case changed:
+				res.Updated++
+			default:
+				res.Unchanged++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("import secrets: %w", err)
+	}
+	return res, nil
+}
+
+// checkProfiles returns EINVALID unless every id is one of the user's
+// profiles: once for the import, rather than for each of its lines.
+func checkProfiles(ctx context.Context, tx Tx, ids []string) error {
+	found, err := tx.ExistingProfileIDs(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("read profiles: %w", err)
+	}
+	for _, id := range ids {
+		if !slices.Contains(found, id) {
+			return Invalid("profile_ids", "%s is not one of your profiles", truncate(id, 64))
+		}
+	}
+	return nil
+}
+
+// importTarget returns the secret of same (the user's secrets of one
+// name) that an import with scope and ids (sorted) updates, or nil if it
+// creates one.
+func importTarget(same []*Secret, scope Scope, ids []string) *Secret {
+	for _, sec := range same {
+		if sec.Scope == scope && (scope == ScopeAll || slices.Equal(sec.ProfileIDs, ids)) {
+			return sec
+		}
+	}
+	return nil
+}
+
+// importOne writes one entry: a new secret if cur is nil, else cur with
+// the entry's value, as UpdateSecret writes a new value. It reports
+// whether it wrote anything.
+func (s *Service) importOne(ctx context.Context, tx Tx, userID string, e ImportEntry, scope Scope, ids []string, cur *Secret) (bool, error) {
+	now := s.timestamp()
+	if cur == nil {
+		sec := &Secret{
+			ID: NewID(PrefixSecret), UserID: userID, Name: e.Name, Scope: scope, ProfileIDs: ids,
+			Version: 1, CreatedAt: now, UpdatedAt: now,
+		}
+		if err := s.keys.sealSecret(sec, e.Value); err != nil {
+			return false, fmt.Errorf("seal secret: %w", err)
+		}
+		return true, tx.CreateSecret(ctx, sec)
+	}
+	old, err := s.keys.openSecret(cur)
+	if err != nil {
+		return false, fmt.Errorf("secret %s: %w: %w", cur.ID, ErrDecrypt, err)
+	}
+	if old == e.Value {
+		return false, nil
+	}
+	next := *cur
+	next.Version++
+	if err := s.keys.sealSecret(&next, e.Value); err != nil {
+		return false, fmt.Errorf("seal secret: %w", err)
+	}
+	next.UpdatedAt = now
+	// The value it replaces is kept as a version (history.go).
+	if err := s.keepVersion(ctx, tx, cur, next.UpdatedAt); err != nil {
+		return false, err
+	}
+	return true, tx.UpdateSecret(ctx, &next)
+}
