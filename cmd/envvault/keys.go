@@ -244,7 +244,7 @@ func (p *progressBar) end() {
 // way, at most every few seconds in between, and at the end.
 type progressLines struct {
 	w         io.Writer
-	printed   bool
+	lastDone  int // 0 before the first line
 	lastTenth int
 	last      time.Duration
 }
@@ -257,10 +257,10 @@ func (p *progressLines) progress(done, total int, elapsed time.Duration) {
 		return
 	}
 	tenth := done * 10 / total
-	if p.printed && tenth == p.lastTenth && elapsed-p.last < progressLineEvery && done < total {
+	if done == p.lastDone || p.lastDone > 0 && tenth == p.lastTenth && elapsed-p.last < progressLineEvery && done < total {
 		return
 	}
-	p.printed, p.lastTenth, p.last = true, tenth, elapsed
+	p.lastDone, p.lastTenth, p.last = done, tenth, elapsed
 	fmt.Fprintf(p.w, "re-wrapped %d of %d data keys (%d%%), %s\n", done, total, done*100/total, elapsed.Round(time.Millisecond))
 }
 
