@@ -425,8 +425,8 @@ func testServe(t *testing.T, env map[string]string, storeArgs ...string) {
 	checkNoLeak(t, rot, key1, key2)
 
 	// Without the previous key, start-up names what still needs it: OLD's
-	// data key is sealed under key1.
-	mustFail(t, withEnv("ENCRYPTION_KEY", key2), "1 data keys are sealed under master key", serveArgs...)
+	// data key and those of KEEP's two kept versions are sealed under key1.
+	mustFail(t, withEnv("ENCRYPTION_KEY", key2), "3 data keys are sealed under master key", serveArgs...)
 	mustFail(t, withEnv("ENCRYPTION_KEY", key2), "ENCRYPTION_KEY_PREVIOUS", serveArgs...)
 }
 
