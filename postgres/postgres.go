@@ -119,9 +119,10 @@ func (db *DB) inTx(ctx context.Context, opts pgx.TxOptions, userID string, lock 
 	})
 }
 
-// CreateUser inserts a user and its first token in one transaction.
-// Returns ECONFLICT if either id is taken.
-func (db *DB) CreateUser(ctx context.Context, u *vault.User, t *vault.Token) error {
+// CreateUser inserts a user and its first token, and appends events to
+// the audit trail, in one transaction. Returns ECONFLICT if either id is
+// taken.
+func (db *DB) CreateUser(ctx context.Context, u *vault.User, t *vault.Token, events ...*vault.AuditEvent) error {
 	err := db.userTx(ctx, readWrite, u.ID, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3)`,
 			u.ID, u.Name, u.CreatedAt); err != nil {
@@ -130,7 +131,7 @@ func (db *DB) CreateUser(ctx context.Context, u *vault.User, t *vault.Token) err
 		if err := insertToken(ctx, tx, t); err != nil {
 			return err
 		}
-		return nil
+		return appendAudits(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("create user %s: %w", u.ID, err)
@@ -138,10 +139,16 @@ func (db *DB) CreateUser(ctx context.Context, u *vault.User, t *vault.Token) err
 	return nil
 }
 
-// CreateToken adds a token for an existing user. Returns ENOTFOUND if the
-// user does not exist, ECONFLICT if the token id is taken.
-func (db *DB) CreateToken(ctx context.Context, t *vault.Token) error {
-	err := db.userTx(ctx, readWrite, t.UserID, func(tx pgx.Tx) error { return insertToken(ctx, tx, t) })
+// CreateToken adds a token for an existing user, and appends events to the
+// audit trail, in one transaction. Returns ENOTFOUND if the user does not
+// exist, ECONFLICT if the token id is taken.
+func (db *DB) CreateToken(ctx context.Context, t *vault.Token, events ...*vault.AuditEvent) error {
+	err := db.userTx(ctx, readWrite, t.UserID, func(tx pgx.Tx) error {
+		if err := insertToken(ctx, tx, t); err != nil {
+			return err
+		}
+		return appendAudits(ctx, tx, events)
+	})
 	if err != nil {
 		return fmt.Errorf("create token %s: %w", t.ID, err)
 	}

@@ -109,14 +109,15 @@ var ownerOf = map[string]string{
 	"secret_versions": "user_id",
 	"tasks":           "user_id",
 	"task_logs":       "(SELECT t.user_id FROM tasks t WHERE t.id = task_logs.task_id)",
+	"audit_events":    "user_id",
 }
 
 // noPolicy are the tables that hold no user's data and have no policy.
-var noPolicy = []string{"goose_db_version", "key_checks"}
+var noPolicy = []string{"audit_head", "goose_db_version", "key_checks"}
 
 // systemReads are the tables whose rows system mode sees (of every user);
 // it sees no row of the others.
-var systemReads = []string{"tokens", "secrets", "secret_versions", "tasks", "task_logs"}
+var systemReads = []string{"tokens", "secrets", "secret_versions", "tasks", "task_logs", "audit_events"}
 
 // twoUsers is a user's data in every table, twice over.
 type twoUsers struct {

@@ -183,9 +183,10 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, userID
 	return nil
 }
 
-// CreateUser inserts a user and its first token in one transaction.
-// Returns ECONFLICT if either id is taken.
-func (db *DB) CreateUser(ctx context.Context, u *vault.User, t *vault.Token) error {
+// CreateUser inserts a user and its first token, and appends events to
+// the audit trail, in one transaction. Returns ECONFLICT if either id is
+// taken.
+func (db *DB) CreateUser(ctx context.Context, u *vault.User, t *vault.Token, events ...*vault.AuditEvent) error {
 	stx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -198,16 +199,32 @@ func (db *DB) CreateUser(ctx context.Context, u *vault.User, t *vault.Token) err
 	if err := insertToken(ctx, stx, t); err != nil {
 		return err
 	}
+	for _, ev := range events {
+		if err := appendAudit(ctx, stx, ev); err != nil {
+			return err
+		}
+	}
 	if err := stx.Commit(); err != nil {
 		return fmt.Errorf("commit transaction: %w", err)
 	}
 	return nil
 }
 
-// CreateToken adds a token for an existing user. Returns ENOTFOUND if the
-// user does not exist, ECONFLICT if the token id is taken.
-func (db *DB) CreateToken(ctx context.Context, t *vault.Token) error {
-	return insertToken(ctx, db.write, t)
+// CreateToken adds a token for an existing user, and appends events to the
+// audit trail, in one transaction. Returns ENOTFOUND if the user does not
+// exist, ECONFLICT if the token id is taken.
+func (db *DB) CreateToken(ctx context.Context, t *vault.Token, events ...*vault.AuditEvent) error {
+	return db.writeTx(ctx, func(stx *sql.Tx) error {
+		if err := insertToken(ctx, stx, t); err != nil {
+			return err
+		}
+		for _, ev := range events {
+			if err := appendAudit(ctx, stx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 type execer interface {

@@ -172,7 +172,9 @@ func (s *Service) RollbackSecret(ctx context.Context, userID, id string, version
 			return err
 		}
 		sec = &next
-		return nil
+		details := secretDetails(&next)
+		details["restored_version"] = version
+		return s.audit(ctx, tx, userID, ActionSecretRollback, TargetSecret, id, details)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("roll back secret %s to version %d: %w", id, version, err)
@@ -182,4 +184,4 @@ func (s *Service) RollbackSecret(ctx context.Context, userID, id string, version
 
 // actorTokenID returns the id of the API token that makes the change ctx
 // carries, "" if none.
-func actorTokenID(ctx context.Context) string { return "" }
+func actorTokenID(ctx context.Context) string { return ActorFrom(ctx).TokenID }

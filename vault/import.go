@@ -205,7 +205,12 @@ func (s *Service) importOne(ctx context.Context, tx Tx, userID string, e ImportE
 		if err := s.keys.sealSecret(sec, e.Value); err != nil {
 			return false, fmt.Errorf("seal secret: %w", err)
 		}
-		return true, tx.CreateSecret(ctx, sec)
+		if err := tx.CreateSecret(ctx, sec); err != nil {
+			return false, err
+		}
+		details := secretDetails(sec)
+		details["import_line"] = e.Line
+		return true, s.audit(ctx, tx, userID, ActionSecretCreate, TargetSecret, sec.ID, details)
 	}
 	old, err := s.keys.openSecret(cur)
 	if err != nil {
@@ -224,5 +229,10 @@ func (s *Service) importOne(ctx context.Context, tx Tx, userID string, e ImportE
 	if err := s.keepVersion(ctx, tx, cur, next.UpdatedAt); err != nil {
 		return false, err
 	}
-	return true, tx.UpdateSecret(ctx, &next)
+	if err := tx.UpdateSecret(ctx, &next); err != nil {
+		return false, err
+	}
+	details := secretDetails(&next)
+	details["changed"], details["import_line"] = []string{"value"}, e.Line
+	return true, s.audit(ctx, tx, userID, ActionSecretUpdate, TargetSecret, next.ID, details)
 }

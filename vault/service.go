@@ -127,7 +127,11 @@ func (s *Service) CreateUser(ctx context.Context, name string) (*User, string, e
 	now := s.timestamp()
 	u := &User{ID: NewID(PrefixUser), Name: name, CreatedAt: now}
 	t, token := newToken(u.ID, now)
-	if err := s.store.CreateUser(ctx, u, t); err != nil {
+	events := []*AuditEvent{
+		s.event(ctx, u.ID, ActionUserCreate, TargetUser, u.ID, map[string]any{"name": u.Name}),
+		s.event(ctx, u.ID, ActionTokenCreate, TargetToken, t.ID, nil),
+	}
+	if err := s.store.CreateUser(ctx, u, t, events...); err != nil {
 		return nil, "", fmt.Errorf("create user: %w", err)
 	}
 	return u, token, nil
@@ -137,7 +141,7 @@ func (s *Service) CreateUser(ctx context.Context, name string) (*User, string, e
 // ENOTFOUND if the user does not exist.
 func (s *Service) CreateToken(ctx context.Context, userID string) (string, error) {
 	t, token := newToken(userID, s.timestamp())
-	if err := s.store.CreateToken(ctx, t); err != nil {
+	if err := s.store.CreateToken(ctx, t, s.event(ctx, userID, ActionTokenCreate, TargetToken, t.ID, nil)); err != nil {
 		return "", fmt.Errorf("create token: %w", err)
 	}
 	return token, nil
@@ -154,12 +158,12 @@ func (s *Service) Authenticate(ctx context.Context, token string) (userID, token
 	}
 	t, err := s.store.Token(ctx, id)
 	if ErrorCode(err) == ENOTFOUND {
-		return "", "", errBadToken
+		return "", "", s.authFailed(ctx, id, "unknown token")
 	} else if err != nil {
 		return "", "", fmt.Errorf("read token %s: %w", id, err)
 	}
 	if !t.matches(secret) {
-		return "", "", errBadToken
+		return "", "", s.authFailed(ctx, id, "wrong secret")
 	}
 	return t.UserID, t.ID, nil
 }
@@ -206,7 +210,10 @@ func (s *Service) CreateSecret(ctx context.Context, userID string, in SecretInpu
 		if err := checkGrants(ctx, tx, sec); err != nil {
 			return err
 		}
-		return tx.CreateSecret(ctx, sec)
+		if err := tx.CreateSecret(ctx, sec); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, userID, ActionSecretCreate, TargetSecret, sec.ID, secretDetails(sec))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create secret %s: %w", sec.Name, err)
@@ -326,7 +333,9 @@ func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretP
 			return err
 		}
 		sec = &next
-		return nil
+		details := secretDetails(&next)
+		details["changed"] = secretChanges(cur, &next, p.Value != nil)
+		return s.audit(ctx, tx, userID, ActionSecretUpdate, TargetSecret, id, details)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update secret %s: %w", id, err)
@@ -336,7 +345,18 @@ func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretP
 
 // DeleteSecret deletes a secret. Returns ENOTFOUND if it does not exist.
 func (s *Service) DeleteSecret(ctx context.Context, userID, id string) error {
-	if err := s.store.Update(ctx, userID, func(tx Tx) error { return tx.DeleteSecret(ctx, id) }); err != nil {
+	err := s.store.Update(ctx, userID, func(tx Tx) error {
+		// Read first: the event names what was deleted.
+		cur, err := tx.Secret(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteSecret(ctx, id); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, userID, ActionSecretDelete, TargetSecret, id, secretDetails(cur))
+	})
+	if err != nil {
 		return fmt.Errorf("delete secret %s: %w", id, err)
 	}
 	return nil
@@ -533,7 +553,13 @@ func (s *Service) CreateProfile(ctx context.Context, userID string, in ProfileIn
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	if err := s.store.Update(ctx, userID, func(tx Tx) error { return tx.CreateProfile(ctx, p) }); err != nil {
+	err := s.store.Update(ctx, userID, func(tx Tx) error {
+		if err := tx.CreateProfile(ctx, p); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, userID, ActionProfileCreate, TargetProfile, p.ID, map[string]any{"name": p.Name, "image": p.Image})
+	})
+	if err != nil {
 		return nil, fmt.Errorf("create profile %s: %w", p.ID, err)
 	}
 	return p, nil
@@ -575,7 +601,8 @@ func (s *Service) UpdateProfile(ctx context.Context, userID, id string, pt Profi
 			return err
 		}
 		out = &p
-		return nil
+		return s.audit(ctx, tx, userID, ActionProfileUpdate, TargetProfile, id,
+			map[string]any{"name": p.Name, "image": p.Image, "changed": profileChanges(cur, &p)})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update profile %s: %w", id, err)
@@ -587,7 +614,18 @@ func (s *Service) UpdateProfile(ctx context.Context, userID, id string, pt Profi
 // nobody afterwards; no scope ever widens. Returns ENOTFOUND if it does not
 // exist.
 func (s *Service) DeleteProfile(ctx context.Context, userID, id string) error {
-	if err := s.store.Update(ctx, userID, func(tx Tx) error { return tx.DeleteProfile(ctx, id) }); err != nil {
+	err := s.store.Update(ctx, userID, func(tx Tx) error {
+		// Read first: the event names what was deleted.
+		cur, err := tx.Profile(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteProfile(ctx, id); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, userID, ActionProfileDelete, TargetProfile, id, map[string]any{"name": cur.Name, "image": cur.Image})
+	})
+	if err != nil {
 		return fmt.Errorf("delete profile %s: %w", id, err)
 	}
 	return nil

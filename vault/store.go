@@ -17,11 +17,13 @@ type Store interface {
 	// View runs fn in a read-only transaction scoped to userID.
 	View(ctx context.Context, userID string, fn func(Tx) error) error
 
-	// CreateUser inserts a user and its first token in one transaction.
-	CreateUser(ctx context.Context, u *User, t *Token) error
-	// CreateToken adds a token for an existing user. Returns ENOTFOUND if
-	// the user does not exist.
-	CreateToken(ctx context.Context, t *Token) error
+	// CreateUser inserts a user and its first token, and appends events to
+	// the audit trail, in one transaction.
+	CreateUser(ctx context.Context, u *User, t *Token, events ...*AuditEvent) error
+	// CreateToken adds a token for an existing user, and appends events to
+	// the audit trail, in one transaction. Returns ENOTFOUND if the user
+	// does not exist.
+	CreateToken(ctx context.Context, t *Token, events ...*AuditEvent) error
 	// Token returns a token by id. Returns ENOTFOUND if it does not exist.
 	Token(ctx context.Context, id string) (*Token, error)
 
@@ -61,6 +63,9 @@ type Store interface {
 	// data keys of kept versions, named by KeySwap.SecretID and Version.
 	SwapSealedVersionKeysOfAllUsers(ctx context.Context, keyID string, swaps []KeySwap) (int, error)
 
+	// The audit trail outside user transactions (audit.go).
+	AuditStore
+
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.
@@ -70,6 +75,9 @@ type Store interface {
 // Tx is a transaction scoped to one user: no method reads or writes
 // another user's rows, and another user's id answers ENOTFOUND.
 type Tx interface {
+	// The audit trail inside the user's transaction (audit.go).
+	AuditTx
+
 	// Secret returns a secret by id. Returns ENOTFOUND if it does not exist.
 	Secret(ctx context.Context, id string) (*Secret, error)
 	// Secrets returns up to f.Limit secrets ordered by name then id, after

@@ -1,0 +1,10 @@
+package postgres
+
+// SetPruneBatch sets how many audit events PruneAudit deletes per
+// transaction, and returns the function that restores it. Tests that call
+// it must not run in parallel.
+func SetPruneBatch(n int64) (restore func()) {
+	old := pruneBatch
+	pruneBatch = n
+	return func() { pruneBatch = old }
+}

@@ -1,0 +1,817 @@
+package storetest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/envvault/envvault/vault"
+)
+
+// RunAudit runs the audit trail's suite: every action the Service audits
+// appears exactly once, with its actor, in its own transaction; failed
+// writes leave no event; lists, prune and concurrent appends keep the chain
+// verifiable. newStore is as for Run.
+func RunAudit(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, newStore func(t *testing.T) vault.Store)
+	}{
+		{"EveryActionOnce", testAuditEveryActionOnce},
+		{"FailedWritesLeaveNoEvent", testAuditFailedWritesLeaveNoEvent},
+		{"List", testAuditList},
+		{"Prune", testAuditPrune},
+		{"ConcurrentAppends", testAuditConcurrentAppends},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, newStore)
+		})
+	}
+}
+
+// RawAudit is a store and raw SQL on its database, beside the store, for
+// the tamper tests of RunAuditTamper.
+type RawAudit struct {
+	Store vault.Store
+	// Exec runs one SQL statement on the database outside the store; its
+	// placeholders are ?, and args are strings, integers or []byte.
+	Exec func(query string, args ...any) error
+	// Unguard is the SQL that takes away the append-only triggers of
+	// audit_events, as a tamperer with the rights to would.
+	Unguard []string
+	// FailAppends makes every insert into audit_events fail;
+	// RestoreAppends undoes it.
+	FailAppends, RestoreAppends []string
+}
+
+// RunAuditTamper checks that the database refuses changes to the trail and
+// that VerifyAudit reports, at the right seq, every change made anyway: a
+// changed, deleted or reordered row. It also checks that a write whose
+// event cannot be appended does not happen.
+func RunAuditTamper(t *testing.T, newRaw func(t *testing.T) RawAudit) {
+	t.Run("Guarded", func(t *testing.T) { t.Parallel(); testAuditGuarded(t, newRaw) })
+	t.Run("Tampered", func(t *testing.T) { t.Parallel(); testAuditTampered(t, newRaw) })
+	t.Run("FailedAppendRollsBack", func(t *testing.T) { t.Parallel(); testAuditFailedAppendRollsBack(t, newRaw) })
+}
+
+// tokenID returns the id part of an API token.
+func tokenID(t *testing.T, token string) string {
+	t.Helper()
+	id, _, ok := strings.Cut(token, ".")
+	if !ok {
+		t.Fatalf("token without a dot")
+	}
+	return id
+}
+
+// actor returns the actor of a user's n-th request, with a request id and
+// client address of its own.
+func (f *fixture) actor(userID, tokenID string, n int) vault.Actor {
+	return vault.Actor{UserID: userID, TokenID: tokenID, RequestID: fmt.Sprintf("req-%02d", n), ClientAddr: fmt.Sprintf("192.0.2.%d", n)}
+}
+
+// chain returns every event of the store in order, failing on a gap.
+func chain(t *testing.T, st vault.AuditStore) []*vault.AuditEvent {
+	t.Helper()
+	var out []*vault.AuditEvent
+	var after int64
+	for {
+		list, err := st.AuditChain(t.Context(), after, 100)
+		if err != nil {
+			t.Fatalf("read audit chain: %v", err)
+		}
+		if len(list) == 0 {
+			return out
+		}
+		out = append(out, list...)
+		after = list[len(list)-1].Seq
+	}
+}
+
+// mustVerify verifies the chain and fails on a break; it returns how many
+// events were checked.
+func mustVerify(t *testing.T, st vault.AuditStore) int64 {
+	t.Helper()
+	rep, err := vault.VerifyAudit(t.Context(), st)
+	if err != nil {
+		t.Fatalf("verify audit: %v", err)
+	}
+	if rep.Break != nil {
+		t.Fatalf("audit chain broken: %v", rep.Break)
+	}
+	return rep.Events
+}
+
+// wantBreak verifies the chain and fails unless it breaks at seq with a
+// reason containing want.
+func wantBreak(t *testing.T, st vault.AuditStore, seq int64, want string) {
+	t.Helper()
+	rep, err := vault.VerifyAudit(t.Context(), st)
+	if err != nil {
+		t.Fatalf("verify audit: %v", err)
+	}
+	if rep.Break == nil {
+		t.Fatalf("verify found the chain intact (%d events), want a break at seq %d (%s)", rep.Events, seq, want)
+	}
+	if rep.Break.Seq != seq || !strings.Contains(rep.Break.Reason, want) {
+		t.Fatalf("verify: break %v, want at seq %d with %q", rep.Break, seq, want)
+	}
+}
+
+// noSecretsIn fails if any event, however printed, holds a secret value or
+// a token's secret part.
+func noSecretsIn(t *testing.T, events []*vault.AuditEvent, tokens ...string) {
+	t.Helper()
+	for _, e := range events {
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b) + fmt.Sprintf("%+v %#v", e, e.Details)
+		if strings.Contains(text, canary) {
+			t.Errorf("event %d (%s) holds a secret value", e.Seq, e.Action)
+		}
+		for _, tok := range tokens {
+			if _, secret, _ := strings.Cut(tok, "."); secret != "" && strings.Contains(text, secret) {
+				t.Errorf("event %d (%s) holds a token", e.Seq, e.Action)
+			}
+		}
+	}
+}
+
+// wantEvent is what an event must be; Details are checked one key at a
+// time, as their JSON.
+type wantEvent struct {
+	action, targetType, targetID string
+	actor                        vault.Actor
+	details                      map[string]any
+}
+
+func checkEvents(t *testing.T, got []*vault.AuditEvent, want []wantEvent) {
+	t.Helper()
+	if len(got) != len(want) {
+		var acts []string
+		for _, e := range got {
+			acts = append(acts, e.Action+" "+e.TargetID)
+		}
+		t.Fatalf("got %d events, want %d:\n  %s", len(got), len(want), strings.Join(acts, "\n  "))
+	}
+	for i, w := range want {
+		e := got[i]
+		if e.Seq != int64(i+1) {
+			t.Errorf("event %d has seq %d", i+1, e.Seq)
+		}
+		if e.Action != w.action || e.TargetType != w.targetType || e.TargetID != w.targetID {
+			t.Errorf("event %d: %s %s %s, want %s %s %s", e.Seq, e.Action, e.TargetType, e.TargetID, w.action, w.targetType, w.targetID)
+		}
+		if e.Actor != w.actor {
+			t.Errorf("event %d (%s): actor %+v, want %+v", e.Seq, e.Action, e.Actor, w.actor)
+		}
+		if e.Time.Location() != time.UTC || e.Time.Nanosecond()%1000 != 0 || e.Time.IsZero() {
+			t.Errorf("event %d: time %s is not UTC whole microseconds", e.Seq, e.Time)
+		}
+		for k, v := range w.details {
+			gj, _ := json.Marshal(e.Details[k])
+			wj, _ := json.Marshal(v)
+			if !bytes.Equal(gj, wj) {
+				t.Errorf("event %d (%s): details[%s] = %s, want %s", e.Seq, e.Action, k, gj, wj)
+			}
+		}
+	}
+}
+
+func testAuditEveryActionOnce(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	f := newFixture(t, newStore, vault.Options{})
+	svc, ctxOf := f.svc, func(a vault.Actor) *fixture { c := *f; c.ctx = vault.WithActor(f.ctx, a); return &c }
+	var want []wantEvent
+
+	// The operator's command line: no user, no token in the actor.
+	op := vault.Actor{RequestID: "", ClientAddr: ""}
+	u, token, err := svc.CreateUser(vault.WithActor(f.ctx, op), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, tok := u.ID, tokenID(t, token)
+	want = append(want,
+		wantEvent{vault.ActionUserCreate, vault.TargetUser, alice, vault.Actor{UserID: alice}, map[string]any{"name": "alice"}},
+		wantEvent{vault.ActionTokenCreate, vault.TargetToken, tok, vault.Actor{UserID: alice}, nil})
+
+	n := 0
+	next := func() (*fixture, vault.Actor) {
+		n++
+		a := f.actor(alice, tok, n)
+		return ctxOf(a), a
+	}
+
+	c, a := next()
+	token2, err := svc.CreateToken(c.ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, wantEvent{vault.ActionTokenCreate, vault.TargetToken, tokenID(t, token2), a, nil})
+
+	c, a = next()
+	p := c.mustProfile(alice, "agent")
+	want = append(want, wantEvent{vault.ActionProfileCreate, vault.TargetProfile, p.ID, a, map[string]any{"name": "agent", "image": "debian:bookworm"}})
+
+	c, a = next()
+	if _, err := svc.UpdateProfile(c.ctx, alice, p.ID, vault.ProfilePatch{Image: ptr("debian:trixie")}); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, wantEvent{vault.ActionProfileUpdate, vault.TargetProfile, p.ID, a, map[string]any{"name": "agent", "image": "debian:trixie", "changed": []string{"image"}}})
+
+	c, a = next()
+	all := c.mustSecret(alice, "STRIPE_KEY", value("one"))
+	want = append(want, wantEvent{vault.ActionSecretCreate, vault.TargetSecret, all.ID, a,
+		map[string]any{"name": "STRIPE_KEY", "scope": "all", "profile_ids": []string{}, "version": 1}})
+
+	c, a = next()
+	agents := c.mustSecret(alice, "GITHUB_TOKEN", value("two"), p)
+	want = append(want, wantEvent{vault.ActionSecretCreate, vault.TargetSecret, agents.ID, a,
+		map[string]any{"name": "GITHUB_TOKEN", "scope": "agents", "profile_ids": []string{p.ID}, "version": 1}})
+
+	c, a = next()
+	c.mustUpdateSecret(alice, all.ID, vault.SecretPatch{Value: ptr(value("three"))})
+	want = append(want, wantEvent{vault.ActionSecretUpdate, vault.TargetSecret, all.ID, a,
+		map[string]any{"name": "STRIPE_KEY", "version": 2, "changed": []string{"value"}}})
+
+	c, a = next()
+	c.mustUpdateSecret(alice, all.ID, vault.SecretPatch{Name: ptr("STRIPE_SECRET_KEY"), Description: ptr("live")})
+	want = append(want, wantEvent{vault.ActionSecretUpdate, vault.TargetSecret, all.ID, a,
+		map[string]any{"name": "STRIPE_SECRET_KEY", "version": 2, "changed": []string{"name", "description"}}})
+
+	// A task's start: the worker acts for the user, without a token.
+	worker := vault.Actor{UserID: alice}
+	env, _, err := svc.ReleaseForTask(f.ctx, alice, vault.TaskRelease{TaskID: "tsk_000000000000000000001", ProfileID: p.ID, Attempt: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(env) != 2 {
+		t.Fatalf("released %d values, want 2", len(env))
+	}
+	want = append(want, wantEvent{vault.ActionTaskRelease, vault.TargetTask, "tsk_000000000000000000001", worker,
+		map[string]any{"profile_id": p.ID, "attempt": 1, "secrets": []map[string]any{
+			{"name": "GITHUB_TOKEN", "secret_id": agents.ID, "scope": "agents", "version": 1},
+			{"name": "STRIPE_SECRET_KEY", "secret_id": all.ID, "scope": "all", "version": 2},
+		}}})
+
+	// An import: one event per secret written, none for a value unchanged.
+	c, a = next()
+	res, err := svc.ImportSecrets(c.ctx, alice, []vault.ImportEntry{
+		{Line: 1, Name: "FROM_FILE", Value: value("file")},
+		{Line: 2, Name: "STRIPE_SECRET_KEY", Value: value("four")},
+		{Line: 3, Name: "GITHUB_TOKEN", Value: value("five")}, // a new `all` secret: the agents one is not its target
+	}, vault.ScopeAll, nil)
+	if err != nil || res.Created != 2 || res.Updated != 1 {
+		t.Fatalf("import: %+v, %v", res, err)
+	}
+	imported := map[string]string{}
+	for _, sec := range c.mustAllSecrets(alice) {
+		if sec.Scope == vault.ScopeAll {
+			imported[sec.Name] = sec.ID
+		}
+	}
+	want = append(want,
+		wantEvent{vault.ActionSecretCreate, vault.TargetSecret, imported["FROM_FILE"], a,
+			map[string]any{"name": "FROM_FILE", "scope": "all", "version": 1, "import_line": 1}},
+		wantEvent{vault.ActionSecretUpdate, vault.TargetSecret, all.ID, a,
+			map[string]any{"name": "STRIPE_SECRET_KEY", "version": 3, "changed": []string{"value"}, "import_line": 2}},
+		wantEvent{vault.ActionSecretCreate, vault.TargetSecret, imported["GITHUB_TOKEN"], a,
+			map[string]any{"name": "GITHUB_TOKEN", "scope": "all", "version": 1, "import_line": 3}})
+	c, a = next()
+	if _, err := svc.RollbackSecret(c.ctx, alice, all.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, wantEvent{vault.ActionSecretRollback, vault.TargetSecret, all.ID, a,
+		map[string]any{"name": "STRIPE_SECRET_KEY", "version": 4, "restored_version": 1}})
+	c.wantEnv(alice, p.ID, map[string]string{"STRIPE_SECRET_KEY": value("one"), "GITHUB_TOKEN": value("two"), "FROM_FILE": value("file")})
+	c, _ = next()
+	if res, err := svc.ImportSecrets(c.ctx, alice, []vault.ImportEntry{{Line: 1, Name: "FROM_FILE", Value: value("file")}}, vault.ScopeAll, nil); err != nil || res.Unchanged != 1 {
+		t.Fatalf("import of an unchanged value: %+v, %v", res, err)
+	}
+
+	// Sign-ins: a token that does not parse is not recorded; one that
+	// parses but fails is, as no user's, without the token.
+	c, _ = next()
+	if _, _, err := svc.Authenticate(c.ctx, "not-a-token"); vault.ErrorCode(err) != vault.EUNAUTHORIZED {
+		t.Fatalf("malformed token: %v", err)
+	}
+	c, a = next()
+	unknown := "tok_" + strings.Repeat("x", 21)
+	if _, _, err := svc.Authenticate(c.ctx, unknown+"."+canary); vault.ErrorCode(err) != vault.EUNAUTHORIZED {
+		t.Fatalf("unknown token: %v", err)
+	}
+	want = append(want, wantEvent{vault.ActionAuthFailed, vault.TargetToken, unknown,
+		vault.Actor{RequestID: a.RequestID, ClientAddr: a.ClientAddr}, map[string]any{"reason": "unknown token"}})
+	c, a = next()
+	if _, _, err := svc.Authenticate(c.ctx, tok+".wrong-"+canary); vault.ErrorCode(err) != vault.EUNAUTHORIZED {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	want = append(want, wantEvent{vault.ActionAuthFailed, vault.TargetToken, tok,
+		vault.Actor{RequestID: a.RequestID, ClientAddr: a.ClientAddr}, map[string]any{"reason": "wrong secret"}})
+	c, _ = next()
+	if _, _, err := svc.Authenticate(c.ctx, token); err != nil {
+		t.Fatalf("good token: %v", err)
+	}
+
+	c, a = next()
+	if err := svc.DeleteSecret(c.ctx, alice, agents.ID); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, wantEvent{vault.ActionSecretDelete, vault.TargetSecret, agents.ID, a, map[string]any{"name": "GITHUB_TOKEN"}})
+
+	c, a = next()
+	if err := svc.DeleteProfile(c.ctx, alice, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, wantEvent{vault.ActionProfileDelete, vault.TargetProfile, p.ID, a, map[string]any{"name": "agent"}})
+
+	events := chain(t, f.store)
+	checkEvents(t, events, want)
+	noSecretsIn(t, events, token, token2)
+	if got := mustVerify(t, f.store); got != int64(len(want)) {
+		t.Errorf("verify checked %d events, want %d", got, len(want))
+	}
+	head, err := f.store.AuditHead(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := events[len(events)-1]
+	if head.Seq != last.Seq || !bytes.Equal(head.Hash, last.Hash) || head.FirstSeq != 1 || len(head.AnchorHash) != 0 {
+		t.Errorf("head %+v does not point at the last event %d", head, last.Seq)
+	}
+	for i, e := range events {
+		if i > 0 && !bytes.Equal(e.PrevHash, events[i-1].Hash) {
+			t.Errorf("event %d does not follow event %d", e.Seq, events[i-1].Seq)
+		}
+		if sum, err := e.ComputeHash(); err != nil || !bytes.Equal(sum, e.Hash) {
+			t.Errorf("event %d: stored hash is not its content's (%v)", e.Seq, err)
+		}
+	}
+}
+
+func testAuditFailedWritesLeaveNoEvent(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	f := newFixture(t, newStore, vault.Options{MaxSecrets: 2})
+	alice := f.mustUser("alice")
+	bob := f.mustUser("bob")
+	p := f.mustProfile(alice, "agent")
+	sec := f.mustSecret(alice, "ONE", value("1"))
+	f.mustSecret(alice, "TWO", value("2"), p)
+	before := chain(t, f.store)
+
+	ctx := f.ctx
+	for _, err := range []error{
+		func() error {
+			_, err := f.svc.CreateSecret(ctx, alice, vault.SecretInput{Name: "THREE", Value: value("3")})
+			return err
+		}(), // quota
+		func() error {
+			_, err := f.svc.CreateSecret(ctx, bob, vault.SecretInput{Name: "bad name", Value: value("x")})
+			return err
+		}(),
+		func() error {
+			_, err := f.svc.CreateSecret(ctx, bob, vault.SecretInput{Name: "X", Value: value("x"), Scope: vault.ScopeAgents, ProfileIDs: []string{p.ID}})
+			return err
+		}(),
+		func() error {
+			_, err := f.svc.UpdateSecret(ctx, bob, sec.ID, vault.SecretPatch{Value: ptr(value("4"))})
+			return err
+		}(),
+		func() error {
+			_, err := f.svc.UpdateSecret(ctx, alice, sec.ID, vault.SecretPatch{Name: ptr("TWO"), Scope: ptr(vault.ScopeAgents), ProfileIDs: []string{p.ID}, SetProfileIDs: true})
+			return err
+		}(),
+		f.svc.DeleteSecret(ctx, bob, sec.ID),
+		f.svc.DeleteSecret(ctx, alice, "sec_"+strings.Repeat("y", 21)),
+		func() error {
+			_, err := f.svc.CreateProfile(ctx, alice, vault.ProfileInput{Name: "agent", Image: "x"})
+			return err
+		}(),
+		func() error {
+			_, err := f.svc.UpdateProfile(ctx, bob, p.ID, vault.ProfilePatch{Image: ptr("y")})
+			return err
+		}(),
+		f.svc.DeleteProfile(ctx, bob, p.ID),
+		func() error { _, err := f.svc.CreateToken(ctx, "usr_"+strings.Repeat("z", 21)); return err }(),
+		func() error {
+			_, _, err := f.svc.ReleaseForTask(ctx, bob, vault.TaskRelease{TaskID: "tsk_1", ProfileID: p.ID, Attempt: 1})
+			return err
+		}(),
+	} {
+		if err == nil {
+			t.Fatalf("a refused write succeeded")
+		}
+		noCanary(t, err)
+	}
+	after := chain(t, f.store)
+	if len(after) != len(before) {
+		t.Fatalf("refused writes left %d events: %s", len(after)-len(before), after[len(before)].Action)
+	}
+	mustVerify(t, f.store)
+}
+
+func testAuditList(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	f := newFixture(t, newStore, vault.Options{})
+	alice := f.mustUser("alice")
+	bob := f.mustUser("bob")
+	a1 := f.mustSecret(alice, "A1", value("1"))
+	f.mustSecret(bob, "B1", value("1"))
+	a2 := f.mustSecret(alice, "A2", value("2"))
+	f.mustUpdateSecret(alice, a1.ID, vault.SecretPatch{Value: ptr(value("1b"))})
+	f.mustProfile(bob, "bob's")
+	f.mustUpdateSecret(alice, a1.ID, vault.SecretPatch{Description: ptr("d")})
+	if _, _, err := f.svc.Authenticate(f.ctx, "tok_"+strings.Repeat("q", 21)+".x"); vault.ErrorCode(err) != vault.EUNAUTHORIZED {
+		t.Fatal(err)
+	}
+	if err := f.svc.DeleteSecret(f.ctx, alice, a2.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	var mine []*vault.AuditEvent
+	for _, e := range chain(t, f.store) {
+		if e.UserID == alice {
+			mine = append(mine, e)
+		}
+	}
+	slices.Reverse(mine)
+	seqs := func(list []*vault.AuditEvent) []int64 {
+		out := make([]int64, len(list))
+		for i, e := range list {
+			out[i] = e.Seq
+		}
+		return out
+	}
+	list := func(o vault.AuditOptions) []*vault.AuditEvent {
+		t.Helper()
+		var out []*vault.AuditEvent
+		for range 100 {
+			page, err := f.svc.AuditEvents(f.ctx, alice, o)
+			if err != nil {
+				t.Fatalf("list %+v: %v", o, err)
+			}
+			if len(page.Items) > max(o.Limit, 1) && o.Limit > 0 {
+				t.Fatalf("page of %d items, limit %d", len(page.Items), o.Limit)
+			}
+			out = append(out, page.Items...)
+			if page.NextCursor == "" {
+				return out
+			}
+			o.Cursor = page.NextCursor
+		}
+		t.Fatal("pages never end")
+		return nil
+	}
+	filter := func(keep func(e *vault.AuditEvent) bool) []int64 {
+		var out []*vault.AuditEvent
+		for _, e := range mine {
+			if keep(e) {
+				out = append(out, e)
+			}
+		}
+		return seqs(out)
+	}
+
+	if got, want := seqs(list(vault.AuditOptions{})), seqs(mine); !slices.Equal(got, want) {
+		t.Errorf("alice's events: %v, want %v (hers only, newest first)", got, want)
+	}
+	if got, want := seqs(list(vault.AuditOptions{Limit: 2})), seqs(mine); !slices.Equal(got, want) {
+		t.Errorf("alice's events by twos: %v, want %v", got, want)
+	}
+	if got, want := seqs(list(vault.AuditOptions{Action: vault.ActionSecretUpdate, Limit: 1})),
+		filter(func(e *vault.AuditEvent) bool { return e.Action == vault.ActionSecretUpdate }); !slices.Equal(got, want) || len(want) != 2 {
+		t.Errorf("secret.update: %v, want %v", got, want)
+	}
+	if got, want := seqs(list(vault.AuditOptions{TargetID: a1.ID})),
+		filter(func(e *vault.AuditEvent) bool { return e.TargetID == a1.ID }); !slices.Equal(got, want) || len(want) != 3 {
+		t.Errorf("target %s: %v, want %v", a1.ID, got, want)
+	}
+	mid := mine[len(mine)/2]
+	if got, want := seqs(list(vault.AuditOptions{Since: mid.Time})),
+		filter(func(e *vault.AuditEvent) bool { return !e.Time.Before(mid.Time) }); !slices.Equal(got, want) {
+		t.Errorf("since %s: %v, want %v", mid.Time, got, want)
+	}
+	if got, want := seqs(list(vault.AuditOptions{Until: mid.Time, Limit: 1})),
+		filter(func(e *vault.AuditEvent) bool { return e.Time.Before(mid.Time) }); !slices.Equal(got, want) {
+		t.Errorf("until %s: %v, want %v", mid.Time, got, want)
+	}
+	if got := list(vault.AuditOptions{TargetID: a1.ID, Action: vault.ActionSecretDelete}); len(got) != 0 {
+		t.Errorf("a1 deleted: %v, want none", seqs(got))
+	}
+	// Bob sees none of alice's, and nobody sees the failed sign-in.
+	page, err := f.svc.AuditEvents(f.ctx, bob, vault.AuditOptions{TargetID: a1.ID})
+	if err != nil || len(page.Items) != 0 {
+		t.Errorf("bob filtering on alice's secret: %v, %v", seqs(page.Items), err)
+	}
+	page, err = f.svc.AuditEvents(f.ctx, bob, vault.AuditOptions{Action: vault.ActionAuthFailed})
+	if err != nil || len(page.Items) != 0 {
+		t.Errorf("bob's failed sign-ins: %v, %v", seqs(page.Items), err)
+	}
+
+	f.mustSecret(alice, "A3", value("3"))
+	secrets, err := f.svc.Secrets(f.ctx, alice, vault.ListOptions{Limit: 1})
+	if err != nil || secrets.NextCursor == "" {
+		t.Fatalf("secrets page: %v", err)
+	}
+	for _, tc := range []struct {
+		o     vault.AuditOptions
+		field string
+	}{
+		{vault.AuditOptions{Action: "secret.read"}, "action"},
+		{vault.AuditOptions{Cursor: "nope"}, "cursor"},
+		{vault.AuditOptions{Cursor: secrets.NextCursor}, "cursor"},
+		{vault.AuditOptions{Limit: vault.MaxPageLimit + 1}, "limit"},
+		{vault.AuditOptions{TargetID: strings.Repeat("x", 200)}, "target"},
+		{vault.AuditOptions{TargetID: "a\x00b"}, "target"},
+		{vault.AuditOptions{Since: mid.Time, Until: mid.Time}, "until"},
+	} {
+		_, err := f.svc.AuditEvents(f.ctx, alice, tc.o)
+		wantErr(t, err, vault.EINVALID, tc.field)
+	}
+}
+
+func testAuditPrune(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	f := newFixture(t, newStore, vault.Options{})
+	alice := f.mustUser("alice")
+	for i := range 6 {
+		f.mustSecret(alice, fmt.Sprintf("S%d", i), value("v"))
+	}
+	events := chain(t, f.store)
+	total := int64(len(events))
+
+	// Nothing is older than the first event.
+	n, head, err := f.store.PruneAudit(f.ctx, events[0].Time)
+	if err != nil || n != 0 || head.FirstSeq != 1 {
+		t.Fatalf("prune before the first event: %d, %+v, %v", n, head, err)
+	}
+	// Prune everything before the fourth event.
+	cut := events[3]
+	n, head, err = f.store.PruneAudit(f.ctx, cut.Time)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 || head.FirstSeq != cut.Seq || !bytes.Equal(head.AnchorHash, cut.PrevHash) || head.Seq != total {
+		t.Fatalf("prune before seq %d: deleted %d, head %+v", cut.Seq, n, head)
+	}
+	if got := mustVerify(t, f.store); got != total-3 {
+		t.Errorf("verified %d events after prune, want %d", got, total-3)
+	}
+	if kept := chain(t, f.store); kept[0].Seq != cut.Seq {
+		t.Errorf("oldest kept is seq %d, want %d", kept[0].Seq, cut.Seq)
+	}
+	// The chain goes on from its head.
+	f.mustSecret(alice, "AFTER", value("v"))
+	if got := mustVerify(t, f.store); got != total-2 {
+		t.Errorf("verified %d events, want %d", got, total-2)
+	}
+	// Prune all of it: the anchor is the head, and the next event follows.
+	last := chain(t, f.store)
+	n, head, err = f.store.PruneAudit(f.ctx, last[len(last)-1].Time.Add(time.Hour))
+	if err != nil || n != int64(len(last)) || head.FirstSeq != head.Seq+1 || !bytes.Equal(head.AnchorHash, head.Hash) {
+		t.Fatalf("prune all: %d, %+v, %v", n, head, err)
+	}
+	if got := mustVerify(t, f.store); got != 0 {
+		t.Errorf("verified %d events in an empty chain", got)
+	}
+	f.mustSecret(alice, "LAST", value("v"))
+	if got := mustVerify(t, f.store); got != 1 {
+		t.Errorf("verified %d events, want 1", got)
+	}
+	if e := chain(t, f.store); len(e) != 1 || e[0].Seq != total+2 || !bytes.Equal(e[0].PrevHash, head.Hash) {
+		t.Errorf("the event after a full prune does not follow the old head: %+v", e)
+	}
+}
+
+func testAuditConcurrentAppends(t *testing.T, newStore func(t *testing.T) vault.Store) {
+	f := newFixture(t, newStore, vault.Options{})
+	users := []string{f.mustUser("a"), f.mustUser("b"), f.mustUser("c")}
+	const perUser = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, len(users)*perUser*2)
+	for _, u := range users {
+		for i := range perUser {
+			wg.Go(func() {
+				_, err := f.svc.CreateSecret(f.ctx, u, vault.SecretInput{Name: fmt.Sprintf("S%d", i), Value: value("v")})
+				errs <- err
+			})
+			wg.Go(func() {
+				_, _, err := f.svc.Authenticate(f.ctx, "tok_"+strings.Repeat("c", 21)+".x")
+				if vault.ErrorCode(err) == vault.EUNAUTHORIZED {
+					err = nil
+				}
+				errs <- err
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two events per user (user, token), then one per write and sign-in.
+	want := int64(len(users)*2 + len(users)*perUser*2)
+	if got := mustVerify(t, f.store); got != want {
+		t.Errorf("verified %d events, want %d", got, want)
+	}
+}
+
+// seed makes a trail of a few events of two users.
+func seedAudit(t *testing.T, f *fixture) []*vault.AuditEvent {
+	t.Helper()
+	alice := f.mustUser("alice")
+	for i := range 3 {
+		f.mustSecret(alice, fmt.Sprintf("S%d", i), value("v"))
+	}
+	return chain(t, f.store)
+}
+
+func testAuditGuarded(t *testing.T, newRaw func(t *testing.T) RawAudit) {
+	raw := newRaw(t)
+	f := newFixture(t, func(*testing.T) vault.Store { return raw.Store }, vault.Options{})
+	events := seedAudit(t, f)
+	for _, q := range []string{
+		`UPDATE audit_events SET target_id = 'forged' WHERE seq = 2`,
+		`DELETE FROM audit_events WHERE seq = 2`,
+		`DELETE FROM audit_events`,
+		`UPDATE audit_head SET seq = 1`,
+		`DELETE FROM audit_head`,
+	} {
+		if err := raw.Exec(q); err == nil {
+			t.Errorf("the database let %q through", q)
+		}
+	}
+	last := events[len(events)-1]
+	// An insert must follow the head.
+	const forged = `INSERT INTO audit_events (seq, time, action, prev_hash, hash)
+		VALUES (?, (SELECT time FROM audit_events WHERE seq = 1), 'secret.create', ?, ?)`
+	if err := raw.Exec(forged,
+		last.Seq+2, last.Hash, bytes.Repeat([]byte{1}, 32)); err == nil {
+		t.Errorf("the database took a row after a gap")
+	}
+	if err := raw.Exec(forged,
+		last.Seq+1, events[0].Hash, bytes.Repeat([]byte{1}, 32)); err == nil {
+		t.Errorf("the database took a row that does not follow the head's hash")
+	}
+	mustVerify(t, raw.Store)
+}
+
+func testAuditTampered(t *testing.T, newRaw func(t *testing.T) RawAudit) {
+	for _, tc := range []struct {
+		name   string
+		tamper func(t *testing.T, raw RawAudit, events []*vault.AuditEvent)
+		seq    int64
+		want   string
+	}{
+		{"changed target", func(t *testing.T, raw RawAudit, _ []*vault.AuditEvent) {
+			mustExec(t, raw, `UPDATE audit_events SET target_id = 'sec_forged' WHERE seq = 3`)
+		}, 3, "content changed"},
+		{"changed details", func(t *testing.T, raw RawAudit, _ []*vault.AuditEvent) {
+			mustExec(t, raw, `UPDATE audit_events SET details = '{"name":"OTHER","profile_ids":[],"scope":"all","version":1}' WHERE seq = 4`)
+		}, 4, "content changed"},
+		{"changed user", func(t *testing.T, raw RawAudit, _ []*vault.AuditEvent) {
+			mustExec(t, raw, `UPDATE audit_events SET user_id = NULL WHERE seq = 5`)
+		}, 5, "content changed"},
+		{"rewritten with its hash recomputed", func(t *testing.T, raw RawAudit, events []*vault.AuditEvent) {
+			e := *events[2]
+			e.TargetID = "sec_forged"
+			sum, err := e.ComputeHash()
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, raw, `UPDATE audit_events SET target_id = 'sec_forged', hash = ? WHERE seq = 3`, sum)
+		}, 4, "prev_hash is not the hash of seq 3"},
+		{"deleted in the middle", func(t *testing.T, raw RawAudit, _ []*vault.AuditEvent) {
+			mustExec(t, raw, `DELETE FROM audit_events WHERE seq = 3`)
+		}, 3, "missing"},
+		{"two deleted in the middle", func(t *testing.T, raw RawAudit, _ []*vault.AuditEvent) {
+			mustExec(t, raw, `DELETE FROM audit_events WHERE seq IN (3, 4)`)
+		}, 3, "rows 3 to 4 are missing"},
+		{"deleted first", func(t *testing.T, raw RawAudit, _ []*vault.AuditEvent) {
+			mustExec(t, raw, `DELETE FROM audit_events WHERE seq = 1`)
+		}, 1, "missing"},
+		{"deleted last", func(t *testing.T, raw RawAudit, events []*vault.AuditEvent) {
+			mustExec(t, raw, `DELETE FROM audit_events WHERE seq = ?`, events[len(events)-1].Seq)
+		}, 5, "last row appended"},
+		{"reordered", func(t *testing.T, raw RawAudit, _ []*vault.AuditEvent) {
+			mustExec(t, raw, `UPDATE audit_events SET seq = 1000003 WHERE seq = 3`)
+			mustExec(t, raw, `UPDATE audit_events SET seq = 3 WHERE seq = 4`)
+			mustExec(t, raw, `UPDATE audit_events SET seq = 4 WHERE seq = 1000003`)
+		}, 3, "out of order: the row follows seq 4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			raw := newRaw(t)
+			f := newFixture(t, func(*testing.T) vault.Store { return raw.Store }, vault.Options{})
+			events := seedAudit(t, f)
+			if len(events) != 5 {
+				t.Fatalf("seeded %d events, want 5", len(events))
+			}
+			mustVerify(t, raw.Store)
+			for _, q := range raw.Unguard {
+				mustExec(t, raw, q)
+			}
+			tc.tamper(t, raw, events)
+			wantBreak(t, raw.Store, tc.seq, tc.want)
+		})
+	}
+}
+
+func mustExec(t *testing.T, raw RawAudit, query string, args ...any) {
+	t.Helper()
+	if err := raw.Exec(query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+func testAuditFailedAppendRollsBack(t *testing.T, newRaw func(t *testing.T) RawAudit) {
+	raw := newRaw(t)
+	f := newFixture(t, func(*testing.T) vault.Store { return raw.Store }, vault.Options{})
+	alice := f.mustUser("alice")
+	p := f.mustProfile(alice, "agent")
+	sec := f.mustSecret(alice, "KEPT", value("older"))
+	sec = f.mustUpdateSecret(alice, sec.ID, vault.SecretPatch{Value: ptr(value("old"))})
+	before := chain(t, f.store)
+
+	for _, q := range raw.FailAppends {
+		mustExec(t, raw, q)
+	}
+	ctx := f.ctx
+	for name, write := range map[string]func() error{
+		"create secret": func() error {
+			_, err := f.svc.CreateSecret(ctx, alice, vault.SecretInput{Name: "NEW", Value: value("new")})
+			return err
+		},
+		"update secret": func() error {
+			_, err := f.svc.UpdateSecret(ctx, alice, sec.ID, vault.SecretPatch{Value: ptr(value("new")), Name: ptr("RENAMED")})
+			return err
+		},
+		"delete secret": func() error { return f.svc.DeleteSecret(ctx, alice, sec.ID) },
+		"create profile": func() error {
+			_, err := f.svc.CreateProfile(ctx, alice, vault.ProfileInput{Name: "p2", Image: "x"})
+			return err
+		},
+		"update profile": func() error {
+			_, err := f.svc.UpdateProfile(ctx, alice, p.ID, vault.ProfilePatch{Image: ptr("changed")})
+			return err
+		},
+		"delete profile": func() error { return f.svc.DeleteProfile(ctx, alice, p.ID) },
+		"create token":   func() error { _, err := f.svc.CreateToken(ctx, alice); return err },
+		"create user":    func() error { _, _, err := f.svc.CreateUser(ctx, "bob"); return err },
+		"release": func() error {
+			_, _, err := f.svc.ReleaseForTask(ctx, alice, vault.TaskRelease{TaskID: "tsk_1", ProfileID: p.ID})
+			return err
+		},
+		"roll back": func() error { _, err := f.svc.RollbackSecret(ctx, alice, sec.ID, 1); return err },
+		"import": func() error {
+			_, err := f.svc.ImportSecrets(ctx, alice, []vault.ImportEntry{{Line: 1, Name: "KEPT", Value: value("imported")}}, vault.ScopeAll, nil)
+			return err
+		},
+	} {
+		err := write()
+		if err == nil {
+			t.Errorf("%s succeeded without its audit event", name)
+			continue
+		}
+		noCanary(t, err)
+		if code := vault.ErrorCode(err); code != vault.EINTERNAL {
+			t.Errorf("%s: code %s, want %s: %v", name, code, vault.EINTERNAL, err)
+		}
+	}
+	// A failed sign-in that cannot be recorded is an internal error, not a
+	// quiet 401.
+	_, _, err := f.svc.Authenticate(ctx, "tok_"+strings.Repeat("f", 21)+".x")
+	if code := vault.ErrorCode(err); code != vault.EINTERNAL {
+		t.Errorf("unrecorded failed sign-in: code %s, want %s", code, vault.EINTERNAL)
+	}
+
+	// Nothing changed.
+	if all := f.mustAllSecrets(alice); len(all) != 1 {
+		t.Errorf("alice has %d secrets, want 1", len(all))
+	}
+	got := f.mustGetSecret(alice, sec.ID)
+	sameSecret(t, got, sec)
+	f.wantEnv(alice, p.ID, map[string]string{"KEPT": value("old")})
+	sameProfile(t, f.mustGetProfile(alice, p.ID), p)
+	if page, err := f.svc.Profiles(ctx, alice, vault.ListOptions{}); err != nil || len(page.Items) != 1 {
+		t.Errorf("profiles: %d, %v", len(page.Items), err)
+	}
+
+	for _, q := range raw.RestoreAppends {
+		mustExec(t, raw, q)
+	}
+	if after := chain(t, f.store); len(after) != len(before) {
+		t.Errorf("%d events, want %d", len(after), len(before))
+	}
+	f.mustUpdateSecret(alice, sec.ID, vault.SecretPatch{Value: ptr(value("new"))})
+	if got := mustVerify(t, f.store); got != int64(len(before)+1) {
+		t.Errorf("verified %d events, want %d", got, len(before)+1)
+	}
+}

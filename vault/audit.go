@@ -1,0 +1,612 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The audit trail is one chain of events, global to the store and totally
+// ordered by Seq. Every change the Service makes appends its event inside
+// the transaction of the change (Tx.AppendAudit), so a change whose event
+// cannot be written does not happen. Each event holds the hash of the one
+// before it, so changing, deleting or reordering a stored event breaks the
+// chain where it was done, and VerifyAudit reports that row.
+//
+// The hash of an event is SHA-256 over this encoding, where u64(x) is x as
+// 8 bytes big endian and f(b) is the length of b as 4 bytes big endian
+// followed by b:
+//
+//	f("envvault audit v1") | u64(Seq) | u64(Time as unix microseconds) |
+//	f(UserID) | f(TokenID) | f(RequestID) | f(ClientAddr) | f(Action) |
+//	f(TargetType) | f(TargetID) | f(canonical Details) | f(PrevHash)
+//
+// Every text field is its UTF-8 bytes; an absent one ("", a NULL user id)
+// is empty. Every variable field is length-prefixed, so no two events
+// encode alike. Canonical Details is the JSON object as Go's encoding/json
+// writes it: keys sorted bytewise, no insignificant space, strings with
+// encoding/json's escapes (including \u003c, \u003e, \u0026, \u2028,
+// \u2029), numbers as integer literals; an empty or nil map is {}. Details
+// hold only strings, booleans, integers, null, and arrays and objects of
+// those: a store's JSON type (PostgreSQL jsonb) may reorder keys and
+// respace, which canonicalization undoes, but could rewrite other numbers.
+//
+// PrevHash of the first event ever is empty. Pruning deletes the oldest
+// events and keeps, as the chain's anchor, the PrevHash of the oldest event
+// kept (AuditHead.AnchorHash), so the rest still verifies.
+const auditHashDomain = "envvault audit v1"
+
+// Audit actions.
+const (
+	ActionSecretCreate   = "secret.create"
+	ActionSecretUpdate   = "secret.update"
+	ActionSecretDelete   = "secret.delete"
+	ActionSecretRollback = "secret.rollback"
+	ActionProfileCreate  = "profile.create"
+	ActionProfileUpdate  = "profile.update"
+	ActionProfileDelete  = "profile.delete"
+	ActionTokenCreate    = "token.create"
+	ActionUserCreate     = "user.create"
+	ActionAuthFailed     = "auth.failed"
+	ActionTaskRelease    = "task.release"
+	ActionAuditPrune     = "audit.prune"
+)
+
+// AuditActions lists every action an event may have, sorted.
+var AuditActions = []string{
+	ActionAuditPrune, ActionAuthFailed, ActionProfileCreate, ActionProfileDelete, ActionProfileUpdate,
+	ActionSecretCreate, ActionSecretDelete, ActionSecretRollback, ActionSecretUpdate,
+	ActionTaskRelease, ActionTokenCreate, ActionUserCreate,
+}
+
+// Audit target types.
+const (
+	TargetSecret  = "secret"
+	TargetProfile = "profile"
+	TargetToken   = "token"
+	TargetUser    = "user"
+	TargetTask    = "task"
+	TargetAudit   = "audit"
+)
+
+// Actor is who a request acts as, and where it comes from. The API and the
+// dashboard put it in a request's context (WithActor); the Service copies
+// it into every audit event the request causes.
+type Actor struct {
+	// UserID is the user the action is done for: the signed-in user, or
+	// the user a task or the operator acts for. Empty for a failed
+	// sign-in.
+	UserID string
+	// TokenID is the API token the request authenticated with (a
+	// dashboard session's too); empty when no token acts: the operator's
+	// command line, the task worker, a failed sign-in.
+	TokenID    string
+	RequestID  string // the X-Request-Id of the request; empty outside one
+	ClientAddr string // the client's IP address, as the server saw it
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying a.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// ActorFrom returns the Actor ctx carries, or the zero Actor.
+func ActorFrom(ctx context.Context) Actor {
+	a, _ := ctx.Value(actorKey{}).(Actor)
+	return a
+}
+
+// AuditEvent is one event of the audit trail. It never holds a secret
+// value or a token: Details name what was done (names, ids, versions).
+type AuditEvent struct {
+	Seq  int64     // its place in the chain, from 1, without gaps
+	Time time.Time // UTC, whole microseconds
+	Actor
+	Action     string // one of AuditActions
+	TargetType string // TargetSecret, TargetProfile, ...
+	TargetID   string
+	Details    map[string]any
+	PrevHash   []byte // Hash of the event before it; empty for the first
+	Hash       []byte // see auditHashDomain
+}
+
+// AuditHead is the state of the chain: its last event, and its anchor, the
+// oldest event kept and what it follows.
+type AuditHead struct {
+	Seq        int64  // of the last event appended; 0 before the first
+	Hash       []byte // of that event; empty before the first
+	FirstSeq   int64  // of the oldest event kept; Seq+1 when none is kept
+	AnchorHash []byte // the PrevHash of the event at FirstSeq
+}
+
+// AuditFilter selects a page of a user's events, newest first.
+type AuditFilter struct {
+	Action   string    // "" for any
+	TargetID string    // "" for any
+	Since    time.Time // zero for no bound; inclusive
+	Until    time.Time // zero for no bound; exclusive
+	Before   int64     // only events of a lower Seq; 0 for no bound
+	Limit    int
+}
+
+// AuditTx is the audit trail inside a user's transaction.
+type AuditTx interface {
+	// AppendAudit appends ev to the chain: it takes the chain's head under
+	// the store's lock, which it holds until the transaction ends, sets
+	// ev's Seq, PrevHash and Hash (ev.Chain) and inserts it. If it fails,
+	// the transaction must not commit.
+	AppendAudit(ctx context.Context, ev *AuditEvent) error
+	// AuditEvents returns up to f.Limit of the user's events (those whose
+	// UserID is the transaction's user) that match f, newest first.
+	AuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
+}
+
+// AuditStore is the audit trail outside user transactions: the events of
+// no user (a failed sign-in) and the operator's verify and prune.
+type AuditStore interface {
+	// AppendAuditEvent appends ev, as AppendAudit does, in a transaction
+	// of its own.
+	AppendAuditEvent(ctx context.Context, ev *AuditEvent) error
+	// AuditHead returns the state of the chain.
+	AuditHead(ctx context.Context) (AuditHead, error)
+	// AuditChain returns up to limit events of every user with a Seq
+	// after afterSeq, in order of Seq.
+	AuditChain(ctx context.Context, afterSeq int64, limit int) ([]*AuditEvent, error)
+	// PruneAudit deletes the oldest events, up to and not including the
+	// first (by Seq) whose Time is at or after before, and moves the
+	// anchor to the oldest event kept. It returns how many it deleted and
+	// the head after.
+	PruneAudit(ctx context.Context, before time.Time) (int64, AuditHead, error)
+}
+
+// Chain sets e's place in the chain, after the event whose hash is prev, and
+// computes its hash. It returns the canonical JSON of e.Details, which the
+// store keeps. Returns EINVALID if Details hold a value they may not.
+func (e *AuditEvent) Chain(seq int64, prev []byte) ([]byte, error) {
+	e.Seq = seq
+	e.PrevHash = bytes.Clone(prev)
+	if e.PrevHash == nil {
+		e.PrevHash = []byte{}
+	}
+	details, err := e.DetailsJSON()
+	if err != nil {
+		return nil, err
+	}
+	e.Hash = e.hash(details)
+	return details, nil
+}
+
+// ComputeHash returns the hash e's content gives, for comparing with the
+// stored e.Hash. Returns EINVALID if Details hold a value they may not.
+func (e *AuditEvent) ComputeHash() ([]byte, error) {
+	details, err := e.DetailsJSON()
+	if err != nil {
+		return nil, err
+	}
+	return e.hash(details), nil
+}
+
+func (e *AuditEvent) hash(details []byte) []byte {
+	field := func(b []byte, s []byte) []byte {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+		return append(b, s...)
+	}
+	b := make([]byte, 0, 256+len(details))
+	b = field(b, []byte(auditHashDomain))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Seq))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixMicro()))
+	for _, s := range []string{e.UserID, e.TokenID, e.RequestID, e.ClientAddr, e.Action, e.TargetType, e.TargetID} {
+		b = field(b, []byte(s))
+	}
+	b = field(b, details)
+	b = field(b, e.PrevHash)
+	sum := sha256.Sum256(b)
+	return sum[:]
+}
+
+// DetailsJSON returns the canonical JSON of e.Details (see auditHashDomain).
+// Returns EINVALID if they hold a value other than a string, a boolean, an
+// integer, null, or an array or object of those.
+func (e *AuditEvent) DetailsJSON() ([]byte, error) {
+	if len(e.Details) == 0 {
+		return []byte("{}"), nil
+	}
+	raw, err := json.Marshal(e.Details)
+	if err != nil {
+		return nil, Invalid("details", "cannot be encoded as JSON: %v", err)
+	}
+	v, err := decodeDetails(raw)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
+
+// DecodeAuditDetails decodes the details a store kept, numbers as
+// json.Number, so that DetailsJSON gives back the canonical JSON they were
+// hashed as. Returns EINVALID if raw is not a JSON object of allowed values.
+func DecodeAuditDetails(raw []byte) (map[string]any, error) {
+	return decodeDetails(raw)
+}
+
+func decodeDetails(raw []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, Invalid("details", "must be a JSON object")
+	}
+	if dec.More() {
+		return nil, Invalid("details", "must be one JSON object")
+	}
+	if err := checkDetail(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// checkDetail refuses a number that is not an integer literal as
+// strconv.FormatInt writes it: only those survive every store unchanged.
+func checkDetail(v any) error {
+	switch x := v.(type) {
+	case map[string]any:
+		for _, y := range x {
+			if err := checkDetail(y); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, y := range x {
+			if err := checkDetail(y); err != nil {
+				return err
+			}
+		}
+	case json.Number:
+		n, err := strconv.ParseInt(string(x), 10, 64)
+		if err != nil || strconv.FormatInt(n, 10) != string(x) {
+			return Invalid("details", "numbers must be integers, got %s", truncate(string(x), 40))
+		}
+	}
+	return nil
+}
+
+// event returns the audit event of an action the Service does for userID,
+// with the actor of ctx (its token, request and client address) and the
+// current time. The store completes it when it appends it.
+func (s *Service) event(ctx context.Context, userID, action, targetType, targetID string, details map[string]any) *AuditEvent {
+	a := ActorFrom(ctx)
+	a.UserID = userID
+	return &AuditEvent{
+		Time: s.timestamp(), Actor: a, Action: action,
+		TargetType: targetType, TargetID: targetID, Details: details,
+	}
+}
+
+// audit appends the event of an action to tx, the transaction of the
+// action itself. It is the last thing a write does before it commits: the
+// chain's lock is held from here to the commit.
+func (s *Service) audit(ctx context.Context, tx Tx, userID, action, targetType, targetID string, details map[string]any) error {
+	if err := tx.AppendAudit(ctx, s.event(ctx, userID, action, targetType, targetID, details)); err != nil {
+		return fmt.Errorf("record %s in the audit trail: %w", action, err)
+	}
+	return nil
+}
+
+// authFailed records a failed sign-in with a token that parses, as an
+// event of no user whose target is the token id presented (never the
+// token). It is written even if the request has gone: the attempt was
+// made. Returns errBadToken once it is recorded.
+func (s *Service) authFailed(ctx context.Context, tokenID, reason string) error {
+	a := ActorFrom(ctx)
+	ev := &AuditEvent{
+		Time:       s.timestamp(),
+		Actor:      Actor{RequestID: a.RequestID, ClientAddr: a.ClientAddr},
+		Action:     ActionAuthFailed,
+		TargetType: TargetToken, TargetID: tokenID,
+		Details: map[string]any{"reason": reason},
+	}
+	if err := s.store.AppendAuditEvent(context.WithoutCancel(ctx), ev); err != nil {
+		return fmt.Errorf("record a failed sign-in in the audit trail: %w", err)
+	}
+	return errBadToken
+}
+
+// secretDetails describes a secret in an event: never its value.
+func secretDetails(sec *Secret) map[string]any {
+	ids := sec.ProfileIDs
+	if ids == nil {
+		ids = []string{}
+	}
+	return map[string]any{"name": sec.Name, "scope": string(sec.Scope), "profile_ids": ids, "version": sec.Version}
+}
+
+// secretChanges names the fields an update of cur to next changed.
+func secretChanges(cur, next *Secret, valueChanged bool) []string {
+	changed := []string{}
+	if cur.Name != next.Name {
+		changed = append(changed, "name")
+	}
+	if valueChanged {
+		changed = append(changed, "value")
+	}
+	if cur.Scope != next.Scope {
+		changed = append(changed, "scope")
+	}
+	if !slices.Equal(cur.ProfileIDs, next.ProfileIDs) {
+		changed = append(changed, "profile_ids")
+	}
+	if cur.Description != next.Description {
+		changed = append(changed, "description")
+	}
+	return changed
+}
+
+// profileChanges names the fields an update of cur to next changed. Env
+// values are the profile's own, not secrets, but the event names only the
+// keys that changed.
+func profileChanges(cur, next *Profile) []string {
+	changed := []string{}
+	if cur.Name != next.Name {
+		changed = append(changed, "name")
+	}
+	if cur.Image != next.Image {
+		changed = append(changed, "image")
+	}
+	if !slices.Equal(cur.Command, next.Command) {
+		changed = append(changed, "command")
+	}
+	if !slices.Equal(cur.SetupCommands, next.SetupCommands) {
+		changed = append(changed, "setup_commands")
+	}
+	if len(cur.Env) != len(next.Env) || !envEqual(cur.Env, next.Env) {
+		changed = append(changed, "env")
+	}
+	return changed
+}
+
+func envEqual(a, b map[string]string) bool {
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TaskRelease says which task a release of secrets is for.
+type TaskRelease struct {
+	TaskID    string
+	ProfileID string
+	Attempt   int
+}
+
+// ReleaseForTask returns, as DecryptForProfile does, the env a task on the
+// profile receives from the vault, once it has recorded the release in the
+// audit trail (task.release: the names, secret ids, scopes and versions,
+// never a value). If the record cannot be written, nothing is released.
+// Call it once per container start. Returns ENOTFOUND if the profile is not
+// the user's.
+func (s *Service) ReleaseForTask(ctx context.Context, userID string, r TaskRelease) (map[string]string, []EnvSecret, error) {
+	env, sources, err := s.DecryptForProfile(ctx, userID, r.ProfileID)
+	if err != nil {
+		return nil, nil, err
+	}
+	released := make([]any, len(sources))
+	for i, src := range sources {
+		released[i] = map[string]any{"name": src.Name, "secret_id": src.SecretID, "scope": string(src.Scope), "version": src.Version}
+	}
+	details := map[string]any{"profile_id": r.ProfileID, "attempt": r.Attempt, "secrets": released}
+	err = s.store.Update(ctx, userID, func(tx Tx) error {
+		return s.audit(ctx, tx, userID, ActionTaskRelease, TargetTask, r.TaskID, details)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("release secrets to task %s: %w", r.TaskID, err)
+	}
+	return env, sources, nil
+}
+
+// AuditOptions are a request for a page of the user's own events.
+type AuditOptions struct {
+	Action   string    // one of AuditActions, or "" for any
+	TargetID string    // "" for any
+	Since    time.Time // zero for no bound; inclusive
+	Until    time.Time // zero for no bound; exclusive
+	Cursor   string
+	Limit    int // 0 means DefaultPageLimit
+}
+
+// maxTargetLen bounds the target filter: longer than any id.
+const maxTargetLen = 128
+
+func auditCursor(e *AuditEvent) Cursor {
+	return Cursor{Key: fmt.Sprintf("%020d", e.Seq), ID: strconv.FormatInt(e.Seq, 10)}
+}
+
+// AuditEvents lists the user's own events, newest first. Returns EINVALID
+// for a bad limit, cursor, action, target or time range.
+func (s *Service) AuditEvents(ctx context.Context, userID string, o AuditOptions) (Page[*AuditEvent], error) {
+	lf, err := ListOptions{Cursor: o.Cursor, Limit: o.Limit}.Filter()
+	if err != nil {
+		return Page[*AuditEvent]{}, err
+	}
+	f := AuditFilter{Action: o.Action, TargetID: o.TargetID, Since: o.Since, Until: o.Until, Limit: lf.Limit + 1}
+	if lf.After != nil {
+		seq, err := strconv.ParseInt(lf.After.Key, 10, 64)
+		if err != nil || seq < 1 || auditCursor(&AuditEvent{Seq: seq}) != *lf.After {
+			return Page[*AuditEvent]{}, Invalid("cursor", "is not a cursor this API returned")
+		}
+		f.Before = seq
+	}
+	if o.Action != "" {
+		if _, ok := slices.BinarySearch(AuditActions, o.Action); !ok {
+			return Page[*AuditEvent]{}, Invalid("action", "must be one of %s", strings.Join(AuditActions, ", "))
+		}
+	}
+	if len(o.TargetID) > maxTargetLen || !printable(o.TargetID) {
+		return Page[*AuditEvent]{}, Invalid("target", "must be at most %d printable characters", maxTargetLen)
+	}
+	if !o.Since.IsZero() && !o.Until.IsZero() && !o.Since.Before(o.Until) {
+		return Page[*AuditEvent]{}, Invalid("until", "must be after since")
+	}
+	var list []*AuditEvent
+	err = s.store.View(ctx, userID, func(tx Tx) (err error) {
+		list, err = tx.AuditEvents(ctx, f)
+		return err
+	})
+	if err != nil {
+		return Page[*AuditEvent]{}, fmt.Errorf("list audit events: %w", err)
+	}
+	return NewPage(list, f.Limit-1, auditCursor), nil
+}
+
+// AuditBreak is where and why a chain does not verify.
+type AuditBreak struct {
+	Seq    int64
+	Reason string
+}
+
+func (b *AuditBreak) Error() string { return fmt.Sprintf("seq %d: %s", b.Seq, b.Reason) }
+
+// AuditReport is what VerifyAudit found.
+type AuditReport struct {
+	Events int64     // events checked
+	Head   AuditHead // the head the walk went up to
+	Break  *AuditBreak
+}
+
+// auditBatch is how many events VerifyAudit reads at a time.
+const auditBatch = 1000
+
+// VerifyAudit walks the chain from its anchor (the oldest event kept) to
+// the head it reads first, recomputes every hash, and reports the first
+// event where the chain breaks: a gap in Seq (deleted events), a PrevHash
+// that is not the hash of the event before (events reordered, or the one
+// before rewritten with a recomputed hash), a hash that its content does
+// not give (content changed), or a last event that is not the head (events
+// deleted at the end). Events appended while it runs are not checked. An
+// error is returned only if the store could not be read.
+func VerifyAudit(ctx context.Context, st AuditStore) (AuditReport, error) {
+	// A prune that runs meanwhile moves the anchor past events the walk
+	// expects; the walk then starts again from the new anchor.
+	for range 3 {
+		rep, err := verifyAudit(ctx, st)
+		if err != nil || rep.Break == nil {
+			return rep, err
+		}
+		head, err := st.AuditHead(ctx)
+		if err != nil {
+			return rep, fmt.Errorf("read audit head: %w", err)
+		}
+		if head.FirstSeq == rep.Head.FirstSeq {
+			return rep, nil
+		}
+	}
+	return verifyAudit(ctx, st)
+}
+
+func verifyAudit(ctx context.Context, st AuditStore) (AuditReport, error) {
+	head, err := st.AuditHead(ctx)
+	if err != nil {
+		return AuditReport{}, fmt.Errorf("read audit head: %w", err)
+	}
+	rep := AuditReport{Head: head}
+	broken := func(seq int64, format string, args ...any) (AuditReport, error) {
+		rep.Break = &AuditBreak{Seq: seq, Reason: fmt.Sprintf(format, args...)}
+		return rep, nil
+	}
+	want, prev := head.FirstSeq, head.AnchorHash
+	var after int64
+walk:
+	for after < head.Seq {
+		list, err := st.AuditChain(ctx, after, auditBatch)
+		if err != nil {
+			return rep, fmt.Errorf("read audit events after seq %d: %w", after, err)
+		}
+		if len(list) == 0 {
+			break
+		}
+		for _, e := range list {
+			if e.Seq > head.Seq {
+				break walk
+			}
+			after = e.Seq
+			switch {
+			case e.Seq < want:
+				return broken(e.Seq, "the row is before the chain's anchor (seq %d): the anchor was moved without pruning", head.FirstSeq)
+			case e.Seq == want+1:
+				return broken(want, "the row is missing (deleted); the next row kept is seq %d", e.Seq)
+			case e.Seq > want:
+				return broken(want, "rows %d to %d are missing (deleted); the next row kept is seq %d", want, e.Seq-1, e.Seq)
+			}
+			if !bytes.Equal(e.PrevHash, prev) {
+				return brokenLink(ctx, st, rep, e, head)
+			}
+			sum, err := e.ComputeHash()
+			if err != nil {
+				return broken(e.Seq, "content changed: %s", ErrorMessage(err))
+			}
+			if !bytes.Equal(sum, e.Hash) {
+				return broken(e.Seq, "content changed: the stored hash is not the hash of the row's content")
+			}
+			rep.Events++
+			want, prev = e.Seq+1, e.Hash
+		}
+	}
+	switch {
+	case want == head.Seq:
+		return broken(want, "the row is missing (deleted): it was the last row appended")
+	case want < head.Seq:
+		return broken(want, "rows %d to %d are missing (deleted): the chain's head is seq %d", want, head.Seq, head.Seq)
+	case !bytes.Equal(prev, head.Hash):
+		return broken(head.Seq, "the last row's hash is not the one the chain's head recorded: the row or the head was rewritten")
+	}
+	return rep, nil
+}
+
+// brokenLink explains an event whose PrevHash is not the hash of the event
+// before it: if it is the hash of another event, the rows were reordered.
+func brokenLink(ctx context.Context, st AuditStore, rep AuditReport, e *AuditEvent, head AuditHead) (AuditReport, error) {
+	rep.Break = &AuditBreak{Seq: e.Seq}
+	if e.Seq == head.FirstSeq {
+		rep.Break.Reason = "prev_hash is not the chain's anchor: the row was changed, or the anchor was"
+		return rep, nil
+	}
+	rep.Break.Reason = fmt.Sprintf("prev_hash is not the hash of seq %d: that row was rewritten with a recomputed hash, or this one was changed", e.Seq-1)
+	// One more walk, only when broken, to tell a reordering apart.
+	var after int64
+	for after < head.Seq {
+		list, err := st.AuditChain(ctx, after, auditBatch)
+		if err != nil {
+			return rep, fmt.Errorf("read audit events after seq %d: %w", after, err)
+		}
+		if len(list) == 0 {
+			break
+		}
+		for _, o := range list {
+			if o.Seq != e.Seq && bytes.Equal(o.Hash, e.PrevHash) {
+				rep.Break.Reason = fmt.Sprintf("out of order: the row follows seq %d, not seq %d (rows were reordered)", o.Seq, e.Seq-1)
+				return rep, nil
+			}
+			after = o.Seq
+		}
+	}
+	return rep, nil
+}
+
+// HexHash formats a hash for people: lower-case hex, or "(none)".
+func HexHash(h []byte) string {
+	if len(h) == 0 {
+		return "(none)"
+	}
+	return hex.EncodeToString(h)
+}
