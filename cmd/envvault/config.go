@@ -64,9 +64,20 @@ type Config struct {
 
 	BatchSize int // keys rotate --batch-size
 
+	// secrets import FILE, secrets list.
+	ImportFile string   // secrets import FILE
+	UserID     string   // --user
+	Scope      string   // --scope
+	ProfileIDs []string // --profile, repeatable
+
 	// DatabaseURL is DATABASE_URL or the content of DATABASE_URL_FILE; ""
 	// means the embedded SQLite file in DataDir.
 	DatabaseURL redacted
+	// DatabaseMigrateURL is DATABASE_MIGRATE_URL (or _FILE): the
+	// PostgreSQL role that owns the tables and applies the migrations,
+	// when the service's role of DatabaseURL is another; "" means
+	// DatabaseURL migrates too.
+	DatabaseMigrateURL redacted
 	// Keys are ENCRYPTION_KEY and ENCRYPTION_KEY_PREVIOUS (or their
 	// _FILE forms), or, with those unset, the development key; see keyring.
 	Keys MasterKeys
@@ -141,7 +152,9 @@ stay out of ps and shell history:
                              sealed before a rotation (or ENCRYPTION_KEY_PREVIOUS_FILE)
 Store: DATABASE_URL (or DATABASE_URL_FILE) selects PostgreSQL, for example
   postgres://envvault:PASSWORD@db.internal:5432/envvault?sslmode=verify-full
-Without it the store is the SQLite file <data-dir>/envvault.db.`
+Without it the store is the SQLite file <data-dir>/envvault.db.
+DATABASE_MIGRATE_URL (or _FILE) is the tables' owner, which applies the
+migrations, when DATABASE_URL is a role under row-level security (README).`
 
 func (m *Main) commands() *ffcli.Command {
 	newFS := func(name string) *flag.FlagSet {
@@ -323,6 +336,7 @@ running, and the next start with the same --worker-id attaches to them.
 			},
 			user,
 			m.keysCommand(newFS, opts),
+			m.secretsCommand(newFS),
 			{
 				Name:       "keygen",
 				ShortUsage: "envvault keygen",
@@ -411,7 +425,7 @@ func (m *Main) readEnv() error {
 	if c.Command == cmdKeygen {
 		return nil
 	}
-	if c.Command == cmdDev || c.Command == cmdServe || c.Command == cmdRunner {
+	if c.Command == cmdDev || c.Command == cmdServe || c.Command == cmdRunner || c.Command == cmdSecretsImport {
 		// --locked-names is named by the issue that made it, not by
 		// ff's rule; LOCKED_NAMES (ff's name) works too, but not both.
 		// Like ff, read them from the process environment.
@@ -431,6 +445,14 @@ func (m *Main) readEnv() error {
 			return err
 		}
 		c.DatabaseURL = redacted(url)
+		migrateURL, err := m.envOrFile("DATABASE_MIGRATE_URL")
+		if err != nil {
+			return err
+		}
+		if migrateURL != "" && url == "" {
+			return errors.New("DATABASE_MIGRATE_URL is set but DATABASE_URL is not: set DATABASE_URL to the service's role")
+		}
+		c.DatabaseMigrateURL = redacted(migrateURL)
 	}
 	if c.Command == cmdMigrate {
 		return nil

@@ -140,6 +140,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.runKeysRotate(ctx)
 	case cmdKeysStatus:
 		return m.runKeysStatus(ctx)
+	case cmdSecretsImport:
+		return m.runSecretsImport(ctx)
+	case cmdSecretsList:
+		return m.runSecretsList(ctx)
 	default:
 		return fmt.Errorf("no command: run envvault --help")
 	}

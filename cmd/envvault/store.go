@@ -31,18 +31,25 @@ type db interface {
 
 // openStore opens the store the configuration names, PostgreSQL when
 // DATABASE_URL is set and the SQLite file in --data-dir otherwise, and
-// applies its migrations. It returns how many it applied. Main.Close closes
-// the store.
+// applies its migrations (on PostgreSQL as the role of
+// DATABASE_MIGRATE_URL, if set). It returns how many it applied. Main.Close
+// closes the store.
 func (m *Main) openStore(ctx context.Context) (db, int, error) {
 	if url := string(m.Config.DatabaseURL); url != "" {
+		n, err := m.migratePostgres(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
 		db, err := postgres.Open(ctx, url)
 		if err != nil {
 			return nil, 0, fmt.Errorf("open PostgreSQL (DATABASE_URL): %w", err)
 		}
 		m.store = db
-		n, err := db.Migrate(ctx)
-		if err != nil {
-			return nil, 0, fmt.Errorf("migrate PostgreSQL: %w", err)
+		if bypass, err := db.BypassesRLS(ctx); err != nil {
+			return nil, 0, err
+		} else if bypass {
+			m.logger.Warn("the role of DATABASE_URL is a superuser or has BYPASSRLS, so row-level security does not apply to it: " +
+				"serve as a member of envvault_app (README, Row-level security)")
 		}
 		return db, n, nil
 	}
@@ -62,6 +69,26 @@ func (m *Main) openStore(ctx context.Context) (db, int, error) {
 	return db, n, nil
 }
 
+// migratePostgres applies the migrations as the tables' owner: the role of
+// DATABASE_MIGRATE_URL, or of DATABASE_URL if it is unset. It returns how
+// many it applied.
+func (m *Main) migratePostgres(ctx context.Context) (int, error) {
+	url, name := string(m.Config.DatabaseMigrateURL), "DATABASE_MIGRATE_URL"
+	if url == "" {
+		url, name = string(m.Config.DatabaseURL), "DATABASE_URL"
+	}
+	owner, err := postgres.Open(ctx, url)
+	if err != nil {
+		return 0, fmt.Errorf("open PostgreSQL (%s): %w", name, err)
+	}
+	defer owner.Close()
+	n, err := owner.Migrate(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrate PostgreSQL (%s): %w", name, err)
+	}
+	return n, nil
+}
+
 // storeName says which store is in use, without the database URL's
 // password.
 func (m *Main) storeName() string {
@@ -73,8 +100,8 @@ func (m *Main) storeName() string {
 
 // keyring builds the master keyring. The key is ENCRYPTION_KEY when set.
 // Otherwise dev uses <data-dir>/dev.key, generating it on first run, and
-// `user create` and `runner` on the SQLite store use that file if it
-// exists; serve never falls back, and the dev key is never used with
+// `user create`, `runner` and `secrets` on the SQLite store use that file
+// if it exists; serve never falls back, and the dev key is never used with
 // PostgreSQL.
 func (m *Main) keyring() (*vault.Keyring, error) {
 	k := &m.Config.Keys
@@ -88,7 +115,8 @@ func (m *Main) keyring() (*vault.Keyring, error) {
 			}
 			k.Current, k.Source = key, path
 			m.warnDevKey(path, created)
-		case (m.Config.Command == cmdUserCreate || m.Config.Command == cmdRunner) && m.Config.DatabaseURL == "":
+		case (m.Config.Command == cmdUserCreate || m.Config.Command == cmdRunner ||
+			m.Config.Command == cmdSecretsImport || m.Config.Command == cmdSecretsList) && m.Config.DatabaseURL == "":
 			key, _, err := m.devKey(path, false)
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("ENCRYPTION_KEY is required: it is unset, and there is no development key %s (made by envvault dev) to fall back to", path)

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/envvault/envvault/internal/dotenv"
+	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/vault"
+)
+
+// The secrets commands.
+const (
+	cmdSecretsImport = "secrets import"
+	cmdSecretsList   = "secrets list"
+)
+
+// secretsEnvFlags are the flags of the secrets commands that, as in every
+// other command, may also come from the environment variable of their
+// upper-cased name. --user, --scope and --profile never do: $USER is set
+// in every shell.
+var secretsEnvFlags = []string{"data-dir", "log-format", "log-level", "allow-names", "locked-names"}
+
+// secretsCommand is `envvault secrets`: import and list. They take the
+// store and key settings serve takes.
+func (m *Main) secretsCommand(newFS func(string) *flag.FlagSet) *ffcli.Command {
+	imp := &Config{Command: cmdSecretsImport}
+	impFS := newFS("envvault secrets import")
+	storeFlags(impFS, imp)
+	logFlags(impFS, imp, "text")
+	userFlag(impFS, imp)
+	impFS.Func("scope", "all (every profile of the user) or agents (only the --profile ones); required", func(s string) error {
+		if s != string(vault.ScopeAll) && s != string(vault.ScopeAgents) {
+			return errors.New("must be all or agents")
+		}
+		imp.Scope = s
+		return nil
+	})
+	impFS.Func("profile", "with --scope agents: a profile id (prof_…) to grant; repeat for several", func(s string) error {
+		imp.ProfileIDs = append(imp.ProfileIDs, s)
+		return nil
+	})
+	impFS.Func("allow-names", "comma-separated secret names to take off the denied list, as serve's --allow-names", func(s string) error {
+		imp.AllowNames = append(imp.AllowNames, splitNames(s)...)
+		return nil
+	})
+	impFS.Func("locked-names", "comma-separated names no secret may take, as serve's --locked-names (env BASELINE_LOCKED_NAMES)", func(s string) error {
+		imp.lockedByFlag = true
+		imp.LockedNames = append(imp.LockedNames, splitNames(s)...)
+		return nil
+	})
+
+	list := &Config{Command: cmdSecretsList}
+	listFS := newFS("envvault secrets list")
+	storeFlags(listFS, list)
+	logFlags(listFS, list, "text")
+	userFlag(listFS, list)
+
+	// parse reads the flags after the file name too (Go's flag package
+	// stops at the first argument), then the environment, and checks
+	// what is required.
+	parse := func(fs *flag.FlagSet, cfg *Config, args []string) error {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("envvault %s: unexpected arguments %q", cfg.Command, fs.Args())
+		}
+		if err := flagsFromEnv(fs); err != nil {
+			return err
+		}
+		if !strings.HasPrefix(cfg.UserID, vault.PrefixUser) {
+			return fmt.Errorf("envvault %s needs --user, the id of the user (%s…) whose secrets these are", cfg.Command, vault.PrefixUser)
+		}
+		m.Config = *cfg
+		return nil
+	}
+
+	secrets := &ffcli.Command{
+		Name:       "secrets",
+		ShortUsage: "envvault secrets import|list [flags]",
+		ShortHelp:  "import a user's secrets from a dotenv file; list their names",
+		FlagSet:    newFS("envvault secrets"),
+		Subcommands: []*ffcli.Command{
+			{
+				Name:       "import",
+				ShortUsage: "envvault secrets import FILE.env --user usr_… --scope all|agents [--profile prof_…]...",
+				ShortHelp:  "create or update many secrets from a dotenv file, all or nothing",
+				LongHelp: `Creates or updates the user's secrets from the NAME=value lines of a dotenv
+file (the grammar of --baseline-env-file, in the README), in one transaction:
+all of them, or, if any line is bad, none. Every bad line is reported with
+its number and the reason, never with its value.
+
+With --scope all a line updates the user's secret of that name given to all
+profiles, or creates one. With --scope agents it updates the user's secret
+of that name granted to exactly the --profile profiles, or creates one. A
+secret that already holds the value is left as it is; an updated one gets a
+new version, the old value kept in its history.
+
+Values are never printed. ` + envHelp + " --user, --scope and\n--profile are only ever flags.\n\n" + keyHelp,
+				FlagSet: impFS,
+				Exec: func(_ context.Context, args []string) error {
+					if len(args) == 0 {
+						return errors.New("envvault secrets import needs a FILE: envvault secrets import app.env --user usr_… --scope all")
+					}
+					imp.ImportFile = args[0]
+					if err := parse(impFS, imp, args[1:]); err != nil {
+						return err
+					}
+					if imp.Scope == "" {
+						return errors.New("envvault secrets import needs --scope all or --scope agents")
+					}
+					return nil
+				},
+			},
+			{
+				Name:       "list",
+				ShortUsage: "envvault secrets list --user usr_… [flags]",
+				ShortHelp:  "list a user's secrets: names, scopes and profiles, never values",
+				LongHelp:   "Prints a table of the user's secrets: name, scope, the profiles an `agents`\nsecret is granted to (by name), version, last change and id. Never a value.\n\n" + envHelp + "\n\n" + keyHelp,
+				FlagSet:    listFS,
+				Exec: func(_ context.Context, args []string) error {
+					return parse(listFS, list, args)
+				},
+			},
+		},
+	}
+	secrets.Exec = func(_ context.Context, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("unknown command \"secrets %s\" (see envvault secrets --help)", args[0])
+		}
+		fmt.Fprint(m.Stderr, ffcli.DefaultUsageFunc(secrets))
+		return errUsage
+	}
+	return secrets
+}
+
+func userFlag(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.UserID, "user", "", "id of the user (usr_…) whose secrets these are; required")
+}
+
+// flagsFromEnv sets each of secretsEnvFlags not given on the command line
+// from the environment variable of its upper-cased name, as ff does for
+// every other command (from the process environment too).
+func flagsFromEnv(fs *flag.FlagSet) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, name := range secretsEnvFlags {
+		env := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		if v := os.Getenv(env); v != "" && !given[name] && fs.Lookup(name) != nil {
+			if err := fs.Set(name, v); err != nil {
+				return fmt.Errorf("%s: %w", env, err)
+			}
+		}
+	}
+	return nil
+}
+
+// runSecretsImport is `envvault secrets import`.
+func (m *Main) runSecretsImport(ctx context.Context) error {
+	c := &m.Config
+	data, err := os.ReadFile(c.ImportFile)
+	if err != nil {
+		return fmt.Errorf("secrets import: %w", err) // names the file
+	}
+	entries, parseErr := dotenv.Parse(data)
+	var bad []vault.ImportLineError
+	var lineErrs dotenv.Errors
+	if errors.As(parseErr, &lineErrs) {
+		for _, e := range lineErrs {
+			bad = append(bad, vault.ImportLineError{Line: e.Line, Message: e.Reason})
+		}
+	} else if parseErr != nil {
+		return fmt.Errorf("%s: %w", c.ImportFile, parseErr)
+	}
+	// The locked names are the operator's, as serve applies them.
+	baseline, err := orchestrator.LoadBaseline("", c.LockedNames)
+	if err != nil {
+		return err
+	}
+	m.baseline.Locked = baseline.Locked
+	svc, _, err := m.openService(ctx)
+	if err != nil {
+		return err
+	}
+	in := make([]vault.ImportEntry, len(entries))
+	for i, e := range entries {
+		in[i] = vault.ImportEntry{Line: e.Line, Name: e.Name, Value: e.Value}
+	}
+	// The lines the parser took are checked against the vault's rules
+	// too, so that one run names every bad line.
+	var ie *vault.ImportError
+	if err := svc.CheckImport(in); errors.As(err, &ie) {
+		bad = append(bad, ie.Lines...)
+	} else if err != nil {
+		return err
+	}
+	if len(bad) == 0 {
+		res, err := svc.ImportSecrets(ctx, c.UserID, in, vault.Scope(c.Scope), c.ProfileIDs)
+		if errors.As(err, &ie) {
+			bad = ie.Lines
+		} else if err != nil {
+			return fmt.Errorf("%s: %w", c.ImportFile, err)
+		} else {
+			_, err = fmt.Fprintf(m.Stdout, "Imported %s for user %s (scope %s): %d created, %d updated, %d unchanged.\n",
+				c.ImportFile, c.UserID, c.Scope, res.Created, res.Updated, res.Unchanged)
+			return err
+		}
+	}
+	slices.SortStableFunc(bad, func(a, b vault.ImportLineError) int { return a.Line - b.Line })
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d bad lines, nothing imported:", c.ImportFile, len(bad))
+	for _, l := range bad {
+		fmt.Fprintf(&b, "\n  line %d: %s", l.Line, l.Message)
+	}
+	return errors.New(b.String())
+}
+
+// runSecretsList is `envvault secrets list`.
+func (m *Main) runSecretsList(ctx context.Context) error {
+	svc, _, err := m.openService(ctx)
+	if err != nil {
+		return err
+	}
+	userID := m.Config.UserID
+	secrets, err := walkPages(func(cursor string) (vault.Page[*vault.Secret], error) {
+		return svc.Secrets(ctx, userID, vault.ListOptions{Cursor: cursor, Limit: vault.MaxPageLimit})
+	})
+	if err != nil {
+		return err
+	}
+	profiles, err := walkPages(func(cursor string) (vault.Page[*vault.Profile], error) {
+		return svc.Profiles(ctx, userID, vault.ListOptions{Cursor: cursor, Limit: vault.MaxPageLimit})
+	})
+	if err != nil {
+		return err
+	}
+	names := make(map[string]string, len(profiles))
+	for _, p := range profiles {
+		names[p.ID] = p.Name
+	}
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tSCOPE\tPROFILES\tVERSION\tUPDATED\tID")
+	for _, s := range secrets {
+		granted := "(all)"
+		if s.Scope == vault.ScopeAgents {
+			granted = "(none)" // its profiles were deleted
+			if len(s.ProfileIDs) > 0 {
+				list := make([]string, len(s.ProfileIDs))
+				for i, id := range s.ProfileIDs {
+					list[i] = names[id]
+				}
+				slices.Sort(list)
+				granted = strings.Join(list, ",")
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.Scope, granted, s.Version, s.UpdatedAt.Format("2006-01-02 15:04:05Z"), s.ID)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if len(secrets) == 0 {
+		_, err = fmt.Fprintf(m.Stdout, "No secrets for user %s.\n", userID)
+	}
+	return err
+}
+
+// walkPages returns every item of a list, page after page.
+func walkPages[T any](page func(cursor string) (vault.Page[T], error)) ([]T, error) {
+	var all []T
+	cursor := ""
+	for {
+		p, err := page(cursor)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, p.Items...)
+		if p.NextCursor == "" {
+			return all, nil
+		}
+		cursor = p.NextCursor
+	}
+}
