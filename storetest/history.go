@@ -39,6 +39,7 @@ func RunHistory(t *testing.T, newBackend func(t *testing.T) HistoryBackend) {
 		{"Rollback", vault.Options{KeepVersions: 3}, testHistoryRollback},
 		{"RollbackAfterRename", vault.Options{}, testHistoryRollbackAfterRename},
 		{"RollbackRefusals", vault.Options{KeepVersions: 2}, testHistoryRollbackRefusals},
+		{"Actors", vault.Options{}, testHistoryActors},
 		{"OtherUsersHistoryIsInvisible", vault.Options{}, testHistoryOtherUsers},
 		{"DeletingASecretDeletesItsVersions", vault.Options{}, testHistoryDeleteSecret},
 		{"FailedChangeKeepsNothing", vault.Options{}, testHistoryFailedChangeKeepsNothing},
@@ -333,6 +334,34 @@ func testHistoryRollbackRefusals(t *testing.T, f *historyFixture) {
 	wantErr(t, err, vault.ENOTFOUND, "")
 	_, err = f.svc.SecretVersions(f.ctx, user, vault.NewID(vault.PrefixSecret))
 	wantErr(t, err, vault.ENOTFOUND, "")
+}
+
+func testHistoryActors(t *testing.T, f *historyFixture) {
+	user := f.mustUser("alice")
+	as := func(tokenID string) context.Context {
+		return vault.WithActor(f.ctx, vault.Actor{UserID: user, TokenID: tokenID})
+	}
+	s := f.mustSecret(user, "API_KEY", value("v1"))
+	if _, err := f.svc.UpdateSecret(as("tok_first"), user, s.ID, vault.SecretPatch{Value: ptr(value("v2"))}); err != nil {
+		t.Fatal(err)
+	}
+	vs := f.wantVersions(user, s.ID, 2, 1)
+	if vs[0].ActorTokenID != "tok_first" || vs[1].ActorTokenID != "" || vs[1].ReplacedByTokenID != "tok_first" {
+		t.Errorf("after the first change: %+v", vs)
+	}
+	// A change without a token (the operator's command line) is kept with
+	// no actor.
+	f.mustUpdateSecret(user, s.ID, vault.SecretPatch{Value: ptr(value("v3"))})
+	if _, err := f.svc.RollbackSecret(as("tok_second"), user, s.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	vs = f.wantVersions(user, s.ID, 4, 3, 2, 1)
+	want := []struct{ actor, replacedBy string }{{"tok_second", ""}, {"", "tok_second"}, {"tok_first", ""}, {"", "tok_first"}}
+	for i, w := range want {
+		if vs[i].ActorTokenID != w.actor || vs[i].ReplacedByTokenID != w.replacedBy {
+			t.Errorf("version %d: actor %q replaced by %q, want %q and %q", vs[i].Version, vs[i].ActorTokenID, vs[i].ReplacedByTokenID, w.actor, w.replacedBy)
+		}
+	}
 }
 
 func testHistoryOtherUsers(t *testing.T, f *historyFixture) {
