@@ -36,6 +36,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx := context.WithValue(req.Context(), ctxUserID, userID)
 		ctx = context.WithValue(ctx, ctxTokenID, tokenID)
+		ctx = withUser(ctx, userID, tokenID)
 		c.SetRequest(req.WithContext(ctx))
 		return next(c)
 	}

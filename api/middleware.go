@@ -27,10 +27,14 @@ const (
 // RequestID returns the request id of a request handled by a Server.
 func RequestID(ctx context.Context) string { s, _ := ctx.Value(ctxRequestID).(string); return s }
 
-// middleware installs, outermost first: the request id, the request log
+// middleware installs, outermost first: the request id, the actor for the
+// audit trail (audit.go), the request log
 // (which also hands errors to the error handler), panic recovery and the
 // body limit.
 func (s *Server) middleware() {
+	// The client address is the connection's peer: no header a client
+	// can set is believed (see recordActor).
+	s.echo.IPExtractor = echo.ExtractIPDirect()
 	s.echo.Use(
 		dropBadRequestID,
 		middleware.RequestIDWithConfig(middleware.RequestIDConfig{
@@ -40,6 +44,7 @@ func (s *Server) middleware() {
 				c.SetRequest(req.WithContext(context.WithValue(req.Context(), ctxRequestID, id)))
 			},
 		}),
+		s.recordActor,
 		s.logRequests,
 		middleware.RecoverWithConfig(middleware.RecoverConfig{
 			// Hand the panic on as an error: the error handler answers 500

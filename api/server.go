@@ -76,6 +76,7 @@ func (s *Server) routes() {
 	s.historyRoutes(s.v1)
 	s.profileRoutes(s.v1)
 	s.taskRoutes(s.v1)
+	s.auditRoutes(s.v1)
 }
 
 // authed registers routes on a group, each behind the auth middleware.

@@ -220,7 +220,10 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 		}
 		return "", nil, fmt.Errorf("read profile: %w", err)
 	}
-	secrets, sources, err := o.vault.DecryptForProfile(ctx, t.UserID, t.ProfileID)
+	// The release is recorded in the audit trail before any value leaves
+	// the vault, once per start: no record, no start.
+	secrets, sources, err := o.vault.ReleaseForTask(ctx, t.UserID,
+		vault.TaskRelease{TaskID: t.ID, ProfileID: t.ProfileID, Attempt: t.Attempt})
 	if err != nil {
 		if errors.Is(err, vault.ErrDecrypt) {
 			// The message names the secret id and says nothing else.

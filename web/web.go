@@ -175,6 +175,7 @@ func (s *server) middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		id := newRequestID()
 		r = r.WithContext(context.WithValue(r.Context(), ctxRequestID, id))
+		r = withActor(r, id)
 		sw := &statusWriter{ResponseWriter: w}
 		h := sw.Header()
 		for k, v := range securityHeaders {
@@ -249,6 +250,7 @@ func (s *server) page(h handler) http.Handler {
 		if !ok {
 			return
 		}
+		r = withSession(r, u)
 		if err := h(w, r, u); err != nil {
 			s.fail(w, r, err)
 		}
@@ -263,6 +265,7 @@ func (s *server) action(h handler) http.Handler {
 		if !ok {
 			return
 		}
+		r = withSession(r, u)
 		if err := r.ParseForm(); err != nil {
 			s.badForm(w, r, err)
 			return
