@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/envvault/envvault/vault"
 )
@@ -198,6 +199,9 @@ func (db *DB) AuditChain(ctx context.Context, afterSeq int64, limit int) ([]*vau
 	return list, nil
 }
 
+// insufficientPrivilege is the SQLSTATE of a command the role may not run.
+const insufficientPrivilege = "42501"
+
 // pruneBatch is how many events PruneAudit deletes per transaction, so
 // that writers wait for the chain's lock at most that long.
 var pruneBatch int64 = 5000
@@ -257,7 +261,10 @@ func (db *DB) PruneAudit(ctx context.Context, before time.Time) (int64, vault.Au
 			done = done || cut > head.Seq
 			return nil
 		})
-		if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == insufficientPrivilege {
+			return total, vault.AuditHead{}, fmt.Errorf("prune audit events: the role of this connection may not delete them: prune as the tables' owner (DATABASE_MIGRATE_URL): %w", err)
+		} else if err != nil {
 			return total, vault.AuditHead{}, fmt.Errorf("prune audit events: %w", err)
 		}
 		total += n

@@ -64,6 +64,8 @@ type Config struct {
 
 	BatchSize int // keys rotate --batch-size
 
+	OlderThan time.Duration // audit prune --older-than
+
 	// secrets import FILE, secrets list.
 	ImportFile string   // secrets import FILE
 	UserID     string   // --user
@@ -337,6 +339,7 @@ running, and the next start with the same --worker-id attaches to them.
 			user,
 			m.keysCommand(newFS, opts),
 			m.secretsCommand(newFS),
+			m.auditCommand(newFS, opts),
 			{
 				Name:       "keygen",
 				ShortUsage: "envvault keygen",

@@ -144,6 +144,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.runSecretsImport(ctx)
 	case cmdSecretsList:
 		return m.runSecretsList(ctx)
+	case cmdAuditVerify:
+		return m.runAuditVerify(ctx)
+	case cmdAuditPrune:
+		return m.runAuditPrune(ctx)
 	default:
 		return fmt.Errorf("no command: run envvault --help")
 	}
