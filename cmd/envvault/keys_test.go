@@ -74,6 +74,15 @@ func TestKeysRotatePostgres(t *testing.T) {
 	testKeysRotate(t, map[string]string{"DATABASE_URL": url})
 }
 
+// TestKeysRotatePostgresServiceRole is the rotation as production runs it:
+// serve and keys rotate connect as the service role, which row-level
+// security applies to; the owner migrates.
+func TestKeysRotatePostgresServiceRole(t *testing.T) {
+	t.Parallel()
+	roles := testenv.RequirePostgresRoles(t)
+	testKeysRotate(t, map[string]string{"DATABASE_URL": roles.Service, "DATABASE_MIGRATE_URL": roles.Owner})
+}
+
 // testKeysRotate follows the README's rotation on a store: serve with key1;
 // serve with key2 and key1 as previous; keys rotate while it serves; keys
 // status; serve with key2 alone.
