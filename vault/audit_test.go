@@ -18,8 +18,8 @@ import (
 // deliberate (a new domain string).
 func TestAuditHashEncoding(t *testing.T) {
 	ev := &vault.AuditEvent{
-		Time: time.Date(2031, 7, 9, 10, 11, 12, 123456000, time.UTC),
-		Actor: vault.Actor{UserID: "usr_1", TokenID: "tok_1", RequestID: "req-1", ClientAddr: "192.0.2.1"},
+		Time:   time.Date(2031, 7, 9, 10, 11, 12, 123456000, time.UTC),
+		Actor:  vault.Actor{UserID: "usr_1", TokenID: "tok_1", RequestID: "req-1", ClientAddr: "192.0.2.1"},
 		Action: vault.ActionSecretUpdate, TargetType: vault.TargetSecret, TargetID: "sec_1",
 		Details: map[string]any{"version": 2, "name": "STRIPE_KEY", "changed": []string{"value"}, "html": "<&>"},
 	}
