@@ -78,6 +78,13 @@ func TestSecretHistory(t *testing.T) {
 	if entries[2]["created_at"] != created["created_at"] {
 		t.Errorf("version 1 created_at %v, the secret was created at %v", entries[2]["created_at"], created["created_at"])
 	}
+	// Each value names the token that saved it; the first, none.
+	tokID, _, _ := strings.Cut(tok, ".")
+	for i, want := range []any{tokID, tokID, nil} {
+		if entries[i]["actor_token_id"] != want {
+			t.Errorf("version %d actor_token_id %v, want %v", nums[i], entries[i]["actor_token_id"], want)
+		}
+	}
 	// A description change or a rename keeps no version.
 	want(t, e.call("PATCH", "/v1/secrets/"+sid, tok, `{"description":"d"}`), http.StatusOK, "")
 	want(t, e.call("PATCH", "/v1/secrets/"+sid, tok, `{"name":"RENAMED"}`), http.StatusOK, "")
@@ -88,8 +95,14 @@ func TestSecretHistory(t *testing.T) {
 		t.Errorf("env before rollback: RENAMED=%q", env["RENAMED"])
 	}
 
-	// Version 1, kept under the old name, comes back under the new one.
-	r = e.call("POST", "/v1/secrets/"+sid+"/rollback", tok, `{"version":1}`)
+	// Version 1, kept under the old name, comes back under the new one;
+	// another token of the same user rolls back.
+	tok2, err := e.svc.CreateToken(context.Background(), uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok2ID, _, _ := strings.Cut(tok2, ".")
+	r = e.call("POST", "/v1/secrets/"+sid+"/rollback", tok2, `{"version":1}`)
 	want(t, r, http.StatusOK, "")
 	back := r.json(t)
 	if back["version"] != 4.0 || back["name"] != "RENAMED" || back["description"] != "d" || back["id"] != sid {
@@ -110,6 +123,9 @@ func TestSecretHistory(t *testing.T) {
 	nums, entries = e.versionsOf(tok, sid)
 	if !slices.Equal(nums, []int{4, 3, 2, 1}) || entries[0]["created_at"] != back["updated_at"] {
 		t.Errorf("versions after rollback: %v, current created_at %v, rollback updated_at %v", nums, entries[0]["created_at"], back["updated_at"])
+	}
+	if entries[0]["actor_token_id"] != tok2ID || entries[1]["actor_token_id"] != tokID {
+		t.Errorf("after rollback: actor_token_id %v, %v; want %s, %s", entries[0]["actor_token_id"], entries[1]["actor_token_id"], tok2ID, tokID)
 	}
 	r = e.call("POST", "/v1/secrets/"+sid+"/rollback", tok, `{"version":3}`)
 	want(t, r, http.StatusOK, "")
