@@ -30,3 +30,11 @@ func (db *DB) UserTx(ctx context.Context, userID string, fn func(pgx.Tx) error) 
 func (db *DB) SystemTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return db.systemTx(ctx, readWrite, fn)
 }
+
+// PoolCount counts the rows of table straight on the pool, outside any
+// transaction the store opens.
+func (db *DB) PoolCount(ctx context.Context, table string) (int, error) {
+	var n int
+	err := db.pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{table}.Sanitize()).Scan(&n)
+	return n, err
+}

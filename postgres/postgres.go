@@ -172,9 +172,10 @@ func insertToken(ctx context.Context, db execer, t *vault.Token) error {
 // Its user is not known yet: it reads in system mode.
 func (db *DB) Token(ctx context.Context, id string) (*vault.Token, error) {
 	var t vault.Token
-	err := db.systemTx(ctx, readOnly, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT id, user_id, hash, created_at FROM tokens WHERE id = $1`, id).
-			Scan(&t.ID, &t.UserID, &t.Hash, &t.CreatedAt)
+	err := db.systemBatch(ctx, func(b *pgx.Batch) {
+		b.Queue(`SELECT id, user_id, hash, created_at FROM tokens WHERE id = $1`, id).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&t.ID, &t.UserID, &t.Hash, &t.CreatedAt)
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read token %s: %w", id, convertNotFound(err, "token"))

@@ -69,6 +69,28 @@ func (db *DB) scopedTx(ctx context.Context, opts pgx.TxOptions, setting, value s
 	return nil
 }
 
+// userBatch sends the statements queue adds to b after setting the user,
+// in one pipeline: one round trip, one implicit transaction (until the
+// pipeline's one Sync), in which the setting holds. It is for the methods
+// of one statement, which would otherwise pay a round trip each for
+// BEGIN, the setting and COMMIT. A statement that fails rolls back the
+// ones before it and skips the ones after it.
+func (db *DB) userBatch(ctx context.Context, userID string, queue func(b *pgx.Batch)) error {
+	return db.scopedBatch(ctx, settingUser, userID, queue)
+}
+
+// systemBatch is userBatch in system mode.
+func (db *DB) systemBatch(ctx context.Context, queue func(b *pgx.Batch)) error {
+	return db.scopedBatch(ctx, settingSystem, "on", queue)
+}
+
+func (db *DB) scopedBatch(ctx context.Context, setting, value string, queue func(b *pgx.Batch)) error {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config($1, $2, true)`, setting, value).Exec(func(pgconn.CommandTag) error { return nil })
+	queue(b)
+	return db.pool.SendBatch(ctx, b).Close()
+}
+
 // BypassesRLS reports whether the role the store connects as passes
 // through row-level security: a superuser or a BYPASSRLS role. The
 // service should connect as neither (see the README).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -533,4 +534,109 @@ func TestBypassesRLS(t *testing.T) {
 	if bypass, err := super.BypassesRLS(ctx); err != nil || !bypass {
 		t.Errorf("superuser: BypassesRLS = %v, %v; want true", bypass, err)
 	}
+}
+
+// TestRLSSettingEndsWithItsTransaction runs every kind of store call on a
+// pool of one connection, then a statement straight on that connection:
+// it sees nothing, as no setting outlives the transaction or pipeline that
+// made it.
+func TestRLSSettingEndsWithItsTransaction(t *testing.T) {
+	d := newRLSDB(t)
+	u := seedTwoUsers(t, d)
+	ctx := t.Context()
+	url := d.Service + " pool_max_conns=1"
+	if strings.Contains(d.Service, "://") {
+		url = d.Service + "&pool_max_conns=1"
+		if !strings.Contains(d.Service, "?") {
+			url = d.Service + "?pool_max_conns=1"
+		}
+	}
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	calls := map[string]func() error{
+		"View (a transaction)": func() error {
+			return db.View(ctx, u.b, func(tx vault.Tx) error {
+				_, err := tx.Secret(ctx, u.bSecret.ID)
+				return err
+			})
+		},
+		"SecretsForProfile (a pipeline)": func() error {
+			_, err := db.SecretsForProfile(ctx, u.b, u.bProfile.ID)
+			return err
+		},
+		"Task (a pipeline)": func() error {
+			_, err := db.Task(ctx, u.b, u.bTask)
+			return err
+		},
+		"Token (system mode, a pipeline)": func() error {
+			_, err := db.Token(ctx, "tok_none")
+			if vault.ErrorCode(err) == vault.ENOTFOUND {
+				return nil
+			}
+			return err
+		},
+		"ActiveTasks (system mode, a pipeline)": func() error {
+			_, err := db.ActiveTasks(ctx, "")
+			return err
+		},
+	}
+	for name, call := range calls {
+		if err := call(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, table := range []string{"secrets", "tokens", "tasks"} {
+			if n, err := db.PoolCount(ctx, table); err != nil || n != 0 {
+				t.Errorf("after %s, the connection sees %d rows of %s (%v), want none", name, n, table, err)
+			}
+		}
+	}
+}
+
+// BenchmarkSecretsForProfileRLS measures the one query of the task-start
+// hot path on one database, as the superuser (who passes through
+// row-level security) and as the service role (under it), with other
+// users' secrets in the same tables; and Token, the lookup of every API
+// request, in system mode.
+func BenchmarkSecretsForProfileRLS(b *testing.B) {
+	d := newRLSDB(b)
+	ctx := context.Background()
+	super, err := postgres.Open(ctx, d.Super)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer super.Close()
+	svc := newService(b, d.service, vault.Options{MaxSecrets: 10_000})
+	for range 9 { // neighbours
+		seedProfile(b, svc, 100)
+	}
+	for _, n := range []int{10, 100, 1000} {
+		user, profile := seedProfile(b, svc, n)
+		for _, as := range []struct {
+			name string
+			db   *postgres.DB
+		}{{"superuser", super}, {"service-role", d.service}} {
+			b.Run(fmt.Sprintf("secrets=%d/%s", n, as.name), func(b *testing.B) {
+				for b.Loop() {
+					list, err := as.db.SecretsForProfile(ctx, user, profile)
+					if err != nil || len(list) != n {
+						b.Fatalf("SecretsForProfile = %d, %v; want %d", len(list), err, n)
+					}
+				}
+			})
+		}
+	}
+	_, token, err := svc.CreateUser(ctx, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("token/service-role", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := svc.Authenticate(ctx, token); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -46,11 +46,7 @@ func utcPtr(t *time.Time) *time.Time {
 	return &u
 }
 
-func queryTasks(ctx context.Context, q querier, sql string, args ...any) ([]*orchestrator.Task, error) {
-	rows, err := q.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, convert(err)
-	}
+func scanTasks(rows pgx.Rows) ([]*orchestrator.Task, error) {
 	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*orchestrator.Task, error) { return scanTask(row) })
 	if err != nil {
 		return nil, convert(err)
@@ -81,13 +77,15 @@ func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
 	// which a SELECT list would otherwise leave as text.
 	args := append([]any{t.ID, t.UserID, t.ProfileID, t.Prompt, t.CreatedAt}, mutableTaskValues(t)...)
 	var tag pgconn.CommandTag
-	err := db.userTx(ctx, readWrite, t.UserID, func(tx pgx.Tx) (err error) {
-		tag, err = tx.Exec(ctx, `INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+mutableTaskCols+`)
+	err := db.userBatch(ctx, t.UserID, func(b *pgx.Batch) {
+		b.Queue(`INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+mutableTaskCols+`)
 		SELECT $1::text, $2::text, $3::text, $4::text, $5::timestamptz,
 			$6::text, $7::integer, $8::text, $9::text, $10::jsonb, $11::text, $12::integer,
 			$13::boolean, $14::boolean, $15::timestamptz, $16::timestamptz, $17::timestamptz
-		FROM profiles WHERE id = $3 AND user_id = $2`, args...)
-		return err
+		FROM profiles WHERE id = $3 AND user_id = $2`, args...).Exec(func(ct pgconn.CommandTag) error {
+			tag = ct
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("create task %s: %w", t.ID, convert(err))
@@ -102,9 +100,11 @@ func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
 // is another user's.
 func (db *DB) Task(ctx context.Context, userID, id string) (*orchestrator.Task, error) {
 	var t *orchestrator.Task
-	err := db.userTx(ctx, readOnly, userID, func(tx pgx.Tx) (err error) {
-		t, err = scanTask(tx.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = $1 AND user_id = $2`, id, userID))
-		return err
+	err := db.userBatch(ctx, userID, func(b *pgx.Batch) {
+		b.Queue(`SELECT `+taskCols+` FROM tasks WHERE id = $1 AND user_id = $2`, id, userID).QueryRow(func(row pgx.Row) (err error) {
+			t, err = scanTask(row)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read task %s: %w", id, convertNotFound(err, "task"))
@@ -130,13 +130,15 @@ func (db *DB) Tasks(ctx context.Context, userID string, f vault.ListFilter) ([]*
 		args = append(args, time.UnixMicro(us).UTC(), f.After.ID)
 	}
 	var list []*orchestrator.Task
-	err := db.userTx(ctx, readOnly, userID, func(tx pgx.Tx) (err error) {
-		list, err = queryTasks(ctx, tx, `SELECT `+taskCols+` FROM tasks WHERE `+where+
-			` ORDER BY created_at DESC, id DESC LIMIT `+strconv.Itoa(f.Limit), args...)
-		return err
+	err := db.userBatch(ctx, userID, func(b *pgx.Batch) {
+		b.Queue(`SELECT `+taskCols+` FROM tasks WHERE `+where+
+			` ORDER BY created_at DESC, id DESC LIMIT `+strconv.Itoa(f.Limit), args...).Query(func(rows pgx.Rows) (err error) {
+			list, err = scanTasks(rows)
+			return err
+		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list tasks: %w", err)
+		return nil, fmt.Errorf("list tasks: %w", convert(err))
 	}
 	return list, nil
 }
@@ -157,9 +159,11 @@ const claimTask = `UPDATE tasks SET status = 'starting', worker = $1, updated_at
 // user's: it runs in system mode.
 func (db *DB) ClaimTask(ctx context.Context, worker string) (*orchestrator.Task, error) {
 	var t *orchestrator.Task
-	err := db.systemTx(ctx, readWrite, func(tx pgx.Tx) (err error) {
-		t, err = scanTask(tx.QueryRow(ctx, claimTask, worker, time.Now().UTC().Truncate(time.Microsecond)))
-		return err
+	err := db.systemBatch(ctx, func(b *pgx.Batch) {
+		b.Queue(claimTask, worker, time.Now().UTC().Truncate(time.Microsecond)).QueryRow(func(row pgx.Row) (err error) {
+			t, err = scanTask(row)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim task: %w", convertNotFound(err, "queued task"))
@@ -217,12 +221,14 @@ func (db *DB) ActiveTasks(ctx context.Context, worker string) ([]*orchestrator.T
 		args = append(args, worker)
 	}
 	var list []*orchestrator.Task
-	err := db.systemTx(ctx, readOnly, func(tx pgx.Tx) (err error) {
-		list, err = queryTasks(ctx, tx, query+` ORDER BY created_at, id`, args...)
-		return err
+	err := db.systemBatch(ctx, func(b *pgx.Batch) {
+		b.Queue(query+` ORDER BY created_at, id`, args...).Query(func(rows pgx.Rows) (err error) {
+			list, err = scanTasks(rows)
+			return err
+		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list active tasks: %w", err)
+		return nil, fmt.Errorf("list active tasks: %w", convert(err))
 	}
 	return list, nil
 }
@@ -244,9 +250,11 @@ func (db *DB) AppendTaskLog(ctx context.Context, taskID string, data []byte) err
 		data = []byte{} // the column is NOT NULL; nil encodes as NULL
 	}
 	var tag pgconn.CommandTag
-	err := db.systemTx(ctx, readWrite, func(tx pgx.Tx) (err error) {
-		tag, err = tx.Exec(ctx, appendTaskLog, taskID, data)
-		return err
+	err := db.systemBatch(ctx, func(b *pgx.Batch) {
+		b.Queue(appendTaskLog, taskID, data).Exec(func(ct pgconn.CommandTag) error {
+			tag = ct
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("append log of task %s: %w", taskID, convert(err))
@@ -261,18 +269,16 @@ func (db *DB) AppendTaskLog(ctx context.Context, taskID string, data []byte) err
 // all of them after 0. A task that does not exist has none.
 func (db *DB) TaskLogs(ctx context.Context, taskID string, afterSeq int64) ([]orchestrator.LogChunk, error) {
 	var chunks []orchestrator.LogChunk
-	err := db.systemTx(ctx, readOnly, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT seq, data FROM task_logs WHERE task_id = $1 AND seq > $2 ORDER BY seq`,
-			taskID, afterSeq)
-		if err != nil {
+	err := db.systemBatch(ctx, func(b *pgx.Batch) {
+		b.Queue(`SELECT seq, data FROM task_logs WHERE task_id = $1 AND seq > $2 ORDER BY seq`,
+			taskID, afterSeq).Query(func(rows pgx.Rows) (err error) {
+			chunks, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (orchestrator.LogChunk, error) {
+				var c orchestrator.LogChunk
+				err := row.Scan(&c.Seq, &c.Data)
+				return c, err
+			})
 			return err
-		}
-		chunks, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (orchestrator.LogChunk, error) {
-			var c orchestrator.LogChunk
-			err := row.Scan(&c.Seq, &c.Data)
-			return c, err
 		})
-		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read logs of task %s: %w", taskID, err)
@@ -283,9 +289,8 @@ func (db *DB) TaskLogs(ctx context.Context, taskID string, afterSeq int64) ([]or
 // ClearTaskLogs deletes a task's stored output. The seqs of the chunks
 // appended after it go on from the last one before it.
 func (db *DB) ClearTaskLogs(ctx context.Context, taskID string) error {
-	err := db.systemTx(ctx, readWrite, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `DELETE FROM task_logs WHERE task_id = $1`, taskID)
-		return err
+	err := db.systemBatch(ctx, func(b *pgx.Batch) {
+		b.Queue(`DELETE FROM task_logs WHERE task_id = $1`, taskID)
 	})
 	if err != nil {
 		return fmt.Errorf("clear logs of task %s: %w", taskID, err)

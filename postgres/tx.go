@@ -408,19 +408,20 @@ const forProfile = `SELECT ` + secretCols + `
 // is not userID's.
 func (db *DB) SecretsForProfile(ctx context.Context, userID, profileID string) ([]*vault.Secret, error) {
 	var list []*vault.Secret
-	err := db.userTx(ctx, readOnly, userID, func(tx pgx.Tx) (err error) {
-		list, err = secretsForProfile(ctx, tx, userID, profileID)
-		return err
+	err := db.userBatch(ctx, userID, func(b *pgx.Batch) {
+		b.Queue(forProfile, profileID, userID).Query(func(rows pgx.Rows) (err error) {
+			list, err = scanForProfile(rows)
+			return err
+		})
 	})
-	return list, err
-}
-
-func secretsForProfile(ctx context.Context, q querier, userID, profileID string) ([]*vault.Secret, error) {
-	rows, err := q.Query(ctx, forProfile, profileID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("read secrets for profile %s: %w", profileID, err)
 	}
-	defer rows.Close()
+	return list, nil
+}
+
+// scanForProfile reads the rows of forProfile.
+func scanForProfile(rows pgx.Rows) ([]*vault.Secret, error) {
 	var (
 		list    []*vault.Secret
 		profile bool
@@ -440,7 +441,7 @@ func secretsForProfile(ctx context.Context, q querier, userID, profileID string)
 		err := rows.Scan(&id, &userCol, &name, &scope, &desc, &version,
 			&s.SealedValue, &s.SealedKey, &mkID, &created, &updated, &s.ProfileIDs)
 		if err != nil {
-			return nil, fmt.Errorf("read secrets for profile %s: %w", profileID, err)
+			return nil, err
 		}
 		if !id.Valid { // the profile receives no secret
 			continue
@@ -454,7 +455,7 @@ func secretsForProfile(ctx context.Context, q querier, userID, profileID string)
 		list = append(list, &s)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read secrets for profile %s: %w", profileID, err)
+		return nil, err
 	}
 	if !profile {
 		return nil, vault.Errorf(vault.ENOTFOUND, "profile not found")

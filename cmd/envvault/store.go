@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/postgres"
 	"github.com/envvault/envvault/sqlite"
@@ -83,11 +85,18 @@ func (m *Main) migratePostgres(ctx context.Context) (int, error) {
 	}
 	defer owner.Close()
 	n, err := owner.Migrate(ctx)
-	if err != nil {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == insufficientPrivilege && name == "DATABASE_URL" {
+		return 0, fmt.Errorf("migrate PostgreSQL (DATABASE_URL): %w: a migration is pending, and the role of DATABASE_URL may not apply it; "+
+			"set DATABASE_MIGRATE_URL to the tables' owner (README, Row-level security)", err)
+	} else if err != nil {
 		return 0, fmt.Errorf("migrate PostgreSQL (%s): %w", name, err)
 	}
 	return n, nil
 }
+
+// insufficientPrivilege is PostgreSQL's SQLSTATE for a missing privilege.
+const insufficientPrivilege = "42501"
 
 // storeName says which store is in use, without the database URL's
 // password.

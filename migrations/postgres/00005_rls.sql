@@ -59,6 +59,10 @@ $$;
 GRANT SELECT, INSERT, UPDATE, DELETE
     ON users, tokens, profiles, secrets, secret_grants, secret_versions, tasks, task_logs, key_checks
     TO envvault_app;
+-- goose's version table, read only: every command applies the migrations
+-- at start-up, and as the service role that succeeds when none is pending
+-- (and fails, for lack of privileges, when one is: the owner applies it).
+GRANT SELECT ON goose_db_version TO envvault_app;
 
 ALTER TABLE users ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY users_own ON users
