@@ -33,7 +33,8 @@ type ImportLineError struct {
 
 // ImportError is an import refused for its entries: it names every entry
 // that breaks a rule, by line, in line order. It wraps an *Error of code
-// EINVALID (ECONFLICT if every line is a conflict with existing secrets).
+// EINVALID for entries that break a rule on names or values (CheckImport),
+// ECONFLICT for entries that collide with the user's secrets.
 type ImportError struct {
 	Lines []ImportLineError
 	code  string // EINVALID if ""
