@@ -196,6 +196,33 @@ func refuseStatus(err error) int {
 	return http.StatusUnprocessableEntity
 }
 
+// refuseSecretForm shows the secret form f again, with the status of err
+// and the errors addError put on f; a value the user typed is never sent
+// back, only said to be dropped.
+func (s *server) refuseSecretForm(w http.ResponseWriter, r *http.Request, u *user, f *secretForm, value string, err error) error {
+	f.ValueDropped = value != ""
+	status := refuseStatus(err)
+	if f.Profiles, err = s.allProfiles(r.Context(), u.ID); err != nil {
+		return err
+	}
+	s.renderSecretForm(w, r, u, status, f)
+	return nil
+}
+
+// secretAndProfiles returns the user's secret id and all the user's
+// profiles to choose from (ENOTFOUND if there is no such secret).
+func (s *server) secretAndProfiles(ctx context.Context, userID, id string) (*vault.Secret, []profileOption, error) {
+	sec, err := s.vault.Secret(ctx, userID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	profiles, err := s.allProfiles(ctx, userID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sec, profiles, nil
+}
+
 func (s *server) secretCreate(w http.ResponseWriter, r *http.Request, u *user) error {
 	ctx := r.Context()
 	f, value, ids := readSecretForm(r)
@@ -220,22 +247,12 @@ func (s *server) secretCreate(w http.ResponseWriter, r *http.Request, u *user) e
 			return err
 		}
 	}
-	f.ValueDropped = value != ""
-	status := refuseStatus(err)
-	if f.Profiles, err = s.allProfiles(ctx, u.ID); err != nil {
-		return err
-	}
-	s.renderSecretForm(w, r, u, status, f)
-	return nil
+	return s.refuseSecretForm(w, r, u, f, value, err)
 }
 
 func (s *server) secretEdit(w http.ResponseWriter, r *http.Request, u *user) error {
 	ctx := r.Context()
-	sec, err := s.vault.Secret(ctx, u.ID, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	profiles, err := s.allProfiles(ctx, u.ID)
+	sec, profiles, err := s.secretAndProfiles(ctx, u.ID, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -277,13 +294,7 @@ func (s *server) secretUpdate(w http.ResponseWriter, r *http.Request, u *user) e
 			return err // ENOTFOUND among them
 		}
 	}
-	f.ValueDropped = value != ""
-	status := refuseStatus(err)
-	if f.Profiles, err = s.allProfiles(ctx, u.ID); err != nil {
-		return err
-	}
-	s.renderSecretForm(w, r, u, status, f)
-	return nil
+	return s.refuseSecretForm(w, r, u, f, value, err)
 }
 
 // secretDeleteData is the delete confirmation's data.
@@ -295,11 +306,7 @@ type secretDeleteData struct {
 
 func (s *server) secretDeletePage(w http.ResponseWriter, r *http.Request, u *user) error {
 	ctx := r.Context()
-	sec, err := s.vault.Secret(ctx, u.ID, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	profiles, err := s.allProfiles(ctx, u.ID)
+	sec, profiles, err := s.secretAndProfiles(ctx, u.ID, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
