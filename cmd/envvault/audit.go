@@ -136,15 +136,25 @@ func parseRetention(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// runAuditVerify is `envvault audit verify`.
-func (m *Main) runAuditVerify(ctx context.Context) error {
+// verifyAudit opens the store and walks its audit chain. A broken chain
+// is in the report, not an error.
+func (m *Main) verifyAudit(ctx context.Context) (db, vault.AuditReport, error) {
 	store, _, err := m.openStore(ctx)
 	if err != nil {
-		return err
+		return nil, vault.AuditReport{}, err
 	}
 	rep, err := vault.VerifyAudit(ctx, store)
 	if err != nil {
-		return fmt.Errorf("verify the audit trail of %s: %w", m.storeName(), err)
+		return nil, vault.AuditReport{}, fmt.Errorf("verify the audit trail of %s: %w", m.storeName(), err)
+	}
+	return store, rep, nil
+}
+
+// runAuditVerify is `envvault audit verify`.
+func (m *Main) runAuditVerify(ctx context.Context) error {
+	_, rep, err := m.verifyAudit(ctx)
+	if err != nil {
+		return err
 	}
 	if rep.Break != nil {
 		return fmt.Errorf("audit chain broken at seq %d: %s (%d events before it verified)", rep.Break.Seq, rep.Break.Reason, rep.Events)
@@ -170,13 +180,9 @@ func describeChain(h vault.AuditHead) string {
 
 // runAuditPrune is `envvault audit prune`.
 func (m *Main) runAuditPrune(ctx context.Context) error {
-	store, _, err := m.openStore(ctx)
+	store, rep, err := m.verifyAudit(ctx)
 	if err != nil {
 		return err
-	}
-	rep, err := vault.VerifyAudit(ctx, store)
-	if err != nil {
-		return fmt.Errorf("verify the audit trail of %s: %w", m.storeName(), err)
 	}
 	if rep.Break != nil {
 		return fmt.Errorf("not pruning: the audit chain is broken at seq %d: %s; run envvault audit verify, and keep the evidence", rep.Break.Seq, rep.Break.Reason)
