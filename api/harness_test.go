@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,6 +23,8 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 
+	"github.com/envvault/envvault/internal/testenv"
+	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/vault"
 )
@@ -92,24 +93,6 @@ func unseenResponses() []string {
 	return missing
 }
 
-// lockedBuffer collects log output written from server goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testEnv is a real Server over a real SQLite store behind real HTTP. Every
 // response it gets is checked against the OpenAPI document, and kept in a
 // transcript the canary checks read.
@@ -120,7 +103,7 @@ type testEnv struct {
 	svc    *vault.Service
 	store  *sqlite.DB
 	dbPath string
-	logs   *lockedBuffer
+	logs   *testenv.SyncBuffer
 	doc    *openapi3.T
 	router routers.Router
 
@@ -140,27 +123,10 @@ func newTestEnv(t *testing.T, opts ...envOptions) *testEnv {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	ctx := context.Background()
 	dbPath := filepath.Join(t.TempDir(), "v.db")
-	db, err := sqlite.Open(ctx, dbPath)
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	keys, err := vault.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := vault.NewService(db, keys, vault.Options{MaxSecrets: o.maxSecrets})
-	if err := svc.CheckKeys(ctx); err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
+	db := testvault.MustSQLite(t, dbPath)
+	svc := testvault.MustService(t, db, vault.Options{MaxSecrets: o.maxSecrets})
+	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := NewServer(Config{Service: svc, Logger: logger, BodyLimit: o.bodyLimit})
 	if o.setup != nil {

@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -29,9 +28,9 @@ import (
 
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/internal/testimage"
+	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/runner"
-	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -71,27 +70,10 @@ func newTaskEnv(t *testing.T, o taskEnvOptions) *taskEnv {
 		e.envImage, e.shellImage = testimage.Build(t, e.cli)
 		e.runner = runner.New(e.cli, runner.Options{StopTimeout: 5 * time.Second})
 	}
-	ctx := context.Background()
 	dbPath := filepath.Join(t.TempDir(), "v.db")
-	db, err := sqlite.Open(ctx, dbPath)
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	keys, err := vault.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := vault.NewService(db, keys, vault.Options{Names: vault.NamePolicy{Locked: o.baseline.Locked}})
-	if err := svc.CheckKeys(ctx); err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
+	db := testvault.MustSQLite(t, dbPath)
+	svc := testvault.MustService(t, db, vault.Options{Names: vault.NamePolicy{Locked: o.baseline.Locked}})
+	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.orch = orchestrator.New(orchestrator.Config{
 		Vault: svc, Store: db, Runner: e.runner, Baseline: o.baseline, Logger: logger,

@@ -17,29 +17,13 @@ import (
 	"testing"
 
 	"github.com/envvault/envvault/api"
+	"github.com/envvault/envvault/internal/testenv"
+	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/vault"
 	"github.com/envvault/envvault/web"
 )
-
-// lockedBuffer collects log output written from server goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // stack is envvault as cmd/envvault wires it: the API at /v1, /healthz
 // and /readyz, the dashboard at /, over a real SQLite file, served over
@@ -52,7 +36,7 @@ type stack struct {
 	store  *sqlite.DB
 	dbPath string
 	orch   *orchestrator.Orchestrator
-	logs   *lockedBuffer
+	logs   *testenv.SyncBuffer
 	userID string
 	token  string
 }
@@ -70,28 +54,10 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		o = opts[0]
 	}
 	ctx := context.Background()
-	s := &stack{logs: &lockedBuffer{}, dbPath: filepath.Join(t.TempDir(), "envvault.db")}
-	store, err := sqlite.Open(ctx, s.dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	key, err := vault.ParseKey(vault.GenerateKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := vault.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := &stack{logs: &testenv.SyncBuffer{}, dbPath: filepath.Join(t.TempDir(), "envvault.db")}
+	store := testvault.MustSQLite(t, s.dbPath)
 	s.store = store
-	s.svc = vault.NewService(store, keys, vault.Options{})
-	if err := s.svc.CheckKeys(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s.svc = testvault.MustService(t, store, vault.Options{})
 	u, token, err := s.svc.CreateUser(ctx, "dev")
 	if err != nil {
 		t.Fatal(err)

@@ -304,17 +304,17 @@ func checkSeeded(t *testing.T, dataDir, key string, seeded []seededUser) {
 	}
 }
 
-// onWrite is a syncBuffer that calls fn, once, after the first write
+// onWrite is a testenv.SyncBuffer that calls fn, once, after the first write
 // containing match.
 type onWrite struct {
-	syncBuffer
+	testenv.SyncBuffer
 	match string
 	once  sync.Once
 	fn    func()
 }
 
 func (w *onWrite) Write(p []byte) (int, error) {
-	n, err := w.syncBuffer.Write(p)
+	n, err := w.SyncBuffer.Write(p)
 	if strings.Contains(string(p), w.match) {
 		w.once.Do(w.fn)
 	}
@@ -335,7 +335,7 @@ func TestKeysRotateInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	stdout := &onWrite{match: "re-wrapped", fn: cancel}
-	m := &Main{Stdout: stdout, Stderr: &syncBuffer{}, Getenv: func(k string) string { return env[k] }}
+	m := &Main{Stdout: stdout, Stderr: &testenv.SyncBuffer{}, Getenv: func(k string) string { return env[k] }}
 	t.Cleanup(func() { m.Close() })
 	if err := m.ParseFlags(ctx, args); err != nil {
 		t.Fatal(err)
@@ -378,10 +378,10 @@ func TestKeysRotateKilled(t *testing.T) {
 
 	// start runs keys rotate with batches of one, so that it is still
 	// running when the first progress line comes.
-	start := func() (*exec.Cmd, *lineWatcher, *syncBuffer) {
+	start := func() (*exec.Cmd, *lineWatcher, *testenv.SyncBuffer) {
 		cmd := exec.Command(bin, "keys", "rotate", "--batch-size", "1", "--data-dir", dir)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "ENCRYPTION_KEY=" + key2, "ENCRYPTION_KEY_PREVIOUS=" + key1}
-		stderr := &syncBuffer{}
+		stderr := &testenv.SyncBuffer{}
 		cmd.Stderr = stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {

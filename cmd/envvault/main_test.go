@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/envvault/envvault/internal/testenv"
@@ -25,30 +24,11 @@ import (
 // anything envvault prints or logs.
 const canary = "CANARY-v4lue-9f1c2e7d-never-log-me"
 
-// syncBuffer is a bytes.Buffer that the server's goroutines may write to
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // instance is one Main run in process.
 type instance struct {
 	m      *Main
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testenv.SyncBuffer
+	stderr *testenv.SyncBuffer
 }
 
 // url is the base URL of a serving instance.
@@ -70,7 +50,7 @@ func start(t *testing.T, env map[string]string, args ...string) (*instance, erro
 // parses its flags.
 func startMain(t *testing.T, env map[string]string, setup func(*Main), args ...string) (*instance, error) {
 	t.Helper()
-	in := &instance{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	in := &instance{stdout: &testenv.SyncBuffer{}, stderr: &testenv.SyncBuffer{}}
 	in.m = &Main{Stdout: in.stdout, Stderr: in.stderr, Getenv: func(k string) string { return env[k] }}
 	if setup != nil {
 		setup(in.m)
