@@ -4,9 +4,8 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/envvault/envvault/vault"
+	"github.com/envvault/envvault/storetest"
 )
 
 // TestPruneAuditInBatches prunes across several batches: each moves the
@@ -24,26 +23,5 @@ func TestPruneAuditInBatches(t *testing.T) {
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	base := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := range 11 {
-		ev := &vault.AuditEvent{Time: base.Add(time.Duration(i) * time.Hour), Action: vault.ActionAuthFailed}
-		if err := db.AppendAuditEvent(ctx, ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n, head, err := db.PruneAudit(ctx, base.Add(8*time.Hour))
-	if err != nil || n != 8 || head.FirstSeq != 9 || head.Seq != 11 {
-		t.Fatalf("prune: %d, %+v, %v; want 8 deleted, first seq 9", n, head, err)
-	}
-	rep, err := vault.VerifyAudit(ctx, db)
-	if err != nil || rep.Break != nil || rep.Events != 3 {
-		t.Fatalf("verify: %+v, %v", rep, err)
-	}
-	n, head, err = db.PruneAudit(ctx, base.Add(100*time.Hour))
-	if err != nil || n != 3 || head.FirstSeq != 12 {
-		t.Fatalf("prune all: %d, %+v, %v", n, head, err)
-	}
-	if rep, err := vault.VerifyAudit(ctx, db); err != nil || rep.Break != nil || rep.Events != 0 {
-		t.Fatalf("verify: %+v, %v", rep, err)
-	}
+	storetest.RunAuditPruneInBatches(t, db)
 }
