@@ -77,22 +77,8 @@ func TestRLSTasksConformance(t *testing.T) {
 		d := newRLSDB(t)
 		return storetest.TaskBackend{
 			Store: d.service,
-			DeleteUser: func(ctx context.Context, userID string) error {
-				// The operator, in psql, as a superuser.
-				conn, err := pgx.Connect(ctx, d.Super)
-				if err != nil {
-					return err
-				}
-				defer conn.Close(context.WithoutCancel(ctx))
-				tag, err := conn.Exec(ctx, `DELETE FROM users WHERE id = $1`, userID)
-				if err != nil {
-					return err
-				}
-				if n := tag.RowsAffected(); n != 1 {
-					return fmt.Errorf("deleted %d users, want 1", n)
-				}
-				return nil
-			},
+			// The operator, in psql, as a superuser.
+			DeleteUser: deleteUserVia(d.Super),
 		}
 	})
 }
