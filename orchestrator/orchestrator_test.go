@@ -14,6 +14,7 @@ import (
 
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/internal/testimage"
+	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/postgres"
 	"github.com/envvault/envvault/runner"
@@ -98,15 +99,7 @@ func newFixture(t *testing.T, store taskStore, docker bool) *fixture {
 		f.envImage, f.shellImage = testimage.Build(t, f.cli)
 		f.runner = runner.New(f.cli, runner.Options{StopTimeout: 5 * time.Second})
 	}
-	key, err := vault.ParseKey(vault.GenerateKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := vault.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.svc = vault.NewService(store, keys, vault.Options{})
+	f.svc = vault.NewService(store, testvault.MustKeyring(t), vault.Options{})
 	u, _, err := f.svc.CreateUser(context.Background(), "alice")
 	if err != nil {
 		t.Fatal(err)

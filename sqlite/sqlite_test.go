@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/storetest"
 	"github.com/envvault/envvault/vault"
@@ -137,7 +138,7 @@ func TestWritesFromTwoHandlesAreSerialized(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "envvault.db")
 	first := mustOpenPath(t, path)
 	second := mustOpenPath(t, path)
-	keys := mustKeyring(t)
+	keys := testvault.MustKeyring(t)
 	const limit = 4
 	services := []*vault.Service{
 		vault.NewService(first, keys, vault.Options{MaxSecrets: limit}),
@@ -174,23 +175,10 @@ func TestWritesFromTwoHandlesAreSerialized(t *testing.T) {
 	}
 }
 
-func mustKeyring(t *testing.T) *vault.Keyring {
-	t.Helper()
-	key, err := vault.ParseKey(vault.GenerateKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := vault.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keys
-}
-
 // A reader is not held up by a writer: WAL mode.
 func TestViewDoesNotWaitForUpdate(t *testing.T) {
 	db := mustOpen(t)
-	svc := vault.NewService(db, mustKeyring(t), vault.Options{})
+	svc := vault.NewService(db, testvault.MustKeyring(t), vault.Options{})
 	u, _, err := svc.CreateUser(t.Context(), "alice")
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +226,7 @@ func TestOpenRefuses(t *testing.T) {
 
 func TestReopenKeepsData(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "envvault.db")
-	keys := mustKeyring(t)
+	keys := testvault.MustKeyring(t)
 	db, err := sqlite.Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +292,7 @@ func TestTamperedRowsFailToOpen(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "envvault.db")
 			db := mustOpenPath(t, path)
-			svc := vault.NewService(db, mustKeyring(t), vault.Options{})
+			svc := vault.NewService(db, testvault.MustKeyring(t), vault.Options{})
 			u, _, err := svc.CreateUser(t.Context(), "alice")
 			if err != nil {
 				t.Fatal(err)

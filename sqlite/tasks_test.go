@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/storetest"
@@ -47,7 +48,7 @@ func TestTasksFromTwoHandles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "envvault.db")
 	handles := []*sqlite.DB{mustOpenPath(t, path), mustOpenPath(t, path)}
 	ctx := t.Context()
-	svc := vault.NewService(handles[0], mustKeyring(t), vault.Options{})
+	svc := vault.NewService(handles[0], testvault.MustKeyring(t), vault.Options{})
 	u, _, err := svc.CreateUser(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
