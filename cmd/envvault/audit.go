@@ -52,15 +52,6 @@ func (m *Main) auditCommand(newFS func(string) *flag.FlagSet, opts []ff.Option) 
 		return nil
 	})
 
-	selected := func(cfg *Config) func(context.Context, []string) error {
-		return func(_ context.Context, args []string) error {
-			if len(args) > 0 {
-				return fmt.Errorf("envvault %s takes no arguments, got %q", cfg.Command, args)
-			}
-			m.Config = *cfg
-			return nil
-		}
-	}
 	audit := &ffcli.Command{
 		Name:       "audit",
 		ShortUsage: "envvault audit verify|prune [flags]",
@@ -83,7 +74,7 @@ content changed, events missing (deleted), or out of order (reordered).
 ` + auditHelp + "\n\n" + envHelp,
 				FlagSet: verifyFS,
 				Options: opts,
-				Exec:    selected(verify),
+				Exec:    m.selected(verify),
 			},
 			{
 				Name:       "prune",
@@ -100,7 +91,7 @@ DATABASE_MIGRATE_URL when set (the service's role may not delete events).
 ` + auditHelp + "\n\n" + envHelp,
 				FlagSet: pruneFS,
 				Options: opts,
-				Exec:    selected(prune),
+				Exec:    m.selected(prune),
 			},
 		},
 	}

@@ -158,6 +158,18 @@ Without it the store is the SQLite file <data-dir>/envvault.db.
 DATABASE_MIGRATE_URL (or _FILE) is the tables' owner, which applies the
 migrations, when DATABASE_URL is a role under row-level security (README).`
 
+// selected is the Exec of a command that takes no arguments: it records
+// cfg as the command Run carries out.
+func (m *Main) selected(cfg *Config) func(context.Context, []string) error {
+	return func(_ context.Context, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("envvault %s takes no arguments, got %q", cfg.Command, args)
+		}
+		m.Config = *cfg
+		return nil
+	}
+}
+
 func (m *Main) commands() *ffcli.Command {
 	newFS := func(name string) *flag.FlagSet {
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -165,15 +177,6 @@ func (m *Main) commands() *ffcli.Command {
 		return fs
 	}
 	opts := []ff.Option{ff.WithEnvVars()}
-	selected := func(cfg *Config) func(context.Context, []string) error {
-		return func(_ context.Context, args []string) error {
-			if len(args) > 0 {
-				return fmt.Errorf("envvault %s takes no arguments, got %q", cfg.Command, args)
-			}
-			m.Config = *cfg
-			return nil
-		}
-	}
 
 	// Each command fills its own Config, so that one command's flag
 	// defaults (dev's --addr 127.0.0.1:8080) never leak into another's.
@@ -284,7 +287,7 @@ its API token, once, with an example curl.
 ` + envHelp,
 				FlagSet: devFS,
 				Options: opts,
-				Exec:    selected(dev),
+				Exec:    m.selected(dev),
 			},
 			{
 				Name:       "serve",
@@ -297,7 +300,7 @@ every data key, and stops with a clear message if not.
 ` + envHelp + "\n\n" + keyHelp,
 				FlagSet: serveFS,
 				Options: opts,
-				Exec:    selected(serve),
+				Exec:    m.selected(serve),
 			},
 			{
 				Name:       "migrate",
@@ -310,7 +313,7 @@ start-up too; running it twice, or from two processes at once, is safe.
 ` + envHelp + "\n\n" + keyHelp,
 				FlagSet: migrateFS,
 				Options: opts,
-				Exec:    selected(migrate),
+				Exec:    m.selected(migrate),
 			},
 			{
 				Name:       "runner",
@@ -334,7 +337,7 @@ running, and the next start with the same --worker-id attaches to them.
 ` + envHelp + "\n\n" + keyHelp,
 				FlagSet: runFS,
 				Options: opts,
-				Exec:    selected(run),
+				Exec:    m.selected(run),
 			},
 			user,
 			m.keysCommand(newFS, opts),
@@ -346,7 +349,7 @@ running, and the next start with the same --worker-id attaches to them.
 				ShortHelp:  "print a fresh random master key (base64 of 32 bytes) for ENCRYPTION_KEY",
 				FlagSet:    newFS("envvault keygen"),
 				Options:    opts,
-				Exec:       selected(keygen),
+				Exec:       m.selected(keygen),
 			},
 		},
 		Exec: func(_ context.Context, args []string) error {
