@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -91,6 +92,33 @@ func Merge(in MergeInput) (map[string]string, []EnvSource) {
 	}
 	sort.Slice(sources, func(i, j int) bool { return sources[i].Name < sources[j].Name })
 	return env, sources
+}
+
+// Preview returns the names a task on a profile would receive and where
+// each comes from, as Merge decides for them, never a value. secrets is
+// what vault.Service.ProfileSecrets says the profile gets. TASK_ID and
+// TASK_PROMPT are included: every task receives them.
+func Preview(b Baseline, profileEnv map[string]string, secrets []vault.EnvSecret) []EnvSource {
+	names := make(map[string]string, len(secrets))
+	for _, s := range secrets {
+		names[s.Name] = ""
+	}
+	_, sources := Merge(MergeInput{Baseline: b, Profile: profileEnv, Secrets: names, Sources: secrets})
+	return sources
+}
+
+// PreviewEnv is Preview for a profile of the user with this process's
+// baseline. Returns ENOTFOUND if the profile is not the user's.
+func (o *Orchestrator) PreviewEnv(ctx context.Context, userID, profileID string) ([]EnvSource, error) {
+	p, err := o.vault.Profile(ctx, userID, profileID)
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := o.vault.ProfileSecrets(ctx, userID, profileID)
+	if err != nil {
+		return nil, err
+	}
+	return Preview(o.baseline, p.Env, secrets), nil
 }
 
 func scopeRank(s vault.Scope) int {

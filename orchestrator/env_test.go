@@ -51,3 +51,19 @@ func TestMergePrecedence(t *testing.T) {
 		t.Fatalf("sources = %+v", sources)
 	}
 }
+
+func TestPreview(t *testing.T) {
+	got := Preview(
+		Baseline{Env: map[string]string{"ANTHROPIC_API_KEY": "k", "SHARED": "b"}, Locked: []string{"ANTHROPIC_API_KEY"}},
+		map[string]string{"SHARED": "p", "ANTHROPIC_API_KEY": "mine", "LOG_LEVEL": "info"},
+		[]vault.EnvSecret{{Name: "SHARED", SecretID: "sec_a", Scope: vault.ScopeAll, Version: 2}},
+	)
+	var rows []string
+	for _, s := range got {
+		rows = append(rows, s.Name+"="+s.Source+s.SecretID)
+	}
+	want := "ANTHROPIC_API_KEY=baseline LOG_LEVEL=profile SHARED=secretsec_a TASK_ID=task TASK_PROMPT=task"
+	if strings.Join(rows, " ") != want {
+		t.Fatalf("Preview = %s\nwant      %s", strings.Join(rows, " "), want)
+	}
+}

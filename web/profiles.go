@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"sort"
 	"strings"
 
+	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -42,7 +42,7 @@ func (f *profileForm) Action() string {
 // envEntry is one name a task on a profile would receive, and whence.
 type envEntry struct {
 	Name      string
-	Source    string // "profile" or "secret"
+	Source    string // orchestrator.Source…: baseline, profile, secret or task
 	SecretID  string
 	Scope     vault.Scope
 	Version   int
@@ -179,34 +179,34 @@ func (s *server) profileShow(w http.ResponseWriter, r *http.Request, u *user) er
 // renderProfile renders a profile's page with the env preview of its
 // stored state (p), whatever the form holds.
 func (s *server) renderProfile(w http.ResponseWriter, r *http.Request, u *user, status int, p *vault.Profile, f *profileForm) error {
-	secrets, err := s.vault.ProfileSecrets(r.Context(), u.ID, p.ID)
-	if err != nil {
-		return err
+	var sources []orchestrator.EnvSource
+	if s.orch != nil {
+		var err error
+		if sources, err = s.orch.PreviewEnv(r.Context(), u.ID, p.ID); err != nil {
+			return err
+		}
+	} else {
+		// No orchestrator: no baseline either, but the merge is the same.
+		secrets, err := s.vault.ProfileSecrets(r.Context(), u.ID, p.ID)
+		if err != nil {
+			return err
+		}
+		sources = orchestrator.Preview(orchestrator.Baseline{}, p.Env, secrets)
 	}
 	s.render(w, r, status, "profile_form", view{Title: p.Name, Nav: "profiles", User: u, Flash: flash(r),
-		Data: profileShowPage{Form: f, Env: envPreview(p.Env, secrets)}})
+		Data: profileShowPage{Form: f, Env: envPreview(p.Env, sources)}})
 	return nil
 }
 
-// envPreview lists the names a task on the profile would receive from its
-// profile env and from the vault, secrets overriding the profile's own
-// names, sorted by name. The baseline env and TASK_ID/TASK_PROMPT, which
-// the page describes in words, come on top.
-func envPreview(env map[string]string, secrets []vault.EnvSecret) []envEntry {
-	byName := map[string]envEntry{}
-	for name := range env {
-		byName[name] = envEntry{Name: name, Source: "profile"}
+// envPreview turns the orchestrator's preview into the page's rows, marking
+// the secrets that override a name of the profile's own env.
+func envPreview(env map[string]string, sources []orchestrator.EnvSource) []envEntry {
+	out := make([]envEntry, 0, len(sources))
+	for _, src := range sources {
+		_, own := env[src.Name]
+		out = append(out, envEntry{Name: src.Name, Source: src.Source, SecretID: src.SecretID,
+			Scope: vault.Scope(src.Scope), Version: src.Version, Overrides: src.Source == orchestrator.SourceSecret && own})
 	}
-	for _, sec := range secrets {
-		_, shadows := byName[sec.Name]
-		byName[sec.Name] = envEntry{Name: sec.Name, Source: "secret", SecretID: sec.SecretID, Scope: sec.Scope,
-			Version: sec.Version, Overrides: shadows}
-	}
-	out := make([]envEntry, 0, len(byName))
-	for _, e := range byName {
-		out = append(out, e)
-	}
-	slices.SortFunc(out, func(a, b envEntry) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

@@ -457,7 +457,7 @@ func TestProfilesPages(t *testing.T) {
 	}
 	show := c.get(loc)
 	wantStatus(t, show, http.StatusOK)
-	wantContains(t, show.Body, "Profile created.", "MODE</code>", "profile env", sec.ID, "overrides the profile’s env", "TASK_PROMPT")
+	wantContains(t, show.Body, "Profile created.", "MODE</code>", "profile env", sec.ID, "overrides the profile’s env", "<code class=\"name\">TASK_PROMPT</code>", "set for each task")
 	wantAbsent(t, show.Body, "preview-canary")
 
 	res = c.post("/profiles/"+id, url.Values{"csrf": {csrf}, "name": {"builder"}, "image": {"has space"}, "env": {"A=1"}})
