@@ -77,104 +77,141 @@ func steps(args []string) [][]string {
 	return append(out, cur)
 }
 
+// stepFunc carries out one step with its arguments.
+type stepFunc func(args []string)
+
+// stepKinds are the steps by name, each with the fewest arguments it
+// takes.
+var stepKinds = map[string]struct {
+	need int
+	do   stepFunc
+}{
+	"env":           {0, func([]string) { printEnv() }},
+	"envjson":       {0, func([]string) { printEnvJSON() }},
+	"echo":          {0, func(args []string) { echo(os.Stdout, args) }},
+	"echoerr":       {0, func(args []string) { echo(os.Stderr, args) }},
+	"print":         {0, func(args []string) { write(os.Stdout, strings.Join(args, " ")+"\n") }},
+	"split":         {1, split},
+	"straddle":      {1, straddle},
+	"base64":        {1, printBase64},
+	"lines":         {1, lines},
+	"sleep":         {1, sleep},
+	"hang":          {0, func([]string) { hang() }},
+	"touch":         {1, touch},
+	"wait-for-file": {1, waitForFile},
+	"exit":          {1, exit},
+}
+
 func run(step []string) {
 	if len(step) == 0 {
 		return
 	}
 	mode, args := step[0], step[1:]
-	need := func(n int) {
-		if len(args) < n {
-			fail("%s needs %d argument(s)", mode, n)
-		}
-	}
-	switch mode {
-	case "env":
-		for _, kv := range environ() {
-			write(os.Stdout, kv+"\n")
-		}
-	case "envjson":
-		b, err := json.Marshal(environ())
-		if err != nil {
-			fail("envjson: %v", err)
-		}
-		write(os.Stdout, string(b)+"\n")
-	case "echo", "echoerr":
-		w := os.Stdout
-		if mode == "echoerr" {
-			w = os.Stderr
-		}
-		for _, name := range args {
-			write(w, value(name)+"\n")
-		}
-	case "print":
-		write(os.Stdout, strings.Join(args, " ")+"\n")
-	case "split":
-		need(1)
-		pause := 50 * time.Millisecond
-		if len(args) > 1 {
-			pause = duration(args[1])
-		}
-		v := value(args[0])
-		write(os.Stdout, v[:len(v)/2])
-		time.Sleep(pause)
-		write(os.Stdout, v[len(v)/2:]+"\n")
-	case "straddle":
-		need(1)
-		v := value(args[0])
-		fill := max(dockerLogBuf-len(v)/2, 0)
-		write(os.Stdout, strings.Repeat(".", fill)+v+"\n")
-	case "base64":
-		need(1)
-		v := []byte(value(args[0]))
-		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-			write(os.Stdout, enc.EncodeToString(v)+"\n")
-		}
-	case "lines":
-		need(1)
-		n, err := strconv.Atoi(args[0])
-		if err != nil {
-			fail("lines: %v", err)
-		}
-		var b strings.Builder
-		for i := 1; i <= n; i++ {
-			fmt.Fprintf(&b, "line %d\n", i)
-		}
-		write(os.Stdout, b.String())
-	case "sleep":
-		need(1)
-		if args[0] == "forever" {
-			select {}
-		}
-		time.Sleep(duration(args[0]))
-	case "hang":
-		signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
-		select {}
-	case "touch":
-		need(1)
-		if err := os.MkdirAll(filepath.Dir(args[0]), 0o755); err != nil {
-			fail("touch: %v", err)
-		}
-		if err := os.WriteFile(args[0], nil, 0o644); err != nil {
-			fail("touch: %v", err)
-		}
-	case "wait-for-file":
-		need(1)
-		for {
-			if _, err := os.Stat(args[0]); err == nil {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	case "exit":
-		need(1)
-		n, err := strconv.Atoi(args[0])
-		if err != nil {
-			fail("exit: %v", err)
-		}
-		os.Exit(n)
-	default:
+	kind, ok := stepKinds[mode]
+	if !ok {
 		fail("unknown step %q", mode)
 	}
+	if len(args) < kind.need {
+		fail("%s needs %d argument(s)", mode, kind.need)
+	}
+	kind.do(args)
+}
+
+func printEnv() {
+	for _, kv := range environ() {
+		write(os.Stdout, kv+"\n")
+	}
+}
+
+func printEnvJSON() {
+	b, err := json.Marshal(environ())
+	if err != nil {
+		fail("envjson: %v", err)
+	}
+	write(os.Stdout, string(b)+"\n")
+}
+
+func echo(w *os.File, names []string) {
+	for _, name := range names {
+		write(w, value(name)+"\n")
+	}
+}
+
+// split prints the value of args[0] in two writes, a pause apart.
+func split(args []string) {
+	pause := 50 * time.Millisecond
+	if len(args) > 1 {
+		pause = duration(args[1])
+	}
+	v := value(args[0])
+	write(os.Stdout, v[:len(v)/2])
+	time.Sleep(pause)
+	write(os.Stdout, v[len(v)/2:]+"\n")
+}
+
+// straddle prints the value of args[0] across Docker's log buffer.
+func straddle(args []string) {
+	v := value(args[0])
+	fill := max(dockerLogBuf-len(v)/2, 0)
+	write(os.Stdout, strings.Repeat(".", fill)+v+"\n")
+}
+
+func printBase64(args []string) {
+	v := []byte(value(args[0]))
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		write(os.Stdout, enc.EncodeToString(v)+"\n")
+	}
+}
+
+func lines(args []string) {
+	n, err := strconv.Atoi(args[0])
+	if err != nil {
+		fail("lines: %v", err)
+	}
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	write(os.Stdout, b.String())
+}
+
+func sleep(args []string) {
+	if args[0] == "forever" {
+		select {}
+	}
+	time.Sleep(duration(args[0]))
+}
+
+// hang sleeps forever, deaf to SIGTERM: only SIGKILL ends it.
+func hang() {
+	signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
+	select {}
+}
+
+func touch(args []string) {
+	if err := os.MkdirAll(filepath.Dir(args[0]), 0o755); err != nil {
+		fail("touch: %v", err)
+	}
+	if err := os.WriteFile(args[0], nil, 0o644); err != nil {
+		fail("touch: %v", err)
+	}
+}
+
+func waitForFile(args []string) {
+	for {
+		if _, err := os.Stat(args[0]); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func exit(args []string) {
+	n, err := strconv.Atoi(args[0])
+	if err != nil {
+		fail("exit: %v", err)
+	}
+	os.Exit(n)
 }
 
 func environ() []string {
