@@ -199,9 +199,6 @@ func (db *DB) AuditChain(ctx context.Context, afterSeq int64, limit int) ([]*vau
 	return list, nil
 }
 
-// insufficientPrivilege is the SQLSTATE of a command the role may not run.
-const insufficientPrivilege = "42501"
-
 // pruneBatch is how many events PruneAudit deletes per transaction, so
 // that writers wait for the chain's lock at most that long.
 var pruneBatch int64 = 5000

@@ -119,18 +119,3 @@ func (t *tx) PruneVersions(ctx context.Context, secretID string, keep int) (int,
 	}
 	return int(tag.RowsAffected()), nil
 }
-
-// nullText stores "" as NULL.
-func nullText(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}

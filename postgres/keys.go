@@ -156,3 +156,59 @@ func (db *DB) SwapSealedVersionKeysOfAllUsers(ctx context.Context, keyID string,
 	}
 	return int(n), nil
 }
+
+// KeyChecks returns the stored key check values, ordered by key id.
+func (db *DB) KeyChecks(ctx context.Context) ([]vault.KeyCheck, error) {
+	rows, err := db.pool.Query(ctx, `SELECT key_id, sealed FROM key_checks ORDER BY key_id`)
+	if err != nil {
+		return nil, fmt.Errorf("read key checks: %w", err)
+	}
+	checks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (vault.KeyCheck, error) {
+		var c vault.KeyCheck
+		err := row.Scan(&c.KeyID, &c.Sealed)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read key checks: %w", err)
+	}
+	return checks, nil
+}
+
+// PutKeyCheck stores a key check value, replacing one of the same key id.
+func (db *DB) PutKeyCheck(ctx context.Context, c vault.KeyCheck) error {
+	_, err := db.pool.Exec(ctx, `INSERT INTO key_checks (key_id, sealed) VALUES ($1, $2)
+		ON CONFLICT (key_id) DO UPDATE SET sealed = EXCLUDED.sealed`, c.KeyID, c.Sealed)
+	if err != nil {
+		return fmt.Errorf("store key check %s: %w", c.KeyID, err)
+	}
+	return nil
+}
+
+// MasterKeyCounts returns how many data keys each master key id seals,
+// over every user's secrets and their kept versions: it reads in system
+// mode.
+func (db *DB) MasterKeyCounts(ctx context.Context) (map[string]int, error) {
+	counts := map[string]int{}
+	err := db.systemTx(ctx, readOnly, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT master_key_id, count(*) FROM (
+			SELECT master_key_id FROM secrets UNION ALL SELECT master_key_id FROM secret_versions) k
+			GROUP BY master_key_id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var n int
+			if err := rows.Scan(&id, &n); err != nil {
+				return err
+			}
+			counts[id] = n
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count data keys: %w", err)
+	}
+	return counts, nil
+}

@@ -38,14 +38,6 @@ func scanTask(row pgx.Row) (*orchestrator.Task, error) {
 	return &t, nil
 }
 
-func utcPtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
-}
-
 func scanTasks(rows pgx.Rows) ([]*orchestrator.Task, error) {
 	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*orchestrator.Task, error) { return scanTask(row) })
 	if err != nil {

@@ -183,180 +183,6 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, userID
 	return nil
 }
 
-// CreateUser inserts a user and its first token, and appends events to
-// the audit trail, in one transaction. Returns ECONFLICT if either id is
-// taken.
-func (db *DB) CreateUser(ctx context.Context, u *vault.User, t *vault.Token, events ...*vault.AuditEvent) error {
-	stx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	defer stx.Rollback()
-	if _, err := stx.ExecContext(ctx, `INSERT INTO users (id, name, created_at) VALUES (?, ?, ?)`,
-		u.ID, u.Name, micros(u.CreatedAt)); err != nil {
-		return convert(err, "insert user", conflictAs("id", "a user of this id already exists"))
-	}
-	if err := insertToken(ctx, stx, t); err != nil {
-		return err
-	}
-	for _, ev := range events {
-		if err := appendAudit(ctx, stx, ev); err != nil {
-			return err
-		}
-	}
-	if err := stx.Commit(); err != nil {
-		return fmt.Errorf("commit transaction: %w", err)
-	}
-	return nil
-}
-
-// CreateToken adds a token for an existing user, and appends events to the
-// audit trail, in one transaction. Returns ENOTFOUND if the user does not
-// exist, ECONFLICT if the token id is taken.
-func (db *DB) CreateToken(ctx context.Context, t *vault.Token, events ...*vault.AuditEvent) error {
-	return db.writeTx(ctx, func(stx *sql.Tx) error {
-		if err := insertToken(ctx, stx, t); err != nil {
-			return err
-		}
-		for _, ev := range events {
-			if err := appendAudit(ctx, stx, ev); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-func insertToken(ctx context.Context, e execer, t *vault.Token) error {
-	_, err := e.ExecContext(ctx, `INSERT INTO tokens (id, user_id, hash, created_at) VALUES (?, ?, ?, ?)`,
-		t.ID, t.UserID, t.Hash, micros(t.CreatedAt))
-	if err != nil {
-		return convert(err, "insert token", conflictAs("id", "a token of this id already exists"), foreignKeyAs(notFound("user")))
-	}
-	return nil
-}
-
-// Token returns a token by id. Returns ENOTFOUND if it does not exist.
-func (db *DB) Token(ctx context.Context, id string) (*vault.Token, error) {
-	var t vault.Token
-	var created int64
-	err := db.read.QueryRowContext(ctx, `SELECT id, user_id, hash, created_at FROM tokens WHERE id = ?`, id).
-		Scan(&t.ID, &t.UserID, &t.Hash, &created)
-	if err != nil {
-		return nil, convert(err, "read token", noRowsAs(notFound("token")))
-	}
-	t.CreatedAt = fromMicros(created)
-	return &t, nil
-}
-
-// SecretsForProfile returns, in one query, the sealed secrets of userID
-// that the profile may receive: every ScopeAll secret and the ScopeAgents
-// secrets that grant it, ordered by name then id. Returns ENOTFOUND if the
-// profile does not exist or is not userID's.
-func (db *DB) SecretsForProfile(ctx context.Context, userID, profileID string) ([]*vault.Secret, error) {
-	// The profile row is the left side, so a profile of the user with no
-	// secrets still answers one row (of NULLs), and zero rows means the
-	// profile is not the user's.
-	rows, err := db.read.QueryContext(ctx, `
-		SELECT p.id, `+secretColumns+`
-		FROM profiles p
-		LEFT JOIN secrets s ON s.user_id = p.user_id AND (
-			s.scope = 'all' OR EXISTS (
-				SELECT 1 FROM secret_grants g WHERE g.secret_id = s.id AND g.profile_id = p.id))
-		WHERE p.id = ? AND p.user_id = ?
-		ORDER BY s.name, s.id`, profileID, userID)
-	if err != nil {
-		return nil, fmt.Errorf("query secrets for profile: %w", err)
-	}
-	defer rows.Close()
-	found := false
-	var out []*vault.Secret
-	for rows.Next() {
-		found = true
-		var pid string
-		var ns nullSecret
-		if err := rows.Scan(append([]any{&pid}, ns.dest()...)...); err != nil {
-			return nil, fmt.Errorf("scan secret for profile: %w", err)
-		}
-		if !ns.id.Valid {
-			continue
-		}
-		sec, err := ns.secret(userID)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sec)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read secrets for profile: %w", err)
-	}
-	if !found {
-		return nil, notFound("profile")
-	}
-	return out, nil
-}
-
-// KeyChecks returns the stored key check values, ordered by key id.
-func (db *DB) KeyChecks(ctx context.Context) ([]vault.KeyCheck, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT key_id, sealed FROM key_checks ORDER BY key_id`)
-	if err != nil {
-		return nil, fmt.Errorf("query key checks: %w", err)
-	}
-	defer rows.Close()
-	var out []vault.KeyCheck
-	for rows.Next() {
-		var c vault.KeyCheck
-		if err := rows.Scan(&c.KeyID, &c.Sealed); err != nil {
-			return nil, fmt.Errorf("scan key check: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read key checks: %w", err)
-	}
-	return out, nil
-}
-
-// PutKeyCheck stores a key check value, replacing one of the same key id.
-func (db *DB) PutKeyCheck(ctx context.Context, c vault.KeyCheck) error {
-	_, err := db.write.ExecContext(ctx, `
-		INSERT INTO key_checks (key_id, sealed) VALUES (?, ?)
-		ON CONFLICT (key_id) DO UPDATE SET sealed = excluded.sealed`, c.KeyID, c.Sealed)
-	if err != nil {
-		return fmt.Errorf("put key check %s: %w", c.KeyID, err)
-	}
-	return nil
-}
-
-// MasterKeyCounts returns how many data keys each master key id seals,
-// over the secrets and their kept versions.
-func (db *DB) MasterKeyCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT master_key_id, count(*) FROM (
-		SELECT master_key_id FROM secrets UNION ALL SELECT master_key_id FROM secret_versions)
-		GROUP BY master_key_id`)
-	if err != nil {
-		return nil, fmt.Errorf("count data keys: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, fmt.Errorf("scan data key count: %w", err)
-		}
-		out[id] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("count data keys: %w", err)
-	}
-	return out, nil
-}
-
 // Ping checks that the database file answers a read. It does not wait for
 // the write connection, which a long write may hold.
 func (db *DB) Ping(ctx context.Context) error {
@@ -372,6 +198,20 @@ func (db *DB) Close() error {
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 
-func micros(t time.Time) int64 { return t.UnixMicro() }
-
-func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+// writeTx runs fn in a transaction on the write connection, which begins
+// with BEGIN IMMEDIATE: it holds the database's write lock from its first
+// statement, so what fn reads stays true until it commits.
+func (db *DB) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	stx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer stx.Rollback()
+	if err := fn(stx); err != nil {
+		return err
+	}
+	if err := stx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}

@@ -116,6 +116,3 @@ func (t *tx) PruneVersions(ctx context.Context, secretID string, keep int) (int,
 	}
 	return int(n), nil
 }
-
-// nullString stores "" as NULL.
-func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

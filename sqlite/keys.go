@@ -125,3 +125,60 @@ func (db *DB) swapKeys(ctx context.Context, update string, args func(vault.KeySw
 	}
 	return n, nil
 }
+
+// KeyChecks returns the stored key check values, ordered by key id.
+func (db *DB) KeyChecks(ctx context.Context) ([]vault.KeyCheck, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT key_id, sealed FROM key_checks ORDER BY key_id`)
+	if err != nil {
+		return nil, fmt.Errorf("query key checks: %w", err)
+	}
+	defer rows.Close()
+	var out []vault.KeyCheck
+	for rows.Next() {
+		var c vault.KeyCheck
+		if err := rows.Scan(&c.KeyID, &c.Sealed); err != nil {
+			return nil, fmt.Errorf("scan key check: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read key checks: %w", err)
+	}
+	return out, nil
+}
+
+// PutKeyCheck stores a key check value, replacing one of the same key id.
+func (db *DB) PutKeyCheck(ctx context.Context, c vault.KeyCheck) error {
+	_, err := db.write.ExecContext(ctx, `
+		INSERT INTO key_checks (key_id, sealed) VALUES (?, ?)
+		ON CONFLICT (key_id) DO UPDATE SET sealed = excluded.sealed`, c.KeyID, c.Sealed)
+	if err != nil {
+		return fmt.Errorf("put key check %s: %w", c.KeyID, err)
+	}
+	return nil
+}
+
+// MasterKeyCounts returns how many data keys each master key id seals,
+// over the secrets and their kept versions.
+func (db *DB) MasterKeyCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT master_key_id, count(*) FROM (
+		SELECT master_key_id FROM secrets UNION ALL SELECT master_key_id FROM secret_versions)
+		GROUP BY master_key_id`)
+	if err != nil {
+		return nil, fmt.Errorf("count data keys: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("scan data key count: %w", err)
+		}
+		out[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count data keys: %w", err)
+	}
+	return out, nil
+}

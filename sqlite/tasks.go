@@ -73,24 +73,6 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// writeTx runs fn in a transaction on the write connection, which begins
-// with BEGIN IMMEDIATE: it holds the database's write lock from its first
-// statement, so what fn reads stays true until it commits.
-func (db *DB) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	stx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	defer stx.Rollback()
-	if err := fn(stx); err != nil {
-		return err
-	}
-	if err := stx.Commit(); err != nil {
-		return fmt.Errorf("commit transaction: %w", err)
-	}
-	return nil
-}
-
 // taskValues are the columns of t that UpdateTask writes back, in the order
 // of mutableTaskColumns.
 func taskValues(t *orchestrator.Task) ([]any, error) {
@@ -330,19 +312,4 @@ func (db *DB) ClearTaskLogs(ctx context.Context, taskID string) error {
 		}
 		return nil
 	})
-}
-
-func nullMicros(t *time.Time) sql.NullInt64 {
-	if t == nil {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: micros(*t), Valid: true}
-}
-
-func fromNullMicros(us sql.NullInt64) *time.Time {
-	if !us.Valid {
-		return nil
-	}
-	t := fromMicros(us.Int64)
-	return &t
 }
