@@ -73,4 +73,3 @@ func convertNotFound(err error, what string) error {
 
 // insufficientPrivilege is the SQLSTATE of a command the role may not run.
 const insufficientPrivilege = "42501"
-
