@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 
@@ -41,15 +40,16 @@ type Baseline struct {
 type MergeInput struct {
 	Baseline Baseline
 	Profile  map[string]string
-	Secrets  map[string]string // GetDecryptedForProfile's result
-	Sources  []vault.EnvSecret // which secret supplied each of Secrets
-	TaskID   string
-	Prompt   string
+	// Secrets is what the vault releases to the profile: one entry per
+	// name, the override rule (agents over all) already applied by it.
+	Secrets []vault.ReleasedSecret
+	TaskID  string
+	Prompt  string
 }
 
 // Merge builds a task's env, lowest to highest precedence: baseline,
-// profile env, secrets of scope all, secrets of scope agents, locked
-// baseline names, then TASK_ID and TASK_PROMPT. It returns the env and the
+// profile env, the vault's secrets, locked baseline names, then TASK_ID and
+// TASK_PROMPT. It returns the env and the
 // source of every name, sorted by name. It is a pure function.
 func Merge(in MergeInput) (map[string]string, []EnvSource) {
 	env := make(map[string]string, len(in.Baseline.Env)+len(in.Profile)+len(in.Secrets)+2)
@@ -65,16 +65,8 @@ func Merge(in MergeInput) (map[string]string, []EnvSource) {
 	for k, v := range in.Profile {
 		set(k, v, EnvSource{Source: SourceProfile})
 	}
-	// The vault has already applied the override rule (agents over all);
-	// ordering all before agents here keeps the precedence explicit.
-	ordered := slices.Clone(in.Sources)
-	slices.SortStableFunc(ordered, func(a, b vault.EnvSecret) int {
-		return scopeRank(a.Scope) - scopeRank(b.Scope)
-	})
-	for _, s := range ordered {
-		if v, ok := in.Secrets[s.Name]; ok {
-			set(s.Name, v, EnvSource{Source: SourceSecret, SecretID: s.SecretID, Scope: string(s.Scope), Version: s.Version})
-		}
+	for _, s := range in.Secrets {
+		set(s.Name, s.Value, EnvSource{Source: SourceSecret, SecretID: s.SecretID, Scope: string(s.Scope), Version: s.Version})
 	}
 	for _, k := range in.Baseline.Locked {
 		if v, ok := in.Baseline.Env[k]; ok {
@@ -99,11 +91,11 @@ func Merge(in MergeInput) (map[string]string, []EnvSource) {
 // what vault.Service.ProfileSecrets says the profile gets. TASK_ID and
 // TASK_PROMPT are included: every task receives them.
 func Preview(b Baseline, profileEnv map[string]string, secrets []vault.EnvSecret) []EnvSource {
-	names := make(map[string]string, len(secrets))
-	for _, s := range secrets {
-		names[s.Name] = ""
+	names := make([]vault.ReleasedSecret, len(secrets))
+	for i, s := range secrets {
+		names[i] = vault.ReleasedSecret{EnvSecret: s}
 	}
-	_, sources := Merge(MergeInput{Baseline: b, Profile: profileEnv, Secrets: names, Sources: secrets})
+	_, sources := Merge(MergeInput{Baseline: b, Profile: profileEnv, Secrets: names})
 	return sources
 }
 
@@ -119,13 +111,6 @@ func (o *Orchestrator) PreviewEnv(ctx context.Context, userID, profileID string)
 		return nil, err
 	}
 	return Preview(o.baseline, p.Env, secrets), nil
-}
-
-func scopeRank(s vault.Scope) int {
-	if s == vault.ScopeAgents {
-		return 1
-	}
-	return 0
 }
 
 // LoadBaseline reads the operator's baseline dotenv file and lock list.

@@ -15,10 +15,9 @@ func TestMergePrecedence(t *testing.T) {
 			Locked: []string{"ANTHROPIC_API_KEY", "NOBODY"},
 		},
 		Profile: map[string]string{"SHARED": "profile", "LOG_LEVEL": "debug", "ANTHROPIC_API_KEY": "profile-key", "NOBODY": "x", "TASK_ID": "forged"},
-		Secrets: map[string]string{"SHARED": "agents-secret", "DB_URL": "all-secret"},
-		Sources: []vault.EnvSecret{
-			{Name: "SHARED", SecretID: "sec_a", Scope: vault.ScopeAgents, Version: 3},
-			{Name: "DB_URL", SecretID: "sec_b", Scope: vault.ScopeAll, Version: 1},
+		Secrets: []vault.ReleasedSecret{
+			{EnvSecret: vault.EnvSecret{Name: "SHARED", SecretID: "sec_a", Scope: vault.ScopeAgents, Version: 3}, Value: "agents-secret"},
+			{EnvSecret: vault.EnvSecret{Name: "DB_URL", SecretID: "sec_b", Scope: vault.ScopeAll, Version: 1}, Value: "all-secret"},
 		},
 		TaskID: "tsk_1",
 		Prompt: "do it",

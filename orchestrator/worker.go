@@ -222,7 +222,7 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 	}
 	// The release is recorded in the audit trail before any value leaves
 	// the vault, once per start: no record, no start.
-	secrets, sources, err := o.vault.ReleaseForTask(ctx, t.UserID,
+	secrets, err := o.vault.ReleaseForTask(ctx, t.UserID,
 		vault.TaskRelease{TaskID: t.ID, ProfileID: t.ProfileID, Attempt: t.Attempt})
 	if err != nil {
 		if errors.Is(err, vault.ErrDecrypt) {
@@ -232,7 +232,7 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 		return "", nil, fmt.Errorf("read secrets: %w", err)
 	}
 	env, envSources := Merge(MergeInput{
-		Baseline: o.baseline, Profile: p.Env, Secrets: secrets, Sources: sources,
+		Baseline: o.baseline, Profile: p.Env, Secrets: secrets,
 		TaskID: t.ID, Prompt: t.Prompt,
 	})
 	masked = maskable(secrets, o.baseline.Env)
@@ -262,8 +262,11 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 
 // maskable returns the values to mask in a task's logs: every secret and
 // baseline value, the platform's keys included.
-func maskable(secrets, baseline map[string]string) []string {
-	values := slices.Collect(maps.Values(secrets))
+func maskable(secrets []vault.ReleasedSecret, baseline map[string]string) []string {
+	values := make([]string, 0, len(secrets)+len(baseline))
+	for _, s := range secrets {
+		values = append(values, s.Value)
+	}
 	return append(values, slices.Collect(maps.Values(baseline))...)
 }
 
@@ -292,7 +295,7 @@ func (o *Orchestrator) maskValues(ctx context.Context, t *Task, containerID stri
 			values = append(values, value)
 		}
 	}
-	secrets, _, err := o.vault.DecryptForProfile(ctx, t.UserID, t.ProfileID)
+	secrets, err := o.vault.GetDecryptedForProfileWithSources(ctx, t.UserID, t.ProfileID)
 	if err != nil && vault.ErrorCode(err) != vault.ENOTFOUND && !errors.Is(err, vault.ErrDecrypt) {
 		return nil, err
 	}

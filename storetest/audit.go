@@ -249,7 +249,7 @@ func testAuditEveryActionOnce(t *testing.T, newStore func(t *testing.T) vault.St
 
 	// A task's start: the worker acts for the user, without a token.
 	worker := vault.Actor{UserID: alice}
-	env, _, err := svc.ReleaseForTask(f.ctx, alice, vault.TaskRelease{TaskID: "tsk_000000000000000000001", ProfileID: p.ID, Attempt: 1})
+	env, err := svc.ReleaseForTask(f.ctx, alice, vault.TaskRelease{TaskID: "tsk_000000000000000000001", ProfileID: p.ID, Attempt: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +401,7 @@ func testAuditFailedWritesLeaveNoEvent(t *testing.T, newStore func(t *testing.T)
 		f.svc.DeleteProfile(ctx, bob, p.ID),
 		func() error { _, err := f.svc.CreateToken(ctx, "usr_"+strings.Repeat("z", 21)); return err }(),
 		func() error {
-			_, _, err := f.svc.ReleaseForTask(ctx, bob, vault.TaskRelease{TaskID: "tsk_1", ProfileID: p.ID, Attempt: 1})
+			_, err := f.svc.ReleaseForTask(ctx, bob, vault.TaskRelease{TaskID: "tsk_1", ProfileID: p.ID, Attempt: 1})
 			return err
 		}(),
 	} {
@@ -766,7 +766,7 @@ func testAuditFailedAppendRollsBack(t *testing.T, newRaw func(t *testing.T) RawA
 		"create token":   func() error { _, err := f.svc.CreateToken(ctx, alice); return err },
 		"create user":    func() error { _, _, err := f.svc.CreateUser(ctx, "bob"); return err },
 		"release": func() error {
-			_, _, err := f.svc.ReleaseForTask(ctx, alice, vault.TaskRelease{TaskID: "tsk_1", ProfileID: p.ID})
+			_, err := f.svc.ReleaseForTask(ctx, alice, vault.TaskRelease{TaskID: "tsk_1", ProfileID: p.ID})
 			return err
 		},
 		"roll back": func() error { _, err := f.svc.RollbackSecret(ctx, alice, sec.ID, 1); return err },

@@ -386,7 +386,7 @@ func testOverrideRule(t *testing.T, newStore func(t *testing.T) vault.Store) {
 	if names := ids(sources, func(e vault.EnvSecret) string { return e.Name }); !slices.Equal(names, []string{"BAR", "BAZ", "FOO"}) {
 		t.Errorf("profile secrets names %v, want [BAR BAZ FOO]", names)
 	}
-	_, plain, err := f.svc.DecryptForProfile(f.ctx, user, p2.ID)
+	plain, err := f.svc.GetDecryptedForProfileWithSources(f.ctx, user, p2.ID)
 	if err != nil {
 		t.Fatalf("decrypt for plain profile: %v", err)
 	}
@@ -748,9 +748,9 @@ func testSwappedRowDoesNotOpen(t *testing.T, newStore func(t *testing.T) vault.S
 			if env != nil {
 				t.Errorf("a failed decrypt returned a partial env of %d names", len(env))
 			}
-			env, sources, err := f.svc.DecryptForProfile(f.ctx, user, p.ID)
-			if err == nil || env != nil || sources != nil {
-				t.Errorf("DecryptForProfile with a swapped row: env %d names, %d sources, err %v", len(env), len(sources), err)
+			released, err := f.svc.GetDecryptedForProfileWithSources(f.ctx, user, p.ID)
+			if err == nil || released != nil {
+				t.Errorf("GetDecryptedForProfileWithSources with a swapped row: %d released, err %v", len(released), err)
 			}
 			// The names are still there to be seen, without values.
 			names, err := f.svc.ProfileSecrets(f.ctx, user, p.ID)

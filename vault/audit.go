@@ -383,38 +383,6 @@ func envEqual(a, b map[string]string) bool {
 	return true
 }
 
-// TaskRelease says which task a release of secrets is for.
-type TaskRelease struct {
-	TaskID    string
-	ProfileID string
-	Attempt   int
-}
-
-// ReleaseForTask returns, as DecryptForProfile does, the env a task on the
-// profile receives from the vault, once it has recorded the release in the
-// audit trail (task.release: the names, secret ids, scopes and versions,
-// never a value). If the record cannot be written, nothing is released.
-// Call it once per container start. Returns ENOTFOUND if the profile is not
-// the user's.
-func (s *Service) ReleaseForTask(ctx context.Context, userID string, r TaskRelease) (map[string]string, []EnvSecret, error) {
-	env, sources, err := s.DecryptForProfile(ctx, userID, r.ProfileID)
-	if err != nil {
-		return nil, nil, err
-	}
-	released := make([]any, len(sources))
-	for i, src := range sources {
-		released[i] = map[string]any{"name": src.Name, "secret_id": src.SecretID, "scope": string(src.Scope), "version": src.Version}
-	}
-	details := map[string]any{"profile_id": r.ProfileID, "attempt": r.Attempt, "secrets": released}
-	err = s.store.Update(ctx, userID, func(tx Tx) error {
-		return s.audit(ctx, tx, userID, ActionTaskRelease, TargetTask, r.TaskID, details)
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("release secrets to task %s: %w", r.TaskID, err)
-	}
-	return env, sources, nil
-}
-
 // AuditOptions are a request for a page of the user's own events.
 type AuditOptions struct {
 	Action   string    // one of AuditActions, or "" for any

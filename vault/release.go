@@ -1,0 +1,165 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// The release of a profile's secrets is the one way a value leaves the
+// vault: GetDecryptedForProfile (the product's core contract), its variant
+// that also names each value's secret, and ReleaseForTask, which records the
+// release in the audit trail first. The override rule lives here, in
+// resolve, and nowhere else.
+
+// EnvSecret says which secret supplies a name to a profile.
+type EnvSecret struct {
+	Name     string
+	SecretID string
+	Scope    Scope
+	Version  int
+}
+
+// ReleasedSecret is one name a profile receives from the vault: its
+// plaintext value and the secret that supplied it. Formatting it with the
+// fmt package never shows the value.
+type ReleasedSecret struct {
+	EnvSecret
+	Value string
+}
+
+// String names the secret without its value.
+func (r ReleasedSecret) String() string {
+	return fmt.Sprintf("%s from %s (v%d, %s)", r.Name, r.SecretID, r.Version, r.Scope)
+}
+
+// GoString is String, so that %#v does not print the value either.
+func (r ReleasedSecret) GoString() string { return r.String() }
+
+// resolve applies the override rule: for each name, a ScopeAgents secret
+// granting the profile wins over the ScopeAll one; between two of one
+// scope (which the store's uniqueness rules prevent) the lower id wins, so
+// the result never depends on the order rows were read. The result is
+// sorted by name.
+func resolve(secrets []*Secret, profileID string) []*Secret {
+	byName := make(map[string]*Secret, len(secrets))
+	for _, sec := range secrets {
+		if !sec.grants(profileID) {
+			continue
+		}
+		prev, ok := byName[sec.Name]
+		if !ok || (sec.Scope == ScopeAgents && prev.Scope == ScopeAll) ||
+			(sec.Scope == prev.Scope && sec.ID < prev.ID) {
+			byName[sec.Name] = sec
+		}
+	}
+	out := make([]*Secret, 0, len(byName))
+	for _, sec := range byName {
+		out = append(out, sec)
+	}
+	slices.SortFunc(out, func(a, b *Secret) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+func (sec *Secret) envSecret() EnvSecret {
+	return EnvSecret{Name: sec.Name, SecretID: sec.ID, Scope: sec.Scope, Version: sec.Version}
+}
+
+// resolvedForProfile reads the profile's secrets and applies the override
+// rule. Returns ENOTFOUND if the profile is not the user's.
+func (s *Service) resolvedForProfile(ctx context.Context, userID, profileID string) ([]*Secret, error) {
+	secrets, err := s.store.SecretsForProfile(ctx, userID, profileID)
+	if err != nil {
+		return nil, fmt.Errorf("read secrets for profile %s: %w", profileID, err)
+	}
+	return resolve(secrets, profileID), nil
+}
+
+// ProfileSecrets returns which secret supplies each name a task on the
+// profile would receive from the vault, sorted by name, without values.
+// Returns ENOTFOUND if the profile is not the user's.
+func (s *Service) ProfileSecrets(ctx context.Context, userID, profileID string) ([]EnvSecret, error) {
+	resolved, err := s.resolvedForProfile(ctx, userID, profileID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]EnvSecret, len(resolved))
+	for i, sec := range resolved {
+		out[i] = sec.envSecret()
+	}
+	return out, nil
+}
+
+// ErrDecrypt is wrapped by the release functions when a secret in the
+// profile's scope cannot be opened; the error names that secret's id.
+var ErrDecrypt = errors.New("secret cannot be decrypted")
+
+// GetDecryptedForProfile returns the env a task on the profile receives
+// from the vault: NAME -> plaintext value of every secret granted to it,
+// an `agents` secret overriding the `all` one of the same name. It returns
+// all or nothing: if any secret fails to open, the error names it and wraps
+// ErrDecrypt. Returns ENOTFOUND if the profile is not the user's.
+func (s *Service) GetDecryptedForProfile(ctx context.Context, userID, profileID string) (map[string]string, error) {
+	released, err := s.GetDecryptedForProfileWithSources(ctx, userID, profileID)
+	if err != nil {
+		return nil, err
+	}
+	env := make(map[string]string, len(released))
+	for _, r := range released {
+		env[r.Name] = r.Value
+	}
+	return env, nil
+}
+
+// GetDecryptedForProfileWithSources is GetDecryptedForProfile that also
+// says which secret, at which version, supplied each value: one entry per
+// name, sorted by name, the override rule already applied.
+func (s *Service) GetDecryptedForProfileWithSources(ctx context.Context, userID, profileID string) ([]ReleasedSecret, error) {
+	resolved, err := s.resolvedForProfile(ctx, userID, profileID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ReleasedSecret, len(resolved))
+	for i, sec := range resolved {
+		v, err := s.keys.openSecret(sec)
+		if err != nil {
+			return nil, fmt.Errorf("profile %s: secret %s: %w: %w", profileID, sec.ID, ErrDecrypt, err)
+		}
+		out[i] = ReleasedSecret{EnvSecret: sec.envSecret(), Value: v}
+	}
+	return out, nil
+}
+
+// TaskRelease says which task a release of secrets is for.
+type TaskRelease struct {
+	TaskID    string
+	ProfileID string
+	Attempt   int
+}
+
+// ReleaseForTask returns, as GetDecryptedForProfileWithSources does, what a
+// task on the profile receives from the vault, once it has recorded the
+// release in the audit trail (task.release: the names, secret ids, scopes
+// and versions, never a value). If the record cannot be written, nothing
+// is released. Call it once per container start. Returns ENOTFOUND if the
+// profile is not the user's.
+func (s *Service) ReleaseForTask(ctx context.Context, userID string, r TaskRelease) ([]ReleasedSecret, error) {
+	released, err := s.GetDecryptedForProfileWithSources(ctx, userID, r.ProfileID)
+	if err != nil {
+		return nil, err
+	}
+	list := make([]any, len(released))
+	for i, src := range released {
+		list[i] = map[string]any{"name": src.Name, "secret_id": src.SecretID, "scope": string(src.Scope), "version": src.Version}
+	}
+	details := map[string]any{"profile_id": r.ProfileID, "attempt": r.Attempt, "secrets": list}
+	err = s.store.Update(ctx, userID, func(tx Tx) error {
+		return s.audit(ctx, tx, userID, ActionTaskRelease, TargetTask, r.TaskID, details)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("release secrets to task %s: %w", r.TaskID, err)
+	}
+	return released, nil
+}
