@@ -160,15 +160,10 @@ func (s *Service) RollbackSecret(ctx context.Context, userID, id string, version
 			return fmt.Errorf("open version %d: %w", version, err)
 		}
 		next := *cur
-		next.Version = cur.Version + 1
-		if err := s.keys.sealSecret(&next, value); err != nil {
-			return fmt.Errorf("seal secret: %w", err)
-		}
-		next.UpdatedAt = s.timestamp()
-		if err := s.keepVersion(ctx, tx, cur, next.UpdatedAt); err != nil {
+		if err := s.sealNewVersion(&next, cur, value); err != nil {
 			return err
 		}
-		if err := tx.UpdateSecret(ctx, &next); err != nil {
+		if err := s.storeNewVersion(ctx, tx, cur, &next); err != nil {
 			return err
 		}
 		sec = &next

@@ -166,21 +166,6 @@ func (s *Service) ImportSecrets(ctx context.Context, userID string, entries []Im
 	return res, nil
 }
 
-// checkProfiles returns EINVALID unless every id is one of the user's
-// profiles: once for the import, rather than for each of its lines.
-func checkProfiles(ctx context.Context, tx Tx, ids []string) error {
-	found, err := tx.ExistingProfileIDs(ctx, ids)
-	if err != nil {
-		return fmt.Errorf("read profiles: %w", err)
-	}
-	for _, id := range ids {
-		if !slices.Contains(found, id) {
-			return Invalid("profile_ids", "%s is not one of your profiles", truncate(id, 64))
-		}
-	}
-	return nil
-}
-
 // importTarget returns the secret of same (the user's secrets of one
 // name) that an import with scope and ids (sorted) updates, or nil if it
 // creates one.
@@ -221,16 +206,10 @@ func (s *Service) importOne(ctx context.Context, tx Tx, userID string, e ImportE
 		return false, nil
 	}
 	next := *cur
-	next.Version++
-	if err := s.keys.sealSecret(&next, e.Value); err != nil {
-		return false, fmt.Errorf("seal secret: %w", err)
-	}
-	next.UpdatedAt = now
-	// The value it replaces is kept as a version (history.go).
-	if err := s.keepVersion(ctx, tx, cur, next.UpdatedAt); err != nil {
+	if err := s.sealNewVersion(&next, cur, e.Value); err != nil {
 		return false, err
 	}
-	if err := tx.UpdateSecret(ctx, &next); err != nil {
+	if err := s.storeNewVersion(ctx, tx, cur, &next); err != nil {
 		return false, err
 	}
 	details := secretDetails(&next)

@@ -1,6 +1,8 @@
 package vault
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -119,4 +121,136 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// CreateProfile validates in and stores a new profile. Returns EINVALID if
+// a rule is broken, ECONFLICT if the user has a profile of that name.
+func (s *Service) CreateProfile(ctx context.Context, userID string, in ProfileInput) (*Profile, error) {
+	now := s.timestamp()
+	p := &Profile{
+		ID: NewID(PrefixProfile), UserID: userID, Name: strings.TrimSpace(in.Name), Image: in.Image,
+		Command: nonNil(in.Command), SetupCommands: nonNil(in.SetupCommands), Env: in.Env,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if p.Env == nil {
+		p.Env = map[string]string{}
+	}
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	err := s.store.Update(ctx, userID, func(tx Tx) error {
+		if err := tx.CreateProfile(ctx, p); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, userID, ActionProfileCreate, TargetProfile, p.ID, map[string]any{"name": p.Name, "image": p.Image})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create profile %s: %w", p.ID, err)
+	}
+	return p, nil
+}
+
+// UpdateProfile applies pt to a profile. Returns ENOTFOUND, EINVALID or
+// ECONFLICT as CreateProfile does.
+func (s *Service) UpdateProfile(ctx context.Context, userID, id string, pt ProfilePatch) (*Profile, error) {
+	var out *Profile
+	err := s.store.Update(ctx, userID, func(tx Tx) error {
+		cur, err := tx.Profile(ctx, id)
+		if err != nil {
+			return err
+		}
+		p := *cur
+		if pt.Name != nil {
+			p.Name = strings.TrimSpace(*pt.Name)
+		}
+		if pt.Image != nil {
+			p.Image = *pt.Image
+		}
+		if pt.Command != nil {
+			p.Command = nonNil(*pt.Command)
+		}
+		if pt.SetupCommands != nil {
+			p.SetupCommands = nonNil(*pt.SetupCommands)
+		}
+		if pt.Env != nil {
+			p.Env = *pt.Env
+			if p.Env == nil {
+				p.Env = map[string]string{}
+			}
+		}
+		if err := p.validate(); err != nil {
+			return err
+		}
+		p.UpdatedAt = s.timestamp()
+		if err := tx.UpdateProfile(ctx, &p); err != nil {
+			return err
+		}
+		out = &p
+		return s.audit(ctx, tx, userID, ActionProfileUpdate, TargetProfile, id,
+			map[string]any{"name": p.Name, "image": p.Image, "changed": profileChanges(cur, &p)})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update profile %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// DeleteProfile deletes a profile. Secrets that granted only it grant
+// nobody afterwards; no scope ever widens. Returns ENOTFOUND if it does not
+// exist.
+func (s *Service) DeleteProfile(ctx context.Context, userID, id string) error {
+	err := s.store.Update(ctx, userID, func(tx Tx) error {
+		// Read first: the event names what was deleted.
+		cur, err := tx.Profile(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteProfile(ctx, id); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, userID, ActionProfileDelete, TargetProfile, id, map[string]any{"name": cur.Name, "image": cur.Image})
+	})
+	if err != nil {
+		return fmt.Errorf("delete profile %s: %w", id, err)
+	}
+	return nil
+}
+
+// Profile returns a profile. Returns ENOTFOUND if it does not exist.
+func (s *Service) Profile(ctx context.Context, userID, id string) (*Profile, error) {
+	var p *Profile
+	err := s.store.View(ctx, userID, func(tx Tx) (err error) {
+		p, err = tx.Profile(ctx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read profile %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// Profiles lists the user's profiles by name. Returns EINVALID for a bad
+// limit, query or cursor.
+func (s *Service) Profiles(ctx context.Context, userID string, o ListOptions) (Page[*Profile], error) {
+	f, err := o.Filter()
+	if err != nil {
+		return Page[*Profile]{}, err
+	}
+	var list []*Profile
+	f.Limit++
+	err = s.store.View(ctx, userID, func(tx Tx) error {
+		list, err = tx.Profiles(ctx, f)
+		return err
+	})
+	if err != nil {
+		return Page[*Profile]{}, fmt.Errorf("list profiles: %w", err)
+	}
+	return NewPage(list, f.Limit-1, func(x *Profile) Cursor { return Cursor{x.Name, x.ID} }), nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

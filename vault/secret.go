@@ -1,6 +1,8 @@
 package vault
 
 import (
+	"context"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -166,4 +168,272 @@ func (s *Secret) grants(profileID string) bool {
 	}
 	_, found := slices.BinarySearch(s.ProfileIDs, profileID)
 	return found
+}
+
+// CreateSecret validates in, seals its value and stores it. Returns
+// EINVALID if a rule is broken, ECONFLICT if the name is taken for a
+// profile it would grant or the user holds the most secrets allowed.
+func (s *Service) CreateSecret(ctx context.Context, userID string, in SecretInput) (*Secret, error) {
+	if in.Scope == "" {
+		in.Scope = ScopeAll
+	}
+	if err := s.validateName(in.Name); err != nil {
+		return nil, err
+	}
+	if err := ValidateValue("value", in.Value); err != nil {
+		return nil, err
+	}
+	ids, err := validateScope(in.Scope, in.ProfileIDs)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateDescription(in.Description); err != nil {
+		return nil, err
+	}
+	now := s.timestamp()
+	sec := &Secret{
+		ID: NewID(PrefixSecret), UserID: userID, Name: in.Name, Scope: in.Scope, ProfileIDs: ids,
+		Description: in.Description, Version: 1, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.keys.sealSecret(sec, in.Value); err != nil {
+		return nil, fmt.Errorf("seal secret %s: %w", sec.ID, err)
+	}
+	err = s.store.Update(ctx, userID, func(tx Tx) error {
+		n, err := tx.CountSecrets(ctx)
+		if err != nil {
+			return fmt.Errorf("count secrets: %w", err)
+		}
+		if n >= s.maxSecrets {
+			return Errorf(ECONFLICT, "secret limit reached: a user holds at most %d secrets", s.maxSecrets)
+		}
+		if err := checkGrants(ctx, tx, sec); err != nil {
+			return err
+		}
+		if err := tx.CreateSecret(ctx, sec); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, userID, ActionSecretCreate, TargetSecret, sec.ID, secretDetails(sec))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create secret %s: %w", sec.Name, err)
+	}
+	return sec, nil
+}
+
+func (s *Service) validateName(name string) error {
+	if err := ValidateName("name", name); err != nil {
+		return err
+	}
+	return s.names.check("name", name)
+}
+
+// checkGrants checks, inside the write transaction, that every profile sec
+// grants is the user's and that no profile would get two secrets of its
+// name from one scope.
+func checkGrants(ctx context.Context, tx Tx, sec *Secret) error {
+	if sec.Scope == ScopeAgents {
+		if err := checkProfiles(ctx, tx, sec.ProfileIDs); err != nil {
+			return err
+		}
+	}
+	same, err := tx.SecretsNamed(ctx, sec.Name)
+	if err != nil {
+		return fmt.Errorf("read secrets named %s: %w", sec.Name, err)
+	}
+	for _, other := range same {
+		if sec.conflictsWith(other) {
+			if sec.Scope == ScopeAll {
+				return &Error{Code: ECONFLICT, Field: "name", Message: fmt.Sprintf("name: secret %s already holds %s for all profiles", other.ID, sec.Name)}
+			}
+			return &Error{Code: ECONFLICT, Field: "profile_ids", Message: fmt.Sprintf("profile_ids: secret %s already grants %s to one of these profiles", other.ID, sec.Name)}
+		}
+	}
+	return nil
+}
+
+// UpdateSecret applies p to a secret. A changed value gets a fresh data key
+// and a new Version; a new name reseals the value bound to it. Returns
+// ENOTFOUND, EINVALID or ECONFLICT as CreateSecret does.
+func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretPatch) (*Secret, error) {
+	if err := s.validatePatch(p); err != nil {
+		return nil, err
+	}
+	var sec *Secret
+	err := s.store.Update(ctx, userID, func(tx Tx) error {
+		cur, err := tx.Secret(ctx, id)
+		if err != nil {
+			return err
+		}
+		next, err := patched(cur, p)
+		if err != nil {
+			return err
+		}
+		switch {
+		case p.Value != nil:
+			err = s.sealNewVersion(next, cur, *p.Value)
+		case next.Name != cur.Name:
+			err = s.keys.rewrapSecret(next, cur.Name)
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkGrants(ctx, tx, next); err != nil {
+			return err
+		}
+		if p.Value != nil {
+			err = s.storeNewVersion(ctx, tx, cur, next)
+		} else {
+			next.UpdatedAt = s.timestamp()
+			err = tx.UpdateSecret(ctx, next)
+		}
+		if err != nil {
+			return err
+		}
+		sec = next
+		details := secretDetails(next)
+		details["changed"] = secretChanges(cur, next, p.Value != nil)
+		return s.audit(ctx, tx, userID, ActionSecretUpdate, TargetSecret, id, details)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update secret %s: %w", id, err)
+	}
+	return sec, nil
+}
+
+// validatePatch checks each field a patch sets, before any transaction.
+func (s *Service) validatePatch(p SecretPatch) error {
+	if p.Name != nil {
+		if err := s.validateName(*p.Name); err != nil {
+			return err
+		}
+	}
+	if p.Value != nil {
+		if err := ValidateValue("value", *p.Value); err != nil {
+			return err
+		}
+	}
+	if p.Description != nil {
+		if err := validateDescription(*p.Description); err != nil {
+			return err
+		}
+	}
+	if p.Scope != nil && *p.Scope != ScopeAll && *p.Scope != ScopeAgents {
+		return Invalid("scope", "must be %q or %q", ScopeAll, ScopeAgents)
+	}
+	return nil
+}
+
+// patched returns cur with p's name, description, scope and profiles
+// applied; its value is still cur's. A scope changed without profile ids
+// keeps the profiles only from agents to agents.
+func patched(cur *Secret, p SecretPatch) (*Secret, error) {
+	next := *cur
+	if p.Scope != nil || p.SetProfileIDs {
+		if p.Scope != nil {
+			next.Scope = *p.Scope
+		}
+		ids := p.ProfileIDs
+		if !p.SetProfileIDs {
+			ids = nil
+			if next.Scope == ScopeAgents && cur.Scope == ScopeAgents {
+				ids = cur.ProfileIDs
+			}
+		}
+		var err error
+		if next.ProfileIDs, err = validateScope(next.Scope, ids); err != nil {
+			return nil, err
+		}
+	}
+	if p.Name != nil {
+		next.Name = *p.Name
+	}
+	if p.Description != nil {
+		next.Description = *p.Description
+	}
+	return &next, nil
+}
+
+// sealNewVersion seals value into next as the version after cur's.
+func (s *Service) sealNewVersion(next, cur *Secret, value string) error {
+	next.Version = cur.Version + 1
+	if err := s.keys.sealSecret(next, value); err != nil {
+		return fmt.Errorf("seal secret: %w", err)
+	}
+	return nil
+}
+
+// storeNewVersion replaces cur by next, whose value sealNewVersion sealed,
+// and keeps cur's value as an earlier version (history.go).
+func (s *Service) storeNewVersion(ctx context.Context, tx Tx, cur, next *Secret) error {
+	next.UpdatedAt = s.timestamp()
+	if err := s.keepVersion(ctx, tx, cur, next.UpdatedAt); err != nil {
+		return err
+	}
+	return tx.UpdateSecret(ctx, next)
+}
+
+// DeleteSecret deletes a secret. Returns ENOTFOUND if it does not exist.
+func (s *Service) DeleteSecret(ctx context.Context, userID, id string) error {
+	err := s.store.Update(ctx, userID, func(tx Tx) error {
+		// Read first: the event names what was deleted.
+		cur, err := tx.Secret(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteSecret(ctx, id); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, userID, ActionSecretDelete, TargetSecret, id, secretDetails(cur))
+	})
+	if err != nil {
+		return fmt.Errorf("delete secret %s: %w", id, err)
+	}
+	return nil
+}
+
+// Secret returns a secret, sealed. Returns ENOTFOUND if it does not exist.
+func (s *Service) Secret(ctx context.Context, userID, id string) (*Secret, error) {
+	var sec *Secret
+	err := s.store.View(ctx, userID, func(tx Tx) (err error) {
+		sec, err = tx.Secret(ctx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read secret %s: %w", id, err)
+	}
+	return sec, nil
+}
+
+// Secrets lists the user's secrets, sealed, by name. Returns EINVALID for a
+// bad limit, query or cursor.
+func (s *Service) Secrets(ctx context.Context, userID string, o ListOptions) (Page[*Secret], error) {
+	f, err := o.Filter()
+	if err != nil {
+		return Page[*Secret]{}, err
+	}
+	var list []*Secret
+	f.Limit++ // one more tells whether a next page exists
+	err = s.store.View(ctx, userID, func(tx Tx) error {
+		list, err = tx.Secrets(ctx, f)
+		return err
+	})
+	if err != nil {
+		return Page[*Secret]{}, fmt.Errorf("list secrets: %w", err)
+	}
+	return NewPage(list, f.Limit-1, func(x *Secret) Cursor { return Cursor{x.Name, x.ID} }), nil
+}
+
+// checkProfiles returns EINVALID unless every id is one of the user's
+// profiles. An import checks once, rather than for each of its lines.
+func checkProfiles(ctx context.Context, tx Tx, ids []string) error {
+	found, err := tx.ExistingProfileIDs(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("read profiles: %w", err)
+	}
+	for _, id := range ids {
+		if !slices.Contains(found, id) {
+			return Invalid("profile_ids", "%s is not one of your profiles", truncate(id, 64))
+		}
+	}
+	return nil
 }

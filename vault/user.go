@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -50,4 +51,55 @@ func splitToken(token string) (id, secret string, ok bool) {
 func (t *Token) matches(secret string) bool {
 	sum := sha256.Sum256([]byte(secret))
 	return subtle.ConstantTimeCompare(sum[:], t.Hash) == 1
+}
+
+// CreateUser creates a user and returns it with its first API token, which
+// is shown only this once.
+func (s *Service) CreateUser(ctx context.Context, name string) (*User, string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > MaxProfileNameLen || !printable(name) {
+		return nil, "", Invalid("name", "is required: at most %d printable characters", MaxProfileNameLen)
+	}
+	now := s.timestamp()
+	u := &User{ID: NewID(PrefixUser), Name: name, CreatedAt: now}
+	t, token := newToken(u.ID, now)
+	events := []*AuditEvent{
+		s.event(ctx, u.ID, ActionUserCreate, TargetUser, u.ID, map[string]any{"name": u.Name}),
+		s.event(ctx, u.ID, ActionTokenCreate, TargetToken, t.ID, nil),
+	}
+	if err := s.store.CreateUser(ctx, u, t, events...); err != nil {
+		return nil, "", fmt.Errorf("create user: %w", err)
+	}
+	return u, token, nil
+}
+
+// CreateToken makes a new API token for an existing user. Returns
+// ENOTFOUND if the user does not exist.
+func (s *Service) CreateToken(ctx context.Context, userID string) (string, error) {
+	t, token := newToken(userID, s.timestamp())
+	if err := s.store.CreateToken(ctx, t, s.event(ctx, userID, ActionTokenCreate, TargetToken, t.ID, nil)); err != nil {
+		return "", fmt.Errorf("create token: %w", err)
+	}
+	return token, nil
+}
+
+var errBadToken = Errorf(EUNAUTHORIZED, "missing or invalid API token")
+
+// Authenticate returns the user id and token id a token belongs to.
+// Returns EUNAUTHORIZED, with one message for every cause, otherwise.
+func (s *Service) Authenticate(ctx context.Context, token string) (userID, tokenID string, err error) {
+	id, secret, ok := splitToken(token)
+	if !ok {
+		return "", "", errBadToken
+	}
+	t, err := s.store.Token(ctx, id)
+	if ErrorCode(err) == ENOTFOUND {
+		return "", "", s.authFailed(ctx, id, "unknown token")
+	} else if err != nil {
+		return "", "", fmt.Errorf("read token %s: %w", id, err)
+	}
+	if !t.matches(secret) {
+		return "", "", s.authFailed(ctx, id, "wrong secret")
+	}
+	return t.UserID, t.ID, nil
 }

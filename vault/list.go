@@ -1,0 +1,75 @@
+package vault
+
+import (
+	"encoding/base64"
+	"strings"
+	"unicode/utf8"
+)
+
+// Page limits shared by every list.
+const (
+	DefaultPageLimit = 50
+	MaxPageLimit     = 200
+)
+
+// Page is one page of a list and the cursor of the next, "" on the last.
+type Page[T any] struct {
+	Items      []T
+	NextCursor string
+}
+
+// ListOptions are a list request as the user gives it.
+type ListOptions struct {
+	Query  string
+	Cursor string
+	Limit  int // 0 means DefaultPageLimit
+}
+
+// Cursor is a position in a list: the sort key and id of the last item of
+// the previous page. The key is the name for secrets and profiles.
+type Cursor struct {
+	Key string
+	ID  string
+}
+
+func (c Cursor) encode() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(c.Key + "\x00" + c.ID))
+}
+
+// Filter checks the options and turns them into a store's ListFilter.
+// Returns EINVALID for a bad limit, query or cursor.
+func (o ListOptions) Filter() (ListFilter, error) {
+	f := ListFilter{Query: o.Query, Limit: o.Limit}
+	if f.Limit == 0 {
+		f.Limit = DefaultPageLimit
+	}
+	if f.Limit < 1 || f.Limit > MaxPageLimit {
+		return f, Invalid("limit", "must be between 1 and %d", MaxPageLimit)
+	}
+	if len(o.Query) > MaxNameLen || strings.IndexByte(o.Query, 0) >= 0 || !utf8.ValidString(o.Query) {
+		return f, Invalid("q", "must be valid UTF-8 of at most %d characters without NUL bytes", MaxNameLen)
+	}
+	if o.Cursor != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(o.Cursor)
+		name, id, ok := strings.Cut(string(raw), "\x00")
+		if err != nil || !ok || id == "" {
+			return f, Invalid("cursor", "is not a cursor this API returned")
+		}
+		f.After = &Cursor{Key: name, ID: id}
+	}
+	return f, nil
+}
+
+// NewPage cuts items, fetched with limit+1, to a page of limit and the
+// cursor of the next page, if there is one.
+func NewPage[T any](items []T, limit int, cursor func(T) Cursor) Page[T] {
+	p := Page[T]{Items: items}
+	if len(items) > limit {
+		p.Items = items[:limit]
+		p.NextCursor = cursor(items[limit-1]).encode()
+	}
+	if p.Items == nil {
+		p.Items = []T{}
+	}
+	return p
+}
