@@ -276,17 +276,25 @@ func TestOtherUsersIDs(t *testing.T) {
 		if l, err := tx.SecretsNamed(ctx, "ALICE"); err != nil || len(l) != 0 {
 			t.Errorf("SecretsNamed = %d, %v", len(l), err)
 		}
-		// Bob's own secret may not grant Alice's profile.
-		now := time.Now().UTC().Truncate(time.Microsecond)
-		err = tx.CreateSecret(ctx, &vault.Secret{ID: vault.NewID(vault.PrefixSecret), UserID: bob, Name: "STEAL", Scope: vault.ScopeAgents,
-			ProfileIDs: []string{prof.ID}, Version: 1, SealedValue: []byte("x"), SealedKey: []byte("y"), MasterKeyID: "0", CreatedAt: now, UpdatedAt: now})
-		if vault.ErrorCode(err) != vault.EINVALID {
-			t.Errorf("grant another user's profile: %v, want EINVALID", err)
-		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Bob's own secret may not grant Alice's profile: the rule, and its
+	// EINVALID, are the service's; a caller that skips the service gets an
+	// internal error from the database, and the transaction writes nothing.
+	_, err = svc.CreateSecret(ctx, bob, vault.SecretInput{Name: "STEAL", Value: "x", Scope: vault.ScopeAgents, ProfileIDs: []string{prof.ID}})
+	if vault.ErrorCode(err) != vault.EINVALID || vault.ErrorField(err) != "profile_ids" {
+		t.Errorf("grant another user's profile: %v, want EINVALID on profile_ids", err)
+	}
+	err = db.Update(ctx, bob, func(tx vault.Tx) error {
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		return tx.CreateSecret(ctx, &vault.Secret{ID: vault.NewID(vault.PrefixSecret), UserID: bob, Name: "STEAL", Scope: vault.ScopeAgents,
+			ProfileIDs: []string{prof.ID}, Version: 1, SealedValue: []byte("x"), SealedKey: []byte("y"), MasterKeyID: "0", CreatedAt: now, UpdatedAt: now})
+	})
+	if vault.ErrorCode(err) != vault.EINTERNAL {
+		t.Errorf("store-level grant of another user's profile: %v, want an internal error", err)
 	}
 	if err := db.View(ctx, bob, func(tx vault.Tx) error {
 		if n, err := tx.CountSecrets(ctx); err != nil || n != 0 {

@@ -111,9 +111,21 @@ func TestGrantToAnotherUsersProfileIsRefusedBySchema(t *testing.T) {
 	}
 	s := &vault.Secret{ID: vault.NewID(vault.PrefixSecret), UserID: users[0], Name: "S", Scope: vault.ScopeAgents, Version: 1,
 		ProfileIDs: []string{profiles[1].ID}, SealedValue: []byte{1}, SealedKey: []byte{2}, MasterKeyID: "00000000", CreatedAt: now, UpdatedAt: now}
+	// The rule, and its EINVALID, are the service's
+	// (TestGrantToAnotherUsersProfileIsRefusedByService); a caller that
+	// skips the service meets the schema's foreign key, an internal error,
+	// and nothing is written.
 	err := db.Update(t.Context(), users[0], func(tx vault.Tx) error { return tx.CreateSecret(t.Context(), s) })
-	if vault.ErrorCode(err) != vault.EINVALID || vault.ErrorField(err) != "profile_ids" {
-		t.Errorf("grant to another user's profile: got %v, want EINVALID on profile_ids", err)
+	if !isForeignKey(err) || vault.ErrorCode(err) != vault.EINTERNAL {
+		t.Errorf("store-level grant to another user's profile: got %v, want an internal foreign key error", err)
+	}
+	if err := db.View(t.Context(), users[0], func(tx vault.Tx) error {
+		if n, err := tx.CountSecrets(t.Context()); err != nil || n != 0 {
+			t.Errorf("user holds %d secrets (%v) after a refused create, want 0", n, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	_, err = db.write.ExecContext(t.Context(), `INSERT INTO secret_grants (secret_id, profile_id, user_id, name) VALUES (?, ?, ?, ?)`,
 		"sec_x", profiles[1].ID, users[0], "S")

@@ -13,7 +13,6 @@ import (
 
 	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/sqlite"
-	"github.com/envvault/envvault/storetest"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -41,8 +40,28 @@ func mustOpenPath(t *testing.T, path string) *sqlite.DB {
 	return db
 }
 
-func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) vault.Store { return mustOpen(t) })
+// The grant rule is the service's: another user's profile is EINVALID on
+// profile_ids (the store's schema refuses it too, as an internal error:
+// TestGrantToAnotherUsersProfileIsRefusedBySchema).
+func TestGrantToAnotherUsersProfileIsRefusedByService(t *testing.T) {
+	svc := testvault.MustService(t, mustOpen(t), vault.Options{})
+	var users [2]string
+	var profiles [2]*vault.Profile
+	for i := range users {
+		u, _, err := svc.CreateUser(t.Context(), "u")
+		if err != nil {
+			t.Fatal(err)
+		}
+		users[i] = u.ID
+		if profiles[i], err = svc.CreateProfile(t.Context(), u.ID, vault.ProfileInput{Name: "p", Image: "alpine"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := svc.CreateSecret(t.Context(), users[0], vault.SecretInput{Name: "S", Value: "v", Scope: vault.ScopeAgents,
+		ProfileIDs: []string{profiles[1].ID}})
+	if vault.ErrorCode(err) != vault.EINVALID || vault.ErrorField(err) != "profile_ids" {
+		t.Errorf("grant to another user's profile: got %v, want EINVALID on profile_ids", err)
+	}
 }
 
 func TestMigrateTwice(t *testing.T) {
