@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/envvault/envvault/postgres"
@@ -33,38 +31,23 @@ event before it, so that a changed, deleted or reordered row breaks it.`
 
 // auditCommand is `envvault audit`: verify and prune. They take the store
 // settings serve takes; no master key.
-func (m *Main) auditCommand(newFS func(string) *flag.FlagSet, opts []ff.Option) *ffcli.Command {
-	verify := &Config{Command: cmdAuditVerify}
-	verifyFS := newFS("envvault audit verify")
-	storeFlags(verifyFS, verify)
-	logFlags(verifyFS, verify, "text")
-
-	prune := &Config{Command: cmdAuditPrune, OlderThan: defaultRetention}
-	pruneFS := newFS("envvault audit prune")
-	storeFlags(pruneFS, prune)
-	logFlags(pruneFS, prune, "text")
-	pruneFS.Func("older-than", "delete the events older than this: days (2555d, the default: seven years) or a Go duration (720h)", func(s string) error {
-		d, err := parseRetention(s)
-		if err != nil {
-			return err
-		}
-		prune.OlderThan = d
-		return nil
+func (m *Main) auditCommand() *ffcli.Command {
+	return m.group(&ffcli.Command{
+		Name:        "audit",
+		ShortUsage:  "envvault audit verify|prune [flags]",
+		ShortHelp:   "check the audit trail's hash chain, or delete its oldest events",
+		LongHelp:    auditHelp,
+		Subcommands: []*ffcli.Command{m.auditVerifyCommand(), m.auditPruneCommand()},
 	})
+}
 
-	audit := &ffcli.Command{
-		Name:       "audit",
-		ShortUsage: "envvault audit verify|prune [flags]",
-		ShortHelp:  "check the audit trail's hash chain, or delete its oldest events",
-		LongHelp:   auditHelp,
-		FlagSet:    newFS("envvault audit"),
-		Options:    opts,
-		Subcommands: []*ffcli.Command{
-			{
-				Name:       "verify",
-				ShortUsage: "envvault audit verify [flags]",
-				ShortHelp:  "walk the audit chain and report the first event where it breaks",
-				LongHelp: `Walks the audit trail from its oldest event kept to its newest, recomputes
+// auditVerifyCommand is `envvault audit verify`.
+func (m *Main) auditVerifyCommand() *ffcli.Command {
+	c, fs := m.newCommand(cmdAuditVerify, "text")
+	return m.leaf(c, fs, &ffcli.Command{
+		ShortUsage: "envvault audit verify [flags]",
+		ShortHelp:  "walk the audit chain and report the first event where it breaks",
+		LongHelp: `Walks the audit trail from its oldest event kept to its newest, recomputes
 every event's hash and checks that each follows the one before. Prints
 "ok: N events, chain intact" and the head's hash (keep it elsewhere: a chain
 rewritten whole from some event on verifies again, but ends at another
@@ -72,15 +55,25 @@ head), or fails, naming the first event where the chain breaks and why: its
 content changed, events missing (deleted), or out of order (reordered).
 
 ` + auditHelp + "\n\n" + envHelp,
-				FlagSet: verifyFS,
-				Options: opts,
-				Exec:    m.selected(verify),
-			},
-			{
-				Name:       "prune",
-				ShortUsage: "envvault audit prune [--older-than 2555d] [flags]",
-				ShortHelp:  "delete the audit events older than the retention, keeping the chain verifiable",
-				LongHelp: `Deletes the oldest audit events: every event before the first one at or
+	})
+}
+
+// auditPruneCommand is `envvault audit prune`.
+func (m *Main) auditPruneCommand() *ffcli.Command {
+	c, fs := m.newCommand(cmdAuditPrune, "text")
+	c.OlderThan = defaultRetention
+	fs.Func("older-than", "delete the events older than this: days (2555d, the default: seven years) or a Go duration (720h)", func(s string) error {
+		d, err := parseRetention(s)
+		if err != nil {
+			return err
+		}
+		c.OlderThan = d
+		return nil
+	})
+	return m.leaf(c, fs, &ffcli.Command{
+		ShortUsage: "envvault audit prune [--older-than 2555d] [flags]",
+		ShortHelp:  "delete the audit events older than the retention, keeping the chain verifiable",
+		LongHelp: `Deletes the oldest audit events: every event before the first one at or
 after now minus --older-than (default 2555 days). The chain stays
 verifiable from the oldest event kept, whose predecessor's hash is kept as
 the chain's anchor. It verifies the chain first and deletes nothing if it
@@ -89,20 +82,7 @@ audit.prune event. On PostgreSQL it needs the tables' owner: the role of
 DATABASE_MIGRATE_URL when set (the service's role may not delete events).
 
 ` + auditHelp + "\n\n" + envHelp,
-				FlagSet: pruneFS,
-				Options: opts,
-				Exec:    m.selected(prune),
-			},
-		},
-	}
-	audit.Exec = func(_ context.Context, args []string) error {
-		if len(args) > 0 {
-			return fmt.Errorf("unknown command \"audit %s\" (see envvault audit --help)", args[0])
-		}
-		fmt.Fprint(m.Stderr, ffcli.DefaultUsageFunc(audit))
-		return errUsage
-	}
-	return audit
+	})
 }
 
 // parseRetention reads --older-than: whole days ("2555d") or a Go

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -38,44 +36,25 @@ const keysHelp = `Rotating the master key without downtime:
 
 // keysCommand is `envvault keys`: rotate and status. They take the store
 // and key settings serve takes.
-func (m *Main) keysCommand(newFS func(string) *flag.FlagSet, opts []ff.Option) *ffcli.Command {
-	rotate := &Config{Command: cmdKeysRotate}
-	rotateFS := newFS("envvault keys rotate")
-	storeFlags(rotateFS, rotate)
-	logFlags(rotateFS, rotate, "text")
-	rotateFS.IntVar(&rotate.BatchSize, "batch-size", vault.DefaultRotateBatchSize, "data keys re-wrapped per transaction")
+func (m *Main) keysCommand() *ffcli.Command {
+	return m.group(&ffcli.Command{
+		Name:        "keys",
+		ShortUsage:  "envvault keys rotate|status [flags]",
+		ShortHelp:   "rotate the master key: re-wrap data keys, count them per master key",
+		LongHelp:    keysHelp,
+		Subcommands: []*ffcli.Command{m.keysRotateCommand(), m.keysStatusCommand()},
+	})
+}
 
-	status := &Config{Command: cmdKeysStatus}
-	statusFS := newFS("envvault keys status")
-	storeFlags(statusFS, status)
-	logFlags(statusFS, status, "text")
-	statusFS.BoolVar(&status.JSON, "json", false, `print {"current":"…","keys":[{"key_id":"…","role":"…","data_keys":N,"can_drop":…}]}`)
-
-	selected := func(cfg *Config) func(context.Context, []string) error {
-		return func(_ context.Context, args []string) error {
-			if len(args) > 0 {
-				return fmt.Errorf("envvault %s takes no arguments, got %q", cfg.Command, args)
-			}
-			if cfg.Command == cmdKeysRotate && cfg.BatchSize < 1 {
-				return fmt.Errorf("--batch-size must be at least 1, got %d", cfg.BatchSize)
-			}
-			m.Config = *cfg
-			return nil
-		}
-	}
-	keys := &ffcli.Command{
-		Name:       "keys",
-		ShortUsage: "envvault keys rotate|status [flags]",
-		ShortHelp:  "rotate the master key: re-wrap data keys, count them per master key",
-		LongHelp:   keysHelp,
-		FlagSet:    newFS("envvault keys"),
-		Options:    opts,
-		Subcommands: []*ffcli.Command{
-			{
-				Name:       "rotate",
-				ShortUsage: "envvault keys rotate [flags]",
-				ShortHelp:  "re-wrap every data key still sealed under an older master key",
-				LongHelp: `Re-wraps every data key still sealed under a master key other than
+// keysRotateCommand is `envvault keys rotate`.
+func (m *Main) keysRotateCommand() *ffcli.Command {
+	c, fs := m.newCommand(cmdKeysRotate, "text")
+	fs.IntVar(&c.BatchSize, "batch-size", vault.DefaultRotateBatchSize, "data keys re-wrapped per transaction")
+	selected := m.selected(c)
+	return m.leaf(c, fs, &ffcli.Command{
+		ShortUsage: "envvault keys rotate [flags]",
+		ShortHelp:  "re-wrap every data key still sealed under an older master key",
+		LongHelp: `Re-wraps every data key still sealed under a master key other than
 ENCRYPTION_KEY: opens it with ENCRYPTION_KEY or one of ENCRYPTION_KEY_PREVIOUS,
 and seals it again under ENCRYPTION_KEY. Values are not re-encrypted. It
 works in batches, each its own short transaction, while serve keeps serving;
@@ -87,34 +66,44 @@ is left under another master key, the key check values of the old keys are
 deleted.
 
 ` + keysHelp + "\n\n" + envHelp + "\n\n" + keyHelp,
-				FlagSet: rotateFS,
-				Options: opts,
-				Exec:    selected(rotate),
-			},
-			{
-				Name:       "status",
-				ShortUsage: "envvault keys status [flags]",
-				ShortHelp:  "count data keys per master key, and say which old key can be dropped",
-				LongHelp: `Counts the data keys sealed under each master key, marking the current key
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) == 0 && c.BatchSize < 1 {
+				return fmt.Errorf("--batch-size must be at least 1, got %d", c.BatchSize)
+			}
+			return selected(ctx, args)
+		},
+	})
+}
+
+// keysStatusCommand is `envvault keys status`.
+func (m *Main) keysStatusCommand() *ffcli.Command {
+	c, fs := m.newCommand(cmdKeysStatus, "text")
+	fs.BoolVar(&c.JSON, "json", false, `print {"current":"…","keys":[{"key_id":"…","role":"…","data_keys":N,"can_drop":…}]}`)
+	return m.leaf(c, fs, &ffcli.Command{
+		ShortUsage: "envvault keys status [flags]",
+		ShortHelp:  "count data keys per master key, and say which old key can be dropped",
+		LongHelp: `Counts the data keys sealed under each master key, marking the current key
 (ENCRYPTION_KEY), the previous ones (ENCRYPTION_KEY_PREVIOUS) and unknown ones
 (configured nowhere: serve refuses to start while any data key needs one),
 and says which previous key can be dropped.
 
 ` + envHelp + "\n\n" + keyHelp,
-				FlagSet: statusFS,
-				Options: opts,
-				Exec:    selected(status),
-			},
-		},
-	}
-	keys.Exec = func(_ context.Context, args []string) error {
-		if len(args) > 0 {
-			return fmt.Errorf("unknown command \"keys %s\" (see envvault keys --help)", args[0])
-		}
-		fmt.Fprint(m.Stderr, ffcli.DefaultUsageFunc(keys))
-		return errUsage
-	}
-	return keys
+	})
+}
+
+// keygenCommand is `envvault keygen`. It takes no flags and reads nothing.
+func (m *Main) keygenCommand() *ffcli.Command {
+	c := &Config{Command: cmdKeygen}
+	return m.leaf(c, m.flagSet("envvault keygen"), &ffcli.Command{
+		ShortUsage: "envvault keygen",
+		ShortHelp:  "print a fresh random master key (base64 of 32 bytes) for ENCRYPTION_KEY",
+	})
+}
+
+// runKeygen is `envvault keygen`.
+func (m *Main) runKeygen(context.Context) error {
+	_, err := fmt.Fprintln(m.Stdout, vault.GenerateKey())
+	return err
 }
 
 // openKeysService opens the store and a service on it, without the

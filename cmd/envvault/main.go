@@ -25,10 +25,7 @@ import (
 
 	dockerclient "github.com/docker/docker/client"
 
-	"github.com/envvault/envvault/api"
 	"github.com/envvault/envvault/orchestrator"
-	"github.com/envvault/envvault/vault"
-	"github.com/envvault/envvault/web"
 )
 
 func main() {
@@ -58,17 +55,6 @@ func main() {
 		os.Exit(1)
 	}
 }
-
-// HTTP server limits. WriteTimeout bounds an ordinary response; a response
-// that streams (GET /v1/tasks/:id/logs?follow=true) gets writeTimeout for
-// each of its writes instead (see streams).
-const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 30 * time.Second
-	writeTimeout      = 60 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 64 << 10
-)
 
 // Main is the program: ParseFlags fills Config, Run does the command (and
 // for dev and serve returns once the server listens), Wait blocks while it
@@ -124,33 +110,24 @@ func (m *Main) Addr() string {
 // should stop.
 func (m *Main) Run(ctx context.Context) error {
 	m.logger = m.newLogger()
-	switch m.Config.Command {
-	case cmdKeygen:
-		_, err := fmt.Fprintln(m.Stdout, vault.GenerateKey())
-		return err
-	case cmdMigrate:
-		return m.runMigrate(ctx)
-	case cmdUserCreate:
-		return m.runUserCreate(ctx)
-	case cmdDev, cmdServe:
-		return m.runServer(ctx)
-	case cmdRunner:
-		return m.runRunner(ctx)
-	case cmdKeysRotate:
-		return m.runKeysRotate(ctx)
-	case cmdKeysStatus:
-		return m.runKeysStatus(ctx)
-	case cmdSecretsImport:
-		return m.runSecretsImport(ctx)
-	case cmdSecretsList:
-		return m.runSecretsList(ctx)
-	case cmdAuditVerify:
-		return m.runAuditVerify(ctx)
-	case cmdAuditPrune:
-		return m.runAuditPrune(ctx)
-	default:
+	run := map[string]func(context.Context) error{
+		cmdKeygen:        m.runKeygen,
+		cmdMigrate:       m.runMigrate,
+		cmdUserCreate:    m.runUserCreate,
+		cmdDev:           m.runServer,
+		cmdServe:         m.runServer,
+		cmdRunner:        m.runRunner,
+		cmdKeysRotate:    m.runKeysRotate,
+		cmdKeysStatus:    m.runKeysStatus,
+		cmdSecretsImport: m.runSecretsImport,
+		cmdSecretsList:   m.runSecretsList,
+		cmdAuditVerify:   m.runAuditVerify,
+		cmdAuditPrune:    m.runAuditPrune,
+	}[m.Config.Command]
+	if run == nil {
 		return fmt.Errorf("no command: run envvault --help")
 	}
+	return run(ctx)
 }
 
 // Wait blocks until ctx is done (a signal), or the server or the worker
@@ -232,150 +209,4 @@ func (m *Main) newLogger() *slog.Logger {
 		return slog.New(slog.NewJSONHandler(m.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(m.Stderr, opts))
-}
-
-// runServer is dev and serve.
-func (m *Main) runServer(ctx context.Context) error {
-	if m.Config.Command == cmdDev && (m.Getenv("DATABASE_URL") != "" || m.Getenv("DATABASE_URL_FILE") != "") {
-		m.logger.Warn("DATABASE_URL is ignored: envvault dev always uses SQLite in --data-dir; run envvault serve for PostgreSQL")
-	}
-	if err := m.loadBaseline(); err != nil {
-		return err
-	}
-	svc, fresh, err := m.openService(ctx)
-	if err != nil {
-		return err
-	}
-	orch, err := m.newOrchestrator(svc)
-	if err != nil {
-		return err
-	}
-
-	var devToken string
-	if m.Config.Command == cmdDev && fresh {
-		u, token, err := svc.CreateUser(ctx, "dev")
-		if err != nil {
-			return fmt.Errorf("create the dev user: %w", err)
-		}
-		m.logger.Info("created the dev user", "user_id", u.ID)
-		devToken = token
-	}
-
-	wt := writeTimeout
-	if m.writeTimeout > 0 {
-		wt = m.writeTimeout
-	}
-	m.streams = newStreams(wt)
-	apiHandler := api.NewServer(api.Config{
-		Service:      svc,
-		Orchestrator: orch,
-		Logger:       m.logger,
-		BodyLimit:    m.Config.BodyLimit,
-	}).Handler()
-	// The API keeps /v1, /healthz and /readyz; the dashboard has the rest.
-	mux := http.NewServeMux()
-	for _, p := range []string{"/v1", "/v1/", "/healthz", "/readyz"} {
-		mux.Handle(p, apiHandler)
-	}
-	mux.Handle("/", web.New(web.Config{Vault: svc, Orchestrator: orch, Logger: m.logger, Secure: m.Config.SecureCookies}))
-	handler := m.streams.wrap(mux)
-
-	ln, err := net.Listen("tcp", m.Config.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s (--addr, ADDR): %w", m.Config.Addr, err)
-	}
-	m.listener = ln
-	m.server = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      wt,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
-	}
-	// Shutdown waits for requests in flight, but a log stream lasts as
-	// long as its task: end streams at once (see streams).
-	m.server.RegisterOnShutdown(m.streams.shutdown)
-	m.serveErr = make(chan error, 1)
-	go func() {
-		err := m.server.Serve(ln)
-		if !errors.Is(err, http.ErrServerClosed) {
-			m.serveErr <- fmt.Errorf("http server: %w", err)
-		}
-		close(m.serveErr)
-	}()
-
-	url := "http://" + ln.Addr().String()
-	m.logger.Info("listening", "addr", ln.Addr().String(), "url", url)
-	if m.Config.NoWorker {
-		m.logger.Info("no task worker (--no-worker): tasks stay queued until an envvault runner on this database claims them")
-	} else {
-		m.startWorker(orch)
-	}
-	if m.Config.Command == cmdDev {
-		m.printDevBanner(url, devToken)
-	}
-	return nil
-}
-
-// openService opens the store, applies its migrations and checks the
-// master keys against it. fresh says the store had never seen a key: it is
-// a new database.
-func (m *Main) openService(ctx context.Context) (svc *vault.Service, fresh bool, err error) {
-	keys, err := m.keyring()
-	if err != nil {
-		return nil, false, err
-	}
-	store, applied, err := m.openStore(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	m.logger.Info("migrations applied", "store", m.storeName(), "applied", applied)
-	checks, err := store.KeyChecks(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("read key checks: %w", err)
-	}
-	svc = vault.NewService(store, keys, vault.Options{
-		MaxSecrets: m.Config.MaxSecrets,
-		Names:      vault.NamePolicy{Locked: m.baseline.Locked, Allowed: m.Config.AllowNames},
-	})
-	if err := svc.CheckKeys(ctx); err != nil {
-		return nil, false, fmt.Errorf("master key from %s does not fit this database: %w", m.Config.Keys.Source, err)
-	}
-	m.logger.Info("master key checked", "key_id", keys.CurrentID(), "source", m.Config.Keys.Source, "previous_keys", len(m.Config.Keys.Previous))
-	return svc, len(checks) == 0, nil
-}
-
-func (m *Main) runMigrate(ctx context.Context) error {
-	// openStore applies the migrations; migrate is that alone.
-	_, applied, err := m.openStore(ctx)
-	if err != nil {
-		return err
-	}
-	if applied == 0 {
-		_, err = fmt.Fprintf(m.Stdout, "%s: schema is up to date, no migration to apply\n", m.storeName())
-		return err
-	}
-	_, err = fmt.Fprintf(m.Stdout, "%s: applied %d migrations\n", m.storeName(), applied)
-	return err
-}
-
-func (m *Main) runUserCreate(ctx context.Context) error {
-	svc, _, err := m.openService(ctx)
-	if err != nil {
-		return err
-	}
-	u, token, err := svc.CreateUser(ctx, m.Config.UserName)
-	if err != nil {
-		return fmt.Errorf("create user %q: %w", m.Config.UserName, err)
-	}
-	if m.Config.JSON {
-		return writeJSON(m.Stdout, map[string]string{"user_id": u.ID, "token": token})
-	}
-	_, err = fmt.Fprintf(m.Stdout, "Created user %q.\n\n  user id: %s\n  token:   %s\n\n"+
-		"The token is shown only this once (only its SHA-256 is stored). Use it as\n"+
-		"  curl -H \"Authorization: Bearer $TOKEN\" http://HOST:PORT/v1/secrets\n",
-		u.Name, u.ID, token)
-	return err
 }

@@ -31,70 +31,43 @@ var secretsEnvFlags = []string{"data-dir", "log-format", "log-level", "allow-nam
 
 // secretsCommand is `envvault secrets`: import and list. They take the
 // store and key settings serve takes.
-func (m *Main) secretsCommand(newFS func(string) *flag.FlagSet) *ffcli.Command {
-	imp := &Config{Command: cmdSecretsImport}
-	impFS := newFS("envvault secrets import")
-	storeFlags(impFS, imp)
-	logFlags(impFS, imp, "text")
-	userFlag(impFS, imp)
-	impFS.Func("scope", "all (every profile of the user) or agents (only the --profile ones); required", func(s string) error {
+func (m *Main) secretsCommand() *ffcli.Command {
+	return m.group(&ffcli.Command{
+		Name:        "secrets",
+		ShortUsage:  "envvault secrets import|list [flags]",
+		ShortHelp:   "import a user's secrets from a dotenv file; list their names",
+		Subcommands: []*ffcli.Command{m.secretsImportCommand(), m.secretsListCommand()},
+	})
+}
+
+// secretsImportCommand is `envvault secrets import FILE`.
+func (m *Main) secretsImportCommand() *ffcli.Command {
+	c, fs := m.newCommand(cmdSecretsImport, "text")
+	userFlag(fs, c)
+	fs.Func("scope", "all (every profile of the user) or agents (only the --profile ones); required", func(s string) error {
 		if s != string(vault.ScopeAll) && s != string(vault.ScopeAgents) {
 			return errors.New("must be all or agents")
 		}
-		imp.Scope = s
+		c.Scope = s
 		return nil
 	})
-	impFS.Func("profile", "with --scope agents: a profile id (prof_…) to grant; repeat for several", func(s string) error {
-		imp.ProfileIDs = append(imp.ProfileIDs, s)
+	fs.Func("profile", "with --scope agents: a profile id (prof_…) to grant; repeat for several", func(s string) error {
+		c.ProfileIDs = append(c.ProfileIDs, s)
 		return nil
 	})
-	impFS.Func("allow-names", "comma-separated secret names to take off the denied list, as serve's --allow-names", func(s string) error {
-		imp.AllowNames = append(imp.AllowNames, splitNames(s)...)
+	fs.Func("allow-names", "comma-separated secret names to take off the denied list, as serve's --allow-names", func(s string) error {
+		c.AllowNames = append(c.AllowNames, splitNames(s)...)
 		return nil
 	})
-	impFS.Func("locked-names", "comma-separated names no secret may take, as serve's --locked-names (env BASELINE_LOCKED_NAMES)", func(s string) error {
-		imp.lockedByFlag = true
-		imp.LockedNames = append(imp.LockedNames, splitNames(s)...)
+	fs.Func("locked-names", "comma-separated names no secret may take, as serve's --locked-names (env BASELINE_LOCKED_NAMES)", func(s string) error {
+		c.lockedByFlag = true
+		c.LockedNames = append(c.LockedNames, splitNames(s)...)
 		return nil
 	})
-
-	list := &Config{Command: cmdSecretsList}
-	listFS := newFS("envvault secrets list")
-	storeFlags(listFS, list)
-	logFlags(listFS, list, "text")
-	userFlag(listFS, list)
-
-	// parse reads the flags after the file name too (Go's flag package
-	// stops at the first argument), then the environment, and checks
-	// what is required.
-	parse := func(fs *flag.FlagSet, cfg *Config, args []string) error {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() > 0 {
-			return fmt.Errorf("envvault %s: unexpected arguments %q", cfg.Command, fs.Args())
-		}
-		if err := flagsFromEnv(fs); err != nil {
-			return err
-		}
-		if !strings.HasPrefix(cfg.UserID, vault.PrefixUser) {
-			return fmt.Errorf("envvault %s needs --user, the id of the user (%s…) whose secrets these are", cfg.Command, vault.PrefixUser)
-		}
-		m.Config = *cfg
-		return nil
-	}
-
-	secrets := &ffcli.Command{
-		Name:       "secrets",
-		ShortUsage: "envvault secrets import|list [flags]",
-		ShortHelp:  "import a user's secrets from a dotenv file; list their names",
-		FlagSet:    newFS("envvault secrets"),
-		Subcommands: []*ffcli.Command{
-			{
-				Name:       "import",
-				ShortUsage: "envvault secrets import FILE.env --user usr_… --scope all|agents [--profile prof_…]...",
-				ShortHelp:  "create or update many secrets from a dotenv file, all or nothing",
-				LongHelp: `Creates or updates the user's secrets from the NAME=value lines of a dotenv
+	return m.secretsLeaf(c, fs, &ffcli.Command{
+		ShortUsage: "envvault secrets import FILE.env --user usr_… --scope all|agents [--profile prof_…]...",
+		ShortHelp:  "create or update many secrets from a dotenv file, all or nothing",
+		LongHelp: `Creates or updates the user's secrets from the NAME=value lines of a dotenv
 file (the grammar of --baseline-env-file, in the README), in one transaction:
 all of them, or, if any line is bad, none. Every bad line is reported with
 its number and the reason, never with its value.
@@ -106,41 +79,63 @@ secret that already holds the value is left as it is; an updated one gets a
 new version, the old value kept in its history.
 
 Values are never printed. ` + envHelp + " --user, --scope and\n--profile are only ever flags.\n\n" + keyHelp,
-				FlagSet: impFS,
-				Exec: func(_ context.Context, args []string) error {
-					if len(args) == 0 {
-						return errors.New("envvault secrets import needs a FILE: envvault secrets import app.env --user usr_… --scope all")
-					}
-					imp.ImportFile = args[0]
-					if err := parse(impFS, imp, args[1:]); err != nil {
-						return err
-					}
-					if imp.Scope == "" {
-						return errors.New("envvault secrets import needs --scope all or --scope agents")
-					}
-					return nil
-				},
-			},
-			{
-				Name:       "list",
-				ShortUsage: "envvault secrets list --user usr_… [flags]",
-				ShortHelp:  "list a user's secrets: names, scopes and profiles, never values",
-				LongHelp:   "Prints a table of the user's secrets: name, scope, the profiles an `agents`\nsecret is granted to (by name), version, last change and id. Never a value.\n\n" + envHelp + "\n\n" + keyHelp,
-				FlagSet:    listFS,
-				Exec: func(_ context.Context, args []string) error {
-					return parse(listFS, list, args)
-				},
-			},
+		Exec: func(_ context.Context, args []string) error {
+			if len(args) == 0 {
+				return errors.New("envvault secrets import needs a FILE: envvault secrets import app.env --user usr_… --scope all")
+			}
+			c.ImportFile = args[0]
+			if err := m.selectSecrets(fs, c, args[1:]); err != nil {
+				return err
+			}
+			if c.Scope == "" {
+				return errors.New("envvault secrets import needs --scope all or --scope agents")
+			}
+			return nil
 		},
+	})
+}
+
+// secretsListCommand is `envvault secrets list`.
+func (m *Main) secretsListCommand() *ffcli.Command {
+	c, fs := m.newCommand(cmdSecretsList, "text")
+	userFlag(fs, c)
+	return m.secretsLeaf(c, fs, &ffcli.Command{
+		ShortUsage: "envvault secrets list --user usr_… [flags]",
+		ShortHelp:  "list a user's secrets: names, scopes and profiles, never values",
+		LongHelp:   "Prints a table of the user's secrets: name, scope, the profiles an `agents`\nsecret is granted to (by name), version, last change and id. Never a value.\n\n" + envHelp + "\n\n" + keyHelp,
+		Exec: func(_ context.Context, args []string) error {
+			return m.selectSecrets(fs, c, args)
+		},
+	})
+}
+
+// secretsLeaf is leaf for the secrets commands, whose flags are read from
+// the environment only by selectSecrets: --user must never come from
+// $USER.
+func (m *Main) secretsLeaf(c *Config, fs *flag.FlagSet, cmd *ffcli.Command) *ffcli.Command {
+	cmd = m.leaf(c, fs, cmd)
+	cmd.Options = nil
+	return cmd
+}
+
+// selectSecrets reads the flags after the file name too (Go's flag
+// package stops at the first argument), then the environment, checks what
+// is required, and records c as the command Run carries out.
+func (m *Main) selectSecrets(fs *flag.FlagSet, c *Config, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
-	secrets.Exec = func(_ context.Context, args []string) error {
-		if len(args) > 0 {
-			return fmt.Errorf("unknown command \"secrets %s\" (see envvault secrets --help)", args[0])
-		}
-		fmt.Fprint(m.Stderr, ffcli.DefaultUsageFunc(secrets))
-		return errUsage
+	if fs.NArg() > 0 {
+		return fmt.Errorf("envvault %s: unexpected arguments %q", c.Command, fs.Args())
 	}
-	return secrets
+	if err := flagsFromEnv(fs); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(c.UserID, vault.PrefixUser) {
+		return fmt.Errorf("envvault %s needs --user, the id of the user (%s…) whose secrets these are", c.Command, vault.PrefixUser)
+	}
+	m.Config = *c
+	return nil
 }
 
 func userFlag(fs *flag.FlagSet, c *Config) {

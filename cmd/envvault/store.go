@@ -219,29 +219,35 @@ func (m *Main) warnDevKey(path string, created bool) {
 	io.WriteString(m.Stderr, b.String())
 }
 
-// printDevBanner tells the user of `envvault dev` where the vault is and,
-// on the first start, the dev user's token: the only time it is shown.
-func (m *Main) printDevBanner(url, token string) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "\nenvvault dev is running at %s (Ctrl-C stops it)\n\n", url)
-	fmt.Fprintf(&b, "Dashboard: open %s/ in a browser and sign in with the API token.\n\n", url)
-	if token == "" {
-		fmt.Fprintf(&b, "The token of the user \"dev\" was printed when %s was first set up.\n", m.Config.DataDir)
-		fmt.Fprintf(&b, "Lost it? Make another user while this runs:\n  go run ./cmd/envvault user create alice --data-dir %s\n\n", m.Config.DataDir)
-	} else {
-		fmt.Fprintf(&b, "Created the user \"dev\". Its API token is shown only this once:\n\n")
-		fmt.Fprintf(&b, "  export ENVVAULT_URL=%s\n", url)
-		fmt.Fprintf(&b, "  export ENVVAULT_TOKEN=%s\n\n", token)
-		fmt.Fprintf(&b, "Try it:\n")
-		fmt.Fprintf(&b, "  curl -s -X POST \"$ENVVAULT_URL/v1/secrets\" \\\n")
-		fmt.Fprintf(&b, "    -H \"Authorization: Bearer $ENVVAULT_TOKEN\" -H 'Content-Type: application/json' \\\n")
-		fmt.Fprintf(&b, "    -d '{\"name\":\"GITHUB_TOKEN\",\"value\":\"ghp_example\"}'\n")
-		fmt.Fprintf(&b, "  curl -s \"$ENVVAULT_URL/v1/secrets\" -H \"Authorization: Bearer $ENVVAULT_TOKEN\"\n\n")
-	}
-	io.WriteString(m.Stdout, b.String())
-}
-
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	return enc.Encode(v)
+}
+
+// openService opens the store, applies its migrations and checks the
+// master keys against it. fresh says the store had never seen a key: it is
+// a new database.
+func (m *Main) openService(ctx context.Context) (svc *vault.Service, fresh bool, err error) {
+	keys, err := m.keyring()
+	if err != nil {
+		return nil, false, err
+	}
+	store, applied, err := m.openStore(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	m.logger.Info("migrations applied", "store", m.storeName(), "applied", applied)
+	checks, err := store.KeyChecks(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("read key checks: %w", err)
+	}
+	svc = vault.NewService(store, keys, vault.Options{
+		MaxSecrets: m.Config.MaxSecrets,
+		Names:      vault.NamePolicy{Locked: m.baseline.Locked, Allowed: m.Config.AllowNames},
+	})
+	if err := svc.CheckKeys(ctx); err != nil {
+		return nil, false, fmt.Errorf("master key from %s does not fit this database: %w", m.Config.Keys.Source, err)
+	}
+	m.logger.Info("master key checked", "key_id", keys.CurrentID(), "source", m.Config.Keys.Source, "previous_keys", len(m.Config.Keys.Previous))
+	return svc, len(checks) == 0, nil
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"os"
 	"time"
 
 	dockerclient "github.com/docker/docker/client"
+	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/runner"
@@ -129,20 +132,74 @@ func (m *Main) work(ctx context.Context, orch *orchestrator.Orchestrator) error 
 	}
 }
 
+// runnerCommand is `envvault runner`.
+func (m *Main) runnerCommand() *ffcli.Command {
+	c, fs := m.newCommand(cmdRunner, "json")
+	workerFlags(fs, c, false)
+	shutdownFlag(fs, c)
+	return m.leaf(c, fs, &ffcli.Command{
+		ShortUsage: "envvault runner [flags]",
+		ShortHelp:  "run a task worker alone, without the HTTP API, beside its own Docker Engine",
+		LongHelp: `Runs a task worker and nothing else: it claims the tasks queued in the
+database, starts their containers on the Docker Engine of DOCKER_HOST (the
+local socket if unset) and records their logs and end. Run one per Docker
+host, each with its own --worker-id, against the PostgreSQL database of
+DATABASE_URL that the serve processes use; give all of them the same
+--baseline-env-file and --locked-names. serve and dev run a worker of their
+own unless --no-worker.
+
+Without DATABASE_URL the store is the SQLite file of --data-dir, which only
+processes on this host can share: there, serve's own worker is enough, and a
+runner is useful only beside a serve --no-worker.
+
+SIGTERM stops claiming and returns; containers of running tasks keep
+running, and the next start with the same --worker-id attaches to them.
+
+` + envHelp + "\n\n" + keyHelp,
+	})
+}
+
+// workerFlags are the flags of the commands that run a task worker; dev
+// and serve also take --no-worker.
+func workerFlags(fs *flag.FlagSet, c *Config, noWorker bool) {
+	fs.StringVar(&c.BaselineEnvFile, "baseline-env-file", "", "dotenv file of the platform's baseline env, given to every task (see the README for its grammar)")
+	fs.Func("locked-names", "comma-separated baseline names no profile or secret can override; no secret may take one (env BASELINE_LOCKED_NAMES)", func(s string) error {
+		c.lockedByFlag = true
+		c.LockedNames = append(c.LockedNames, splitNames(s)...)
+		return nil
+	})
+	host, _ := os.Hostname()
+	fs.StringVar(&c.WorkerID, "worker-id", host, "name of this process's task worker: unique among the processes sharing a database, and the same across restarts, so that a restart recovers its tasks")
+	if noWorker {
+		fs.BoolVar(&c.NoWorker, "no-worker", false, "run no task worker: tasks stay queued for envvault runner processes on the same database")
+	}
+}
+
+// openOrchestrator is what dev, serve and runner start with: it reads the
+// baseline env, opens the service (fresh: a new database) and builds the
+// orchestrator on it.
+func (m *Main) openOrchestrator(ctx context.Context) (svc *vault.Service, orch *orchestrator.Orchestrator, fresh bool, err error) {
+	if err := m.loadBaseline(); err != nil {
+		return nil, nil, false, err
+	}
+	svc, fresh, err = m.openService(ctx)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	orch, err = m.newOrchestrator(svc)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return svc, orch, fresh, nil
+}
+
 // runRunner is `envvault runner`: the worker alone, without the API.
 func (m *Main) runRunner(ctx context.Context) error {
 	if m.Config.DatabaseURL == "" {
 		m.logger.Warn("envvault runner on the SQLite store of --data-dir: only processes on this host share it. " +
 			"To run tasks on several Docker hosts, set DATABASE_URL to the PostgreSQL database of your serve processes")
 	}
-	if err := m.loadBaseline(); err != nil {
-		return err
-	}
-	svc, _, err := m.openService(ctx)
-	if err != nil {
-		return err
-	}
-	orch, err := m.newOrchestrator(svc)
+	_, orch, _, err := m.openOrchestrator(ctx)
 	if err != nil {
 		return err
 	}
