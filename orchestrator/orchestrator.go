@@ -222,10 +222,7 @@ func TaskCursor(t *Task) vault.Cursor {
 // worker, wherever it runs. Stopping a finished task changes nothing.
 // Returns ENOTFOUND if it does not exist.
 func (o *Orchestrator) StopTask(ctx context.Context, userID, id string) (*TaskView, error) {
-	if _, err := o.store.Task(ctx, userID, id); err != nil {
-		return nil, fmt.Errorf("stop task %s: %w", id, err)
-	}
-	t, err := o.store.UpdateTask(ctx, id, func(t *Task) error {
+	return o.request(ctx, userID, id, "stop", func(t *Task) {
 		switch {
 		case t.Status == StatusQueued:
 			t.Status, t.FinishedAt = StatusStopped, ptr(o.timestamp())
@@ -233,15 +230,7 @@ func (o *Orchestrator) StopTask(ctx context.Context, userID, id string) (*TaskVi
 			t.StopRequested = true
 		}
 		t.RestartRequested = false
-		t.UpdatedAt = o.timestamp()
-		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("stop task %s: %w", id, err)
-	}
-	o.notify()
-	o.signal(id)
-	return o.view(ctx, t)
 }
 
 // RestartTask replaces a task's container with a fresh one that gets the
@@ -249,10 +238,7 @@ func (o *Orchestrator) StopTask(ctx context.Context, userID, id string) (*TaskVi
 // after its worker has stopped its container. Returns ENOTFOUND if it does
 // not exist.
 func (o *Orchestrator) RestartTask(ctx context.Context, userID, id string) (*TaskView, error) {
-	if _, err := o.store.Task(ctx, userID, id); err != nil {
-		return nil, fmt.Errorf("restart task %s: %w", id, err)
-	}
-	t, err := o.store.UpdateTask(ctx, id, func(t *Task) error {
+	v, err := o.request(ctx, userID, id, "restart", func(t *Task) {
 		switch {
 		case t.Status.Done():
 			requeue(t)
@@ -260,15 +246,30 @@ func (o *Orchestrator) RestartTask(ctx context.Context, userID, id string) (*Tas
 		default:
 			t.StopRequested, t.RestartRequested = true, true
 		}
+	})
+	if err == nil {
+		o.kick()
+	}
+	return v, err
+}
+
+// request applies a user's stop or restart request (verb) to their task,
+// and wakes the worker that runs it. Returns ENOTFOUND if the task is not
+// the user's.
+func (o *Orchestrator) request(ctx context.Context, userID, id, verb string, change func(*Task)) (*TaskView, error) {
+	if _, err := o.store.Task(ctx, userID, id); err != nil {
+		return nil, fmt.Errorf("%s task %s: %w", verb, id, err)
+	}
+	t, err := o.store.UpdateTask(ctx, id, func(t *Task) error {
+		change(t)
 		t.UpdatedAt = o.timestamp()
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("restart task %s: %w", id, err)
+		return nil, fmt.Errorf("%s task %s: %w", verb, id, err)
 	}
 	o.notify()
 	o.signal(id)
-	o.kick()
 	return o.view(ctx, t)
 }
 
@@ -290,59 +291,6 @@ func (o *Orchestrator) signal(id string) {
 		select {
 		case c <- struct{}{}:
 		default:
-		}
-	}
-}
-
-// Logs streams a task's stored, masked output to emit from the start. With
-// follow it goes on until the task is finished and every chunk is out, or
-// ctx ends. Returns ENOTFOUND if the task does not exist.
-func (o *Orchestrator) Logs(ctx context.Context, userID, id string, follow bool, emit func([]byte) error) error {
-	if _, err := o.store.Task(ctx, userID, id); err != nil {
-		return fmt.Errorf("read logs of task %s: %w", id, err)
-	}
-	var seq int64
-	for {
-		changed := o.Changes()
-		chunks, err := o.store.TaskLogs(ctx, id, seq)
-		if err != nil {
-			return fmt.Errorf("read logs of task %s: %w", id, err)
-		}
-		for _, c := range chunks {
-			if err := emit(c.Data); err != nil {
-				return err
-			}
-			seq = c.Seq
-		}
-		if !follow {
-			return nil
-		}
-		if len(chunks) > 0 {
-			continue
-		}
-		t, err := o.store.Task(ctx, userID, id)
-		if err != nil {
-			return fmt.Errorf("read task %s: %w", id, err)
-		}
-		if t.Status.Done() {
-			// Chunks written before the status changed are read above;
-			// one last read catches those that raced with it.
-			chunks, err := o.store.TaskLogs(ctx, id, seq)
-			if err != nil {
-				return fmt.Errorf("read logs of task %s: %w", id, err)
-			}
-			for _, c := range chunks {
-				if err := emit(c.Data); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-		case <-time.After(o.poll):
 		}
 	}
 }

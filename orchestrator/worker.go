@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
-	"slices"
-	"strings"
-	"sync"
+	"log/slog"
 	"time"
 
 	"github.com/envvault/envvault/runner"
@@ -111,49 +107,59 @@ func (o *Orchestrator) checkRequests(ctx context.Context) {
 // ctx ends first, for the next Run to attach to).
 func (o *Orchestrator) runTask(ctx context.Context, t *Task, attach *runner.Container, poke <-chan struct{}) {
 	log := o.log.With("task", t.ID, "user", t.UserID, "profile", t.ProfileID)
-	var containerID string
-	var masked []string
-	if attach != nil {
-		containerID = attach.ID
-		values, err := o.maskValues(ctx, t, attach.ID)
-		if err != nil {
-			if ctx.Err() != nil {
-				return // shutting down: the next Run attaches again
-			}
-			reason := "reattach after restart: internal error"
-			var re *runner.Error
-			switch {
-			case errors.Is(err, runner.ErrContainerNotFound):
-				reason = "its container was gone when envvault restarted"
-			case errors.As(err, &re):
-				reason = "reattach after restart: " + re.Error()
-			default:
-				log.Error("reattach", "err", err)
-			}
-			o.fail(t.ID, "", reason, log)
-			o.remove(attach.ID, log)
-			return
-		}
-		masked = values
-		if err := o.store.ClearTaskLogs(ctx, t.ID); err != nil {
-			log.Error("clear logs for reattach", "err", err)
-		}
-	} else {
+	containerID, masked, ok := o.attachOrStart(ctx, t, attach, log)
+	if !ok {
+		return
+	}
+	o.supervise(ctx, t, containerID, masked, poke, log.With("container", containerID))
+}
+
+// attachOrStart returns the task's container and the values to mask in its
+// logs: attach, the container found running after a restart of envvault,
+// or else a container it starts. It returns false once it has failed the
+// task, or if ctx ended first.
+func (o *Orchestrator) attachOrStart(ctx context.Context, t *Task, attach *runner.Container, log *slog.Logger) (string, []string, bool) {
+	if attach == nil {
 		id, values, err := o.start(ctx, t)
 		if err != nil {
-			if ctx.Err() != nil {
-				// Shutting down mid-start: the task stays starting, and
-				// the next Run's recovery attaches to its container, or
-				// queues it again if it never started.
-				return
+			// Shutting down mid-start: the task stays starting, and the
+			// next Run's recovery attaches to its container, or queues it
+			// again if it never started.
+			if ctx.Err() == nil {
+				o.fail(t.ID, id, err.Error(), log)
 			}
-			o.fail(t.ID, id, err.Error(), log)
-			return
+			return "", nil, false
 		}
-		containerID, masked = id, values
+		return id, values, true
 	}
-	log = log.With("container", containerID)
+	values, err := o.maskValues(ctx, t, attach.ID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", nil, false // shutting down: the next Run attaches again
+		}
+		reason := "reattach after restart: internal error"
+		var re *runner.Error
+		switch {
+		case errors.Is(err, runner.ErrContainerNotFound):
+			reason = "its container was gone when envvault restarted"
+		case errors.As(err, &re):
+			reason = "reattach after restart: " + re.Error()
+		default:
+			log.Error("reattach", "err", err)
+		}
+		o.fail(t.ID, "", reason, log)
+		o.remove(attach.ID, log)
+		return "", nil, false
+	}
+	if err := o.store.ClearTaskLogs(ctx, t.ID); err != nil {
+		log.Error("clear logs for reattach", "err", err)
+	}
+	return attach.ID, values, true
+}
 
+// supervise stores the container's masked logs, stops it when the task is
+// asked to stop, and records how it ended.
+func (o *Orchestrator) supervise(ctx context.Context, t *Task, containerID string, masked []string, poke <-chan struct{}, log *slog.Logger) {
 	// Logs are read until the container exits; their reader ends then.
 	logsDone := make(chan error, 1)
 	go func() { logsDone <- o.storeLogs(ctx, t.ID, containerID, masked) }()
@@ -258,140 +264,6 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 	}
 	o.notify()
 	return id, masked, nil
-}
-
-// maskable returns the values to mask in a task's logs: every secret and
-// baseline value, the platform's keys included.
-func maskable(secrets []vault.ReleasedSecret, baseline map[string]string) []string {
-	values := make([]string, 0, len(secrets)+len(baseline))
-	for _, s := range secrets {
-		values = append(values, s.Value)
-	}
-	return append(values, slices.Collect(maps.Values(baseline))...)
-}
-
-// maskValues rebuilds, after a restart of envvault, the values to mask in
-// the logs of a container started before it: the values the container was
-// given (its env as the engine recorded it) of every name not recorded as
-// coming from the profile or the task — all of them if the start was never
-// recorded —, and the profile's current secret and baseline values. The
-// vault keeps only a secret's current value, so a secret rotated since the
-// container started is found in the container's env, not in the vault.
-func (o *Orchestrator) maskValues(ctx context.Context, t *Task, containerID string) ([]string, error) {
-	env, err := o.runner.Env(ctx, containerID)
-	if err != nil {
-		return nil, err
-	}
-	plain := map[string]bool{}
-	for _, s := range t.EnvSources {
-		if s.Source == SourceProfile || s.Source == SourceTask {
-			plain[s.Name] = true
-		}
-	}
-	var values []string
-	for _, kv := range env {
-		name, value, _ := strings.Cut(kv, "=")
-		if !plain[name] {
-			values = append(values, value)
-		}
-	}
-	secrets, err := o.vault.GetDecryptedForProfileWithSources(ctx, t.UserID, t.ProfileID)
-	if err != nil && vault.ErrorCode(err) != vault.ENOTFOUND && !errors.Is(err, vault.ErrDecrypt) {
-		return nil, err
-	}
-	return append(values, maskable(secrets, o.baseline.Env)...), nil
-}
-
-// storeLogs copies the container's output, masked, into the store until
-// the container exits (or ctx ends), then stores what is left.
-func (o *Orchestrator) storeLogs(ctx context.Context, taskID, containerID string, masked []string) error {
-	rc, err := o.runner.Logs(ctx, containerID, true)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	w := &logWriter{ctx: context.WithoutCancel(ctx), o: o, taskID: taskID}
-	m := runner.NewMasker(w, masked)
-	_, copyErr := io.Copy(m, rc)
-	// The masker hands the writer what it held back, the writer stores
-	// what it has batched.
-	err = errors.Join(m.Close(), w.Close())
-	if copyErr != nil && ctx.Err() == nil {
-		return fmt.Errorf("copy logs: %w", errors.Join(copyErr, err))
-	}
-	return err
-}
-
-// Log chunks are batched: Docker delivers a program's output a line at a
-// time, and a row per line would make a chatty program wait on the
-// store (20,000 lines took 18 s unbatched). A chunk is stored once it holds
-// logBatchSize bytes, or logBatchDelay after its first byte, so a follower
-// sees output at most that late.
-const (
-	logBatchSize  = 64 << 10
-	logBatchDelay = 50 * time.Millisecond
-)
-
-// logWriter stores a task's masked output in batches; see logBatchSize.
-// Close stores what it holds. It is safe for the concurrent use of its
-// Write and its own timer.
-type logWriter struct {
-	ctx    context.Context
-	o      *Orchestrator
-	taskID string
-
-	mu    sync.Mutex
-	buf   []byte
-	timer *time.Timer // pending flush of buf, nil if none
-	err   error       // the first failed store write; every later call returns it
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err != nil {
-		return 0, w.err
-	}
-	w.buf = append(w.buf, p...)
-	switch {
-	case len(w.buf) >= logBatchSize:
-		w.flushLocked()
-	case w.timer == nil && len(w.buf) > 0:
-		w.timer = time.AfterFunc(logBatchDelay, func() {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			w.flushLocked()
-		})
-	}
-	if w.err != nil {
-		return 0, w.err
-	}
-	return len(p), nil
-}
-
-// Close stores what the writer holds.
-func (w *logWriter) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.flushLocked()
-	return w.err
-}
-
-func (w *logWriter) flushLocked() {
-	if w.timer != nil {
-		w.timer.Stop()
-		w.timer = nil
-	}
-	if len(w.buf) == 0 || w.err != nil {
-		return
-	}
-	data := w.buf
-	w.buf = nil
-	if err := w.o.store.AppendTaskLog(w.ctx, w.taskID, data); err != nil {
-		w.err = err
-		return
-	}
-	w.o.notify()
 }
 
 // finish records how a task's container ended. A restart request queues

@@ -281,8 +281,10 @@ func (r *Runner) Inspect(ctx context.Context, id string) (*Container, error) {
 
 // Env returns the environment the engine recorded for the container
 // (`docker inspect`'s Config.Env): the spec's env plus what the image
-// sets. It holds secret values; it exists for tests and must never be
-// logged. Returns ErrContainerNotFound, ErrUnavailable or ErrRefused.
+// sets. The orchestrator reads it after a restart of envvault to rebuild
+// the log masks of a container started before it. It holds secret values:
+// never log or return it. Returns ErrContainerNotFound, ErrUnavailable or
+// ErrRefused.
 func (r *Runner) Env(ctx context.Context, id string) ([]string, error) {
 	c, err := r.cli.ContainerInspect(ctx, id)
 	if err != nil {

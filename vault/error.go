@@ -5,8 +5,9 @@ import (
 	"fmt"
 )
 
-// Error codes. The api package maps each to one HTTP status; nothing else
-// decides a status.
+// Error codes. The domain decides a code, never a status: the API maps each
+// code to one HTTP status in api/errors.go (statusOf), and the dashboard
+// decides its pages' statuses in web.fail and web.refuseStatus.
 const (
 	EINVALID      = "invalid"      // a rule on the input is broken (422)
 	ENOTFOUND     = "not_found"    // no such object for this user (404)

@@ -1,0 +1,203 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/envvault/envvault/runner"
+	"github.com/envvault/envvault/vault"
+)
+
+// maskable returns the values to mask in a task's logs: every secret and
+// baseline value, the platform's keys included.
+func maskable(secrets []vault.ReleasedSecret, baseline map[string]string) []string {
+	values := make([]string, 0, len(secrets)+len(baseline))
+	for _, s := range secrets {
+		values = append(values, s.Value)
+	}
+	return append(values, slices.Collect(maps.Values(baseline))...)
+}
+
+// maskValues rebuilds, after a restart of envvault, the values to mask in
+// the logs of a container started before it: the values the container was
+// given (its env as the engine recorded it) of every name not recorded as
+// coming from the profile or the task — all of them if the start was never
+// recorded —, and the profile's current secret and baseline values. The
+// vault keeps only a secret's current value, so a secret rotated since the
+// container started is found in the container's env, not in the vault.
+func (o *Orchestrator) maskValues(ctx context.Context, t *Task, containerID string) ([]string, error) {
+	env, err := o.runner.Env(ctx, containerID)
+	if err != nil {
+		return nil, err
+	}
+	plain := map[string]bool{}
+	for _, s := range t.EnvSources {
+		if s.Source == SourceProfile || s.Source == SourceTask {
+			plain[s.Name] = true
+		}
+	}
+	var values []string
+	for _, kv := range env {
+		name, value, _ := strings.Cut(kv, "=")
+		if !plain[name] {
+			values = append(values, value)
+		}
+	}
+	secrets, err := o.vault.GetDecryptedForProfileWithSources(ctx, t.UserID, t.ProfileID)
+	if err != nil && vault.ErrorCode(err) != vault.ENOTFOUND && !errors.Is(err, vault.ErrDecrypt) {
+		return nil, err
+	}
+	return append(values, maskable(secrets, o.baseline.Env)...), nil
+}
+
+// storeLogs copies the container's output, masked, into the store until
+// the container exits (or ctx ends), then stores what is left.
+func (o *Orchestrator) storeLogs(ctx context.Context, taskID, containerID string, masked []string) error {
+	rc, err := o.runner.Logs(ctx, containerID, true)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	w := &logWriter{ctx: context.WithoutCancel(ctx), o: o, taskID: taskID}
+	m := runner.NewMasker(w, masked)
+	_, copyErr := io.Copy(m, rc)
+	// The masker hands the writer what it held back, the writer stores
+	// what it has batched.
+	err = errors.Join(m.Close(), w.Close())
+	if copyErr != nil && ctx.Err() == nil {
+		return fmt.Errorf("copy logs: %w", errors.Join(copyErr, err))
+	}
+	return err
+}
+
+// Log chunks are batched: Docker delivers a program's output a line at a
+// time, and a row per line would make a chatty program wait on the
+// store (20,000 lines took 18 s unbatched). A chunk is stored once it holds
+// logBatchSize bytes, or logBatchDelay after its first byte, so a follower
+// sees output at most that late.
+const (
+	logBatchSize  = 64 << 10
+	logBatchDelay = 50 * time.Millisecond
+)
+
+// logWriter stores a task's masked output in batches; see logBatchSize.
+// Close stores what it holds. It is safe for the concurrent use of its
+// Write and its own timer.
+type logWriter struct {
+	ctx    context.Context
+	o      *Orchestrator
+	taskID string
+
+	mu    sync.Mutex
+	buf   []byte
+	timer *time.Timer // pending flush of buf, nil if none
+	err   error       // the first failed store write; every later call returns it
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return 0, w.err
+	}
+	w.buf = append(w.buf, p...)
+	switch {
+	case len(w.buf) >= logBatchSize:
+		w.flushLocked()
+	case w.timer == nil && len(w.buf) > 0:
+		w.timer = time.AfterFunc(logBatchDelay, func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.flushLocked()
+		})
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	return len(p), nil
+}
+
+// Close stores what the writer holds.
+func (w *logWriter) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.flushLocked()
+	return w.err
+}
+
+func (w *logWriter) flushLocked() {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	if len(w.buf) == 0 || w.err != nil {
+		return
+	}
+	data := w.buf
+	w.buf = nil
+	if err := w.o.store.AppendTaskLog(w.ctx, w.taskID, data); err != nil {
+		w.err = err
+		return
+	}
+	w.o.notify()
+}
+
+// Logs streams a task's stored, masked output to emit from the start. With
+// follow it goes on until the task is finished and every chunk is out, or
+// ctx ends. Returns ENOTFOUND if the task does not exist.
+func (o *Orchestrator) Logs(ctx context.Context, userID, id string, follow bool, emit func([]byte) error) error {
+	if _, err := o.store.Task(ctx, userID, id); err != nil {
+		return fmt.Errorf("read logs of task %s: %w", id, err)
+	}
+	var seq int64
+	for {
+		changed := o.Changes()
+		chunks, err := o.store.TaskLogs(ctx, id, seq)
+		if err != nil {
+			return fmt.Errorf("read logs of task %s: %w", id, err)
+		}
+		for _, c := range chunks {
+			if err := emit(c.Data); err != nil {
+				return err
+			}
+			seq = c.Seq
+		}
+		if !follow {
+			return nil
+		}
+		if len(chunks) > 0 {
+			continue
+		}
+		t, err := o.store.Task(ctx, userID, id)
+		if err != nil {
+			return fmt.Errorf("read task %s: %w", id, err)
+		}
+		if t.Status.Done() {
+			// Chunks written before the status changed are read above;
+			// one last read catches those that raced with it.
+			chunks, err := o.store.TaskLogs(ctx, id, seq)
+			if err != nil {
+				return fmt.Errorf("read logs of task %s: %w", id, err)
+			}
+			for _, c := range chunks {
+				if err := emit(c.Data); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-time.After(o.poll):
+		}
+	}
+}
