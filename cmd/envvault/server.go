@@ -33,10 +33,7 @@ const (
 
 // devCommand is `envvault dev`.
 func (m *Main) devCommand() *ffcli.Command {
-	c, fs := m.newCommand(cmdDev, "text")
-	serverFlags(fs, c, "127.0.0.1:8080")
-	workerFlags(fs, c, true)
-	return m.leaf(c, fs, &ffcli.Command{
+	return m.serverCommand(cmdDev, "127.0.0.1:8080", "text", &ffcli.Command{
 		ShortUsage: "envvault dev [flags]",
 		ShortHelp:  "run a development vault: SQLite in --data-dir, a generated key, a ready user",
 		LongHelp: `Runs the vault for development on 127.0.0.1:8080 with text logs. The store
@@ -55,10 +52,7 @@ its API token, once, with an example curl.
 
 // serveCommand is `envvault serve`.
 func (m *Main) serveCommand() *ffcli.Command {
-	c, fs := m.newCommand(cmdServe, "json")
-	serverFlags(fs, c, "0.0.0.0:8080")
-	workerFlags(fs, c, true)
-	return m.leaf(c, fs, &ffcli.Command{
+	return m.serverCommand(cmdServe, "0.0.0.0:8080", "json", &ffcli.Command{
 		ShortUsage: "envvault serve [flags]",
 		ShortHelp:  "run the vault in production (needs ENCRYPTION_KEY)",
 		LongHelp: `Runs the vault with JSON logs on 0.0.0.0:8080. Start-up applies the
@@ -69,8 +63,18 @@ every data key, and stops with a clear message if not.
 	})
 }
 
-// serverFlags are the flags of dev and serve, besides the store, log and
-// worker flags; addr is the default of --addr.
+// serverCommand completes help as dev or serve: the store and log flags
+// (--log-format logFormat by default), the server's flags (--addr addr by
+// default) and the worker's.
+func (m *Main) serverCommand(command, addr, logFormat string, help *ffcli.Command) *ffcli.Command {
+	c, fs := m.newCommand(command, logFormat)
+	serverFlags(fs, c, addr)
+	workerFlags(fs, c, true)
+	return m.leaf(c, fs, help)
+}
+
+// serverFlags are the flags of the HTTP server; addr is the default of
+// --addr.
 func serverFlags(fs *flag.FlagSet, c *Config, addr string) {
 	fs.StringVar(&c.Addr, "addr", addr, "address to listen on, host:port (port 0 picks a free one, logged as \"listening\")")
 	fs.IntVar(&c.MaxSecrets, "max-secrets", 1000, "most secrets one user may hold")
