@@ -25,6 +25,7 @@ import (
 	"github.com/envvault/envvault/internal/testimage"
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/runner"
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/vault"
 )
@@ -69,7 +70,7 @@ func BenchmarkTaskStart(b *testing.B) {
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	keys, err := vault.NewKeyring(key)
+	keys, err := seal.NewKeyring(key)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/envvault/envvault/internal/testimage"
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/runner"
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -290,11 +291,11 @@ func TestStartRefusals(t *testing.T) {
 	f.secret("GOOD", "good-value")
 	// Sealed under another master key than the one the orchestrator's
 	// vault holds: it cannot be opened.
-	otherKey, err := vault.ParseKey(vault.GenerateKey())
+	otherKey, err := seal.ParseKey(seal.GenerateKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherKeys, err := vault.NewKeyring(otherKey)
+	otherKeys, err := seal.NewKeyring(otherKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -21,7 +22,7 @@ const rotateBenchSecrets = 100_000
 // and 2,000. Each op is one whole rotation; the seeding is not measured.
 //
 // The secrets are sealed in Go exactly as CreateSecret seals them
-// (Keyring.SealSecret), with 40-byte values, and loaded with COPY. Every
+// (vault.SealSecret), with 40-byte values, and loaded with COPY. Every
 // rotation starts from the master key the previous one ended on, so no
 // re-seeding is needed between ops.
 //
@@ -38,7 +39,7 @@ func BenchmarkRotate(b *testing.B) {
 			var total time.Duration
 			for range b.N {
 				next := mustBenchKey(b)
-				keys, err := vault.NewKeyring(next, key)
+				keys, err := seal.NewKeyring(next, key)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -61,7 +62,7 @@ func BenchmarkRotate(b *testing.B) {
 	}
 
 	// Afterwards the last key alone passes start-up: every data key moved.
-	keys, err := vault.NewKeyring(key)
+	keys, err := seal.NewKeyring(key)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func BenchmarkRotate(b *testing.B) {
 
 func mustBenchKey(b *testing.B) []byte {
 	b.Helper()
-	k, err := vault.ParseKey(vault.GenerateKey())
+	k, err := seal.ParseKey(seal.GenerateKey())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func mustBenchKey(b *testing.B) []byte {
 func seedSealed(b *testing.B, store vault.Store, superURL string, key []byte, users, perUser int) {
 	b.Helper()
 	ctx := context.Background()
-	keys, err := vault.NewKeyring(key)
+	keys, err := seal.NewKeyring(key)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func seedSealed(b *testing.B, store vault.Store, superURL string, key []byte, us
 		for i := range perUser {
 			s := &vault.Secret{ID: vault.NewID(vault.PrefixSecret), UserID: u.ID, Name: fmt.Sprintf("SECRET_%04d", i),
 				Scope: vault.ScopeAll, Version: 1, CreatedAt: u.CreatedAt, UpdatedAt: u.CreatedAt}
-			if err := keys.SealSecret(s, value40()); err != nil {
+			if err := vault.SealSecret(keys, s, value40()); err != nil {
 				b.Fatal(err)
 			}
 			rows = append(rows, []any{s.ID, s.UserID, s.Name, string(s.Scope), s.Description, s.Version,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/postgres"
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -41,11 +42,11 @@ func newStore(t *testing.T) vault.Store {
 
 func newService(t testing.TB, store vault.Store, opts vault.Options) *vault.Service {
 	t.Helper()
-	key, err := vault.ParseKey(vault.GenerateKey())
+	key, err := seal.ParseKey(seal.GenerateKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := vault.NewKeyring(key)
+	keys, err := seal.NewKeyring(key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package vault
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -88,18 +87,37 @@ type RotateResult struct {
 // key did not open (naming the secret), or if data keys remain under other
 // keys at the end (a process still running with the old ENCRYPTION_KEY).
 func (s *Service) RotateKeys(ctx context.Context, opts RotateOptions) (RotateResult, error) {
+	res := RotateResult{CurrentKeyID: s.keys.CurrentID()}
+	if err := s.CheckKeys(ctx); err != nil {
+		return res, err
+	}
+	r, err := s.newRotation(ctx, opts, &res)
+	if err != nil {
+		return res, err
+	}
+	if err := r.passes(); err != nil {
+		return res, err
+	}
+	if err := r.remaining(); err != nil {
+		return res, err
+	}
+	// Not `return res, r.dropOtherChecks()`: res must be read after the
+	// call has recorded the dropped checks in it.
+	err = r.dropOtherChecks()
+	return res, err
+}
+
+// newRotation counts the data keys to re-wrap into res and reports the
+// start to opts.Progress.
+func (s *Service) newRotation(ctx context.Context, opts RotateOptions, res *RotateResult) (*rotation, error) {
 	size := opts.BatchSize
 	if size <= 0 {
 		size = DefaultRotateBatchSize
 	}
-	cur := s.keys.CurrentID()
-	res := RotateResult{CurrentKeyID: cur}
-	if err := s.CheckKeys(ctx); err != nil {
-		return res, err
-	}
+	cur := res.CurrentKeyID
 	counts, err := s.store.MasterKeyCounts(ctx)
 	if err != nil {
-		return res, fmt.Errorf("count data keys: %w", err)
+		return nil, fmt.Errorf("count data keys: %w", err)
 	}
 	for id, n := range counts {
 		if id == cur {
@@ -114,70 +132,85 @@ func (s *Service) RotateKeys(ctx context.Context, opts RotateOptions) (RotateRes
 		}
 	}
 	progress(0)
-
 	// A batch in flight finishes even when ctx is canceled: ctx is only
 	// looked at between batches.
-	r := &rotation{svc: s, ctx: ctx, work: context.WithoutCancel(ctx), cur: cur, size: size,
-		res: &res, progress: progress, failed: map[string]error{}}
+	return &rotation{svc: s, ctx: ctx, work: context.WithoutCancel(ctx), cur: cur, size: size,
+		res: res, progress: progress, failed: map[string]error{}}, nil
+}
+
+// passes goes over every table of data keys until nothing is left, or
+// nothing more this run can do, at most maxRotatePasses times.
+func (r *rotation) passes() error {
 	for pass := 0; pass < maxRotatePasses; pass++ {
 		found, rotated := 0, 0
 		for _, t := range r.tables() {
 			f, n, err := r.rotateTable(t)
 			found, rotated = found+f, rotated+n
 			if err != nil {
-				return res, err
+				return err
 			}
 		}
 		// Nothing left, or nothing more this run can do (only keys that
 		// do not open are left).
 		if found == 0 || rotated == 0 {
-			break
+			return nil
 		}
 	}
-	failed := r.failed
-	counts, err = s.store.MasterKeyCounts(ctx)
+	return nil
+}
+
+// remaining counts into the result the data keys still under another
+// master key, reports the end to Progress, and fails if a data key did not
+// open or any remain.
+func (r *rotation) remaining() error {
+	counts, err := r.svc.store.MasterKeyCounts(r.ctx)
 	if err != nil {
-		return res, fmt.Errorf("count data keys: %w", err)
+		return fmt.Errorf("count data keys: %w", err)
 	}
-	res.Remaining = map[string]int{}
+	r.res.Remaining = map[string]int{}
 	for id, n := range counts {
-		if id != cur {
-			res.Remaining[id] = n
+		if id != r.cur {
+			r.res.Remaining[id] = n
 		}
 	}
-	progress(res.Total)
-	if len(failed) > 0 {
-		ids := make([]string, 0, len(failed))
-		for id := range failed {
+	r.progress(r.res.Total)
+	if len(r.failed) > 0 {
+		ids := make([]string, 0, len(r.failed))
+		for id := range r.failed {
 			ids = append(ids, id)
 		}
 		slices.Sort(ids)
-		first := failed[ids[0]]
+		first := r.failed[ids[0]]
 		if len(ids) > 10 {
 			ids = append(ids[:10], "…")
 		}
-		return res, fmt.Errorf("%d data keys did not open and stay under their old master key (%s): %w",
-			len(failed), strings.Join(ids, ", "), first)
+		return fmt.Errorf("%d data keys did not open and stay under their old master key (%s): %w",
+			len(r.failed), strings.Join(ids, ", "), first)
 	}
-	if len(res.Remaining) > 0 {
-		return res, fmt.Errorf("data keys are still sealed under another master key (%s): a process still running with the old ENCRYPTION_KEY may be writing them; restart every process with the new key and run the rotation again",
-			describeCounts(res.Remaining))
+	if len(r.res.Remaining) > 0 {
+		return fmt.Errorf("data keys are still sealed under another master key (%s): a process still running with the old ENCRYPTION_KEY may be writing them; restart every process with the new key and run the rotation again",
+			describeCounts(r.res.Remaining))
 	}
+	return nil
+}
 
-	checks, err := s.store.KeyChecks(ctx)
+// dropOtherChecks deletes the key check values of every master key but the
+// current one, recording each in the result.
+func (r *rotation) dropOtherChecks() error {
+	checks, err := r.svc.store.KeyChecks(r.ctx)
 	if err != nil {
-		return res, fmt.Errorf("read key checks: %w", err)
+		return fmt.Errorf("read key checks: %w", err)
 	}
 	for _, c := range checks {
-		if c.KeyID == cur {
+		if c.KeyID == r.cur {
 			continue
 		}
-		if err := s.store.DeleteKeyCheck(ctx, c.KeyID); err != nil {
-			return res, fmt.Errorf("delete key check of master key %s: %w", c.KeyID, err)
+		if err := r.svc.store.DeleteKeyCheck(r.ctx, c.KeyID); err != nil {
+			return fmt.Errorf("delete key check of master key %s: %w", c.KeyID, err)
 		}
-		res.DroppedChecks = append(res.DroppedChecks, c.KeyID)
+		r.res.DroppedChecks = append(r.res.DroppedChecks, c.KeyID)
 	}
-	return res, nil
+	return nil
 }
 
 // rotation is one run of RotateKeys.
@@ -289,28 +322,3 @@ func (s *Service) KeyStatus(ctx context.Context) (counts map[string]int, current
 	}
 	return counts, s.keys.CurrentID(), nil
 }
-
-// rewrapDataKey opens a data key sealed for userID's secret secretID under
-// any key of the keyring and seals it again under the current key, bound to
-// the same user and secret. The data key itself is cleared after use.
-func (k *Keyring) rewrapDataKey(sealed []byte, userID, secretID string) ([]byte, error) {
-	a := aad(labelDataKey, userID, secretID)
-	dek, err := k.Open(sealed, a)
-	if err != nil {
-		if errors.Is(err, ErrUnknownKey) {
-			if id, perr := SealedKeyID(sealed); perr == nil {
-				return nil, fmt.Errorf("data key of secret %s is sealed under master key %s: %w", secretID, id, err)
-			}
-		}
-		return nil, fmt.Errorf("open data key of secret %s: %w", secretID, err)
-	}
-	defer clear(dek)
-	return k.Seal(dek, a), nil
-}
-
-// SealSecret seals value into s exactly as CreateSecret does: a fresh data
-// key, bound to s.UserID, s.ID and s.Name, under the current master key. It
-// sets s.SealedValue, s.SealedKey and s.MasterKeyID and stores nothing. It
-// is for tools that write many rows straight to a store, such as the
-// seeding of rotation benchmarks.
-func (k *Keyring) SealSecret(s *Secret, value string) error { return k.sealSecret(s, value) }

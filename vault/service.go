@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/envvault/envvault/seal"
 )
 
 // DefaultMaxSecrets is how many secrets a user may hold unless configured.
@@ -17,7 +19,7 @@ const DefaultMaxSecrets = 1000
 // GetDecryptedForProfile.
 type Service struct {
 	store      Store
-	keys       *Keyring
+	keys       keyring
 	maxSecrets int
 	names      NamePolicy
 	now        func() time.Time
@@ -39,8 +41,8 @@ type Options struct {
 }
 
 // NewService returns a service over store, sealing under keys.
-func NewService(store Store, keys *Keyring, opts Options) *Service {
-	s := &Service{store: store, keys: keys, maxSecrets: opts.MaxSecrets, names: opts.Names, now: opts.Now}
+func NewService(store Store, keys *seal.Keyring, opts Options) *Service {
+	s := &Service{store: store, keys: keyring{keys}, maxSecrets: opts.MaxSecrets, names: opts.Names, now: opts.Now}
 	if s.maxSecrets <= 0 {
 		s.maxSecrets = DefaultMaxSecrets
 	}

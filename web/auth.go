@@ -58,7 +58,7 @@ func (s *server) clearSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // signedIn returns the user whose session cookie the request carries, once
-// vault has checked it (signature, expiry, and that its API token still
+// verify has checked it (signature, expiry, and that its API token still
 // exists). Otherwise it has already answered: a redirect to the sign-in
 // page, or an error page.
 func (s *server) signedIn(w http.ResponseWriter, r *http.Request) (*user, bool) {
@@ -67,7 +67,7 @@ func (s *server) signedIn(w http.ResponseWriter, r *http.Request) (*user, bool) 
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return nil, false
 	}
-	sess, err := s.vault.VerifySession(r.Context(), cookie)
+	sess, err := s.sessions.verify(r.Context(), cookie)
 	if err != nil {
 		s.fail(w, r, err) // EUNAUTHORIZED clears the cookie and redirects
 		return nil, false
@@ -75,7 +75,7 @@ func (s *server) signedIn(w http.ResponseWriter, r *http.Request) (*user, bool) 
 	if sw, ok := w.(*statusWriter); ok {
 		sw.userID = sess.UserID
 	}
-	return &user{ID: sess.UserID, Session: sess, CSRF: s.vault.CSRFToken(sess.ID)}, true
+	return &user{ID: sess.UserID, Session: sess, CSRF: s.sessions.csrfToken(sess.ID)}, true
 }
 
 // loginForm is the sign-in page's data.
@@ -95,7 +95,7 @@ func loginBinding(nonce string) string {
 
 func (s *server) loginPage(w http.ResponseWriter, r *http.Request) {
 	if c := s.cookie(r, sessionCookie); c != "" {
-		if _, err := s.vault.VerifySession(r.Context(), c); err == nil {
+		if _, err := s.sessions.verify(r.Context(), c); err == nil {
 			http.Redirect(w, r, "/settings/secrets", http.StatusSeeOther)
 			return
 		}
@@ -113,7 +113,7 @@ func (s *server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 	nonce := base64.RawURLEncoding.EncodeToString(b)
 	s.setCookie(w, r, loginCookie, nonce, time.Now().Add(loginTTL))
 	s.render(w, r, status, "login", view{Title: "Sign in", Flash: flashMsg,
-		Data: loginForm{CSRF: s.vault.CSRFToken(loginBinding(nonce)), Error: errMsg}})
+		Data: loginForm{CSRF: s.sessions.csrfToken(loginBinding(nonce)), Error: errMsg}})
 }
 
 // login exchanges an API token for a session cookie. The token is never
@@ -123,7 +123,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		s.badForm(w, r, err)
 		return
 	}
-	if !s.vault.CheckCSRF(loginBinding(s.cookie(r, loginCookie)), r.PostForm.Get("csrf")) {
+	if !s.sessions.checkCSRF(loginBinding(s.cookie(r, loginCookie)), r.PostForm.Get("csrf")) {
 		s.log.Warn("sign-in without a valid CSRF token refused", slog.String("request_id", requestID(r.Context())))
 		s.renderLogin(w, r, http.StatusForbidden,
 			"This sign-in form has expired or did not come from this dashboard. Paste your token again.", "")
@@ -134,7 +134,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, http.StatusUnprocessableEntity, "Paste your API token.", "")
 		return
 	}
-	sess, cookie, err := s.vault.NewSession(r.Context(), token, s.ttl)
+	sess, cookie, err := s.sessions.signIn(r.Context(), token, s.ttl)
 	if vault.ErrorCode(err) == vault.EUNAUTHORIZED {
 		s.log.Info("sign-in refused: bad token", slog.String("request_id", requestID(r.Context())))
 		s.renderLogin(w, r, http.StatusUnauthorized,

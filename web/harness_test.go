@@ -57,7 +57,11 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	s := &stack{logs: &testenv.SyncBuffer{}, dbPath: filepath.Join(t.TempDir(), "envvault.db")}
 	store := testvault.MustSQLite(t, s.dbPath)
 	s.store = store
-	s.svc = testvault.MustService(t, store, vault.Options{})
+	keys := testvault.MustKeyring(t)
+	s.svc = vault.NewService(store, keys, vault.Options{})
+	if err := s.svc.CheckKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
 	u, token, err := s.svc.CreateUser(ctx, "dev")
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +77,7 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	for _, p := range []string{"/v1", "/v1/", "/healthz", "/readyz"} {
 		mux.Handle(p, apiHandler)
 	}
-	mux.Handle("/", web.New(web.Config{Vault: s.svc, Orchestrator: s.orch, Logger: logger, Secure: o.secure}))
+	mux.Handle("/", web.New(web.Config{Vault: s.svc, Keys: keys, Orchestrator: s.orch, Logger: logger, Secure: o.secure}))
 	if o.tls {
 		s.srv = httptest.NewTLSServer(mux)
 	} else {

@@ -3,7 +3,7 @@
 // little progressive JavaScript, every asset embedded in the binary.
 //
 // Every form works with JavaScript off. A browser signs in with an API
-// token, exchanged for a signed session cookie (vault.Service.NewSession);
+// token, exchanged for a signed session cookie (session.go);
 // every form that changes state carries the session's CSRF token, and every
 // POST is also checked for a cross-origin request by its Sec-Fetch-Site or
 // Origin header. No page, log line or error ever shows a secret value: the
@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -34,6 +35,9 @@ const maxFormBytes = 512 << 10
 // Config configures the dashboard.
 type Config struct {
 	Vault *vault.Service
+	// Keys is the master keyring Vault seals under: session cookies and
+	// CSRF tokens are signed under keys derived from its current key.
+	Keys *seal.Keyring
 	// Orchestrator serves the tasks pages; without one there are none.
 	Orchestrator *orchestrator.Orchestrator
 	Logger       *slog.Logger // slog.Default() if nil
@@ -41,13 +45,14 @@ type Config struct {
 	// server behind a proxy that terminates TLS. Requests that arrive
 	// over TLS always get Secure cookies.
 	Secure bool
-	// SessionTTL is how long a sign-in lasts; vault.DefaultSessionTTL if 0.
+	// SessionTTL is how long a sign-in lasts; DefaultSessionTTL if 0.
 	SessionTTL time.Duration
 }
 
 // server is the dashboard's state; New returns its handler.
 type server struct {
 	vault         *vault.Service
+	sessions      *sessions
 	orch          *orchestrator.Orchestrator
 	log           *slog.Logger
 	secureCookies bool
@@ -60,18 +65,21 @@ type server struct {
 
 // New returns the dashboard as an http.Handler meant to be mounted at "/"
 // beside the API (which keeps /v1, /healthz and /readyz). It panics if
-// Config.Vault is nil or an embedded template does not parse, both
-// programming errors.
+// Config.Vault or Config.Keys is nil or an embedded template does not
+// parse, all programming errors.
 func New(c Config) http.Handler {
 	if c.Vault == nil {
 		panic("web: Config.Vault is nil")
 	}
-	s := &server{vault: c.Vault, orch: c.Orchestrator, log: c.Logger, secureCookies: c.Secure, ttl: c.SessionTTL}
+	if c.Keys == nil {
+		panic("web: Config.Keys is nil")
+	}
+	s := &server{vault: c.Vault, sessions: newSessions(c.Vault, c.Keys, time.Now), orch: c.Orchestrator, log: c.Logger, secureCookies: c.Secure, ttl: c.SessionTTL}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	if s.ttl <= 0 {
-		s.ttl = vault.DefaultSessionTTL
+		s.ttl = DefaultSessionTTL
 	}
 	s.static = loadAssets()
 	s.pages = parsePages(s.static)
@@ -235,7 +243,7 @@ func (s *server) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
 // user is the signed-in user of a request.
 type user struct {
 	ID      string
-	Session *vault.Session
+	Session *session
 	CSRF    string // the session's CSRF token, for forms
 }
 
@@ -270,7 +278,7 @@ func (s *server) action(h handler) http.Handler {
 			s.badForm(w, r, err)
 			return
 		}
-		if !s.vault.CheckCSRF(u.Session.ID, r.PostForm.Get("csrf")) {
+		if !s.sessions.checkCSRF(u.Session.ID, r.PostForm.Get("csrf")) {
 			s.log.Warn("request without a valid CSRF token refused", slog.String("request_id", requestID(r.Context())),
 				slog.String("path", truncate(r.URL.Path, 200)), slog.String("user_id", u.ID))
 			s.renderError(w, r, http.StatusForbidden,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/postgres"
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/vault"
 )
@@ -31,7 +32,7 @@ type auditStore struct {
 
 func sqliteAuditStore(t *testing.T) auditStore {
 	dir := t.TempDir()
-	env := map[string]string{"ENCRYPTION_KEY": vault.GenerateKey()}
+	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
 	mustStart(t, env, "migrate", "--data-dir", dir)
 	path := filepath.Join(dir, sqliteFile)
 	db, err := sqlite.Open(t.Context(), path)
@@ -60,7 +61,7 @@ func sqliteAuditStore(t *testing.T) auditStore {
 // prunes (DATABASE_MIGRATE_URL), the service role serves and verifies.
 func postgresAuditStore(t *testing.T) auditStore {
 	roles := testenv.RequirePostgresRoles(t)
-	env := map[string]string{"ENCRYPTION_KEY": vault.GenerateKey(), "DATABASE_URL": roles.Service, "DATABASE_MIGRATE_URL": roles.Owner}
+	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey(), "DATABASE_URL": roles.Service, "DATABASE_MIGRATE_URL": roles.Owner}
 	mustStart(t, env, "migrate")
 	db, err := postgres.Open(t.Context(), roles.Service)
 	if err != nil {

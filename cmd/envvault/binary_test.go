@@ -30,6 +30,7 @@ import (
 
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/internal/testimage"
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -149,7 +150,7 @@ func TestSIGTERMFinishesRequestsInFlight(t *testing.T) {
 	t.Parallel()
 	bin := staticBinary(t)
 	dir := t.TempDir()
-	env := append(os.Environ(), "ENCRYPTION_KEY="+vault.GenerateKey())
+	env := append(os.Environ(), "ENCRYPTION_KEY="+seal.GenerateKey())
 
 	create := exec.CommandContext(t.Context(), bin, "user", "create", "ops", "--json", "--data-dir", dir)
 	create.Env = env
@@ -327,7 +328,7 @@ func runImage(t *testing.T, cli dockerclient.APIClient, cfg *container.Config, h
 
 func testImageWithoutDocker(t *testing.T, cli dockerclient.APIClient, tag string) {
 	ctx := t.Context()
-	key := vault.GenerateKey()
+	key := seal.GenerateKey()
 	id, base, logs := runImage(t, cli, &container.Config{Image: tag, Env: []string{"ENCRYPTION_KEY=" + key}}, &container.HostConfig{})
 
 	// A user made inside the container, a secret written to /data.
@@ -504,7 +505,7 @@ func testImageWithDocker(t *testing.T, cli dockerclient.APIClient, tag string) {
 		t.Fatal(err)
 	}
 
-	key := vault.GenerateKey()
+	key := seal.GenerateKey()
 	id, base, logs := runImage(t, cli,
 		&container.Config{Image: tag, Env: []string{
 			"ENCRYPTION_KEY=" + key, "WORKER_ID=image-test",

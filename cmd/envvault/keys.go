@@ -15,6 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -102,14 +103,14 @@ func (m *Main) keygenCommand() *ffcli.Command {
 
 // runKeygen is `envvault keygen`.
 func (m *Main) runKeygen(context.Context) error {
-	_, err := fmt.Fprintln(m.Stdout, vault.GenerateKey())
+	_, err := fmt.Fprintln(m.Stdout, seal.GenerateKey())
 	return err
 }
 
 // openKeysService opens the store and a service on it, without the
 // start-up check of CheckKeys: status must show what the check would
 // refuse, and RotateKeys runs the check itself.
-func (m *Main) openKeysService(ctx context.Context) (*vault.Service, *vault.Keyring, error) {
+func (m *Main) openKeysService(ctx context.Context) (*vault.Service, *seal.Keyring, error) {
 	keys, err := m.keyring()
 	if err != nil {
 		return nil, nil, err
@@ -125,7 +126,7 @@ func (m *Main) openKeysService(ctx context.Context) (*vault.Service, *vault.Keyr
 func (m *Main) previousKeyIDs() []string {
 	ids := make([]string, len(m.Config.Keys.Previous))
 	for i, k := range m.Config.Keys.Previous {
-		ids[i] = vault.KeyID(k)
+		ids[i] = seal.KeyID(k)
 	}
 	return ids
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/envvault/envvault/internal/testenv"
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/vault"
 )
@@ -56,11 +57,11 @@ func keysStatus(t *testing.T, env map[string]string, storeArgs ...string) (count
 
 func keyIDOf(t *testing.T, encoded string) string {
 	t.Helper()
-	k, err := vault.ParseKey(encoded)
+	k, err := seal.ParseKey(encoded)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return vault.KeyID(k)
+	return seal.KeyID(k)
 }
 
 func TestKeysRotateSQLite(t *testing.T) {
@@ -87,7 +88,7 @@ func TestKeysRotatePostgresServiceRole(t *testing.T) {
 // serve with key2 and key1 as previous; keys rotate while it serves; keys
 // status; serve with key2 alone.
 func testKeysRotate(t *testing.T, env map[string]string, storeArgs ...string) {
-	key1, key2 := vault.GenerateKey(), vault.GenerateKey()
+	key1, key2 := seal.GenerateKey(), seal.GenerateKey()
 	id1, id2 := keyIDOf(t, key1), keyIDOf(t, key2)
 	withEnv := func(kv ...string) map[string]string {
 		out := maps.Clone(env)
@@ -219,11 +220,11 @@ func seedSQLite(t *testing.T, dataDir, key string, users, perUser int) []seededU
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := vault.ParseKey(key)
+	raw, err := seal.ParseKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := vault.NewKeyring(raw)
+	keys, err := seal.NewKeyring(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +252,7 @@ func seedSQLite(t *testing.T, dataDir, key string, users, perUser int) []seededU
 					sec.Scope, sec.ProfileIDs = vault.ScopeAgents, []string{p.ID}
 				}
 				v := fmt.Sprintf("%s-%d-%d", canary, u, i)
-				if err := keys.SealSecret(sec, v); err != nil {
+				if err := vault.SealSecret(keys, sec, v); err != nil {
 					return err
 				}
 				if err := tx.CreateSecret(ctx, sec); err != nil {
@@ -284,8 +285,8 @@ func checkSeeded(t *testing.T, dataDir, key string, seeded []seededUser) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	raw, _ := vault.ParseKey(key)
-	keys, err := vault.NewKeyring(raw)
+	raw, _ := seal.ParseKey(key)
+	keys, err := seal.NewKeyring(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +328,7 @@ func (w *onWrite) Write(p []byte) (int, error) {
 func TestKeysRotateInterrupted(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	key1, key2 := vault.GenerateKey(), vault.GenerateKey()
+	key1, key2 := seal.GenerateKey(), seal.GenerateKey()
 	seeded := seedSQLite(t, dir, key1, 2, 100)
 	env := map[string]string{"ENCRYPTION_KEY": key2, "ENCRYPTION_KEY_PREVIOUS": key1}
 	args := []string{"keys", "rotate", "--batch-size", "10", "--data-dir", dir}
@@ -370,7 +371,7 @@ func TestKeysRotateKilled(t *testing.T) {
 	t.Parallel()
 	bin := staticBinary(t)
 	dir := t.TempDir()
-	key1, key2 := vault.GenerateKey(), vault.GenerateKey()
+	key1, key2 := seal.GenerateKey(), seal.GenerateKey()
 	id1, id2 := keyIDOf(t, key1), keyIDOf(t, key2)
 	const total = 3000
 	seeded := seedSQLite(t, dir, key1, 3, total/3)
@@ -455,7 +456,7 @@ func TestKeysRotateKilled(t *testing.T) {
 func TestKeysUnknownMasterKey(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	key1, key2 := vault.GenerateKey(), vault.GenerateKey()
+	key1, key2 := seal.GenerateKey(), seal.GenerateKey()
 	id1 := keyIDOf(t, key1)
 	seedSQLite(t, dir, key1, 1, 12)
 	// key2 served once beside key1, so its key check exists and opens.
@@ -483,7 +484,7 @@ func TestKeysUnknownMasterKey(t *testing.T) {
 
 func TestKeysFlags(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"ENCRYPTION_KEY": vault.GenerateKey()}
+	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
 	mustFail(t, env, "--batch-size must be at least 1", "keys", "rotate", "--batch-size", "0", "--data-dir", t.TempDir())
 	mustFail(t, env, `unknown command "keys nope"`, "keys", "nope")
 	mustFail(t, env, "takes no arguments", "keys", "status", "extra", "--data-dir", t.TempDir())

@@ -26,6 +26,7 @@ import (
 	dockerclient "github.com/docker/docker/client"
 
 	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/seal"
 )
 
 func main() {
@@ -78,6 +79,7 @@ type Main struct {
 	logger   *slog.Logger
 	baseline orchestrator.Baseline
 	store    db
+	keys     *seal.Keyring        // the keyring openService checked; the dashboard signs sessions under it
 	docker   *dockerclient.Client // nil without a worker
 	server   *http.Server
 	streams  *streams

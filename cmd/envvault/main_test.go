@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/envvault/envvault/internal/testenv"
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -261,7 +262,7 @@ func TestDev(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vault.ParseKey(string(key)); err != nil {
+	if _, err := seal.ParseKey(string(key)); err != nil {
 		t.Fatalf("dev.key holds no valid key: %v", err)
 	}
 	if !strings.Contains(dev.stderr.String(), "DEVELOPMENT MODE") {
@@ -336,7 +337,7 @@ func TestServePostgres(t *testing.T) {
 // checks migrate, user create, the API, a restart with another key and a
 // key rotation.
 func testServe(t *testing.T, env map[string]string, storeArgs ...string) {
-	key1, key2 := vault.GenerateKey(), vault.GenerateKey()
+	key1, key2 := seal.GenerateKey(), seal.GenerateKey()
 	withEnv := func(kv ...string) map[string]string {
 		out := map[string]string{}
 		for k, v := range env {
@@ -414,7 +415,7 @@ func TestBadKeys(t *testing.T) {
 	t.Parallel()
 	short := base64.StdEncoding.EncodeToString(make([]byte, 16))
 	long := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 33))
-	good := vault.GenerateKey()
+	good := seal.GenerateKey()
 	keyFile := filepath.Join(t.TempDir(), "key")
 	if err := os.WriteFile(keyFile, []byte(short+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -431,7 +432,7 @@ func TestBadKeys(t *testing.T) {
 		{"file short", map[string]string{"ENCRYPTION_KEY_FILE": keyFile}, "ENCRYPTION_KEY: key decodes to 16 bytes"},
 		{"file missing", map[string]string{"ENCRYPTION_KEY_FILE": keyFile + ".nope"}, "ENCRYPTION_KEY_FILE: open"},
 		{"both", map[string]string{"ENCRYPTION_KEY": good, "ENCRYPTION_KEY_FILE": keyFile}, "both ENCRYPTION_KEY and ENCRYPTION_KEY_FILE are set"},
-		{"previous short", map[string]string{"ENCRYPTION_KEY": good, "ENCRYPTION_KEY_PREVIOUS": vault.GenerateKey() + "," + short},
+		{"previous short", map[string]string{"ENCRYPTION_KEY": good, "ENCRYPTION_KEY_PREVIOUS": seal.GenerateKey() + "," + short},
 			"ENCRYPTION_KEY_PREVIOUS (key 2 of 2): key decodes to 16 bytes"},
 		{"previous without current", map[string]string{"ENCRYPTION_KEY_PREVIOUS": good}, "ENCRYPTION_KEY is not"},
 		{"previous same as current", map[string]string{"ENCRYPTION_KEY": good, "ENCRYPTION_KEY_PREVIOUS": good}, "given twice"},
@@ -452,7 +453,7 @@ func TestServeKeyFile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	keyFile := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(keyFile, []byte(vault.GenerateKey()+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, []byte(seal.GenerateKey()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	env := map[string]string{"ENCRYPTION_KEY_FILE": keyFile}
@@ -481,7 +482,7 @@ func TestUserCreateWithoutKey(t *testing.T) {
 
 func TestUserCreateText(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"ENCRYPTION_KEY": vault.GenerateKey()}
+	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
 	in := mustStart(t, env, "user", "create", "--data-dir", t.TempDir(), "bob")
 	out := in.stdout.String()
 	if !regexp.MustCompile(`user id: usr_\S{21}\n`).MatchString(out) || !regexp.MustCompile(`token: +tok_\S+\n`).MatchString(out) {
@@ -496,7 +497,7 @@ func TestKeygen(t *testing.T) {
 	a := mustStart(t, nil, "keygen")
 	b := mustStart(t, nil, "keygen")
 	for _, in := range []*instance{a, b} {
-		if _, err := vault.ParseKey(in.stdout.String()); err != nil {
+		if _, err := seal.ParseKey(in.stdout.String()); err != nil {
 			t.Errorf("keygen printed %q: %v", in.stdout.String(), err)
 		}
 	}
@@ -569,8 +570,8 @@ func TestFlagsFromEnv(t *testing.T) {
 
 func TestConfigNeverPrintsSecrets(t *testing.T) {
 	t.Parallel()
-	key := vault.GenerateKey()
-	raw, err := vault.ParseKey(key)
+	key := seal.GenerateKey()
+	raw, err := seal.ParseKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/envvault/envvault/internal/testenv"
-	"github.com/envvault/envvault/vault"
+	"github.com/envvault/envvault/seal"
 )
 
 // TestServePostgresRLS is TestServePostgres as the README runs envvault
@@ -24,7 +24,7 @@ func TestServePostgresRLS(t *testing.T) {
 func TestDatabaseRoles(t *testing.T) {
 	t.Parallel()
 	roles := testenv.RequirePostgresRoles(t)
-	key := vault.GenerateKey()
+	key := seal.GenerateKey()
 	const warning = "row-level security does not apply to it"
 
 	mustFail(t, map[string]string{"ENCRYPTION_KEY": key, "DATABASE_URL": roles.Service}, "set DATABASE_MIGRATE_URL to the tables' owner", "migrate")

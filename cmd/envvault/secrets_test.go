@@ -12,6 +12,7 @@ import (
 
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/postgres"
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/vault"
 )
@@ -28,7 +29,7 @@ type secretsStore struct {
 
 func sqliteSecretsStore(t *testing.T) secretsStore {
 	dir := t.TempDir()
-	key := vault.GenerateKey()
+	key := seal.GenerateKey()
 	env := map[string]string{"ENCRYPTION_KEY": key}
 	mustStart(t, env, "migrate", "--data-dir", dir)
 	db, err := sqlite.Open(t.Context(), filepath.Join(dir, sqliteFile))
@@ -44,7 +45,7 @@ func sqliteSecretsStore(t *testing.T) secretsStore {
 // else as the service role, under row-level security (DATABASE_URL).
 func postgresSecretsStore(t *testing.T) secretsStore {
 	roles := testenv.RequirePostgresRoles(t)
-	key := vault.GenerateKey()
+	key := seal.GenerateKey()
 	env := map[string]string{"ENCRYPTION_KEY": key, "DATABASE_URL": roles.Service, "DATABASE_MIGRATE_URL": roles.Owner}
 	mustStart(t, env, "migrate")
 	db, err := postgres.Open(t.Context(), roles.Service)
@@ -57,11 +58,11 @@ func postgresSecretsStore(t *testing.T) secretsStore {
 
 func testService(t *testing.T, store vault.Store, key string) *vault.Service {
 	t.Helper()
-	raw, err := vault.ParseKey(key)
+	raw, err := seal.ParseKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := vault.NewKeyring(raw)
+	keys, err := seal.NewKeyring(raw)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,7 +145,7 @@ func (m *Main) handler(svc *vault.Service, orch *orchestrator.Orchestrator) http
 	for _, p := range []string{"/v1", "/v1/", "/healthz", "/readyz"} {
 		mux.Handle(p, apiHandler)
 	}
-	mux.Handle("/", web.New(web.Config{Vault: svc, Orchestrator: orch, Logger: m.logger, Secure: m.Config.SecureCookies}))
+	mux.Handle("/", web.New(web.Config{Vault: svc, Keys: m.keys, Orchestrator: orch, Logger: m.logger, Secure: m.Config.SecureCookies}))
 	return m.streams.wrap(mux)
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/postgres"
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/vault"
 )
@@ -112,7 +113,7 @@ func (m *Main) storeName() string {
 // `user create`, `runner` and `secrets` on the SQLite store use that file
 // if it exists; serve never falls back, and the dev key is never used with
 // PostgreSQL.
-func (m *Main) keyring() (*vault.Keyring, error) {
+func (m *Main) keyring() (*seal.Keyring, error) {
 	k := &m.Config.Keys
 	if k.Current == nil {
 		path := filepath.Join(m.Config.DataDir, devKeyFile)
@@ -138,7 +139,7 @@ func (m *Main) keyring() (*vault.Keyring, error) {
 			return nil, errors.New("ENCRYPTION_KEY is required: set it to base64 of 32 bytes (make one with `envvault keygen`), or ENCRYPTION_KEY_FILE to a file holding it")
 		}
 	}
-	keys, err := vault.NewKeyring(k.Current, k.Previous...)
+	keys, err := seal.NewKeyring(k.Current, k.Previous...)
 	if err != nil {
 		return nil, fmt.Errorf("ENCRYPTION_KEY, ENCRYPTION_KEY_PREVIOUS: %w", err)
 	}
@@ -148,7 +149,7 @@ func (m *Main) keyring() (*vault.Keyring, error) {
 // parseKey decodes one master key. The error names the variable and the
 // rule, never the value.
 func parseKey(name, encoded string) ([]byte, error) {
-	key, err := vault.ParseKey(encoded)
+	key, err := seal.ParseKey(encoded)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -165,7 +166,7 @@ func (m *Main) devKey(path string, create bool) (key []byte, created bool, err e
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		switch {
 		case err == nil:
-			_, werr := io.WriteString(f, vault.GenerateKey()+"\n")
+			_, werr := io.WriteString(f, seal.GenerateKey()+"\n")
 			serr := f.Sync()
 			cerr := f.Close()
 			if err := errors.Join(werr, serr, cerr); err != nil {
@@ -248,6 +249,7 @@ func (m *Main) openService(ctx context.Context) (svc *vault.Service, fresh bool,
 	if err := svc.CheckKeys(ctx); err != nil {
 		return nil, false, fmt.Errorf("master key from %s does not fit this database: %w", m.Config.Keys.Source, err)
 	}
+	m.keys = keys
 	m.logger.Info("master key checked", "key_id", keys.CurrentID(), "source", m.Config.Keys.Source, "previous_keys", len(m.Config.Keys.Previous))
 	return svc, len(checks) == 0, nil
 }

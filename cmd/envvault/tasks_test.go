@@ -17,7 +17,7 @@ import (
 
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/internal/testimage"
-	"github.com/envvault/envvault/vault"
+	"github.com/envvault/envvault/seal"
 )
 
 // taskWait bounds how long a test waits for a task to reach a state.
@@ -151,7 +151,7 @@ func TestTasksEndToEnd(t *testing.T) {
 		"export PLATFORM_KEY='"+platformKey+"'\n"+
 		"MCP_URL=http://mcp.internal:7000\n"+
 		"LOG_LEVEL=debug\n")
-	env := map[string]string{"ENCRYPTION_KEY": vault.GenerateKey()}
+	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
 	dir := t.TempDir()
 	token := createUser(t, env, "ops", "--data-dir", dir)
 	srv := mustStart(t, env, "serve", "--addr", "127.0.0.1:0", "--data-dir", dir,
@@ -220,7 +220,7 @@ func TestTasksEndToEnd(t *testing.T) {
 func TestLogStreams(t *testing.T) {
 	t.Parallel()
 	cli, envImage, _ := dockerImages(t)
-	env := map[string]string{"ENCRYPTION_KEY": vault.GenerateKey()}
+	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
 	dir := t.TempDir()
 	token := createUser(t, env, "ops", "--data-dir", dir)
 	shortWrites := func(m *Main) { m.writeTimeout = time.Second }
@@ -311,7 +311,7 @@ func testRunner(t *testing.T, env map[string]string, storeArgs ...string) {
 	if env == nil {
 		env = map[string]string{}
 	}
-	env["ENCRYPTION_KEY"] = vault.GenerateKey()
+	env["ENCRYPTION_KEY"] = seal.GenerateKey()
 	baseline := writeBaseline(t, "REGION=eu-west-1\n")
 	token := createUser(t, env, "ops", storeArgs...)
 	srv := mustStart(t, env, append([]string{"serve", "--addr", "127.0.0.1:0", "--no-worker", "--baseline-env-file", baseline}, storeArgs...)...)
@@ -356,7 +356,7 @@ func TestDockerDown(t *testing.T) {
 	// DOCKER_HOST is read from the process environment: no Parallel.
 	sock := filepath.Join(t.TempDir(), "no-docker.sock")
 	t.Setenv("DOCKER_HOST", "unix://"+sock)
-	env := map[string]string{"ENCRYPTION_KEY": vault.GenerateKey()}
+	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
 	dir := t.TempDir()
 	token := createUser(t, env, "ops", "--data-dir", dir)
 	srv := mustStart(t, env, "serve", "--addr", "127.0.0.1:0", "--data-dir", dir)
@@ -380,7 +380,7 @@ func TestDockerDown(t *testing.T) {
 // the file, the line and the reason, never a value.
 func TestBaselineErrors(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"ENCRYPTION_KEY": vault.GenerateKey()}
+	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
 	for _, tc := range []struct {
 		name, content string
 		args          []string
@@ -423,7 +423,7 @@ func TestBaselineErrors(t *testing.T) {
 // TestWorkerFlags: the worker's settings from flags and the environment.
 func TestWorkerFlags(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"ENCRYPTION_KEY": vault.GenerateKey()}
+	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
 	dir := t.TempDir()
 	token := createUser(t, env, "ops", "--data-dir", dir)
 	baseline := writeBaseline(t, "ANTHROPIC_API_KEY=sk-ant-example\n")
@@ -468,7 +468,7 @@ func TestWorkerFlagsFromEnv(t *testing.T) {
 	t.Setenv("BASELINE_ENV_FILE", writeBaseline(t, "A=1\n"))
 	t.Setenv("ALLOW_NAMES", "NODE_OPTIONS,PYTHONPATH")
 	t.Setenv("BASELINE_LOCKED_NAMES", " A ,")
-	env := map[string]string{"ENCRYPTION_KEY": vault.GenerateKey()}
+	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
 	in := mustStart(t, env, "serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir())
 	cfg := in.m.Config
 	if cfg.WorkerID != "from-env" || !cfg.NoWorker || cfg.BaselineEnvFile == "" ||

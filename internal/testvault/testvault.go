@@ -6,6 +6,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/vault"
 )
@@ -27,13 +28,13 @@ func MustSQLite(t testing.TB, path string) *sqlite.DB {
 }
 
 // MustKeyring returns a keyring of one fresh random master key.
-func MustKeyring(t testing.TB) *vault.Keyring {
+func MustKeyring(t testing.TB) *seal.Keyring {
 	t.Helper()
-	key, err := vault.ParseKey(vault.GenerateKey())
+	key, err := seal.ParseKey(seal.GenerateKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := vault.NewKeyring(key)
+	keys, err := seal.NewKeyring(key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,18 @@
-package vault_test
+package web
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"encoding/hex"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/vault"
 )
@@ -29,6 +32,7 @@ func (c *clock) Add(d time.Duration) {
 
 type sessionEnv struct {
 	svc    *vault.Service
+	sess   *sessions
 	store  *sqlite.DB
 	path   string
 	clock  *clock
@@ -36,7 +40,8 @@ type sessionEnv struct {
 	token  string
 }
 
-// newSessionEnv is a Service over a real SQLite file with one user.
+// newSessionEnv is sessions over a Service over a real SQLite file with
+// one user.
 func newSessionEnv(t testing.TB, keys ...[]byte) *sessionEnv {
 	t.Helper()
 	ctx := context.Background()
@@ -52,7 +57,7 @@ func newSessionEnv(t testing.TB, keys ...[]byte) *sessionEnv {
 	if len(keys) == 0 {
 		keys = [][]byte{mustKey(t)}
 	}
-	kr, err := vault.NewKeyring(keys[0], keys[1:]...)
+	kr, err := seal.NewKeyring(keys[0], keys[1:]...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,33 +67,34 @@ func newSessionEnv(t testing.TB, keys ...[]byte) *sessionEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &sessionEnv{svc: svc, store: store, path: path, clock: c, userID: u.ID, token: token}
+	return &sessionEnv{svc: svc, sess: newSessions(svc, kr, c.Now), store: store, path: path, clock: c, userID: u.ID, token: token}
 }
 
-// withKeys is a second Service over the same store under other keys.
-func (e *sessionEnv) withKeys(t *testing.T, current []byte, previous ...[]byte) *vault.Service {
+// withKeys is sessions of a second Service over the same store under
+// other keys.
+func (e *sessionEnv) withKeys(t *testing.T, current []byte, previous ...[]byte) *sessions {
 	t.Helper()
-	kr, err := vault.NewKeyring(current, previous...)
+	kr, err := seal.NewKeyring(current, previous...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return vault.NewService(e.store, kr, vault.Options{Now: e.clock.Now})
+	return newSessions(vault.NewService(e.store, kr, vault.Options{Now: e.clock.Now}), kr, e.clock.Now)
 }
 
 func mustKey(t testing.TB) []byte {
 	t.Helper()
-	k, err := vault.ParseKey(vault.GenerateKey())
+	k, err := seal.ParseKey(seal.GenerateKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
 }
 
-func mustSession(t *testing.T, e *sessionEnv) (*vault.Session, string) {
+func mustSession(t *testing.T, e *sessionEnv) (*session, string) {
 	t.Helper()
-	sess, cookie, err := e.svc.NewSession(context.Background(), e.token, 0)
+	sess, cookie, err := e.sess.signIn(context.Background(), e.token, 0)
 	if err != nil {
-		t.Fatalf("NewSession: %v", err)
+		t.Fatalf("signIn: %v", err)
 	}
 	return sess, cookie
 }
@@ -107,15 +113,15 @@ func TestSessionRoundTrip(t *testing.T) {
 	if sess.UserID != e.userID || !strings.HasPrefix(sess.TokenID, vault.PrefixToken) || len(sess.ID) < 20 {
 		t.Fatalf("session = %+v", sess)
 	}
-	if want := e.clock.Now().Add(vault.DefaultSessionTTL); !sess.Expires.Equal(want) {
+	if want := e.clock.Now().Add(DefaultSessionTTL); !sess.Expires.Equal(want) {
 		t.Fatalf("expires %v, want %v", sess.Expires, want)
 	}
 	if strings.Contains(cookie, e.token) || strings.Contains(cookie, strings.SplitN(e.token, ".", 2)[1]) {
 		t.Fatal("cookie carries the API token")
 	}
-	got, err := e.svc.VerifySession(ctx, cookie)
+	got, err := e.sess.verify(ctx, cookie)
 	if err != nil {
-		t.Fatalf("VerifySession: %v", err)
+		t.Fatalf("verify: %v", err)
 	}
 	if *got != *sess {
 		t.Fatalf("verified %+v, made %+v", got, sess)
@@ -130,18 +136,18 @@ func TestSessionRoundTrip(t *testing.T) {
 func TestSessionTTL(t *testing.T) {
 	e := newSessionEnv(t)
 	ctx := context.Background()
-	sess, _, err := e.svc.NewSession(ctx, e.token, time.Hour)
+	sess, _, err := e.sess.signIn(ctx, e.token, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := e.clock.Now().Add(time.Hour); !sess.Expires.Equal(want) {
 		t.Fatalf("expires %v, want %v", sess.Expires, want)
 	}
-	sess, _, err = e.svc.NewSession(ctx, e.token, 365*24*time.Hour)
+	sess, _, err = e.sess.signIn(ctx, e.token, 365*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := e.clock.Now().Add(vault.MaxSessionTTL); !sess.Expires.Equal(want) {
+	if want := e.clock.Now().Add(MaxSessionTTL); !sess.Expires.Equal(want) {
 		t.Fatalf("expires %v, want the cap %v", sess.Expires, want)
 	}
 }
@@ -150,20 +156,20 @@ func TestSessionExpires(t *testing.T) {
 	e := newSessionEnv(t)
 	ctx := context.Background()
 	_, cookie := mustSession(t, e)
-	e.clock.Add(vault.DefaultSessionTTL - time.Second)
-	if _, err := e.svc.VerifySession(ctx, cookie); err != nil {
+	e.clock.Add(DefaultSessionTTL - time.Second)
+	if _, err := e.sess.verify(ctx, cookie); err != nil {
 		t.Fatalf("a second before expiry: %v", err)
 	}
 	e.clock.Add(time.Second)
-	_, err := e.svc.VerifySession(ctx, cookie)
+	_, err := e.sess.verify(ctx, cookie)
 	wantUnauthorized(t, err, "at expiry")
 }
 
 func TestSessionBadToken(t *testing.T) {
 	e := newSessionEnv(t)
 	for _, tok := range []string{"", "nonsense", e.token + "x", strings.Replace(e.token, ".", ".A", 1)} {
-		_, cookie, err := e.svc.NewSession(context.Background(), tok, 0)
-		wantUnauthorized(t, err, "NewSession with a bad token")
+		_, cookie, err := e.sess.signIn(context.Background(), tok, 0)
+		wantUnauthorized(t, err, "signIn with a bad token")
 		if cookie != "" {
 			t.Fatal("a cookie for a bad token")
 		}
@@ -187,7 +193,7 @@ func TestSessionEndsWithItsToken(t *testing.T) {
 	if n, _ := res.RowsAffected(); n != 1 {
 		t.Fatalf("deleted %d tokens", n)
 	}
-	_, err = e.svc.VerifySession(ctx, cookie)
+	_, err = e.sess.verify(ctx, cookie)
 	wantUnauthorized(t, err, "after its token was deleted")
 }
 
@@ -203,15 +209,15 @@ func TestSessionTampered(t *testing.T) {
 	for i := range raw {
 		b := append([]byte(nil), raw...)
 		b[i] ^= 0x01
-		_, err := e.svc.VerifySession(ctx, base64.RawURLEncoding.EncodeToString(b))
+		_, err := e.sess.verify(ctx, base64.RawURLEncoding.EncodeToString(b))
 		wantUnauthorized(t, err, "a flipped bit")
 	}
 	for n := range len(raw) {
-		_, err := e.svc.VerifySession(ctx, base64.RawURLEncoding.EncodeToString(raw[:n]))
+		_, err := e.sess.verify(ctx, base64.RawURLEncoding.EncodeToString(raw[:n]))
 		wantUnauthorized(t, err, "a truncated cookie")
 	}
 	for _, c := range []string{"", "!!!", cookie + "A", cookie + "=", strings.Repeat("A", 10000), cookie[:len(cookie)-1]} {
-		_, err := e.svc.VerifySession(ctx, c)
+		_, err := e.sess.verify(ctx, c)
 		wantUnauthorized(t, err, "a malformed cookie")
 	}
 }
@@ -225,7 +231,7 @@ func TestSessionOtherUsersToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, _, err := e.svc.NewSession(ctx, bobToken, 0)
+	bob, _, err := e.sess.signIn(ctx, bobToken, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +239,7 @@ func TestSessionOtherUsersToken(t *testing.T) {
 		t.Fatal("bob is alice")
 	}
 	alice, _ := mustSession(t, e)
-	if e.svc.CheckCSRF(alice.ID, e.svc.CSRFToken(bob.ID)) {
+	if e.sess.checkCSRF(alice.ID, e.sess.csrfToken(bob.ID)) {
 		t.Fatal("bob's CSRF token passes for alice's session")
 	}
 }
@@ -246,19 +252,19 @@ func TestSessionKeys(t *testing.T) {
 	e := newSessionEnv(t, k1)
 	ctx := context.Background()
 	sess, cookie := mustSession(t, e)
-	csrf := e.svc.CSRFToken(sess.ID)
+	csrf := e.sess.csrfToken(sess.ID)
 
 	same := e.withKeys(t, k1)
-	if _, err := same.VerifySession(ctx, cookie); err != nil {
+	if _, err := same.verify(ctx, cookie); err != nil {
 		t.Fatalf("another service with the same key: %v", err)
 	}
-	if !same.CheckCSRF(sess.ID, csrf) {
+	if !same.checkCSRF(sess.ID, csrf) {
 		t.Fatal("another service with the same key refuses the CSRF token")
 	}
 	rotated := e.withKeys(t, k2, k1)
-	_, err := rotated.VerifySession(ctx, cookie)
+	_, err := rotated.verify(ctx, cookie)
 	wantUnauthorized(t, err, "after a key rotation")
-	if rotated.CheckCSRF(sess.ID, csrf) {
+	if rotated.checkCSRF(sess.ID, csrf) {
 		t.Fatal("CSRF token passes after a key rotation")
 	}
 }
@@ -266,11 +272,11 @@ func TestSessionKeys(t *testing.T) {
 func TestCSRF(t *testing.T) {
 	e := newSessionEnv(t)
 	sess, _ := mustSession(t, e)
-	tok := e.svc.CSRFToken(sess.ID)
-	if !e.svc.CheckCSRF(sess.ID, tok) {
+	tok := e.sess.csrfToken(sess.ID)
+	if !e.sess.checkCSRF(sess.ID, tok) {
 		t.Fatal("the session's own CSRF token is refused")
 	}
-	if tok != e.svc.CSRFToken(sess.ID) {
+	if tok != e.sess.csrfToken(sess.ID) {
 		t.Fatal("CSRF token is not stable for a session")
 	}
 	other, _ := mustSession(t, e)
@@ -283,9 +289,9 @@ func TestCSRF(t *testing.T) {
 		{sess.ID, tok + "A"},
 		{sess.ID, base64.RawURLEncoding.EncodeToString(raw)},
 		{sess.ID, strings.Repeat("*", len(tok))},
-		{"", e.svc.CSRFToken("")},
+		{"", e.sess.csrfToken("")},
 	} {
-		if e.svc.CheckCSRF(c.sid, c.tok) {
+		if e.sess.checkCSRF(c.sid, c.tok) {
 			t.Errorf("CheckCSRF(%q, %q) = true", c.sid, c.tok)
 		}
 	}
@@ -293,7 +299,7 @@ func TestCSRF(t *testing.T) {
 
 func FuzzVerifySession(f *testing.F) {
 	e := newSessionEnv(f)
-	_, cookie, err := e.svc.NewSession(context.Background(), e.token, 0)
+	_, cookie, err := e.sess.signIn(context.Background(), e.token, 0)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -301,7 +307,7 @@ func FuzzVerifySession(f *testing.F) {
 	f.Add("")
 	f.Add(cookie[:len(cookie)/2])
 	f.Fuzz(func(t *testing.T, c string) {
-		sess, err := e.svc.VerifySession(context.Background(), c)
+		sess, err := e.sess.verify(context.Background(), c)
 		if err == nil && c != cookie {
 			// Base64 has no two encodings of one byte string without
 			// padding except through trailing bits; those decode the same.
@@ -312,4 +318,56 @@ func FuzzVerifySession(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A cookie signed for a token of another user is refused: CheckToken
+// binds the token to the session's user.
+func TestSessionTokenOfAnotherUser(t *testing.T) {
+	e := newSessionEnv(t)
+	ctx := context.Background()
+	_, bobToken, err := e.svc.CreateUser(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, _, err := e.sess.signIn(ctx, bobToken, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Re-sign alice's session with bob's token id, as only a holder of the
+	// signing key could.
+	alice, cookie := mustSession(t, e)
+	raw, err := base64.RawURLEncoding.DecodeString(cookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := raw[:len(raw)-sessionMACSize]
+	forged := append(bytes.Clone(body[:len(body)-len(alice.TokenID)]), bob.TokenID...)
+	forged = append(forged, e.sess.sign.Sum(forged)...)
+	_, err = e.sess.verify(ctx, base64.RawURLEncoding.EncodeToString(forged))
+	wantUnauthorized(t, err, "alice's session on bob's token")
+	// Her own cookie still passes: only the token's owner was wrong.
+	if _, err := e.sess.verify(ctx, cookie); err != nil {
+		t.Fatalf("alice's own cookie: %v", err)
+	}
+}
+
+// CSRF tokens made before sessions moved into package web still pass: the
+// key derivation and label are unchanged.
+func TestCSRFGolden(t *testing.T) {
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(i)
+	}
+	kr, err := seal.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := hex.DecodeString("7b00afad83c82695af920d79ac8e612f283106ae041c50883b20d126c4fd8ff9")
+	m := newSessions(nil, kr, time.Now)
+	if got := m.csrfToken("golden-session"); got != base64.RawURLEncoding.EncodeToString(want) {
+		t.Fatalf("csrfToken = %s", got)
+	}
+	if !m.checkCSRF("golden-session", base64.RawURLEncoding.EncodeToString(want)) {
+		t.Fatal("the golden CSRF token is refused")
+	}
 }
