@@ -1,98 +1,14 @@
 package postgres_test
 
 import (
-	"context"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/envvault/envvault/postgres"
-	"github.com/envvault/envvault/storetest"
 	"github.com/envvault/envvault/vault"
 )
-
-func TestAudit(t *testing.T) {
-	storetest.RunAudit(t, newStore)
-}
-
-// TestAuditTamper changes the trail with raw SQL on a connection of its
-// own, as the database's owner could.
-func TestAuditTamper(t *testing.T) {
-	storetest.RunAuditTamper(t, func(t *testing.T) storetest.RawAudit {
-		db, url := openDB(t)
-		conn, err := pgx.Connect(context.Background(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close(context.Background()) })
-		return storetest.RawAudit{
-			Store: db,
-			Exec: func(query string, args ...any) error {
-				_, err := conn.Exec(context.Background(), dollars(query), args...)
-				return err
-			},
-			Unguard: []string{`ALTER TABLE audit_events DISABLE TRIGGER USER`},
-			FailAppends: []string{
-				`CREATE FUNCTION test_audit_down() RETURNS trigger LANGUAGE plpgsql AS
-					$$ BEGIN RAISE EXCEPTION 'the audit trail is down'; END $$`,
-				`CREATE TRIGGER test_audit_down BEFORE INSERT ON audit_events
-					FOR EACH ROW EXECUTE FUNCTION test_audit_down()`,
-			},
-			RestoreAppends: []string{`DROP TRIGGER test_audit_down ON audit_events`, `DROP FUNCTION test_audit_down()`},
-		}
-	})
-}
-
-// dollars turns the ? placeholders of the suite's SQL into $1, $2, ...
-func dollars(query string) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// TestPruneAuditInBatches prunes across several batches: each moves the
-// anchor on, and the chain verifies after.
-func TestPruneAuditInBatches(t *testing.T) {
-	defer postgres.SetPruneBatch(3)()
-	db, _ := openDB(t)
-	storetest.RunAuditPruneInBatches(t, db)
-}
-
-// ownerPrunes is the service role's store whose PruneAudit is the owner's,
-// as `envvault audit prune` with DATABASE_MIGRATE_URL is.
-type ownerPrunes struct {
-	*postgres.DB
-	owner *postgres.DB
-}
-
-func (s ownerPrunes) PruneAudit(ctx context.Context, before time.Time) (int64, vault.AuditHead, error) {
-	return s.owner.PruneAudit(ctx, before)
-}
-
-// TestRLSAudit runs the audit suite with the store connected as the
-// service role, under row-level security, pruning as the owner.
-func TestRLSAudit(t *testing.T) {
-	storetest.RunAudit(t, func(t *testing.T) vault.Store {
-		d := newRLSDB(t)
-		owner, err := postgres.Open(context.Background(), d.Owner)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { owner.Close() })
-		return ownerPrunes{DB: d.service, owner: owner}
-	})
-}
 
 // TestRLSAuditServiceRole checks what the service role may not do to the
 // trail, whatever the triggers: update or delete an event, move the anchor,

@@ -68,19 +68,7 @@ func superExec(t testing.TB, url string, stmts ...string) {
 // as the service role, under row-level security: every store method sets
 // whose transaction it is, and does its job.
 func TestRLSConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) vault.Store { return newRLSDB(t).service })
-}
-
-// TestRLSTasksConformance is the task suite as the service role.
-func TestRLSTasksConformance(t *testing.T) {
-	storetest.RunTasks(t, func(t *testing.T) storetest.TaskBackend {
-		d := newRLSDB(t)
-		return storetest.TaskBackend{
-			Store: d.service,
-			// The operator, in psql, as a superuser.
-			DeleteUser: deleteUserVia(d.Super),
-		}
-	})
+	storetest.Run(t, newRLSHarness)
 }
 
 // ownerOf says, for each table under row-level security, whose a row is:

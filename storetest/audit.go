@@ -13,52 +13,23 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-// RunAudit runs the audit trail's suite: every action the Service audits
+// auditTests are the audit trail's suite: every action the Service audits
 // appears exactly once, with its actor, in its own transaction; failed
-// writes leave no event; lists, prune and concurrent appends keep the chain
-// verifiable. newStore is as for Run.
-func RunAudit(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, newStore func(t *testing.T) vault.Store)
-	}{
-		{"EveryActionOnce", testAuditEveryActionOnce},
-		{"FailedWritesLeaveNoEvent", testAuditFailedWritesLeaveNoEvent},
-		{"List", testAuditList},
-		{"Prune", testAuditPrune},
-		{"ConcurrentAppends", testAuditConcurrentAppends},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			tc.fn(t, newStore)
-		})
-	}
-}
-
-// RawAudit is a store and raw SQL on its database, beside the store, for
-// the tamper tests of RunAuditTamper.
-type RawAudit struct {
-	Store vault.Store
-	// Exec runs one SQL statement on the database outside the store; its
-	// placeholders are ?, and args are strings, integers or []byte.
-	Exec func(query string, args ...any) error
-	// Unguard is the SQL that takes away the append-only triggers of
-	// audit_events, as a tamperer with the rights to would.
-	Unguard []string
-	// FailAppends makes every insert into audit_events fail;
-	// RestoreAppends undoes it.
-	FailAppends, RestoreAppends []string
-}
-
-// RunAuditTamper checks that the database refuses changes to the trail and
-// that VerifyAudit reports, at the right seq, every change made anyway: a
-// changed, deleted or reordered row. It also checks that a write whose
-// event cannot be appended does not happen.
-func RunAuditTamper(t *testing.T, newRaw func(t *testing.T) RawAudit) {
-	t.Run("Guarded", func(t *testing.T) { t.Parallel(); testAuditGuarded(t, newRaw) })
-	t.Run("Tampered", func(t *testing.T) { t.Parallel(); testAuditTampered(t, newRaw) })
-	t.Run("FailedAppendRollsBack", func(t *testing.T) { t.Parallel(); testAuditFailedAppendRollsBack(t, newRaw) })
+// writes leave no event; lists, prune and concurrent appends keep the
+// chain verifiable. The database refuses changes to the trail, VerifyAudit
+// reports, at the right seq, every change made anyway (a changed, deleted
+// or reordered row), and a write whose event cannot be appended does not
+// happen.
+var auditTests = []test{
+	{name: "PruneInBatches", fn: testAuditPruneInBatches, serial: true},
+	{name: "EveryActionOnce", fn: testAuditEveryActionOnce},
+	{name: "FailedWritesLeaveNoEvent", opts: vault.Options{MaxSecrets: 2}, fn: testAuditFailedWritesLeaveNoEvent},
+	{name: "List", fn: testAuditList},
+	{name: "Prune", fn: testAuditPrune},
+	{name: "ConcurrentAppends", fn: testAuditConcurrentAppends},
+	{name: "Guarded", fn: testAuditGuarded},
+	{name: "Tampered", tests: auditTamperedTests()},
+	{name: "FailedAppendRollsBack", fn: testAuditFailedAppendRollsBack},
 }
 
 // tokenID returns the id part of an API token.
@@ -187,8 +158,7 @@ func checkEvents(t *testing.T, got []*vault.AuditEvent, want []wantEvent) {
 	}
 }
 
-func testAuditEveryActionOnce(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testAuditEveryActionOnce(t *testing.T, f *fixture) {
 	svc, ctxOf := f.svc, func(a vault.Actor) *fixture { c := *f; c.ctx = vault.WithActor(f.ctx, a); return &c }
 	var want []wantEvent
 
@@ -357,8 +327,7 @@ func testAuditEveryActionOnce(t *testing.T, newStore func(t *testing.T) vault.St
 	}
 }
 
-func testAuditFailedWritesLeaveNoEvent(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{MaxSecrets: 2})
+func testAuditFailedWritesLeaveNoEvent(t *testing.T, f *fixture) {
 	alice := f.mustUser("alice")
 	bob := f.mustUser("bob")
 	p := f.mustProfile(alice, "agent")
@@ -417,8 +386,7 @@ func testAuditFailedWritesLeaveNoEvent(t *testing.T, newStore func(t *testing.T)
 	mustVerify(t, f.store)
 }
 
-func testAuditList(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testAuditList(t *testing.T, f *fixture) {
 	alice := f.mustUser("alice")
 	bob := f.mustUser("bob")
 	a1 := f.mustSecret(alice, "A1", value("1"))
@@ -536,8 +504,7 @@ func testAuditList(t *testing.T, newStore func(t *testing.T) vault.Store) {
 	}
 }
 
-func testAuditPrune(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testAuditPrune(t *testing.T, f *fixture) {
 	alice := f.mustUser("alice")
 	for i := range 6 {
 		f.mustSecret(alice, fmt.Sprintf("S%d", i), value("v"))
@@ -588,8 +555,7 @@ func testAuditPrune(t *testing.T, newStore func(t *testing.T) vault.Store) {
 	}
 }
 
-func testAuditConcurrentAppends(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testAuditConcurrentAppends(t *testing.T, f *fixture) {
 	users := []string{f.mustUser("a"), f.mustUser("b"), f.mustUser("c")}
 	const perUser = 8
 	var wg sync.WaitGroup
@@ -633,9 +599,7 @@ func seedAudit(t *testing.T, f *fixture) []*vault.AuditEvent {
 	return chain(t, f.store)
 }
 
-func testAuditGuarded(t *testing.T, newRaw func(t *testing.T) RawAudit) {
-	raw := newRaw(t)
-	f := newFixture(t, func(*testing.T) vault.Store { return raw.Store }, vault.Options{})
+func testAuditGuarded(t *testing.T, f *fixture) {
 	events := seedAudit(t, f)
 	for _, q := range []string{
 		`UPDATE audit_events SET target_id = 'forged' WHERE seq = 2`,
@@ -644,7 +608,7 @@ func testAuditGuarded(t *testing.T, newRaw func(t *testing.T) RawAudit) {
 		`UPDATE audit_head SET seq = 1`,
 		`DELETE FROM audit_head`,
 	} {
-		if err := raw.Exec(q); err == nil {
+		if _, err := f.h.Exec(f.ctx, q); err == nil {
 			t.Errorf("the database let %q through", q)
 		}
 	}
@@ -652,96 +616,95 @@ func testAuditGuarded(t *testing.T, newRaw func(t *testing.T) RawAudit) {
 	// An insert must follow the head.
 	const forged = `INSERT INTO audit_events (seq, time, action, prev_hash, hash)
 		VALUES (?, (SELECT time FROM audit_events WHERE seq = 1), 'secret.create', ?, ?)`
-	if err := raw.Exec(forged,
+	if _, err := f.h.Exec(f.ctx, forged,
 		last.Seq+2, last.Hash, bytes.Repeat([]byte{1}, 32)); err == nil {
 		t.Errorf("the database took a row after a gap")
 	}
-	if err := raw.Exec(forged,
+	if _, err := f.h.Exec(f.ctx, forged,
 		last.Seq+1, events[0].Hash, bytes.Repeat([]byte{1}, 32)); err == nil {
 		t.Errorf("the database took a row that does not follow the head's hash")
 	}
-	mustVerify(t, raw.Store)
+	mustVerify(t, f.store)
 }
 
-func testAuditTampered(t *testing.T, newRaw func(t *testing.T) RawAudit) {
+// auditTamperedTests each change the trail behind the store's back in one
+// way and check that VerifyAudit reports it, at the seq given.
+func auditTamperedTests() []test {
+	var tests []test
 	for _, tc := range []struct {
 		name   string
-		tamper func(t *testing.T, raw RawAudit, events []*vault.AuditEvent)
+		tamper func(t *testing.T, h Harness, events []*vault.AuditEvent)
 		seq    int64
 		want   string
 	}{
-		{"changed target", func(t *testing.T, raw RawAudit, _ []*vault.AuditEvent) {
-			mustExec(t, raw, `UPDATE audit_events SET target_id = 'sec_forged' WHERE seq = 3`)
+		{"changed target", func(t *testing.T, h Harness, _ []*vault.AuditEvent) {
+			mustExec(t, h, `UPDATE audit_events SET target_id = 'sec_forged' WHERE seq = 3`)
 		}, 3, "content changed"},
-		{"changed details", func(t *testing.T, raw RawAudit, _ []*vault.AuditEvent) {
-			mustExec(t, raw, `UPDATE audit_events SET details = '{"name":"OTHER","profile_ids":[],"scope":"all","version":1}' WHERE seq = 4`)
+		{"changed details", func(t *testing.T, h Harness, _ []*vault.AuditEvent) {
+			mustExec(t, h, `UPDATE audit_events SET details = '{"name":"OTHER","profile_ids":[],"scope":"all","version":1}' WHERE seq = 4`)
 		}, 4, "content changed"},
-		{"changed user", func(t *testing.T, raw RawAudit, _ []*vault.AuditEvent) {
-			mustExec(t, raw, `UPDATE audit_events SET user_id = NULL WHERE seq = 5`)
+		{"changed user", func(t *testing.T, h Harness, _ []*vault.AuditEvent) {
+			mustExec(t, h, `UPDATE audit_events SET user_id = NULL WHERE seq = 5`)
 		}, 5, "content changed"},
-		{"rewritten with its hash recomputed", func(t *testing.T, raw RawAudit, events []*vault.AuditEvent) {
+		{"rewritten with its hash recomputed", func(t *testing.T, h Harness, events []*vault.AuditEvent) {
 			e := *events[2]
 			e.TargetID = "sec_forged"
 			sum, err := e.ComputeHash()
 			if err != nil {
 				t.Fatal(err)
 			}
-			mustExec(t, raw, `UPDATE audit_events SET target_id = 'sec_forged', hash = ? WHERE seq = 3`, sum)
+			mustExec(t, h, `UPDATE audit_events SET target_id = 'sec_forged', hash = ? WHERE seq = 3`, sum)
 		}, 4, "prev_hash is not the hash of seq 3"},
-		{"deleted in the middle", func(t *testing.T, raw RawAudit, _ []*vault.AuditEvent) {
-			mustExec(t, raw, `DELETE FROM audit_events WHERE seq = 3`)
+		{"deleted in the middle", func(t *testing.T, h Harness, _ []*vault.AuditEvent) {
+			mustExec(t, h, `DELETE FROM audit_events WHERE seq = 3`)
 		}, 3, "missing"},
-		{"two deleted in the middle", func(t *testing.T, raw RawAudit, _ []*vault.AuditEvent) {
-			mustExec(t, raw, `DELETE FROM audit_events WHERE seq IN (3, 4)`)
+		{"two deleted in the middle", func(t *testing.T, h Harness, _ []*vault.AuditEvent) {
+			mustExec(t, h, `DELETE FROM audit_events WHERE seq IN (3, 4)`)
 		}, 3, "rows 3 to 4 are missing"},
-		{"deleted first", func(t *testing.T, raw RawAudit, _ []*vault.AuditEvent) {
-			mustExec(t, raw, `DELETE FROM audit_events WHERE seq = 1`)
+		{"deleted first", func(t *testing.T, h Harness, _ []*vault.AuditEvent) {
+			mustExec(t, h, `DELETE FROM audit_events WHERE seq = 1`)
 		}, 1, "missing"},
-		{"deleted last", func(t *testing.T, raw RawAudit, events []*vault.AuditEvent) {
-			mustExec(t, raw, `DELETE FROM audit_events WHERE seq = ?`, events[len(events)-1].Seq)
+		{"deleted last", func(t *testing.T, h Harness, events []*vault.AuditEvent) {
+			mustExec(t, h, `DELETE FROM audit_events WHERE seq = ?`, events[len(events)-1].Seq)
 		}, 5, "last row appended"},
-		{"reordered", func(t *testing.T, raw RawAudit, _ []*vault.AuditEvent) {
-			mustExec(t, raw, `UPDATE audit_events SET seq = 1000003 WHERE seq = 3`)
-			mustExec(t, raw, `UPDATE audit_events SET seq = 3 WHERE seq = 4`)
-			mustExec(t, raw, `UPDATE audit_events SET seq = 4 WHERE seq = 1000003`)
+		{"reordered", func(t *testing.T, h Harness, _ []*vault.AuditEvent) {
+			mustExec(t, h, `UPDATE audit_events SET seq = 1000003 WHERE seq = 3`)
+			mustExec(t, h, `UPDATE audit_events SET seq = 3 WHERE seq = 4`)
+			mustExec(t, h, `UPDATE audit_events SET seq = 4 WHERE seq = 1000003`)
 		}, 3, "out of order: the row follows seq 4"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			raw := newRaw(t)
-			f := newFixture(t, func(*testing.T) vault.Store { return raw.Store }, vault.Options{})
+		tests = append(tests, test{name: tc.name, fn: func(t *testing.T, f *fixture) {
 			events := seedAudit(t, f)
 			if len(events) != 5 {
 				t.Fatalf("seeded %d events, want 5", len(events))
 			}
-			mustVerify(t, raw.Store)
-			for _, q := range raw.Unguard {
-				mustExec(t, raw, q)
+			mustVerify(t, f.store)
+			for _, q := range f.h.Unguard {
+				mustExec(t, f.h, q)
 			}
-			tc.tamper(t, raw, events)
-			wantBreak(t, raw.Store, tc.seq, tc.want)
-		})
+			tc.tamper(t, f.h, events)
+			wantBreak(t, f.store, tc.seq, tc.want)
+		}})
 	}
+	return tests
 }
 
-func mustExec(t *testing.T, raw RawAudit, query string, args ...any) {
+func mustExec(t *testing.T, h Harness, query string, args ...any) {
 	t.Helper()
-	if err := raw.Exec(query, args...); err != nil {
+	if _, err := h.Exec(t.Context(), query, args...); err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
 }
 
-func testAuditFailedAppendRollsBack(t *testing.T, newRaw func(t *testing.T) RawAudit) {
-	raw := newRaw(t)
-	f := newFixture(t, func(*testing.T) vault.Store { return raw.Store }, vault.Options{})
+func testAuditFailedAppendRollsBack(t *testing.T, f *fixture) {
 	alice := f.mustUser("alice")
 	p := f.mustProfile(alice, "agent")
 	sec := f.mustSecret(alice, "KEPT", value("older"))
 	sec = f.mustUpdateSecret(alice, sec.ID, vault.SecretPatch{Value: ptr(value("old"))})
 	before := chain(t, f.store)
 
-	for _, q := range raw.FailAppends {
-		mustExec(t, raw, q)
+	for _, q := range f.h.FailAppends {
+		mustExec(t, f.h, q)
 	}
 	ctx := f.ctx
 	for name, write := range map[string]func() error{
@@ -804,8 +767,8 @@ func testAuditFailedAppendRollsBack(t *testing.T, newRaw func(t *testing.T) RawA
 		t.Errorf("profiles: %d, %v", len(page.Items), err)
 	}
 
-	for _, q := range raw.RestoreAppends {
-		mustExec(t, raw, q)
+	for _, q := range f.h.RestoreAppends {
+		mustExec(t, f.h, q)
 	}
 	if after := chain(t, f.store); len(after) != len(before) {
 		t.Errorf("%d events, want %d", len(after), len(before))

@@ -8,12 +8,12 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-// RunAuditPruneInBatches prunes st across several batches, each moving the
-// anchor on, and checks that the chain verifies after each prune. st is a
-// fresh, migrated store whose prune batch the caller has set to 3 (a
-// store-internal setting), so that 8 and then 3 events take several.
-func RunAuditPruneInBatches(t *testing.T, st vault.AuditStore) {
-	t.Helper()
+// testAuditPruneInBatches prunes across several batches, each moving the
+// anchor on, and checks that the chain verifies after each prune. The
+// prune batch is set to 3, so that 8 and then 3 events take several.
+func testAuditPruneInBatches(t *testing.T, f *fixture) {
+	defer f.h.SetPruneBatch(3)()
+	st := f.store
 	ctx := context.Background()
 	base := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 11 {

@@ -14,58 +14,24 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-// HistoryBackend is one fresh store for RunHistory, with a way to look at
-// the table of kept versions behind the store's back.
-type HistoryBackend struct {
-	Store vault.Store
-	// CountVersions counts the rows of secret_versions of a secret straight
-	// in the store's database, whoever's they are.
-	CountVersions func(ctx context.Context, secretID string) (int, error)
+// historyTests are the suite of secret history: the versions kept of each
+// secret's value, and rollback.
+var historyTests = []test{
+	{name: "KeepsPreviousValues", opts: vault.Options{KeepVersions: 3}, fn: testHistoryKeepsPreviousValues},
+	{name: "DefaultKeepsTen", fn: testHistoryDefaultKeepsTen},
+	{name: "OnlyValueChangesKeep", fn: testHistoryOnlyValueChangesKeep},
+	{name: "Rollback", opts: vault.Options{KeepVersions: 3}, fn: testHistoryRollback},
+	{name: "RollbackAfterRename", fn: testHistoryRollbackAfterRename},
+	{name: "RollbackRefusals", opts: vault.Options{KeepVersions: 2}, fn: testHistoryRollbackRefusals},
+	{name: "Actors", fn: testHistoryActors},
+	{name: "OtherUsersHistoryIsInvisible", fn: testHistoryOtherUsers},
+	{name: "DeletingASecretDeletesItsVersions", fn: testHistoryDeleteSecret},
+	{name: "FailedChangeKeepsNothing", fn: testHistoryFailedChangeKeepsNothing},
+	{name: "StoreRoundTrip", fn: testHistoryStoreRoundTrip},
+	{name: "RacingValueChanges", opts: vault.Options{KeepVersions: 5}, fn: testHistoryRacingValueChanges},
 }
 
-// RunHistory runs the conformance suite of secret history (the versions
-// kept of each secret's value, and rollback). newBackend must return a
-// fresh, migrated, empty store each time it is called, and close it with
-// t.Cleanup. Subtests run in parallel, each on its own store.
-func RunHistory(t *testing.T, newBackend func(t *testing.T) HistoryBackend) {
-	tests := []struct {
-		name string
-		opts vault.Options
-		fn   func(t *testing.T, f *historyFixture)
-	}{
-		{"KeepsPreviousValues", vault.Options{KeepVersions: 3}, testHistoryKeepsPreviousValues},
-		{"DefaultKeepsTen", vault.Options{}, testHistoryDefaultKeepsTen},
-		{"OnlyValueChangesKeep", vault.Options{}, testHistoryOnlyValueChangesKeep},
-		{"Rollback", vault.Options{KeepVersions: 3}, testHistoryRollback},
-		{"RollbackAfterRename", vault.Options{}, testHistoryRollbackAfterRename},
-		{"RollbackRefusals", vault.Options{KeepVersions: 2}, testHistoryRollbackRefusals},
-		{"Actors", vault.Options{}, testHistoryActors},
-		{"OtherUsersHistoryIsInvisible", vault.Options{}, testHistoryOtherUsers},
-		{"DeletingASecretDeletesItsVersions", vault.Options{}, testHistoryDeleteSecret},
-		{"FailedChangeKeepsNothing", vault.Options{}, testHistoryFailedChangeKeepsNothing},
-		{"StoreRoundTrip", vault.Options{}, testHistoryStoreRoundTrip},
-		{"RacingValueChanges", vault.Options{KeepVersions: 5}, testHistoryRacingValueChanges},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			b := newBackend(t)
-			if b.Store == nil || b.CountVersions == nil {
-				t.Fatalf("newBackend returned %+v; want a store and CountVersions", b)
-			}
-			f := newFixture(t, func(*testing.T) vault.Store { return b.Store }, tc.opts)
-			tc.fn(t, &historyFixture{fixture: f, countVersions: b.CountVersions})
-		})
-	}
-}
-
-// historyFixture is a fixture that can count kept versions in the database.
-type historyFixture struct {
-	*fixture
-	countVersions func(ctx context.Context, secretID string) (int, error)
-}
-
-func (f *historyFixture) mustVersions(userID, id string) []vault.SecretVersion {
+func (f *fixture) mustVersions(userID, id string) []vault.SecretVersion {
 	f.t.Helper()
 	vs, err := f.svc.SecretVersions(f.ctx, userID, id)
 	if err != nil {
@@ -80,7 +46,7 @@ func (f *historyFixture) mustVersions(userID, id string) []vault.SecretVersion {
 
 // wantVersions checks that the secret's versions are the current one, then
 // the kept ones, newest first, by number; it returns them.
-func (f *historyFixture) wantVersions(userID, id string, current int, kept ...int) []vault.SecretVersion {
+func (f *fixture) wantVersions(userID, id string, current int, kept ...int) []vault.SecretVersion {
 	f.t.Helper()
 	vs := f.mustVersions(userID, id)
 	got := make([]int, len(vs))
@@ -99,16 +65,16 @@ func (f *historyFixture) wantVersions(userID, id string, current int, kept ...in
 	return vs
 }
 
-func (f *historyFixture) mustCountVersions(id string) int {
+func (f *fixture) mustCountVersions(id string) int {
 	f.t.Helper()
-	n, err := f.countVersions(f.ctx, id)
+	n, err := f.h.QueryInt(f.ctx, `SELECT count(*) FROM secret_versions WHERE secret_id = ?`, id)
 	if err != nil {
 		f.t.Fatalf("count versions of %s: %v", id, err)
 	}
-	return n
+	return int(n)
 }
 
-func (f *historyFixture) mustRollback(userID, id string, version int) *vault.Secret {
+func (f *fixture) mustRollback(userID, id string, version int) *vault.Secret {
 	f.t.Helper()
 	s, err := f.svc.RollbackSecret(f.ctx, userID, id, version)
 	if err != nil {
@@ -120,7 +86,7 @@ func (f *historyFixture) mustRollback(userID, id string, version int) *vault.Sec
 }
 
 // mustKept reads one kept version straight from the store.
-func (f *historyFixture) mustKept(userID, id string, version int) *vault.KeptVersion {
+func (f *fixture) mustKept(userID, id string, version int) *vault.KeptVersion {
 	f.t.Helper()
 	var k *vault.KeptVersion
 	err := f.store.View(f.ctx, userID, func(tx vault.Tx) (err error) {
@@ -137,7 +103,7 @@ func (f *historyFixture) mustKept(userID, id string, version int) *vault.KeptVer
 	return k
 }
 
-func testHistoryKeepsPreviousValues(t *testing.T, f *historyFixture) {
+func testHistoryKeepsPreviousValues(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p := f.mustProfile(user, "p")
 	s := f.mustSecret(user, "API_KEY", value("v1"))
@@ -179,7 +145,7 @@ func testHistoryKeepsPreviousValues(t *testing.T, f *historyFixture) {
 	}
 }
 
-func testHistoryDefaultKeepsTen(t *testing.T, f *historyFixture) {
+func testHistoryDefaultKeepsTen(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	s := f.mustSecret(user, "API_KEY", value("v1"))
 	f.mustUpdateSecret(user, s.ID, vault.SecretPatch{Value: ptr(value("v2"))})
@@ -195,7 +161,7 @@ func testHistoryDefaultKeepsTen(t *testing.T, f *historyFixture) {
 	}
 }
 
-func testHistoryOnlyValueChangesKeep(t *testing.T, f *historyFixture) {
+func testHistoryOnlyValueChangesKeep(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p := f.mustProfile(user, "p")
 	s := f.mustSecret(user, "OLD", value("v1"))
@@ -214,7 +180,7 @@ func testHistoryOnlyValueChangesKeep(t *testing.T, f *historyFixture) {
 	f.wantEnv(user, p.ID, map[string]string{"THIRD": value("v2")})
 }
 
-func testHistoryRollback(t *testing.T, f *historyFixture) {
+func testHistoryRollback(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p1, p2 := f.mustProfile(user, "p1"), f.mustProfile(user, "p2")
 	s := f.mustSecret(user, "DB_URL", value("v1"), p1)
@@ -260,7 +226,7 @@ func testHistoryRollback(t *testing.T, f *historyFixture) {
 	f.wantVersions(user, other.ID, 1)
 }
 
-func testHistoryRollbackAfterRename(t *testing.T, f *historyFixture) {
+func testHistoryRollbackAfterRename(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p := f.mustProfile(user, "p")
 	s := f.mustSecret(user, "OLD_NAME", value("a"))
@@ -314,7 +280,7 @@ func testHistoryRollbackAfterRename(t *testing.T, f *historyFixture) {
 	f.wantVersions(user, s.ID, 4, 3, 2, 1)
 }
 
-func testHistoryRollbackRefusals(t *testing.T, f *historyFixture) {
+func testHistoryRollbackRefusals(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p := f.mustProfile(user, "p")
 	s := f.mustSecret(user, "API_KEY", value("v1"))
@@ -336,7 +302,7 @@ func testHistoryRollbackRefusals(t *testing.T, f *historyFixture) {
 	wantErr(t, err, vault.ENOTFOUND, "")
 }
 
-func testHistoryActors(t *testing.T, f *historyFixture) {
+func testHistoryActors(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	as := func(tokenID string) context.Context {
 		return vault.WithActor(f.ctx, vault.Actor{UserID: user, TokenID: tokenID})
@@ -364,7 +330,7 @@ func testHistoryActors(t *testing.T, f *historyFixture) {
 	}
 }
 
-func testHistoryOtherUsers(t *testing.T, f *historyFixture) {
+func testHistoryOtherUsers(t *testing.T, f *fixture) {
 	alice, bob := f.mustUser("alice"), f.mustUser("bob")
 	s := f.mustSecret(alice, "API_KEY", value("alice-1"))
 	f.mustUpdateSecret(alice, s.ID, vault.SecretPatch{Value: ptr(value("alice-2"))})
@@ -424,7 +390,7 @@ func testHistoryOtherUsers(t *testing.T, f *historyFixture) {
 	}
 }
 
-func testHistoryDeleteSecret(t *testing.T, f *historyFixture) {
+func testHistoryDeleteSecret(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	s := f.mustSecret(user, "API_KEY", value("v1"))
 	keep := f.mustSecret(user, "KEEP", value("k1"))
@@ -450,7 +416,7 @@ func testHistoryDeleteSecret(t *testing.T, f *historyFixture) {
 	f.wantVersions(user, again.ID, 1)
 }
 
-func testHistoryFailedChangeKeepsNothing(t *testing.T, f *historyFixture) {
+func testHistoryFailedChangeKeepsNothing(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p := f.mustProfile(user, "p")
 	f.mustSecret(user, "TAKEN", value("taken"))
@@ -465,7 +431,7 @@ func testHistoryFailedChangeKeepsNothing(t *testing.T, f *historyFixture) {
 	f.wantEnv(user, p.ID, map[string]string{"TAKEN": value("taken"), "MINE": value("v1")})
 }
 
-func testHistoryStoreRoundTrip(t *testing.T, f *historyFixture) {
+func testHistoryStoreRoundTrip(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	s := f.mustSecret(user, "API_KEY", value("v1"))
 	full := &vault.KeptVersion{
@@ -565,7 +531,7 @@ func testHistoryStoreRoundTrip(t *testing.T, f *historyFixture) {
 	}
 }
 
-func testHistoryRacingValueChanges(t *testing.T, f *historyFixture) {
+func testHistoryRacingValueChanges(t *testing.T, f *fixture) {
 	const racers, changes = 4, 6
 	user := f.mustUser("alice")
 	p := f.mustProfile(user, "p")

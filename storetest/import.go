@@ -11,31 +11,18 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-// RunImport runs the suite of Service.ImportSecrets on a store: an import
-// is one transaction, all of it or none, and every bad entry is named by
-// its line. newStore must return a fresh, migrated, empty store each time
-// it is called, and close it with t.Cleanup. Subtests run in parallel.
-func RunImport(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	tests := []struct {
-		name string
-		opts vault.Options
-		fn   func(t *testing.T, f *fixture)
-	}{
-		{"CreatesAndUpdatesAll", vault.Options{}, testImportAll},
-		{"Agents", vault.Options{}, testImportAgents},
-		{"OneBadLineChangesNothing", vault.Options{Names: vault.NamePolicy{Locked: []string{"PLATFORM_TOKEN"}}}, testImportOneBadLine},
-		{"EveryBadLineIsNamed", vault.Options{}, testImportEveryBadLine},
-		{"ConflictChangesNothing", vault.Options{}, testImportConflict},
-		{"Quota", vault.Options{MaxSecrets: 3}, testImportQuota},
-		{"ProfilesAndUser", vault.Options{}, testImportProfilesAndUser},
-		{"FailedWriteRollsBack", vault.Options{}, testImportFailedWriteRollsBack},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			tc.fn(t, newFixture(t, newStore, tc.opts))
-		})
-	}
+// importTests are the suite of Service.ImportSecrets on a store: an
+// import is one transaction, all of it or none, and every bad entry is
+// named by its line.
+var importTests = []test{
+	{name: "CreatesAndUpdatesAll", fn: testImportAll},
+	{name: "Agents", fn: testImportAgents},
+	{name: "OneBadLineChangesNothing", opts: vault.Options{Names: vault.NamePolicy{Locked: []string{"PLATFORM_TOKEN"}}}, fn: testImportOneBadLine},
+	{name: "EveryBadLineIsNamed", fn: testImportEveryBadLine},
+	{name: "ConflictChangesNothing", fn: testImportConflict},
+	{name: "Quota", opts: vault.Options{MaxSecrets: 3}, fn: testImportQuota},
+	{name: "ProfilesAndUser", fn: testImportProfilesAndUser},
+	{name: "FailedWriteRollsBack", fn: testImportFailedWriteRollsBack},
 }
 
 func (f *fixture) mustImport(userID string, entries []vault.ImportEntry, scope vault.Scope, profiles ...*vault.Profile) vault.ImportResult {

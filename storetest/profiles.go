@@ -10,8 +10,7 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-func testProfileRoundTrip(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testProfileRoundTrip(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 
 	in := vault.ProfileInput{
@@ -95,8 +94,7 @@ func testProfileRoundTrip(t *testing.T, newStore func(t *testing.T) vault.Store)
 	}
 }
 
-func testProfileRules(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testProfileRules(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	cases := []struct {
 		name  string
@@ -155,8 +153,7 @@ func walk[T any](t *testing.T, limit int, list func(cursor string) (vault.Page[T
 	return nil
 }
 
-func testPagination(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testPagination(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	other := f.mustUser("bob")
 	var profiles []*vault.Profile
@@ -265,8 +262,7 @@ func testPagination(t *testing.T, newStore func(t *testing.T) vault.Store) {
 	})
 }
 
-func testQueryFilter(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testQueryFilter(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	for _, name := range []string{"GITHUB_TOKEN", "GH_PAT", "STRIPE_KEY", "DB_URL", "AB", "A_B", "TOKEN"} {
 		f.mustSecret(user, name, value("v"))

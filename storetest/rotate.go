@@ -14,40 +14,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/vault"
 )
 
-// RunRotation runs the master-key rotation suite: the store methods key
+// rotationTests are the master-key rotation suite: the store methods key
 // rotation uses, and Service.RotateKeys on top of them, under concurrent
 // reads and writes, stopped part-way, and with keys that do not open.
-// newStore is as for Run.
-func RunRotation(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, newStore func(t *testing.T) vault.Store)
-	}{
-		{"SealedKeysOfAllUsers", testSealedKeysOfAllUsers},
-		{"SwapIsCompareAndSwap", testSwapIsCompareAndSwap},
-		{"KeptVersionKeys", testKeptVersionKeys},
-		{"RotateEmptyStore", testRotateEmptyStore},
-		{"RotateUnderConcurrentReadsAndWrites", testRotateUnderLoad},
-		{"RotateStoppedAndResumed", testRotateStoppedAndResumed},
-		{"UnknownMasterKey", testUnknownMasterKey},
-		{"RotateKeyThatDoesNotOpen", testRotateKeyThatDoesNotOpen},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			tc.fn(t, newStore)
-		})
-	}
+var rotationTests = []test{
+	{name: "SealedKeysOfAllUsers", fn: testSealedKeysOfAllUsers},
+	{name: "SwapIsCompareAndSwap", fn: testSwapIsCompareAndSwap},
+	{name: "KeptVersionKeys", fn: testKeptVersionKeys},
+	{name: "RotateEmptyStore", fn: testRotateEmptyStore},
+	{name: "RotateUnderConcurrentReadsAndWrites", fn: testRotateUnderLoad},
+	{name: "RotateStoppedAndResumed", fn: testRotateStoppedAndResumed},
+	{name: "UnknownMasterKey", fn: testUnknownMasterKey},
+	{name: "RotateKeyThatDoesNotOpen", fn: testRotateKeyThatDoesNotOpen},
 }
 
 // rotated returns a service on f's store whose keyring has a new current
 // key and f's key as the previous one, that keyring and the new key. The
 // store has been checked with f's key first, as the service that ran
 // before the rotation did at its start-up.
-func (f *fixture) rotated() (*vault.Service, *vault.Keyring, []byte) {
+func (f *fixture) rotated() (*vault.Service, *seal.Keyring, []byte) {
 	f.t.Helper()
 	if err := f.svc.CheckKeys(f.ctx); err != nil {
 		f.t.Fatalf("check keys with the old key: %v", err)
@@ -101,15 +90,14 @@ func mustRotate(t *testing.T, svc *vault.Service, ctx context.Context, opts vaul
 	return res
 }
 
-func testSealedKeysOfAllUsers(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testSealedKeysOfAllUsers(t *testing.T, f *fixture) {
 	alice, bob := f.mustUser("alice"), f.mustUser("bob")
 	var want []*vault.Secret
 	for i := range 5 {
 		want = append(want, f.mustSecret(alice, fmt.Sprintf("A%d", i), value("a")), f.mustSecret(bob, fmt.Sprintf("B%d", i), value("b")))
 	}
 	slices.SortFunc(want, func(a, b *vault.Secret) int { return strings.Compare(a.ID, b.ID) })
-	other := vault.KeyID(mustKey(t))
+	other := seal.KeyID(mustKey(t))
 
 	// Everything is under f's key, so "not under another key" is all.
 	var got []vault.SealedKey
@@ -144,14 +132,13 @@ func testSealedKeysOfAllUsers(t *testing.T, newStore func(t *testing.T) vault.St
 	}
 }
 
-func testSwapIsCompareAndSwap(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testSwapIsCompareAndSwap(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p1, p2 := f.mustProfile(user, "p1"), f.mustProfile(user, "p2")
 	changed := f.mustSecret(user, "CHANGED", value("old"), p1)
 	kept := f.mustSecret(user, "KEPT", value("kept"), p2)
 	deleted := f.mustSecret(user, "DELETED", value("deleted"), p2)
-	newID := vault.KeyID(mustKey(t))
+	newID := seal.KeyID(mustKey(t))
 
 	keys, err := f.store.SealedKeysOfAllUsers(f.ctx, newID, "", 10)
 	if err != nil || len(keys) != 3 {
@@ -192,8 +179,7 @@ func testSwapIsCompareAndSwap(t *testing.T, newStore func(t *testing.T) vault.St
 	}
 }
 
-func testRotateEmptyStore(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testRotateEmptyStore(t *testing.T, f *fixture) {
 	svc, keys, _ := f.rotated()
 	res := mustRotate(t, svc, f.ctx, vault.RotateOptions{})
 	if res.Total != 0 || res.Rotated != 0 || res.AlreadyCurrent != 0 || len(res.Remaining) != 0 || res.CurrentKeyID != keys.CurrentID() {
@@ -228,9 +214,8 @@ func rotIndex(name string) (int, bool) {
 	return i, err == nil
 }
 
-func testRotateUnderLoad(t *testing.T, newStore func(t *testing.T) vault.Store) {
+func testRotateUnderLoad(t *testing.T, f *fixture) {
 	const users, perUser = 3, 40
-	f := newFixture(t, newStore, vault.Options{})
 	oldID := f.keys.CurrentID()
 
 	type userState struct {
@@ -447,12 +432,11 @@ func testRotateUnderLoad(t *testing.T, newStore func(t *testing.T) vault.Store) 
 	}
 }
 
-func testRotateStoppedAndResumed(t *testing.T, newStore func(t *testing.T) vault.Store) {
+func testRotateStoppedAndResumed(t *testing.T, f *fixture) {
 	// n secrets, of which the first kept have a second value: kept data
 	// keys of kept versions (version 1) besides the n of the secrets.
 	const n, kept, batch = 50, 5, 10
 	const total = n + kept
-	f := newFixture(t, newStore, vault.Options{})
 	oldID := f.keys.CurrentID()
 	user := f.mustUser("alice")
 	p := f.mustProfile(user, "p")
@@ -539,9 +523,8 @@ func testRotateStoppedAndResumed(t *testing.T, newStore func(t *testing.T) vault
 // testUnknownMasterKey is start-up with data keys sealed under a master key
 // that is not configured: it fails naming that key and how many data keys
 // need it, whether or not the stored key checks open.
-func testUnknownMasterKey(t *testing.T, newStore func(t *testing.T) vault.Store) {
+func testUnknownMasterKey(t *testing.T, f *fixture) {
 	const n = 3
-	f := newFixture(t, newStore, vault.Options{})
 	oldID := f.keys.CurrentID()
 	if err := f.svc.CheckKeys(f.ctx); err != nil {
 		t.Fatal(err)
@@ -551,7 +534,7 @@ func testUnknownMasterKey(t *testing.T, newStore func(t *testing.T) vault.Store)
 		f.mustSecret(user, rotName(i, 0), rotValue(i, 1))
 	}
 	newKey := mustKey(t)
-	newID := vault.KeyID(newKey)
+	newID := seal.KeyID(newKey)
 	newOnly := vault.NewService(f.store, mustKeyring(t, newKey), vault.Options{})
 	want := fmt.Sprintf("%d under master key %s", n, oldID)
 
@@ -581,8 +564,7 @@ func testUnknownMasterKey(t *testing.T, newStore func(t *testing.T) vault.Store)
 	}
 }
 
-func testRotateKeyThatDoesNotOpen(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testRotateKeyThatDoesNotOpen(t *testing.T, f *fixture) {
 	oldID := f.keys.CurrentID()
 	user := f.mustUser("alice")
 	a := f.mustSecret(user, "ALPHA", value("alpha"))
@@ -617,8 +599,7 @@ func testRotateKeyThatDoesNotOpen(t *testing.T, newStore func(t *testing.T) vaul
 // testKeptVersionKeys is SealedVersionKeysOfAllUsers and
 // SwapSealedVersionKeysOfAllUsers on the kept versions of two users'
 // secrets, and MasterKeyCounts counting them.
-func testKeptVersionKeys(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testKeptVersionKeys(t *testing.T, f *fixture) {
 	alice, bob := f.mustUser("alice"), f.mustUser("bob")
 	type kept struct {
 		secretID, userID string
@@ -643,7 +624,7 @@ func testKeptVersionKeys(t *testing.T, newStore func(t *testing.T) vault.Store) 
 		return a.version - b.version
 	})
 	oldID := f.keys.CurrentID()
-	newID := vault.KeyID(mustKey(t))
+	newID := seal.KeyID(mustKey(t))
 	f.wantCounts(map[string]int{oldID: 6 + len(want)})
 
 	var got []vault.SealedKey

@@ -11,8 +11,7 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-func testUsers(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testUsers(t *testing.T, f *fixture) {
 	u, token, err := f.svc.CreateUser(f.ctx, "alice")
 	if err != nil {
 		t.Fatalf("create user: %v", err)
@@ -49,8 +48,7 @@ func testUsers(t *testing.T, newStore func(t *testing.T) vault.Store) {
 	wantErr(t, err, vault.ECONFLICT, "")
 }
 
-func testSecretRoundTrip(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testSecretRoundTrip(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p1 := f.mustProfile(user, "builder")
 
@@ -124,8 +122,7 @@ func testSecretRoundTrip(t *testing.T, newStore func(t *testing.T) vault.Store) 
 	}
 }
 
-func testSecretRules(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testSecretRules(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	other := f.mustUser("bob")
 	p1 := f.mustProfile(user, "p1")
@@ -234,8 +231,7 @@ func testSecretRules(t *testing.T, newStore func(t *testing.T) vault.Store) {
 	}
 }
 
-func testSecretPatchRules(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testSecretPatchRules(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	other := f.mustUser("bob")
 	p1 := f.mustProfile(user, "p1")
@@ -274,8 +270,7 @@ func testSecretPatchRules(t *testing.T, newStore func(t *testing.T) vault.Store)
 	f.wantEnv(user, p1.ID, map[string]string{"API_KEY": value("v")})
 }
 
-func testOneAllSecretPerName(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testOneAllSecretPerName(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p1 := f.mustProfile(user, "p1")
 	first := f.mustSecret(user, "TOKEN", value("first"))
@@ -315,8 +310,7 @@ func testOneAllSecretPerName(t *testing.T, newStore func(t *testing.T) vault.Sto
 	f.mustSecret(f.mustUser("bob"), "TOKEN", value("bob's"))
 }
 
-func testAgentsSecretsOfOneName(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testAgentsSecretsOfOneName(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p1, p2, p3, p4 := f.mustProfile(user, "p1"), f.mustProfile(user, "p2"), f.mustProfile(user, "p3"), f.mustProfile(user, "p4")
 
@@ -357,8 +351,7 @@ func testAgentsSecretsOfOneName(t *testing.T, newStore func(t *testing.T) vault.
 	f.wantEnv(user, p3.ID, map[string]string{"X": value("x3")})
 }
 
-func testOverrideRule(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testOverrideRule(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p1, p2 := f.mustProfile(user, "granted"), f.mustProfile(user, "plain")
 
@@ -402,8 +395,7 @@ func testOverrideRule(t *testing.T, newStore func(t *testing.T) vault.Store) {
 	f.wantEnv(user, p1.ID, map[string]string{"FOO": value("org"), "BAR": value("bar"), "BAZ": value("baz")})
 }
 
-func testOtherUsersAreInvisible(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testOtherUsersAreInvisible(t *testing.T, f *fixture) {
 	alice, bob := f.mustUser("alice"), f.mustUser("bob")
 	pa := f.mustProfile(alice, "alice's")
 	pb := f.mustProfile(bob, "bob's")
@@ -478,8 +470,7 @@ func testOtherUsersAreInvisible(t *testing.T, newStore func(t *testing.T) vault.
 	f.wantEnv(alice, pa.ID, map[string]string{"SHARED": value("alice all"), "GRANTED": value("alice granted")})
 }
 
-func testTxIsScopedToItsUser(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testTxIsScopedToItsUser(t *testing.T, f *fixture) {
 	alice, bob := f.mustUser("alice"), f.mustUser("bob")
 	pa := f.mustProfile(alice, "alice's")
 	pb := f.mustProfile(bob, "bob's")
@@ -564,8 +555,7 @@ func testTxIsScopedToItsUser(t *testing.T, newStore func(t *testing.T) vault.Sto
 	sameProfile(t, f.mustGetProfile(alice, pa.ID), pa)
 }
 
-func testDeletingAProfileNeverWidensScope(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testDeletingAProfileNeverWidensScope(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p1, p2 := f.mustProfile(user, "p1"), f.mustProfile(user, "p2")
 	only := f.mustSecret(user, "ONLY_P1", value("only"), p1)
@@ -606,8 +596,7 @@ func testDeletingAProfileNeverWidensScope(t *testing.T, newStore func(t *testing
 	f.wantEnv(user, p2.ID, map[string]string{"BOTH": value("both"), "EVERYONE": value("everyone"), "ONLY_P1": value("new")})
 }
 
-func testQuota(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{MaxSecrets: 3})
+func testQuota(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p1 := f.mustProfile(user, "p1")
 	f.mustSecret(user, "ONE", value("1"))
@@ -640,8 +629,7 @@ func testQuota(t *testing.T, newStore func(t *testing.T) vault.Store) {
 	f.mustSecret(user, "FOUR", value("4"))
 }
 
-func testRenameAndValueChange(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testRenameAndValueChange(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p1, p2 := f.mustProfile(user, "p1"), f.mustProfile(user, "p2")
 	s := f.mustSecret(user, "OLD_NAME", value("v1"))
@@ -700,63 +688,63 @@ func testRenameAndValueChange(t *testing.T, newStore func(t *testing.T) vault.St
 	}
 }
 
-func testSwappedRowDoesNotOpen(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	swaps := []struct {
-		name string
-		swap func(dst, src *vault.Secret)
-	}{
-		{"value and key", func(dst, src *vault.Secret) {
-			dst.SealedValue, dst.SealedKey, dst.MasterKeyID = src.SealedValue, src.SealedKey, src.MasterKeyID
-		}},
-		{"value only", func(dst, src *vault.Secret) { dst.SealedValue = src.SealedValue }},
-		{"key only", func(dst, src *vault.Secret) { dst.SealedKey = src.SealedKey }},
-		{"row renamed under the seal", func(dst, _ *vault.Secret) { dst.Name = "RENAMED" }},
-	}
-	for _, tc := range swaps {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, newStore, vault.Options{})
-			user := f.mustUser("alice")
-			p := f.mustProfile(user, "p")
-			a := f.mustSecret(user, "ALPHA", value("alpha"))
-			b := f.mustSecret(user, "BETA", value("beta"))
-			f.mustSecret(user, "GAMMA", value("gamma"))
+// swappedRowTests each change BETA's stored row under its seal in one way
+// (from ALPHA's), each on a store of its own.
+var swappedRowTests = []test{
+	{name: "value and key", fn: swappedRow(func(dst, src *vault.Secret) {
+		dst.SealedValue, dst.SealedKey, dst.MasterKeyID = src.SealedValue, src.SealedKey, src.MasterKeyID
+	})},
+	{name: "value only", fn: swappedRow(func(dst, src *vault.Secret) { dst.SealedValue = src.SealedValue })},
+	{name: "key only", fn: swappedRow(func(dst, src *vault.Secret) { dst.SealedKey = src.SealedKey })},
+	{name: "row renamed under the seal", fn: swappedRow(func(dst, _ *vault.Secret) { dst.Name = "RENAMED" })},
+}
 
-			err := f.store.Update(f.ctx, user, func(tx vault.Tx) error {
-				src, err := tx.Secret(f.ctx, a.ID)
-				if err != nil {
-					return err
-				}
-				dst, err := tx.Secret(f.ctx, b.ID)
-				if err != nil {
-					return err
-				}
-				tc.swap(dst, src)
-				return tx.UpdateSecret(f.ctx, dst)
-			})
+// swappedRow returns a test that changes a stored row by swap and checks
+// that the profile's secrets no longer open, naming the row and showing
+// no value.
+func swappedRow(swap func(dst, src *vault.Secret)) func(t *testing.T, f *fixture) {
+	return func(t *testing.T, f *fixture) {
+		user := f.mustUser("alice")
+		p := f.mustProfile(user, "p")
+		a := f.mustSecret(user, "ALPHA", value("alpha"))
+		b := f.mustSecret(user, "BETA", value("beta"))
+		f.mustSecret(user, "GAMMA", value("gamma"))
+
+		err := f.store.Update(f.ctx, user, func(tx vault.Tx) error {
+			src, err := tx.Secret(f.ctx, a.ID)
 			if err != nil {
-				t.Fatalf("swap rows: %v", err)
+				return err
 			}
-
-			env, err := f.svc.GetDecryptedForProfile(f.ctx, user, p.ID)
-			if !errors.Is(err, vault.ErrDecrypt) {
-				t.Fatalf("env with a swapped row: got %v, want an error wrapping ErrDecrypt", err)
+			dst, err := tx.Secret(f.ctx, b.ID)
+			if err != nil {
+				return err
 			}
-			noCanary(t, err)
-			if !strings.Contains(err.Error(), b.ID) {
-				t.Errorf("decrypt error %q does not name the secret %s", err, b.ID)
-			}
-			if env != nil {
-				t.Errorf("a failed decrypt returned a partial env of %d names", len(env))
-			}
-			released, err := f.svc.GetDecryptedForProfileWithSources(f.ctx, user, p.ID)
-			if err == nil || released != nil {
-				t.Errorf("GetDecryptedForProfileWithSources with a swapped row: %d released, err %v", len(released), err)
-			}
-			// The names are still there to be seen, without values.
-			names, err := f.svc.ProfileSecrets(f.ctx, user, p.ID)
-			if err != nil || len(names) != 3 {
-				t.Errorf("profile secrets with a swapped row: %d, %v", len(names), err)
-			}
+			swap(dst, src)
+			return tx.UpdateSecret(f.ctx, dst)
 		})
+		if err != nil {
+			t.Fatalf("swap rows: %v", err)
+		}
+
+		env, err := f.svc.GetDecryptedForProfile(f.ctx, user, p.ID)
+		if !errors.Is(err, vault.ErrDecrypt) {
+			t.Fatalf("env with a swapped row: got %v, want an error wrapping ErrDecrypt", err)
+		}
+		noCanary(t, err)
+		if !strings.Contains(err.Error(), b.ID) {
+			t.Errorf("decrypt error %q does not name the secret %s", err, b.ID)
+		}
+		if env != nil {
+			t.Errorf("a failed decrypt returned a partial env of %d names", len(env))
+		}
+		released, err := f.svc.GetDecryptedForProfileWithSources(f.ctx, user, p.ID)
+		if err == nil || released != nil {
+			t.Errorf("GetDecryptedForProfileWithSources with a swapped row: %d released, err %v", len(released), err)
+		}
+		// The names are still there to be seen, without values.
+		names, err := f.svc.ProfileSecrets(f.ctx, user, p.ID)
+		if err != nil || len(names) != 3 {
+			t.Errorf("profile secrets with a swapped row: %d, %v", len(names), err)
+		}
 	}
 }

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/vault"
 )
 
-func testKeyChecks(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testKeyChecks(t *testing.T, f *fixture) {
 	checks, err := f.store.KeyChecks(f.ctx)
 	if err != nil || len(checks) != 0 {
 		t.Fatalf("fresh store: %d key checks, %v; want none", len(checks), err)
@@ -118,24 +118,23 @@ func testKeyChecks(t *testing.T, newStore func(t *testing.T) vault.Store) {
 
 func mustKey(t *testing.T) []byte {
 	t.Helper()
-	k, err := vault.ParseKey(vault.GenerateKey())
+	k, err := seal.ParseKey(seal.GenerateKey())
 	if err != nil {
 		t.Fatalf("parse generated key: %v", err)
 	}
 	return k
 }
 
-func mustKeyring(t *testing.T, current []byte, previous ...[]byte) *vault.Keyring {
+func mustKeyring(t *testing.T, current []byte, previous ...[]byte) *seal.Keyring {
 	t.Helper()
-	k, err := vault.NewKeyring(current, previous...)
+	k, err := seal.NewKeyring(current, previous...)
 	if err != nil {
 		t.Fatalf("new keyring: %v", err)
 	}
 	return k
 }
 
-func testFailedWritesChangeNothing(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testFailedWritesChangeNothing(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p1, p2, p3 := f.mustProfile(user, "p1"), f.mustProfile(user, "p2"), f.mustProfile(user, "p3")
 	foo := f.mustSecret(user, "FOO", value("foo"))
@@ -253,8 +252,7 @@ func testFailedWritesChangeNothing(t *testing.T, newStore func(t *testing.T) vau
 	})
 }
 
-func testStoreConflicts(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testStoreConflicts(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	const profileName = "Profile-Name-Q7"
 	p := f.mustProfile(user, profileName)
@@ -313,8 +311,7 @@ func testStoreConflicts(t *testing.T, newStore func(t *testing.T) vault.Store) {
 	}
 }
 
-func testSecretsForProfile(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testSecretsForProfile(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	p1, p2, p3 := f.mustProfile(user, "p1"), f.mustProfile(user, "p2"), f.mustProfile(user, "p3")
 	a := f.mustSecret(user, "A", value("a"))
@@ -376,8 +373,7 @@ func testSecretsForProfile(t *testing.T, newStore func(t *testing.T) vault.Store
 	}
 }
 
-func testViewIsReadOnly(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	f := newFixture(t, newStore, vault.Options{})
+func testViewIsReadOnly(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	s := f.mustSecret(user, "KEPT", value("kept"))
 	now := f.now().UTC().Truncate(time.Microsecond)
@@ -397,42 +393,49 @@ func testViewIsReadOnly(t *testing.T, newStore func(t *testing.T) vault.Store) {
 	sameSecret(t, f.mustGetSecret(user, s.ID), s)
 }
 
-func testRacingWrites(t *testing.T, newStore func(t *testing.T) vault.Store) {
-	const racers = 8
-	// race runs fn in racers goroutines released at once and returns their
-	// errors.
-	race := func(fn func(i int) error) []error {
-		errs := make([]error, racers)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range racers {
-			wg.Go(func() {
-				<-start
-				errs[i] = fn(i)
-			})
-		}
-		close(start)
-		wg.Wait()
-		return errs
-	}
-	// tally checks the racers' errors: ok of them nil, the rest ECONFLICT.
-	tally := func(t *testing.T, errs []error, ok int) {
-		t.Helper()
-		n := 0
-		for _, err := range errs {
-			if err == nil {
-				n++
-				continue
-			}
-			wantErr(t, err, vault.ECONFLICT, "")
-		}
-		if n != ok {
-			t.Errorf("%d of %d racers succeeded, want %d", n, racers, ok)
-		}
-	}
+// racers is how many goroutines a racing test releases at once.
+const racers = 8
 
-	t.Run("same all name", func(t *testing.T) {
-		f := newFixture(t, newStore, vault.Options{})
+// race runs fn in racers goroutines released at once and returns their
+// errors.
+func race(fn func(i int) error) []error {
+	errs := make([]error, racers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() {
+			<-start
+			errs[i] = fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// tally checks the racers' errors: ok of them nil, the rest ECONFLICT.
+func tally(t *testing.T, errs []error, ok int) {
+	t.Helper()
+	n := 0
+	for _, err := range errs {
+		if err == nil {
+			n++
+			continue
+		}
+		wantErr(t, err, vault.ECONFLICT, "")
+	}
+	if n != ok {
+		t.Errorf("%d of %d racers succeeded, want %d", n, racers, ok)
+	}
+}
+
+// racingQuota is the quota of the racing quota test.
+const racingQuota = 5
+
+// racingWritesTests race writes that only one (or a quota's worth) may
+// win, each on a store of its own.
+var racingWritesTests = []test{
+	{name: "same all name", fn: func(t *testing.T, f *fixture) {
 		user := f.mustUser("alice")
 		p := f.mustProfile(user, "p")
 		var mu sync.Mutex
@@ -451,10 +454,8 @@ func testRacingWrites(t *testing.T, newStore func(t *testing.T) vault.Store) {
 			t.Errorf("%d secrets after the race, want 1", n)
 		}
 		f.wantEnv(user, p.ID, map[string]string{"RACE": winner})
-	})
-
-	t.Run("same agents name on one profile", func(t *testing.T) {
-		f := newFixture(t, newStore, vault.Options{})
+	}},
+	{name: "same agents name on one profile", fn: func(t *testing.T, f *fixture) {
 		user := f.mustUser("alice")
 		p := f.mustProfile(user, "p")
 		errs := race(func(i int) error {
@@ -465,12 +466,10 @@ func testRacingWrites(t *testing.T, newStore func(t *testing.T) vault.Store) {
 		if n := f.mustCount(user); n != 1 {
 			t.Errorf("%d secrets after the race, want 1", n)
 		}
-	})
-
-	t.Run("quota", func(t *testing.T) {
-		// No unique index guards the limit: only serialized writes do.
-		const limit = 5
-		f := newFixture(t, newStore, vault.Options{MaxSecrets: limit})
+	}},
+	// No unique index guards the limit: only serialized writes do.
+	{name: "quota", opts: vault.Options{MaxSecrets: racingQuota}, fn: func(t *testing.T, f *fixture) {
+		const limit = racingQuota
 		user := f.mustUser("alice")
 		errs := race(func(i int) error {
 			_, err := f.svc.CreateSecret(f.ctx, user, vault.SecretInput{Name: fmt.Sprintf("RACE_%d", i), Value: value(fmt.Sprint(i))})
@@ -480,10 +479,8 @@ func testRacingWrites(t *testing.T, newStore func(t *testing.T) vault.Store) {
 		if n := f.mustCount(user); n != limit {
 			t.Errorf("%d secrets after the race, want %d", n, limit)
 		}
-	})
-
-	t.Run("renames onto one name", func(t *testing.T) {
-		f := newFixture(t, newStore, vault.Options{})
+	}},
+	{name: "renames onto one name", fn: func(t *testing.T, f *fixture) {
 		user := f.mustUser("alice")
 		var secrets []*vault.Secret
 		for i := range racers {
@@ -504,5 +501,5 @@ func testRacingWrites(t *testing.T, newStore func(t *testing.T) vault.Store) {
 		if err != nil {
 			t.Fatalf("view: %v", err)
 		}
-	})
+	}},
 }

@@ -3,7 +3,6 @@ package storetest
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,77 +15,30 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-// TaskStore is a store of users, profiles and secrets that also keeps
-// tasks, as every store does.
-type TaskStore interface {
-	vault.Store
-	orchestrator.Store
-}
-
-// TaskBackend is one fresh store for RunTasks, with the way to delete a
-// user, which no Store method does.
-type TaskBackend struct {
-	Store TaskStore
-	// DeleteUser deletes the user's row straight in the store's database,
-	// as an operator would, letting the schema's cascades do the rest.
-	DeleteUser func(ctx context.Context, userID string) error
-}
-
-// RunTasks runs the conformance suite of orchestrator.Store. newBackend
-// must return a fresh, migrated, empty store each time it is called, and
-// close it with t.Cleanup. Subtests run in parallel, each on its own store.
-func RunTasks(t *testing.T, newBackend func(t *testing.T) TaskBackend) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, f *taskFixture)
-	}{
-		{"CreateAndRead", testTaskCreateAndRead},
-		{"CreateChecksProfile", testTaskCreateChecksProfile},
-		{"ListNewestFirst", testTaskListNewestFirst},
-		{"ClaimOrder", testTaskClaimOrder},
-		{"ConcurrentClaims", testTaskConcurrentClaims},
-		{"UpdateRoundTrip", testTaskUpdateRoundTrip},
-		{"FailedUpdateChangesNothing", testTaskFailedUpdateChangesNothing},
-		{"ConcurrentUpdates", testTaskConcurrentUpdates},
-		{"ActiveTasks", testTaskActiveTasks},
-		{"Logs", testTaskLogs},
-		{"ConcurrentLogAppends", testTaskConcurrentLogAppends},
-		{"TaskOutlivesProfile", testTaskOutlivesProfile},
-		{"DeletingUserDeletesTasks", testTaskDeletingUserDeletesTasks},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			b := newBackend(t)
-			if b.Store == nil || b.DeleteUser == nil {
-				t.Fatalf("newBackend returned %+v; want a store and DeleteUser", b)
-			}
-			f := newFixture(t, func(*testing.T) vault.Store { return b.Store }, vault.Options{})
-			tc.fn(t, &taskFixture{fixture: f, tasks: b.Store, deleteUser: b.DeleteUser})
-		})
-	}
-}
-
-// taskFixture is a fixture whose store keeps tasks.
-type taskFixture struct {
-	*fixture
-	tasks      TaskStore
-	deleteUser func(ctx context.Context, userID string) error
-}
-
-func (f *taskFixture) sub(t *testing.T) *taskFixture {
-	c := *f
-	c.fixture = f.fixture.sub(t)
-	return &c
+// taskTests are the suite of orchestrator.Store.
+var taskTests = []test{
+	{name: "CreateAndRead", fn: testTaskCreateAndRead},
+	{name: "CreateChecksProfile", fn: testTaskCreateChecksProfile},
+	{name: "ListNewestFirst", fn: testTaskListNewestFirst},
+	{name: "ClaimOrder", fn: testTaskClaimOrder},
+	{name: "ConcurrentClaims", fn: testTaskConcurrentClaims},
+	{name: "UpdateRoundTrip", fn: testTaskUpdateRoundTrip},
+	{name: "FailedUpdateChangesNothing", fn: testTaskFailedUpdateChangesNothing},
+	{name: "ConcurrentUpdates", fn: testTaskConcurrentUpdates},
+	{name: "ActiveTasks", fn: testTaskActiveTasks},
+	{name: "Logs", fn: testTaskLogs},
+	{name: "ConcurrentLogAppends", fn: testTaskConcurrentLogAppends},
+	{name: "TaskOutlivesProfile", fn: testTaskOutlivesProfile},
+	{name: "DeletingUserDeletesTasks", fn: testTaskDeletingUserDeletesTasks},
 }
 
 // stamp is the fixture's clock as the orchestrator hands times to a store:
 // UTC, whole microseconds.
-func (f *taskFixture) stamp() time.Time { return f.now().UTC().Truncate(time.Microsecond) }
+func (f *fixture) stamp() time.Time { return f.now().UTC().Truncate(time.Microsecond) }
 
 // newTask returns a queued task, not stored, created at the fixture's
 // clock.
-func (f *taskFixture) newTask(userID, profileID, prompt string) *orchestrator.Task {
+func (f *fixture) newTask(userID, profileID, prompt string) *orchestrator.Task {
 	now := f.stamp()
 	return &orchestrator.Task{
 		ID: vault.NewID(vault.PrefixTask), UserID: userID, ProfileID: profileID, Prompt: prompt,
@@ -94,75 +46,75 @@ func (f *taskFixture) newTask(userID, profileID, prompt string) *orchestrator.Ta
 	}
 }
 
-func (f *taskFixture) mustCreateTask(task *orchestrator.Task) *orchestrator.Task {
+func (f *fixture) mustCreateTask(task *orchestrator.Task) *orchestrator.Task {
 	f.t.Helper()
-	if err := f.tasks.CreateTask(f.ctx, task); err != nil {
+	if err := f.store.CreateTask(f.ctx, task); err != nil {
 		f.t.Fatalf("create task %s: %v", task.ID, err)
 	}
 	return task
 }
 
 // mustQueue creates and returns a queued task on the profile.
-func (f *taskFixture) mustQueue(userID, profileID, prompt string) *orchestrator.Task {
+func (f *fixture) mustQueue(userID, profileID, prompt string) *orchestrator.Task {
 	f.t.Helper()
 	return f.mustCreateTask(f.newTask(userID, profileID, prompt))
 }
 
-func (f *taskFixture) mustTask(userID, id string) *orchestrator.Task {
+func (f *fixture) mustTask(userID, id string) *orchestrator.Task {
 	f.t.Helper()
-	task, err := f.tasks.Task(f.ctx, userID, id)
+	task, err := f.store.Task(f.ctx, userID, id)
 	if err != nil {
 		f.t.Fatalf("read task %s: %v", id, err)
 	}
 	return task
 }
 
-func (f *taskFixture) mustUpdate(id string, fn func(*orchestrator.Task)) *orchestrator.Task {
+func (f *fixture) mustUpdate(id string, fn func(*orchestrator.Task)) *orchestrator.Task {
 	f.t.Helper()
-	task, err := f.tasks.UpdateTask(f.ctx, id, func(t *orchestrator.Task) error { fn(t); return nil })
+	task, err := f.store.UpdateTask(f.ctx, id, func(t *orchestrator.Task) error { fn(t); return nil })
 	if err != nil {
 		f.t.Fatalf("update task %s: %v", id, err)
 	}
 	return task
 }
 
-func (f *taskFixture) mustClaim(worker string) *orchestrator.Task {
+func (f *fixture) mustClaim(worker string) *orchestrator.Task {
 	f.t.Helper()
-	task, err := f.tasks.ClaimTask(f.ctx, worker)
+	task, err := f.store.ClaimTask(f.ctx, worker)
 	if err != nil {
 		f.t.Fatalf("claim a task for %s: %v", worker, err)
 	}
 	return task
 }
 
-func (f *taskFixture) mustList(userID string, filter vault.ListFilter) []*orchestrator.Task {
+func (f *fixture) mustList(userID string, filter vault.ListFilter) []*orchestrator.Task {
 	f.t.Helper()
-	list, err := f.tasks.Tasks(f.ctx, userID, filter)
+	list, err := f.store.Tasks(f.ctx, userID, filter)
 	if err != nil {
 		f.t.Fatalf("list tasks of %s: %v", userID, err)
 	}
 	return list
 }
 
-func (f *taskFixture) mustActive(worker string) []*orchestrator.Task {
+func (f *fixture) mustActive(worker string) []*orchestrator.Task {
 	f.t.Helper()
-	list, err := f.tasks.ActiveTasks(f.ctx, worker)
+	list, err := f.store.ActiveTasks(f.ctx, worker)
 	if err != nil {
 		f.t.Fatalf("active tasks of %q: %v", worker, err)
 	}
 	return list
 }
 
-func (f *taskFixture) mustAppend(taskID string, data string) {
+func (f *fixture) mustAppend(taskID string, data string) {
 	f.t.Helper()
-	if err := f.tasks.AppendTaskLog(f.ctx, taskID, []byte(data)); err != nil {
+	if err := f.store.AppendTaskLog(f.ctx, taskID, []byte(data)); err != nil {
 		f.t.Fatalf("append log of task %s: %v", taskID, err)
 	}
 }
 
-func (f *taskFixture) mustLogs(taskID string, after int64) []orchestrator.LogChunk {
+func (f *fixture) mustLogs(taskID string, after int64) []orchestrator.LogChunk {
 	f.t.Helper()
-	chunks, err := f.tasks.TaskLogs(f.ctx, taskID, after)
+	chunks, err := f.store.TaskLogs(f.ctx, taskID, after)
 	if err != nil {
 		f.t.Fatalf("read logs of task %s after %d: %v", taskID, after, err)
 	}
@@ -170,9 +122,9 @@ func (f *taskFixture) mustLogs(taskID string, after int64) []orchestrator.LogChu
 }
 
 // wantNoTask checks that userID sees no task of this id.
-func (f *taskFixture) wantNoTask(userID, id string) {
+func (f *fixture) wantNoTask(userID, id string) {
 	f.t.Helper()
-	_, err := f.tasks.Task(f.ctx, userID, id)
+	_, err := f.store.Task(f.ctx, userID, id)
 	wantErr(f.t, err, vault.ENOTFOUND, "")
 }
 
@@ -233,7 +185,7 @@ func sameTask(t *testing.T, got, want *orchestrator.Task) {
 	}
 }
 
-func testTaskCreateAndRead(t *testing.T, f *taskFixture) {
+func testTaskCreateAndRead(t *testing.T, f *fixture) {
 	alice, bob := f.mustUser("alice"), f.mustUser("bob")
 	p := f.mustProfile(alice, "p")
 	// Text the database must keep byte for byte.
@@ -265,11 +217,11 @@ func testTaskCreateAndRead(t *testing.T, f *taskFixture) {
 
 	dup := f.newTask(alice, p.ID, "again")
 	dup.ID = task.ID
-	wantErr(t, f.tasks.CreateTask(f.ctx, dup), vault.ECONFLICT, "")
+	wantErr(t, f.store.CreateTask(f.ctx, dup), vault.ECONFLICT, "")
 	sameTask(t, f.mustTask(alice, task.ID), task)
 }
 
-func testTaskCreateChecksProfile(t *testing.T, f *taskFixture) {
+func testTaskCreateChecksProfile(t *testing.T, f *fixture) {
 	alice, bob := f.mustUser("alice"), f.mustUser("bob")
 	p := f.mustProfile(alice, "p")
 	bobs := f.mustProfile(bob, "p")
@@ -285,7 +237,7 @@ func testTaskCreateChecksProfile(t *testing.T, f *taskFixture) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := f.sub(t)
 			task := f.newTask(tc.userID, tc.profile, "x")
-			wantErr(t, f.tasks.CreateTask(f.ctx, task), vault.ENOTFOUND, "")
+			wantErr(t, f.store.CreateTask(f.ctx, task), vault.ENOTFOUND, "")
 			for _, u := range []string{alice, bob, tc.userID} {
 				f.wantNoTask(u, task.ID)
 			}
@@ -296,12 +248,12 @@ func testTaskCreateChecksProfile(t *testing.T, f *taskFixture) {
 			t.Errorf("refused creates left tasks: %v", taskIDs(list))
 		}
 	}
-	if _, err := f.tasks.ClaimTask(f.ctx, "w"); vault.ErrorCode(err) != vault.ENOTFOUND {
+	if _, err := f.store.ClaimTask(f.ctx, "w"); vault.ErrorCode(err) != vault.ENOTFOUND {
 		t.Errorf("refused creates left a task to claim: %v", err)
 	}
 }
 
-func testTaskListNewestFirst(t *testing.T, f *taskFixture) {
+func testTaskListNewestFirst(t *testing.T, f *fixture) {
 	alice, bob := f.mustUser("alice"), f.mustUser("bob")
 	p := f.mustProfile(alice, "p")
 	bp := f.mustProfile(bob, "p")
@@ -351,7 +303,7 @@ func testTaskListNewestFirst(t *testing.T, f *taskFixture) {
 
 	t.Run("through the orchestrator", func(t *testing.T) {
 		f := f.sub(t)
-		o := orchestrator.New(orchestrator.Config{Vault: f.svc, Store: f.tasks, Worker: "w"})
+		o := orchestrator.New(orchestrator.Config{Vault: f.svc, Store: f.store, Worker: "w"})
 		for _, limit := range []int{1, 3, len(tasks)} {
 			got := walk(t, limit, func(cursor string) (vault.Page[*orchestrator.TaskView], error) {
 				return o.Tasks(f.ctx, alice, vault.ListOptions{Cursor: cursor, Limit: limit})
@@ -381,16 +333,16 @@ func testTaskListNewestFirst(t *testing.T, f *taskFixture) {
 			t.Errorf("limit 0 listed %d tasks", len(list))
 		}
 		for _, key := range []string{"", "yesterday", "12.5"} {
-			_, err := f.tasks.Tasks(f.ctx, alice, vault.ListFilter{After: &vault.Cursor{Key: key, ID: tasks[0].ID}, Limit: 1})
+			_, err := f.store.Tasks(f.ctx, alice, vault.ListFilter{After: &vault.Cursor{Key: key, ID: tasks[0].ID}, Limit: 1})
 			wantErr(t, err, vault.EINVALID, "cursor")
 		}
 	})
 }
 
-func testTaskClaimOrder(t *testing.T, f *taskFixture) {
+func testTaskClaimOrder(t *testing.T, f *fixture) {
 	alice, bob := f.mustUser("alice"), f.mustUser("bob")
 	p, bp := f.mustProfile(alice, "p"), f.mustProfile(bob, "p")
-	_, err := f.tasks.ClaimTask(f.ctx, "w1")
+	_, err := f.store.ClaimTask(f.ctx, "w1")
 	wantErr(t, err, vault.ENOTFOUND, "")
 
 	at := f.stamp()
@@ -430,7 +382,7 @@ func testTaskClaimOrder(t *testing.T, f *taskFixture) {
 		sameTask(t, got, &claimed)
 		sameTask(t, f.mustTask(w.UserID, w.ID), &claimed)
 	}
-	_, err = f.tasks.ClaimTask(f.ctx, "w1")
+	_, err = f.store.ClaimTask(f.ctx, "w1")
 	wantErr(t, err, vault.ENOTFOUND, "")
 
 	// A task queued again (a restart) is claimed again.
@@ -442,7 +394,7 @@ func testTaskClaimOrder(t *testing.T, f *taskFixture) {
 	}
 }
 
-func testTaskConcurrentClaims(t *testing.T, f *taskFixture) {
+func testTaskConcurrentClaims(t *testing.T, f *fixture) {
 	const workers, n = 8, 60
 	alice := f.mustUser("alice")
 	p := f.mustProfile(alice, "p")
@@ -458,7 +410,7 @@ func testTaskConcurrentClaims(t *testing.T, f *taskFixture) {
 		wg.Go(func() {
 			<-start
 			for {
-				task, err := f.tasks.ClaimTask(f.ctx, fmt.Sprintf("w%d", w))
+				task, err := f.store.ClaimTask(f.ctx, fmt.Sprintf("w%d", w))
 				if vault.ErrorCode(err) == vault.ENOTFOUND {
 					return
 				}
@@ -499,7 +451,7 @@ func testTaskConcurrentClaims(t *testing.T, f *taskFixture) {
 	}
 }
 
-func testTaskUpdateRoundTrip(t *testing.T, f *taskFixture) {
+func testTaskUpdateRoundTrip(t *testing.T, f *fixture) {
 	alice := f.mustUser("alice")
 	p := f.mustProfile(alice, "p")
 	task := f.mustQueue(alice, p.ID, "prompt")
@@ -550,7 +502,7 @@ func testTaskUpdateRoundTrip(t *testing.T, f *taskFixture) {
 			f := f.sub(t)
 			next := *want
 			step.change(&next)
-			got, err := f.tasks.UpdateTask(f.ctx, task.ID, func(cur *orchestrator.Task) error {
+			got, err := f.store.UpdateTask(f.ctx, task.ID, func(cur *orchestrator.Task) error {
 				// fn is given the task as stored.
 				sameTask(t, cur, want)
 				*cur = next
@@ -575,7 +527,7 @@ func testTaskUpdateRoundTrip(t *testing.T, f *taskFixture) {
 	}
 }
 
-func testTaskFailedUpdateChangesNothing(t *testing.T, f *taskFixture) {
+func testTaskFailedUpdateChangesNothing(t *testing.T, f *fixture) {
 	alice := f.mustUser("alice")
 	p := f.mustProfile(alice, "p")
 	task := f.mustQueue(alice, p.ID, "prompt")
@@ -589,7 +541,7 @@ func testTaskFailedUpdateChangesNothing(t *testing.T, f *taskFixture) {
 		x.Attempt, x.StopRequested, x.RestartRequested, x.UpdatedAt = 9, true, true, f.stamp()
 	}
 	errBoom := errors.New("boom")
-	_, err := f.tasks.UpdateTask(f.ctx, task.ID, func(x *orchestrator.Task) error {
+	_, err := f.store.UpdateTask(f.ctx, task.ID, func(x *orchestrator.Task) error {
 		scribble(x)
 		return errBoom
 	})
@@ -599,7 +551,7 @@ func testTaskFailedUpdateChangesNothing(t *testing.T, f *taskFixture) {
 	sameTask(t, f.mustTask(alice, task.ID), before)
 
 	// fn's vault error keeps its code.
-	_, err = f.tasks.UpdateTask(f.ctx, task.ID, func(x *orchestrator.Task) error {
+	_, err = f.store.UpdateTask(f.ctx, task.ID, func(x *orchestrator.Task) error {
 		scribble(x)
 		return vault.Invalid("status", "no")
 	})
@@ -618,7 +570,7 @@ func testTaskFailedUpdateChangesNothing(t *testing.T, f *taskFixture) {
 		{"prompt", func(x *orchestrator.Task) { x.Prompt = "other" }},
 		{"created_at", func(x *orchestrator.Task) { x.CreatedAt = x.CreatedAt.Add(time.Second) }},
 	} {
-		_, err := f.tasks.UpdateTask(f.ctx, task.ID, func(x *orchestrator.Task) error {
+		_, err := f.store.UpdateTask(f.ctx, task.ID, func(x *orchestrator.Task) error {
 			scribble(x)
 			tc.change(x)
 			return nil
@@ -631,7 +583,7 @@ func testTaskFailedUpdateChangesNothing(t *testing.T, f *taskFixture) {
 	f.wantNoTask(bob, task.ID)
 
 	called := false
-	_, err = f.tasks.UpdateTask(f.ctx, "tsk_nonexistent", func(*orchestrator.Task) error { called = true; return nil })
+	_, err = f.store.UpdateTask(f.ctx, "tsk_nonexistent", func(*orchestrator.Task) error { called = true; return nil })
 	wantErr(t, err, vault.ENOTFOUND, "")
 	if called {
 		t.Errorf("fn was called for a task that does not exist")
@@ -641,7 +593,7 @@ func testTaskFailedUpdateChangesNothing(t *testing.T, f *taskFixture) {
 	}
 }
 
-func testTaskConcurrentUpdates(t *testing.T, f *taskFixture) {
+func testTaskConcurrentUpdates(t *testing.T, f *fixture) {
 	// Each update reads Attempt and writes it plus one: without the row
 	// lock, updates would read the same value and increments be lost.
 	const racers, each = 8, 10
@@ -654,7 +606,7 @@ func testTaskConcurrentUpdates(t *testing.T, f *taskFixture) {
 		wg.Go(func() {
 			<-start
 			for range each {
-				_, err := f.tasks.UpdateTask(f.ctx, task.ID, func(x *orchestrator.Task) error {
+				_, err := f.store.UpdateTask(f.ctx, task.ID, func(x *orchestrator.Task) error {
 					x.Attempt++
 					return nil
 				})
@@ -672,7 +624,7 @@ func testTaskConcurrentUpdates(t *testing.T, f *taskFixture) {
 	}
 }
 
-func testTaskActiveTasks(t *testing.T, f *taskFixture) {
+func testTaskActiveTasks(t *testing.T, f *fixture) {
 	alice, bob := f.mustUser("alice"), f.mustUser("bob")
 	p, bp := f.mustProfile(alice, "p"), f.mustProfile(bob, "p")
 	if list := f.mustActive(""); len(list) != 0 {
@@ -741,7 +693,7 @@ func chunkSeqs(chunks []orchestrator.LogChunk) []int64 {
 	return out
 }
 
-func testTaskLogs(t *testing.T, f *taskFixture) {
+func testTaskLogs(t *testing.T, f *fixture) {
 	alice := f.mustUser("alice")
 	p := f.mustProfile(alice, "p")
 	task, other := f.mustQueue(alice, p.ID, "one"), f.mustQueue(alice, p.ID, "two")
@@ -753,7 +705,7 @@ func testTaskLogs(t *testing.T, f *taskFixture) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
 	written := [][]byte{[]byte("hello\n"), {0, 0xff, 0xfe, '\r', '\n'}, []byte("*** masked ***\n"), big, []byte("x")}
 	for i, data := range written {
-		if err := f.tasks.AppendTaskLog(f.ctx, task.ID, data); err != nil {
+		if err := f.store.AppendTaskLog(f.ctx, task.ID, data); err != nil {
 			t.Fatalf("append chunk %d: %v", i, err)
 		}
 		f.mustAppend(other.ID, fmt.Sprintf("other %d", i))
@@ -782,8 +734,8 @@ func testTaskLogs(t *testing.T, f *taskFixture) {
 	if chunks := f.mustLogs("tsk_nonexistent", 0); len(chunks) != 0 {
 		t.Errorf("a task that does not exist has logs: %v", chunkData(chunks))
 	}
-	wantErr(t, f.tasks.AppendTaskLog(f.ctx, "tsk_nonexistent", []byte("x")), vault.ENOTFOUND, "")
-	if err := f.tasks.AppendTaskLog(f.ctx, task.ID, nil); err != nil {
+	wantErr(t, f.store.AppendTaskLog(f.ctx, "tsk_nonexistent", []byte("x")), vault.ENOTFOUND, "")
+	if err := f.store.AppendTaskLog(f.ctx, task.ID, nil); err != nil {
 		t.Errorf("append an empty chunk: %v", err)
 	}
 
@@ -792,7 +744,7 @@ func testTaskLogs(t *testing.T, f *taskFixture) {
 	// chunk for one it has read.
 	last := f.mustLogs(task.ID, 0)
 	lastSeq := last[len(last)-1].Seq
-	if err := f.tasks.ClearTaskLogs(f.ctx, task.ID); err != nil {
+	if err := f.store.ClearTaskLogs(f.ctx, task.ID); err != nil {
 		t.Fatalf("clear logs: %v", err)
 	}
 	if chunks := f.mustLogs(task.ID, 0); len(chunks) != 0 {
@@ -806,12 +758,12 @@ func testTaskLogs(t *testing.T, f *taskFixture) {
 	if len(after) != 1 || string(after[0].Data) != "after clear" || after[0].Seq <= lastSeq {
 		t.Errorf("after clearing at seq %d: got seqs %v data %q, want one chunk past it", lastSeq, chunkSeqs(after), chunkData(after))
 	}
-	if err := f.tasks.ClearTaskLogs(f.ctx, "tsk_nonexistent"); err != nil {
+	if err := f.store.ClearTaskLogs(f.ctx, "tsk_nonexistent"); err != nil {
 		t.Errorf("clear the logs of a task that does not exist: %v", err)
 	}
 }
 
-func testTaskConcurrentLogAppends(t *testing.T, f *taskFixture) {
+func testTaskConcurrentLogAppends(t *testing.T, f *fixture) {
 	const writers, each = 8, 25
 	alice := f.mustUser("alice")
 	p := f.mustProfile(alice, "p")
@@ -822,7 +774,7 @@ func testTaskConcurrentLogAppends(t *testing.T, f *taskFixture) {
 		wg.Go(func() {
 			<-start
 			for i := range each {
-				if err := f.tasks.AppendTaskLog(f.ctx, task.ID, fmt.Appendf(nil, "%d:%d", w, i)); err != nil {
+				if err := f.store.AppendTaskLog(f.ctx, task.ID, fmt.Appendf(nil, "%d:%d", w, i)); err != nil {
 					t.Errorf("writer %d: append %d: %v", w, i, err)
 					return
 				}
@@ -842,7 +794,7 @@ func testTaskConcurrentLogAppends(t *testing.T, f *taskFixture) {
 				done = true // one more read, after the last write
 			default:
 			}
-			chunks, err := f.tasks.TaskLogs(f.ctx, task.ID, seq)
+			chunks, err := f.store.TaskLogs(f.ctx, task.ID, seq)
 			if err != nil {
 				t.Errorf("follow: %v", err)
 				break
@@ -881,7 +833,7 @@ func testTaskConcurrentLogAppends(t *testing.T, f *taskFixture) {
 	}
 }
 
-func testTaskOutlivesProfile(t *testing.T, f *taskFixture) {
+func testTaskOutlivesProfile(t *testing.T, f *fixture) {
 	alice := f.mustUser("alice")
 	p := f.mustProfile(alice, "p")
 	task := f.mustQueue(alice, p.ID, "prompt")
@@ -903,10 +855,10 @@ func testTaskOutlivesProfile(t *testing.T, f *taskFixture) {
 		x.Status, x.Error = orchestrator.StatusFailed, "the task's profile was deleted"
 	})
 	// No new task on the deleted profile.
-	wantErr(t, f.tasks.CreateTask(f.ctx, f.newTask(alice, p.ID, "x")), vault.ENOTFOUND, "")
+	wantErr(t, f.store.CreateTask(f.ctx, f.newTask(alice, p.ID, "x")), vault.ENOTFOUND, "")
 }
 
-func testTaskDeletingUserDeletesTasks(t *testing.T, f *taskFixture) {
+func testTaskDeletingUserDeletesTasks(t *testing.T, f *fixture) {
 	alice, bob := f.mustUser("alice"), f.mustUser("bob")
 	p, bp := f.mustProfile(alice, "p"), f.mustProfile(bob, "p")
 	var gone, kept []*orchestrator.Task
@@ -932,9 +884,9 @@ func testTaskDeletingUserDeletesTasks(t *testing.T, f *taskFixture) {
 		if chunks := f.mustLogs(task.ID, 0); len(chunks) != 0 {
 			t.Errorf("deleted user's task %s keeps logs %q", task.ID, chunkData(chunks))
 		}
-		_, err := f.tasks.UpdateTask(f.ctx, task.ID, func(*orchestrator.Task) error { return nil })
+		_, err := f.store.UpdateTask(f.ctx, task.ID, func(*orchestrator.Task) error { return nil })
 		wantErr(t, err, vault.ENOTFOUND, "")
-		wantErr(t, f.tasks.AppendTaskLog(f.ctx, task.ID, []byte("x")), vault.ENOTFOUND, "")
+		wantErr(t, f.store.AppendTaskLog(f.ctx, task.ID, []byte("x")), vault.ENOTFOUND, "")
 	}
 	if active := f.mustActive(""); len(active) != 1 || active[0].ID != kept[0].ID {
 		t.Errorf("active after deleting alice: %v, want [%s]", taskIDs(active), kept[0].ID)
