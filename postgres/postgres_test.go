@@ -35,11 +35,6 @@ func openDB(t testing.TB) (*postgres.DB, string) {
 	return db, url
 }
 
-func newStore(t *testing.T) vault.Store {
-	db, _ := openDB(t)
-	return db
-}
-
 func newService(t testing.TB, store vault.Store, opts vault.Options) *vault.Service {
 	t.Helper()
 	key, err := seal.ParseKey(seal.GenerateKey())
