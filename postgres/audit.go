@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/envvault/envvault/internal/sqlstore"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -83,15 +83,7 @@ func collectAuditEvents(rows pgx.Rows) ([]*vault.AuditEvent, error) {
 		if user != nil {
 			e.UserID = *user
 		}
-		d, err := vault.DecodeAuditDetails([]byte(details))
-		if err != nil {
-			// Kept undecoded: verify reports the row as changed.
-			d = map[string]any{"undecodable": details}
-		}
-		e.Details = d
-		if e.PrevHash == nil {
-			e.PrevHash = []byte{}
-		}
+		sqlstore.DecodeAuditRow(&e, details)
 		return &e, nil
 	})
 }
@@ -99,8 +91,8 @@ func collectAuditEvents(rows pgx.Rows) ([]*vault.AuditEvent, error) {
 // AppendAudit appends ev to the audit trail in the transaction, and holds
 // the chain's lock until it ends.
 func (t *tx) AppendAudit(ctx context.Context, ev *vault.AuditEvent) error {
-	if ev.UserID != t.userID {
-		return fmt.Errorf("audit event %s is of user %s, not of the transaction's user %s", ev.Action, ev.UserID, t.userID)
+	if err := t.checkOwner("audit event", ev.Action, ev.UserID); err != nil {
+		return err
 	}
 	return appendAudit(ctx, t.tx, ev)
 }
@@ -111,30 +103,9 @@ func (t *tx) AuditEvents(ctx context.Context, f vault.AuditFilter) ([]*vault.Aud
 	if f.Limit <= 0 {
 		return nil, nil
 	}
-	var b strings.Builder
-	args := []any{t.userID}
-	b.WriteString(`SELECT ` + auditCols + ` FROM audit_events WHERE user_id = $1`)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		b.WriteString(` AND ` + cond + ` $` + strconv.Itoa(len(args)))
-	}
-	if f.Action != "" {
-		add("action =", f.Action)
-	}
-	if f.TargetID != "" {
-		add("target_id =", f.TargetID)
-	}
-	if !f.Since.IsZero() {
-		add("time >=", f.Since)
-	}
-	if !f.Until.IsZero() {
-		add("time <", f.Until)
-	}
-	if f.Before > 0 {
-		add("seq <", f.Before)
-	}
-	b.WriteString(` ORDER BY seq DESC LIMIT ` + strconv.Itoa(f.Limit))
-	rows, err := t.tx.Query(ctx, b.String(), args...)
+	w := sqlstore.AuditWhere(sqlstore.Dollar, timeArg, t.userID, f)
+	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM audit_events WHERE `+w.String()+
+		` ORDER BY seq DESC LIMIT `+strconv.Itoa(f.Limit), w.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("query audit events: %w", convert(err))
 	}

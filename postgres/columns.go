@@ -36,6 +36,9 @@ func deref(s *string) string {
 	return *s
 }
 
+// timeArg is a time as the argument of a shared query (package sqlstore).
+func timeArg(t time.Time) any { return t }
+
 func utcPtr(t *time.Time) *time.Time {
 	if t == nil {
 		return nil

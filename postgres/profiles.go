@@ -48,7 +48,7 @@ func (t *tx) Profiles(ctx context.Context, f vault.ListFilter) ([]*vault.Profile
 	if f.Limit <= 0 {
 		return nil, nil
 	}
-	where, args := listWhere("p", t.userID, f)
+	where, args := t.listWhere("p", f)
 	rows, err := t.tx.Query(ctx, `SELECT `+profileCols+` FROM profiles p WHERE `+where+
 		` ORDER BY p.name, p.id LIMIT `+strconv.Itoa(f.Limit), args...)
 	if err != nil {
@@ -81,8 +81,8 @@ func (t *tx) ExistingProfileIDs(ctx context.Context, ids []string) ([]string, er
 // CreateProfile inserts a profile. Returns ECONFLICT if the user has a
 // profile of the same name.
 func (t *tx) CreateProfile(ctx context.Context, p *vault.Profile) error {
-	if p.UserID != t.userID {
-		return fmt.Errorf("create profile %s: it belongs to user %s, not to the transaction's user %s", p.ID, p.UserID, t.userID)
+	if err := t.checkOwner("profile", p.ID, p.UserID); err != nil {
+		return err
 	}
 	_, err := t.tx.Exec(ctx, `INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,

@@ -64,7 +64,7 @@ func (t *tx) Secrets(ctx context.Context, f vault.ListFilter) ([]*vault.Secret, 
 	if f.Limit <= 0 {
 		return nil, nil
 	}
-	where, args := listWhere("s", t.userID, f)
+	where, args := t.listWhere("s", f)
 	list, err := t.querySecrets(ctx, `SELECT `+secretCols+` FROM secrets s WHERE `+where+
 		` ORDER BY s.name, s.id LIMIT `+strconv.Itoa(f.Limit), args...)
 	if err != nil {
@@ -95,8 +95,8 @@ func (t *tx) CountSecrets(ctx context.Context) (int, error) {
 // CreateSecret inserts a secret with its grants. Returns ECONFLICT if a
 // uniqueness rule of the database is broken.
 func (t *tx) CreateSecret(ctx context.Context, s *vault.Secret) error {
-	if s.UserID != t.userID {
-		return fmt.Errorf("create secret %s: it belongs to user %s, not to the transaction's user %s", s.ID, s.UserID, t.userID)
+	if err := t.checkOwner("secret", s.ID, s.UserID); err != nil {
+		return err
 	}
 	_, err := t.tx.Exec(ctx, `INSERT INTO secrets (id, user_id, name, scope, description, version,
 			sealed_value, sealed_key, master_key_id, created_at, updated_at)

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -10,15 +9,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/envvault/envvault/internal/sqlstore"
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/vault"
 )
 
 var _ orchestrator.Store = (*DB)(nil)
-
-// taskCols are the columns scanTask reads.
-const taskCols = `id, user_id, profile_id, prompt, status, exit_code, container_id, error, env_sources,
-	worker, attempt, stop_requested, restart_requested, created_at, updated_at, started_at, finished_at`
 
 func scanTask(row pgx.Row) (*orchestrator.Task, error) {
 	var t orchestrator.Task
@@ -46,17 +42,9 @@ func scanTasks(rows pgx.Rows) ([]*orchestrator.Task, error) {
 	return list, nil
 }
 
-// mutableTaskCols are the columns UpdateTask writes back, in the order of
-// the values mutableTaskValues gives.
-const mutableTaskCols = `status, exit_code, container_id, error, env_sources, worker, attempt,
-	stop_requested, restart_requested, updated_at, started_at, finished_at`
-
+// mutableTaskValues are the values of sqlstore.MutableTaskColumns.
 func mutableTaskValues(t *orchestrator.Task) []any {
-	sources := t.EnvSources
-	if sources == nil {
-		sources = []orchestrator.EnvSource{} // the column holds an array, never JSON null
-	}
-	return []any{string(t.Status), t.ExitCode, t.ContainerID, t.Error, sources, t.Worker, t.Attempt,
+	return []any{string(t.Status), t.ExitCode, t.ContainerID, t.Error, sqlstore.EnvSources(t), t.Worker, t.Attempt,
 		t.StopRequested, t.RestartRequested, t.UpdatedAt, t.StartedAt, t.FinishedAt}
 }
 
@@ -70,7 +58,7 @@ func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
 	args := append([]any{t.ID, t.UserID, t.ProfileID, t.Prompt, t.CreatedAt}, mutableTaskValues(t)...)
 	var tag pgconn.CommandTag
 	err := db.userBatch(ctx, t.UserID, func(b *pgx.Batch) {
-		b.Queue(`INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+mutableTaskCols+`)
+		b.Queue(`INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+sqlstore.MutableTaskColumns+`)
 		SELECT $1::text, $2::text, $3::text, $4::text, $5::timestamptz,
 			$6::text, $7::integer, $8::text, $9::text, $10::jsonb, $11::text, $12::integer,
 			$13::boolean, $14::boolean, $15::timestamptz, $16::timestamptz, $17::timestamptz
@@ -93,7 +81,7 @@ func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
 func (db *DB) Task(ctx context.Context, userID, id string) (*orchestrator.Task, error) {
 	var t *orchestrator.Task
 	err := db.userBatch(ctx, userID, func(b *pgx.Batch) {
-		b.Queue(`SELECT `+taskCols+` FROM tasks WHERE id = $1 AND user_id = $2`, id, userID).QueryRow(func(row pgx.Row) (err error) {
+		b.Queue(`SELECT `+sqlstore.TaskColumns+` FROM tasks WHERE id = $1 AND user_id = $2`, id, userID).QueryRow(func(row pgx.Row) (err error) {
 			t, err = scanTask(row)
 			return err
 		})
@@ -112,19 +100,14 @@ func (db *DB) Tasks(ctx context.Context, userID string, f vault.ListFilter) ([]*
 	if f.Limit <= 0 {
 		return nil, nil
 	}
-	where, args := `user_id = $1`, []any{userID}
-	if f.After != nil {
-		us, err := strconv.ParseInt(f.After.Key, 10, 64)
-		if err != nil {
-			return nil, vault.Invalid("cursor", "is not a cursor this API returned")
-		}
-		where += ` AND (created_at, id) < ($2, $3)`
-		args = append(args, time.UnixMicro(us).UTC(), f.After.ID)
+	w, err := sqlstore.TaskPageWhere(sqlstore.Dollar, timeArg, userID, f)
+	if err != nil {
+		return nil, err
 	}
 	var list []*orchestrator.Task
-	err := db.userBatch(ctx, userID, func(b *pgx.Batch) {
-		b.Queue(`SELECT `+taskCols+` FROM tasks WHERE `+where+
-			` ORDER BY created_at DESC, id DESC LIMIT `+strconv.Itoa(f.Limit), args...).Query(func(rows pgx.Rows) (err error) {
+	err = db.userBatch(ctx, userID, func(b *pgx.Batch) {
+		b.Queue(`SELECT `+sqlstore.TaskColumns+` FROM tasks WHERE `+w.String()+
+			` ORDER BY created_at DESC, id DESC LIMIT `+strconv.Itoa(f.Limit), w.Args...).Query(func(rows pgx.Rows) (err error) {
 			list, err = scanTasks(rows)
 			return err
 		})
@@ -142,7 +125,7 @@ func (db *DB) Tasks(ctx context.Context, userID string, f vault.ListFilter) ([]*
 const claimTask = `UPDATE tasks SET status = 'starting', worker = $1, updated_at = $2
 	WHERE status = 'queued' AND id = (
 		SELECT id FROM tasks WHERE status = 'queued' ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-	RETURNING ` + taskCols
+	RETURNING ` + sqlstore.TaskColumns
 
 // ClaimTask moves the oldest queued task (by creation time, then id) to
 // StatusStarting, claimed by worker, with UpdatedAt the current time, and
@@ -176,7 +159,7 @@ func (db *DB) UpdateTask(ctx context.Context, id string, fn func(*orchestrator.T
 		// task without blocking the key-share locks that inserts of its log
 		// chunks take.
 		var err error
-		t, err = scanTask(tx.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = $1 FOR NO KEY UPDATE`, id))
+		t, err = scanTask(tx.QueryRow(ctx, `SELECT `+sqlstore.TaskColumns+` FROM tasks WHERE id = $1 FOR NO KEY UPDATE`, id))
 		if err != nil {
 			return fmt.Errorf("read task %s: %w", id, convertNotFound(err, "task"))
 		}
@@ -184,11 +167,10 @@ func (db *DB) UpdateTask(ctx context.Context, id string, fn func(*orchestrator.T
 		if err := fn(t); err != nil {
 			return err
 		}
-		if t.ID != old.ID || t.UserID != old.UserID || t.ProfileID != old.ProfileID || t.Prompt != old.Prompt ||
-			!t.CreatedAt.Equal(old.CreatedAt) {
-			return errors.New("update task " + id + ": id, user, profile, prompt and creation time cannot change")
+		if err := sqlstore.CheckImmutable(&old, t); err != nil {
+			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE tasks SET (`+mutableTaskCols+`) =
+		_, err = tx.Exec(ctx, `UPDATE tasks SET (`+sqlstore.MutableTaskColumns+`) =
 				ROW($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 			WHERE id = $1`, append([]any{id}, mutableTaskValues(t)...)...)
 		if err != nil {
@@ -206,15 +188,10 @@ func (db *DB) UpdateTask(ctx context.Context, id string, fn func(*orchestrator.T
 // by worker, or by any worker if worker is "", oldest first. It runs in
 // system mode.
 func (db *DB) ActiveTasks(ctx context.Context, worker string) ([]*orchestrator.Task, error) {
-	query := `SELECT ` + taskCols + ` FROM tasks WHERE status IN ('starting', 'running')`
-	var args []any
-	if worker != "" {
-		query += ` AND worker = $1`
-		args = append(args, worker)
-	}
+	w := sqlstore.ActiveTasksWhere(sqlstore.Dollar, worker)
 	var list []*orchestrator.Task
 	err := db.systemBatch(ctx, func(b *pgx.Batch) {
-		b.Queue(query+` ORDER BY created_at, id`, args...).Query(func(rows pgx.Rows) (err error) {
+		b.Queue(`SELECT `+sqlstore.TaskColumns+` FROM tasks WHERE `+w.String()+` ORDER BY created_at, id`, w.Args...).Query(func(rows pgx.Rows) (err error) {
 			list, err = scanTasks(rows)
 			return err
 		})

@@ -1,11 +1,9 @@
 package postgres
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/jackc/pgx/v5"
 
+	"github.com/envvault/envvault/internal/sqlstore"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -18,22 +16,18 @@ type tx struct {
 
 var _ vault.Tx = (*tx)(nil)
 
-// listWhere builds the WHERE clause of a list over table alias a, with a
-// separate text per case so that each can use the (user_id, name, id)
-// index.
-func listWhere(a, userID string, f vault.ListFilter) (string, []any) {
-	args := []any{userID}
-	var b strings.Builder
-	b.WriteString(a + `.user_id = $1`)
-	if f.Query != "" {
-		args = append(args, f.Query)
-		// Both sides in the database's default collation, so that upper()
-		// folds them alike; the name column itself is "C".
-		fmt.Fprintf(&b, ` AND strpos(upper(%s.name COLLATE "default"), upper($%d)) > 0`, a, len(args))
-	}
-	if f.After != nil {
-		args = append(args, f.After.Key, f.After.ID)
-		fmt.Fprintf(&b, ` AND (%s.name, %s.id) > ($%d, $%d)`, a, a, len(args)-1, len(args))
-	}
-	return b.String(), args
+// checkOwner returns an internal error if a row of user owner is written
+// in the transaction of another.
+func (t *tx) checkOwner(kind, id, owner string) error {
+	return sqlstore.CheckOwner(kind, id, owner, t.userID)
+}
+
+// listWhere returns the WHERE clause and arguments of a list page: the
+// user's rows whose names contain f.Query, case-insensitively, after
+// f.After in (name, id) order. Both sides of the substring test are in the
+// database's default collation, so that upper() folds them alike; the
+// name column itself is "C".
+func (t *tx) listWhere(alias string, f vault.ListFilter) (string, []any) {
+	w := sqlstore.ListWhere(sqlstore.Dollar, `strpos(upper(%s.name COLLATE "default"), upper(?)) > 0`, alias, t.userID, f)
+	return w.String(), w.Args
 }

@@ -4,9 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
+	"strconv"
 	"time"
 
+	"github.com/envvault/envvault/internal/sqlstore"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -50,41 +51,25 @@ func appendAudit(ctx context.Context, q auditQuerier, ev *vault.AuditEvent) erro
 const auditColumns = `seq, time, user_id, token_id, request_id, client_addr, action, target_type, target_id,
 	details, prev_hash, hash`
 
-func scanAuditEvents(rows *sql.Rows) ([]*vault.AuditEvent, error) {
-	defer rows.Close()
-	var out []*vault.AuditEvent
-	for rows.Next() {
-		var e vault.AuditEvent
-		var t int64
-		var user sql.NullString
-		var details string
-		if err := rows.Scan(&e.Seq, &t, &user, &e.TokenID, &e.RequestID, &e.ClientAddr, &e.Action,
-			&e.TargetType, &e.TargetID, &details, &e.PrevHash, &e.Hash); err != nil {
-			return nil, fmt.Errorf("scan audit event: %w", err)
-		}
-		e.Time, e.UserID = fromMicros(t), user.String
-		d, err := vault.DecodeAuditDetails([]byte(details))
-		if err != nil {
-			// Kept undecoded: verify reports the row as changed.
-			d = map[string]any{"undecodable": details}
-		}
-		e.Details = d
-		if e.PrevHash == nil {
-			e.PrevHash = []byte{}
-		}
-		out = append(out, &e)
+func scanAuditEvent(rows *sql.Rows) (*vault.AuditEvent, error) {
+	var e vault.AuditEvent
+	var t int64
+	var user sql.NullString
+	var details string
+	if err := rows.Scan(&e.Seq, &t, &user, &e.TokenID, &e.RequestID, &e.ClientAddr, &e.Action,
+		&e.TargetType, &e.TargetID, &details, &e.PrevHash, &e.Hash); err != nil {
+		return nil, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read audit events: %w", err)
-	}
-	return out, nil
+	e.Time, e.UserID = fromMicros(t), user.String
+	sqlstore.DecodeAuditRow(&e, details)
+	return &e, nil
 }
 
 // AppendAudit appends ev to the audit trail in the transaction: the
 // transaction holds the database's write lock already.
 func (t *tx) AppendAudit(ctx context.Context, ev *vault.AuditEvent) error {
-	if ev.UserID != t.userID {
-		return fmt.Errorf("audit event %s is of user %s, not of the transaction's user %s", ev.Action, ev.UserID, t.userID)
+	if err := t.checkOwner("audit event", ev.Action, ev.UserID); err != nil {
+		return err
 	}
 	return appendAudit(ctx, t.tx, ev)
 }
@@ -95,36 +80,14 @@ func (t *tx) AuditEvents(ctx context.Context, f vault.AuditFilter) ([]*vault.Aud
 	if f.Limit <= 0 {
 		return nil, nil
 	}
-	var b strings.Builder
-	args := []any{t.userID}
-	b.WriteString(`SELECT ` + auditColumns + ` FROM audit_events WHERE user_id = ?`)
-	if f.Action != "" {
-		b.WriteString(` AND action = ?`)
-		args = append(args, f.Action)
-	}
-	if f.TargetID != "" {
-		b.WriteString(` AND target_id = ?`)
-		args = append(args, f.TargetID)
-	}
-	if !f.Since.IsZero() {
-		b.WriteString(` AND time >= ?`)
-		args = append(args, micros(f.Since))
-	}
-	if !f.Until.IsZero() {
-		b.WriteString(` AND time < ?`)
-		args = append(args, micros(f.Until))
-	}
-	if f.Before > 0 {
-		b.WriteString(` AND seq < ?`)
-		args = append(args, f.Before)
-	}
-	b.WriteString(` ORDER BY seq DESC LIMIT ?`)
-	args = append(args, f.Limit)
-	rows, err := t.tx.QueryContext(ctx, b.String(), args...)
+	w := sqlstore.AuditWhere(sqlstore.Question, timeArg, t.userID, f)
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_events WHERE `+w.String()+
+		` ORDER BY seq DESC LIMIT `+strconv.Itoa(f.Limit), w.Args...)
+	list, err := collect(rows, err, scanAuditEvent)
 	if err != nil {
-		return nil, fmt.Errorf("query audit events: %w", err)
+		return nil, fmt.Errorf("read audit events: %w", err)
 	}
-	return scanAuditEvents(rows)
+	return list, nil
 }
 
 // AppendAuditEvent appends ev to the audit trail in a transaction of its
@@ -152,10 +115,11 @@ func (db *DB) AuditHead(ctx context.Context) (vault.AuditHead, error) {
 func (db *DB) AuditChain(ctx context.Context, afterSeq int64, limit int) ([]*vault.AuditEvent, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?`,
 		afterSeq, limit)
+	list, err := collect(rows, err, scanAuditEvent)
 	if err != nil {
-		return nil, fmt.Errorf("query audit events: %w", err)
+		return nil, fmt.Errorf("read audit events: %w", err)
 	}
-	return scanAuditEvents(rows)
+	return list, nil
 }
 
 // pruneBatch is how many events PruneAudit deletes per transaction, so

@@ -21,29 +21,24 @@ func (t *tx) SecretVersions(ctx context.Context, secretID string) ([]vault.Secre
 		FROM secret_versions
 		WHERE secret_id = ? AND user_id = ?
 		ORDER BY version DESC`, secretID, t.userID)
-	if err != nil {
-		return nil, fmt.Errorf("query versions of secret %s: %w", secretID, err)
-	}
-	defer rows.Close()
-	var out []vault.SecretVersion
-	for rows.Next() {
+	list, err := collect(rows, err, func(rows *sql.Rows) (vault.SecretVersion, error) {
 		var v vault.SecretVersion
 		var created sql.NullInt64
 		var actor, replacedBy sql.NullString
 		var replaced int64
 		if err := rows.Scan(&v.Version, &created, &actor, &replaced, &replacedBy); err != nil {
-			return nil, fmt.Errorf("scan version of secret %s: %w", secretID, err)
+			return v, err
 		}
 		if created.Valid {
 			v.CreatedAt = fromMicros(created.Int64)
 		}
 		v.ActorTokenID, v.ReplacedAt, v.ReplacedByTokenID = actor.String, fromMicros(replaced), replacedBy.String
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
+		return v, nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read versions of secret %s: %w", secretID, err)
 	}
-	return out, nil
+	return list, nil
 }
 
 // KeptVersion returns one kept version of a secret of the user, sealed.

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/envvault/envvault/vault"
@@ -27,22 +28,13 @@ func (db *DB) SealedKeysOfAllUsers(ctx context.Context, notKeyID, afterID string
 		SELECT id, user_id, sealed_key, master_key_id FROM secrets
 		WHERE master_key_id <> ? AND id > ?
 		ORDER BY id LIMIT ?`, notKeyID, afterID, limit)
+	keys, err := collect(rows, err, func(rows *sql.Rows) (k vault.SealedKey, err error) {
+		return k, rows.Scan(&k.SecretID, &k.UserID, &k.Sealed, &k.MasterKeyID)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("query data keys: %w", err)
-	}
-	defer rows.Close()
-	var out []vault.SealedKey
-	for rows.Next() {
-		var k vault.SealedKey
-		if err := rows.Scan(&k.SecretID, &k.UserID, &k.Sealed, &k.MasterKeyID); err != nil {
-			return nil, fmt.Errorf("scan data key: %w", err)
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read data keys: %w", err)
 	}
-	return out, nil
+	return keys, nil
 }
 
 // SwapSealedKeysOfAllUsers sets, in one write transaction, each swapped
@@ -65,22 +57,13 @@ func (db *DB) SealedVersionKeysOfAllUsers(ctx context.Context, notKeyID, afterID
 		SELECT secret_id, version, user_id, sealed_key, master_key_id FROM secret_versions
 		WHERE master_key_id <> ? AND (secret_id, version) > (?, ?)
 		ORDER BY secret_id, version LIMIT ?`, notKeyID, afterID, afterVersion, limit)
+	keys, err := collect(rows, err, func(rows *sql.Rows) (k vault.SealedKey, err error) {
+		return k, rows.Scan(&k.SecretID, &k.Version, &k.UserID, &k.Sealed, &k.MasterKeyID)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("query data keys of kept versions: %w", err)
-	}
-	defer rows.Close()
-	var out []vault.SealedKey
-	for rows.Next() {
-		var k vault.SealedKey
-		if err := rows.Scan(&k.SecretID, &k.Version, &k.UserID, &k.Sealed, &k.MasterKeyID); err != nil {
-			return nil, fmt.Errorf("scan data key of a kept version: %w", err)
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read data keys of kept versions: %w", err)
 	}
-	return out, nil
+	return keys, nil
 }
 
 // SwapSealedVersionKeysOfAllUsers sets, in one write transaction, each
@@ -129,22 +112,13 @@ func (db *DB) swapKeys(ctx context.Context, update string, args func(vault.KeySw
 // KeyChecks returns the stored key check values, ordered by key id.
 func (db *DB) KeyChecks(ctx context.Context) ([]vault.KeyCheck, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT key_id, sealed FROM key_checks ORDER BY key_id`)
+	checks, err := collect(rows, err, func(rows *sql.Rows) (c vault.KeyCheck, err error) {
+		return c, rows.Scan(&c.KeyID, &c.Sealed)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("query key checks: %w", err)
-	}
-	defer rows.Close()
-	var out []vault.KeyCheck
-	for rows.Next() {
-		var c vault.KeyCheck
-		if err := rows.Scan(&c.KeyID, &c.Sealed); err != nil {
-			return nil, fmt.Errorf("scan key check: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read key checks: %w", err)
 	}
-	return out, nil
+	return checks, nil
 }
 
 // PutKeyCheck stores a key check value, replacing one of the same key id.

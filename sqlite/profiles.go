@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,17 +14,12 @@ const profileColumns = `p.id, p.name, p.image, p.command, p.setup_commands, p.en
 
 func (t *tx) queryProfiles(ctx context.Context, query string, args ...any) ([]*vault.Profile, error) {
 	rows, err := t.tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query profiles: %w", err)
-	}
-	defer rows.Close()
-	var out []*vault.Profile
-	for rows.Next() {
+	list, err := collect(rows, err, func(rows *sql.Rows) (*vault.Profile, error) {
 		p := &vault.Profile{UserID: t.userID}
 		var command, setup, env string
 		var created, updated int64
 		if err := rows.Scan(&p.ID, &p.Name, &p.Image, &command, &setup, &env, &created, &updated); err != nil {
-			return nil, fmt.Errorf("scan profile: %w", err)
+			return nil, err
 		}
 		if err := errors.Join(
 			json.Unmarshal([]byte(command), &p.Command),
@@ -33,12 +29,12 @@ func (t *tx) queryProfiles(ctx context.Context, query string, args ...any) ([]*v
 			return nil, fmt.Errorf("decode profile %s: %w", p.ID, err)
 		}
 		p.CreatedAt, p.UpdatedAt = fromMicros(created), fromMicros(updated)
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
+		return p, nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read profiles: %w", err)
 	}
-	return out, nil
+	return list, nil
 }
 
 // Profile returns a profile by id. Returns ENOTFOUND if it does not exist
@@ -84,22 +80,11 @@ func (t *tx) ExistingProfileIDs(ctx context.Context, ids []string) ([]string, er
 		SELECT id FROM profiles
 		WHERE user_id = ? AND id IN (SELECT value FROM json_each(?))
 		ORDER BY id`, t.userID, string(raw))
+	found, err := collect(rows, err, scanOne[string])
 	if err != nil {
-		return nil, fmt.Errorf("query profile ids: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("scan profile id: %w", err)
-		}
-		out = append(out, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read profile ids: %w", err)
 	}
-	return out, nil
+	return found, nil
 }
 
 // profileJSON encodes the JSON columns of a profile; a nil list or map is

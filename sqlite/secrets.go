@@ -52,26 +52,17 @@ func (n *nullSecret) secret(userID string) (*vault.Secret, error) {
 
 func (t *tx) querySecrets(ctx context.Context, query string, args ...any) ([]*vault.Secret, error) {
 	rows, err := t.tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query secrets: %w", err)
-	}
-	defer rows.Close()
-	var out []*vault.Secret
-	for rows.Next() {
+	list, err := collect(rows, err, func(rows *sql.Rows) (*vault.Secret, error) {
 		var ns nullSecret
 		if err := rows.Scan(ns.dest()...); err != nil {
-			return nil, fmt.Errorf("scan secret: %w", err)
-		}
-		s, err := ns.secret(t.userID)
-		if err != nil {
 			return nil, err
 		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
+		return ns.secret(t.userID)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read secrets: %w", err)
 	}
-	return out, nil
+	return list, nil
 }
 
 // Secret returns a secret by id. Returns ENOTFOUND if it does not exist or

@@ -4,20 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/envvault/envvault/internal/sqlstore"
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/vault"
 )
 
 var _ orchestrator.Store = (*DB)(nil)
-
-// taskColumns selects a task row as scanTask reads it.
-const taskColumns = `id, user_id, profile_id, prompt, status, exit_code, container_id, error, env_sources,
-	worker, attempt, stop_requested, restart_requested, created_at, updated_at, started_at, finished_at`
 
 type rowScanner interface {
 	Scan(dest ...any) error
@@ -51,22 +47,11 @@ func scanTask(row rowScanner) (*orchestrator.Task, error) {
 
 func queryTasks(ctx context.Context, q queryer, query string, args ...any) ([]*orchestrator.Task, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
+	list, err := collect(rows, err, func(rows *sql.Rows) (*orchestrator.Task, error) { return scanTask(rows) })
 	if err != nil {
-		return nil, fmt.Errorf("query tasks: %w", err)
-	}
-	defer rows.Close()
-	var out []*orchestrator.Task
-	for rows.Next() {
-		t, err := scanTask(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan task: %w", err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read tasks: %w", err)
 	}
-	return out, nil
+	return list, nil
 }
 
 type queryer interface {
@@ -74,9 +59,9 @@ type queryer interface {
 }
 
 // taskValues are the columns of t that UpdateTask writes back, in the order
-// of mutableTaskColumns.
+// of sqlstore.MutableTaskColumns.
 func taskValues(t *orchestrator.Task) ([]any, error) {
-	sources, err := json.Marshal(nonNilSources(t.EnvSources))
+	sources, err := json.Marshal(sqlstore.EnvSources(t))
 	if err != nil {
 		return nil, fmt.Errorf("encode env sources of task %s: %w", t.ID, err)
 	}
@@ -86,16 +71,6 @@ func taskValues(t *orchestrator.Task) ([]any, error) {
 	}
 	return []any{string(t.Status), exitCode, t.ContainerID, t.Error, string(sources), t.Worker, t.Attempt,
 		t.StopRequested, t.RestartRequested, micros(t.UpdatedAt), nullMicros(t.StartedAt), nullMicros(t.FinishedAt)}, nil
-}
-
-const mutableTaskColumns = `status, exit_code, container_id, error, env_sources, worker, attempt,
-	stop_requested, restart_requested, updated_at, started_at, finished_at`
-
-func nonNilSources(s []orchestrator.EnvSource) []orchestrator.EnvSource {
-	if s == nil {
-		return []orchestrator.EnvSource{}
-	}
-	return s
 }
 
 // CreateTask inserts t as given. Returns ENOTFOUND if its profile does not
@@ -112,7 +87,7 @@ func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
 	args = append(args, t.ProfileID, t.UserID)
 	return db.writeTx(ctx, func(stx *sql.Tx) error {
 		res, err := stx.ExecContext(ctx, `
-			INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+mutableTaskColumns+`)
+			INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+sqlstore.MutableTaskColumns+`)
 			SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 			FROM profiles WHERE id = ? AND user_id = ?`, args...)
 		if err != nil {
@@ -125,7 +100,7 @@ func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
 // Task returns a task of userID. Returns ENOTFOUND if it does not exist or
 // is another user's.
 func (db *DB) Task(ctx context.Context, userID, id string) (*orchestrator.Task, error) {
-	t, err := scanTask(db.read.QueryRowContext(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = ? AND user_id = ?`, id, userID))
+	t, err := scanTask(db.read.QueryRowContext(ctx, `SELECT `+sqlstore.TaskColumns+` FROM tasks WHERE id = ? AND user_id = ?`, id, userID))
 	if err != nil {
 		return nil, convert(err, "read task "+id, noRowsAs(notFound("task")))
 	}
@@ -140,31 +115,16 @@ func (db *DB) Tasks(ctx context.Context, userID string, f vault.ListFilter) ([]*
 	if f.Limit <= 0 {
 		return nil, nil
 	}
-	where, args := `user_id = ?`, []any{userID}
-	if f.After != nil {
-		at, err := cursorMicros(f.After.Key)
-		if err != nil {
-			return nil, err
-		}
-		where += ` AND (created_at, id) < (?, ?)`
-		args = append(args, at, f.After.ID)
+	w, err := sqlstore.TaskPageWhere(sqlstore.Question, timeArg, userID, f)
+	if err != nil {
+		return nil, err
 	}
-	list, err := queryTasks(ctx, db.read, `SELECT `+taskColumns+` FROM tasks WHERE `+where+
-		` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, f.Limit)...)
+	list, err := queryTasks(ctx, db.read, `SELECT `+sqlstore.TaskColumns+` FROM tasks WHERE `+w.String()+
+		` ORDER BY created_at DESC, id DESC LIMIT `+strconv.Itoa(f.Limit), w.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}
 	return list, nil
-}
-
-// cursorMicros reads the creation time of a task list cursor, in unix
-// microseconds. Returns EINVALID if it is not one.
-func cursorMicros(key string) (int64, error) {
-	us, err := strconv.ParseInt(key, 10, 64)
-	if err != nil {
-		return 0, vault.Invalid("cursor", "is not a cursor this API returned")
-	}
-	return us, nil
 }
 
 // ClaimTask moves the oldest queued task (by creation time, then id) to
@@ -180,7 +140,7 @@ func (db *DB) ClaimTask(ctx context.Context, worker string) (*orchestrator.Task,
 		t, err = scanTask(stx.QueryRowContext(ctx, `
 			UPDATE tasks SET status = 'starting', worker = ?, updated_at = ?
 			WHERE id = (SELECT id FROM tasks WHERE status = 'queued' ORDER BY created_at, id LIMIT 1)
-			RETURNING `+taskColumns, worker, now))
+			RETURNING `+sqlstore.TaskColumns, worker, now))
 		if err != nil {
 			return convert(err, "claim task", noRowsAs(notFound("queued task")))
 		}
@@ -202,7 +162,7 @@ func (db *DB) UpdateTask(ctx context.Context, id string, fn func(*orchestrator.T
 	var t *orchestrator.Task
 	err := db.writeTx(ctx, func(stx *sql.Tx) error {
 		var err error
-		t, err = scanTask(stx.QueryRowContext(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = ?`, id))
+		t, err = scanTask(stx.QueryRowContext(ctx, `SELECT `+sqlstore.TaskColumns+` FROM tasks WHERE id = ?`, id))
 		if err != nil {
 			return convert(err, "read task "+id, noRowsAs(notFound("task")))
 		}
@@ -210,7 +170,7 @@ func (db *DB) UpdateTask(ctx context.Context, id string, fn func(*orchestrator.T
 		if err := fn(t); err != nil {
 			return err
 		}
-		if err := checkImmutable(&old, t); err != nil {
+		if err := sqlstore.CheckImmutable(&old, t); err != nil {
 			return err
 		}
 		vals, err := taskValues(t)
@@ -232,26 +192,12 @@ func (db *DB) UpdateTask(ctx context.Context, id string, fn func(*orchestrator.T
 	return t, nil
 }
 
-// checkImmutable returns an error if fn changed a field of a task that is
-// fixed at its creation.
-func checkImmutable(old, t *orchestrator.Task) error {
-	if t.ID != old.ID || t.UserID != old.UserID || t.ProfileID != old.ProfileID || t.Prompt != old.Prompt ||
-		!t.CreatedAt.Equal(old.CreatedAt) {
-		return errors.New("update task " + old.ID + ": id, user, profile, prompt and creation time cannot change")
-	}
-	return nil
-}
-
 // ActiveTasks returns the tasks in StatusStarting or StatusRunning claimed
 // by worker, or by any worker if worker is "", oldest first.
 func (db *DB) ActiveTasks(ctx context.Context, worker string) ([]*orchestrator.Task, error) {
-	query := `SELECT ` + taskColumns + ` FROM tasks WHERE status IN ('starting', 'running')`
-	var args []any
-	if worker != "" {
-		query += ` AND worker = ?`
-		args = append(args, worker)
-	}
-	list, err := queryTasks(ctx, db.read, query+` ORDER BY created_at, id`, args...)
+	w := sqlstore.ActiveTasksWhere(sqlstore.Question, worker)
+	list, err := queryTasks(ctx, db.read, `SELECT `+sqlstore.TaskColumns+` FROM tasks WHERE `+w.String()+
+		` ORDER BY created_at, id`, w.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("list active tasks: %w", err)
 	}
@@ -285,22 +231,13 @@ func (db *DB) AppendTaskLog(ctx context.Context, taskID string, data []byte) err
 func (db *DB) TaskLogs(ctx context.Context, taskID string, afterSeq int64) ([]orchestrator.LogChunk, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT seq, data FROM task_logs WHERE task_id = ? AND seq > ? ORDER BY seq`,
 		taskID, afterSeq)
+	chunks, err := collect(rows, err, func(rows *sql.Rows) (c orchestrator.LogChunk, err error) {
+		return c, rows.Scan(&c.Seq, &c.Data)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read logs of task %s: %w", taskID, err)
 	}
-	defer rows.Close()
-	var out []orchestrator.LogChunk
-	for rows.Next() {
-		var c orchestrator.LogChunk
-		if err := rows.Scan(&c.Seq, &c.Data); err != nil {
-			return nil, fmt.Errorf("scan log of task %s: %w", taskID, err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read logs of task %s: %w", taskID, err)
-	}
-	return out, nil
+	return chunks, nil
 }
 
 // ClearTaskLogs deletes a task's stored output. The seqs of the chunks

@@ -5,8 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 
+	"github.com/envvault/envvault/internal/sqlstore"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -21,22 +21,12 @@ type tx struct {
 var _ vault.Tx = (*tx)(nil)
 
 // listWhere returns the WHERE clause and arguments of a list page: the
-// user's rows whose names contain f.Query, case-insensitively, after
-// f.After in (name, id) order.
+// user's rows whose names contain f.Query, case-insensitively for ASCII
+// letters, after f.After in (name, id) order. instr, not LIKE: no
+// character of the query is a wildcard; upper() folds ASCII letters only.
 func (t *tx) listWhere(alias string, f vault.ListFilter) (string, []any) {
-	where := []string{alias + ".user_id = ?"}
-	args := []any{t.userID}
-	if f.Query != "" {
-		// instr, not LIKE: no character of the query is a wildcard.
-		// upper() folds ASCII letters only.
-		where = append(where, "instr(upper("+alias+".name), upper(?)) > 0")
-		args = append(args, f.Query)
-	}
-	if f.After != nil {
-		where = append(where, "("+alias+".name, "+alias+".id) > (?, ?)")
-		args = append(args, f.After.Key, f.After.ID)
-	}
-	return strings.Join(where, " AND "), args
+	w := sqlstore.ListWhere(sqlstore.Question, "instr(upper(%s.name), upper(?)) > 0", alias, t.userID, f)
+	return w.String(), w.Args
 }
 
 // atomically runs fn inside a savepoint, so a method of several statements
@@ -82,11 +72,10 @@ func (t *tx) insertError(ctx context.Context, err error, table, kind, id, nameMs
 	return convert(err, op, conflictAs("name", nameMsg))
 }
 
-func (t *tx) checkOwner(kind, id, userID string) error {
-	if userID != t.userID {
-		return fmt.Errorf("%s %s is of user %s, not of the transaction's user %s", kind, id, userID, t.userID)
-	}
-	return nil
+// checkOwner returns an internal error if a row of user owner is written
+// in the transaction of another.
+func (t *tx) checkOwner(kind, id, owner string) error {
+	return sqlstore.CheckOwner(kind, id, owner, t.userID)
 }
 
 // oneRow returns ENOTFOUND if the statement touched no row.
