@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"strconv"
 )
 
@@ -217,42 +218,30 @@ func verifyAudit(ctx context.Context, st AuditStore) (AuditReport, error) {
 		return rep, nil
 	}
 	want, prev := head.FirstSeq, head.AnchorHash
-	var after int64
-walk:
-	for after < head.Seq {
-		list, err := st.AuditChain(ctx, after, auditBatch)
+	for e, err := range chainEvents(ctx, st, head.Seq) {
 		if err != nil {
-			return rep, fmt.Errorf("read audit events after seq %d: %w", after, err)
+			return rep, err
 		}
-		if len(list) == 0 {
-			break
+		switch {
+		case e.Seq < want:
+			return broken(e.Seq, "the row is before the chain's anchor (seq %d): the anchor was moved without pruning", head.FirstSeq)
+		case e.Seq == want+1:
+			return broken(want, "the row is missing (deleted); the next row kept is seq %d", e.Seq)
+		case e.Seq > want:
+			return broken(want, "rows %d to %d are missing (deleted); the next row kept is seq %d", want, e.Seq-1, e.Seq)
 		}
-		for _, e := range list {
-			if e.Seq > head.Seq {
-				break walk
-			}
-			after = e.Seq
-			switch {
-			case e.Seq < want:
-				return broken(e.Seq, "the row is before the chain's anchor (seq %d): the anchor was moved without pruning", head.FirstSeq)
-			case e.Seq == want+1:
-				return broken(want, "the row is missing (deleted); the next row kept is seq %d", e.Seq)
-			case e.Seq > want:
-				return broken(want, "rows %d to %d are missing (deleted); the next row kept is seq %d", want, e.Seq-1, e.Seq)
-			}
-			if !bytes.Equal(e.PrevHash, prev) {
-				return brokenLink(ctx, st, rep, e, head)
-			}
-			sum, err := e.ComputeHash()
-			if err != nil {
-				return broken(e.Seq, "content changed: %s", ErrorMessage(err))
-			}
-			if !bytes.Equal(sum, e.Hash) {
-				return broken(e.Seq, "content changed: the stored hash is not the hash of the row's content")
-			}
-			rep.Events++
-			want, prev = e.Seq+1, e.Hash
+		if !bytes.Equal(e.PrevHash, prev) {
+			return brokenLink(ctx, st, rep, e, head)
 		}
+		sum, err := e.ComputeHash()
+		if err != nil {
+			return broken(e.Seq, "content changed: %s", ErrorMessage(err))
+		}
+		if !bytes.Equal(sum, e.Hash) {
+			return broken(e.Seq, "content changed: the stored hash is not the hash of the row's content")
+		}
+		rep.Events++
+		want, prev = e.Seq+1, e.Hash
 	}
 	switch {
 	case want == head.Seq:
@@ -275,24 +264,41 @@ func brokenLink(ctx context.Context, st AuditStore, rep AuditReport, e *AuditEve
 	}
 	rep.Break.Reason = fmt.Sprintf("prev_hash is not the hash of seq %d: that row was rewritten with a recomputed hash, or this one was changed", e.Seq-1)
 	// One more walk, only when broken, to tell a reordering apart.
-	var after int64
-	for after < head.Seq {
-		list, err := st.AuditChain(ctx, after, auditBatch)
+	for o, err := range chainEvents(ctx, st, head.Seq) {
 		if err != nil {
-			return rep, fmt.Errorf("read audit events after seq %d: %w", after, err)
+			return rep, err
 		}
-		if len(list) == 0 {
-			break
-		}
-		for _, o := range list {
-			if o.Seq != e.Seq && bytes.Equal(o.Hash, e.PrevHash) {
-				rep.Break.Reason = fmt.Sprintf("out of order: the row follows seq %d, not seq %d (rows were reordered)", o.Seq, e.Seq-1)
-				return rep, nil
-			}
-			after = o.Seq
+		if o.Seq != e.Seq && bytes.Equal(o.Hash, e.PrevHash) {
+			rep.Break.Reason = fmt.Sprintf("out of order: the row follows seq %d, not seq %d (rows were reordered)", o.Seq, e.Seq-1)
+			return rep, nil
 		}
 	}
 	return rep, nil
+}
+
+// chainEvents yields the stored events in order, from the oldest kept to
+// seq upTo, read auditBatch at a time. A read error is yielded once, with
+// no event, and ends the walk.
+func chainEvents(ctx context.Context, st AuditStore, upTo int64) iter.Seq2[*AuditEvent, error] {
+	return func(yield func(*AuditEvent, error) bool) {
+		var after int64
+		for after < upTo {
+			list, err := st.AuditChain(ctx, after, auditBatch)
+			if err != nil {
+				yield(nil, fmt.Errorf("read audit events after seq %d: %w", after, err))
+				return
+			}
+			if len(list) == 0 {
+				return
+			}
+			for _, e := range list {
+				if e.Seq > upTo || !yield(e, nil) {
+					return
+				}
+				after = e.Seq
+			}
+		}
+	}
 }
 
 // HexHash formats a hash for people: lower-case hex, or "(none)".

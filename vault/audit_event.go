@@ -277,11 +277,7 @@ func (s *Service) AuditEvents(ctx context.Context, userID string, o AuditOptions
 	if !o.Since.IsZero() && !o.Until.IsZero() && !o.Since.Before(o.Until) {
 		return Page[*AuditEvent]{}, Invalid("until", "must be after since")
 	}
-	var list []*AuditEvent
-	err = s.store.View(ctx, userID, func(tx Tx) (err error) {
-		list, err = tx.AuditEvents(ctx, f)
-		return err
-	})
+	list, err := view(ctx, s.store, userID, func(tx Tx) ([]*AuditEvent, error) { return tx.AuditEvents(ctx, f) })
 	if err != nil {
 		return Page[*AuditEvent]{}, fmt.Errorf("list audit events: %w", err)
 	}

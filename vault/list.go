@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"context"
 	"encoding/base64"
 	"strings"
 	"unicode/utf8"
@@ -72,4 +73,33 @@ func NewPage[T any](items []T, limit int, cursor func(T) Cursor) Page[T] {
 		p.Items = []T{}
 	}
 	return p
+}
+
+// view returns what read finds in a read-only transaction of the user.
+func view[T any](ctx context.Context, st Store, userID string, read func(Tx) (T, error)) (T, error) {
+	var out T
+	err := st.View(ctx, userID, func(tx Tx) (err error) {
+		out, err = read(tx)
+		return err
+	})
+	return out, err
+}
+
+// listPage reads one page of a user's list: it checks o, asks read for one
+// item more than the page holds (which tells whether a next page exists),
+// and cuts the result to the page and the cursor of the next. Returns
+// EINVALID for a bad limit, query or cursor.
+func listPage[T any](ctx context.Context, st Store, userID string, o ListOptions,
+	read func(Tx, context.Context, ListFilter) ([]T, error), cursor func(T) Cursor) (Page[T], error) {
+	f, err := o.Filter()
+	if err != nil {
+		return Page[T]{}, err
+	}
+	limit := f.Limit
+	f.Limit++
+	list, err := view(ctx, st, userID, func(tx Tx) ([]T, error) { return read(tx, ctx, f) })
+	if err != nil {
+		return Page[T]{}, err
+	}
+	return NewPage(list, limit, cursor), nil
 }

@@ -218,11 +218,7 @@ func (s *Service) DeleteProfile(ctx context.Context, userID, id string) error {
 
 // Profile returns a profile. Returns ENOTFOUND if it does not exist.
 func (s *Service) Profile(ctx context.Context, userID, id string) (*Profile, error) {
-	var p *Profile
-	err := s.store.View(ctx, userID, func(tx Tx) (err error) {
-		p, err = tx.Profile(ctx, id)
-		return err
-	})
+	p, err := view(ctx, s.store, userID, func(tx Tx) (*Profile, error) { return tx.Profile(ctx, id) })
 	if err != nil {
 		return nil, fmt.Errorf("read profile %s: %w", id, err)
 	}
@@ -232,20 +228,11 @@ func (s *Service) Profile(ctx context.Context, userID, id string) (*Profile, err
 // Profiles lists the user's profiles by name. Returns EINVALID for a bad
 // limit, query or cursor.
 func (s *Service) Profiles(ctx context.Context, userID string, o ListOptions) (Page[*Profile], error) {
-	f, err := o.Filter()
+	p, err := listPage(ctx, s.store, userID, o, Tx.Profiles, func(x *Profile) Cursor { return Cursor{x.Name, x.ID} })
 	if err != nil {
-		return Page[*Profile]{}, err
+		return p, fmt.Errorf("list profiles: %w", err)
 	}
-	var list []*Profile
-	f.Limit++
-	err = s.store.View(ctx, userID, func(tx Tx) error {
-		list, err = tx.Profiles(ctx, f)
-		return err
-	})
-	if err != nil {
-		return Page[*Profile]{}, fmt.Errorf("list profiles: %w", err)
-	}
-	return NewPage(list, f.Limit-1, func(x *Profile) Cursor { return Cursor{x.Name, x.ID} }), nil
+	return p, nil
 }
 
 func nonNil(s []string) []string {

@@ -393,11 +393,7 @@ func (s *Service) DeleteSecret(ctx context.Context, userID, id string) error {
 
 // Secret returns a secret, sealed. Returns ENOTFOUND if it does not exist.
 func (s *Service) Secret(ctx context.Context, userID, id string) (*Secret, error) {
-	var sec *Secret
-	err := s.store.View(ctx, userID, func(tx Tx) (err error) {
-		sec, err = tx.Secret(ctx, id)
-		return err
-	})
+	sec, err := view(ctx, s.store, userID, func(tx Tx) (*Secret, error) { return tx.Secret(ctx, id) })
 	if err != nil {
 		return nil, fmt.Errorf("read secret %s: %w", id, err)
 	}
@@ -407,20 +403,11 @@ func (s *Service) Secret(ctx context.Context, userID, id string) (*Secret, error
 // Secrets lists the user's secrets, sealed, by name. Returns EINVALID for a
 // bad limit, query or cursor.
 func (s *Service) Secrets(ctx context.Context, userID string, o ListOptions) (Page[*Secret], error) {
-	f, err := o.Filter()
+	p, err := listPage(ctx, s.store, userID, o, Tx.Secrets, func(x *Secret) Cursor { return Cursor{x.Name, x.ID} })
 	if err != nil {
-		return Page[*Secret]{}, err
+		return p, fmt.Errorf("list secrets: %w", err)
 	}
-	var list []*Secret
-	f.Limit++ // one more tells whether a next page exists
-	err = s.store.View(ctx, userID, func(tx Tx) error {
-		list, err = tx.Secrets(ctx, f)
-		return err
-	})
-	if err != nil {
-		return Page[*Secret]{}, fmt.Errorf("list secrets: %w", err)
-	}
-	return NewPage(list, f.Limit-1, func(x *Secret) Cursor { return Cursor{x.Name, x.ID} }), nil
+	return p, nil
 }
 
 // checkProfiles returns EINVALID unless every id is one of the user's

@@ -15,8 +15,10 @@ import (
 const DefaultMaxSecrets = 1000
 
 // Service holds the rules of the vault on top of a Store. It is the only
-// code that sees a plaintext value, and it hands values out only through
-// GetDecryptedForProfile.
+// code above the crypto layer (package seal) that sees a plaintext value,
+// and it hands values out only through the release functions of
+// release.go (GetDecryptedForProfile and its variants); no other method
+// returns one.
 type Service struct {
 	store      Store
 	keys       keyring
