@@ -707,37 +707,7 @@ func testAuditFailedAppendRollsBack(t *testing.T, f *fixture) {
 		mustExec(t, f.h, q)
 	}
 	ctx := f.ctx
-	for name, write := range map[string]func() error{
-		"create secret": func() error {
-			_, err := f.svc.CreateSecret(ctx, alice, vault.SecretInput{Name: "NEW", Value: value("new")})
-			return err
-		},
-		"update secret": func() error {
-			_, err := f.svc.UpdateSecret(ctx, alice, sec.ID, vault.SecretPatch{Value: ptr(value("new")), Name: ptr("RENAMED")})
-			return err
-		},
-		"delete secret": func() error { return f.svc.DeleteSecret(ctx, alice, sec.ID) },
-		"create profile": func() error {
-			_, err := f.svc.CreateProfile(ctx, alice, vault.ProfileInput{Name: "p2", Image: "x"})
-			return err
-		},
-		"update profile": func() error {
-			_, err := f.svc.UpdateProfile(ctx, alice, p.ID, vault.ProfilePatch{Image: ptr("changed")})
-			return err
-		},
-		"delete profile": func() error { return f.svc.DeleteProfile(ctx, alice, p.ID) },
-		"create token":   func() error { _, err := f.svc.CreateToken(ctx, alice); return err },
-		"create user":    func() error { _, _, err := f.svc.CreateUser(ctx, "bob"); return err },
-		"release": func() error {
-			_, err := f.svc.ReleaseForTask(ctx, alice, vault.TaskRelease{TaskID: "tsk_1", ProfileID: p.ID})
-			return err
-		},
-		"roll back": func() error { _, err := f.svc.RollbackSecret(ctx, alice, sec.ID, 1); return err },
-		"import": func() error {
-			_, err := f.svc.ImportSecrets(ctx, alice, []vault.ImportEntry{{Line: 1, Name: "KEPT", Value: value("imported")}}, vault.ScopeAll, nil)
-			return err
-		},
-	} {
+	for name, write := range auditedWrites(f, alice, p, sec) {
 		err := write()
 		if err == nil {
 			t.Errorf("%s succeeded without its audit event", name)
@@ -776,5 +746,42 @@ func testAuditFailedAppendRollsBack(t *testing.T, f *fixture) {
 	f.mustUpdateSecret(alice, sec.ID, vault.SecretPatch{Value: ptr(value("new"))})
 	if got := mustVerify(t, f.store); got != int64(len(before)+1) {
 		t.Errorf("verified %d events, want %d", got, len(before)+1)
+	}
+}
+
+// auditedWrites are a write of each kind the Service audits, by alice on
+// her profile p and secret sec.
+func auditedWrites(f *fixture, alice string, p *vault.Profile, sec *vault.Secret) map[string]func() error {
+	ctx := f.ctx
+	return map[string]func() error{
+		"create secret": func() error {
+			_, err := f.svc.CreateSecret(ctx, alice, vault.SecretInput{Name: "NEW", Value: value("new")})
+			return err
+		},
+		"update secret": func() error {
+			_, err := f.svc.UpdateSecret(ctx, alice, sec.ID, vault.SecretPatch{Value: ptr(value("new")), Name: ptr("RENAMED")})
+			return err
+		},
+		"delete secret": func() error { return f.svc.DeleteSecret(ctx, alice, sec.ID) },
+		"create profile": func() error {
+			_, err := f.svc.CreateProfile(ctx, alice, vault.ProfileInput{Name: "p2", Image: "x"})
+			return err
+		},
+		"update profile": func() error {
+			_, err := f.svc.UpdateProfile(ctx, alice, p.ID, vault.ProfilePatch{Image: ptr("changed")})
+			return err
+		},
+		"delete profile": func() error { return f.svc.DeleteProfile(ctx, alice, p.ID) },
+		"create token":   func() error { _, err := f.svc.CreateToken(ctx, alice); return err },
+		"create user":    func() error { _, _, err := f.svc.CreateUser(ctx, "bob"); return err },
+		"release": func() error {
+			_, err := f.svc.ReleaseForTask(ctx, alice, vault.TaskRelease{TaskID: "tsk_1", ProfileID: p.ID})
+			return err
+		},
+		"roll back": func() error { _, err := f.svc.RollbackSecret(ctx, alice, sec.ID, 1); return err },
+		"import": func() error {
+			_, err := f.svc.ImportSecrets(ctx, alice, []vault.ImportEntry{{Line: 1, Name: "KEPT", Value: value("imported")}}, vault.ScopeAll, nil)
+			return err
+		},
 	}
 }

@@ -131,39 +131,7 @@ func testSecretRules(t *testing.T, f *fixture) {
 	unknown := vault.NewID(vault.PrefixProfile)
 	agents := vault.ScopeAgents
 
-	refused := []struct {
-		name  string
-		in    vault.SecretInput
-		code  string
-		field string
-	}{
-		{"empty name", vault.SecretInput{Name: "", Value: value("v")}, vault.EINVALID, "name"},
-		{"lower-case name", vault.SecretInput{Name: "api_key", Value: value("v")}, vault.EINVALID, "name"},
-		{"mixed-case name", vault.SecretInput{Name: "Api_Key", Value: value("v")}, vault.EINVALID, "name"},
-		{"name starting with a digit", vault.SecretInput{Name: "1API", Value: value("v")}, vault.EINVALID, "name"},
-		{"name with a dash", vault.SecretInput{Name: "API-KEY", Value: value("v")}, vault.EINVALID, "name"},
-		{"name with a space", vault.SecretInput{Name: "API KEY", Value: value("v")}, vault.EINVALID, "name"},
-		{"name with a dot", vault.SecretInput{Name: "API.KEY", Value: value("v")}, vault.EINVALID, "name"},
-		{"non-ASCII name", vault.SecretInput{Name: "ÄPI", Value: value("v")}, vault.EINVALID, "name"},
-		{"name with a newline", vault.SecretInput{Name: "API\nKEY", Value: value("v")}, vault.EINVALID, "name"},
-		{"name of 257 characters", vault.SecretInput{Name: strings.Repeat("A", 257), Value: value("v")}, vault.EINVALID, "name"},
-		{"empty value", vault.SecretInput{Name: "API", Value: ""}, vault.EINVALID, "value"},
-		{"value over 64 KiB", vault.SecretInput{Name: "API", Value: value(strings.Repeat("x", vault.MaxValueLen))}, vault.EINVALID, "value"},
-		{"value with NUL", vault.SecretInput{Name: "API", Value: value("a\x00b")}, vault.EINVALID, "value"},
-		{"unknown scope", vault.SecretInput{Name: "API", Value: value("v"), Scope: "some"}, vault.EINVALID, "scope"},
-		{"scope in upper case", vault.SecretInput{Name: "API", Value: value("v"), Scope: "ALL"}, vault.EINVALID, "scope"},
-		{"all with profile_ids", vault.SecretInput{Name: "API", Value: value("v"), ProfileIDs: []string{p1.ID}}, vault.EINVALID, "profile_ids"},
-		{"explicit all with profile_ids", vault.SecretInput{Name: "API", Value: value("v"), Scope: vault.ScopeAll, ProfileIDs: []string{p1.ID}}, vault.EINVALID, "profile_ids"},
-		{"agents without profile_ids", vault.SecretInput{Name: "API", Value: value("v"), Scope: agents}, vault.EINVALID, "profile_ids"},
-		{"agents with empty profile_ids", vault.SecretInput{Name: "API", Value: value("v"), Scope: agents, ProfileIDs: []string{}}, vault.EINVALID, "profile_ids"},
-		{"agents with a duplicate id", vault.SecretInput{Name: "API", Value: value("v"), Scope: agents, ProfileIDs: []string{p1.ID, p2.ID, p1.ID}}, vault.EINVALID, "profile_ids"},
-		{"agents with an unknown profile", vault.SecretInput{Name: "API", Value: value("v"), Scope: agents, ProfileIDs: []string{unknown}}, vault.EINVALID, "profile_ids"},
-		{"agents with another user's profile", vault.SecretInput{Name: "API", Value: value("v"), Scope: agents, ProfileIDs: []string{theirs.ID}}, vault.EINVALID, "profile_ids"},
-		{"agents with one good and one unknown profile", vault.SecretInput{Name: "API", Value: value("v"), Scope: agents, ProfileIDs: []string{p1.ID, unknown}}, vault.EINVALID, "profile_ids"},
-		{"agents with a malformed id", vault.SecretInput{Name: "API", Value: value("v"), Scope: agents, ProfileIDs: []string{"'; DROP TABLE secrets; --"}}, vault.EINVALID, "profile_ids"},
-		{"description over 1000 bytes", vault.SecretInput{Name: "API", Value: value("v"), Description: strings.Repeat("d", 1001)}, vault.EINVALID, "description"},
-		{"description with NUL", vault.SecretInput{Name: "API", Value: value("v"), Description: "a\x00b"}, vault.EINVALID, "description"},
-	}
+	refused := refusedSecrets(p1, p2, theirs, unknown)
 	for _, tc := range refused {
 		t.Run("refuses "+tc.name, func(t *testing.T) {
 			_, err := f.svc.CreateSecret(f.ctx, user, tc.in)
@@ -228,6 +196,49 @@ func testSecretRules(t *testing.T, f *fixture) {
 	}
 	if env["PEM"] != value("-----BEGIN-----\nzäöü ✓\n-----END-----\n") {
 		t.Errorf("multi-line value did not round-trip")
+	}
+}
+
+// refusedSecret is an input CreateSecret refuses, with the code and field
+// of its error.
+type refusedSecret struct {
+	name  string
+	in    vault.SecretInput
+	code  string
+	field string
+}
+
+// refusedSecrets are the inputs testSecretRules expects refused; p1 and p2
+// are the user's profiles, theirs another user's, unknown an id never used.
+func refusedSecrets(p1, p2, theirs *vault.Profile, unknown string) []refusedSecret {
+	agents := vault.ScopeAgents
+	return []refusedSecret{
+		{"empty name", vault.SecretInput{Name: "", Value: value("v")}, vault.EINVALID, "name"},
+		{"lower-case name", vault.SecretInput{Name: "api_key", Value: value("v")}, vault.EINVALID, "name"},
+		{"mixed-case name", vault.SecretInput{Name: "Api_Key", Value: value("v")}, vault.EINVALID, "name"},
+		{"name starting with a digit", vault.SecretInput{Name: "1API", Value: value("v")}, vault.EINVALID, "name"},
+		{"name with a dash", vault.SecretInput{Name: "API-KEY", Value: value("v")}, vault.EINVALID, "name"},
+		{"name with a space", vault.SecretInput{Name: "API KEY", Value: value("v")}, vault.EINVALID, "name"},
+		{"name with a dot", vault.SecretInput{Name: "API.KEY", Value: value("v")}, vault.EINVALID, "name"},
+		{"non-ASCII name", vault.SecretInput{Name: "ÄPI", Value: value("v")}, vault.EINVALID, "name"},
+		{"name with a newline", vault.SecretInput{Name: "API\nKEY", Value: value("v")}, vault.EINVALID, "name"},
+		{"name of 257 characters", vault.SecretInput{Name: strings.Repeat("A", 257), Value: value("v")}, vault.EINVALID, "name"},
+		{"empty value", vault.SecretInput{Name: "API", Value: ""}, vault.EINVALID, "value"},
+		{"value over 64 KiB", vault.SecretInput{Name: "API", Value: value(strings.Repeat("x", vault.MaxValueLen))}, vault.EINVALID, "value"},
+		{"value with NUL", vault.SecretInput{Name: "API", Value: value("a\x00b")}, vault.EINVALID, "value"},
+		{"unknown scope", vault.SecretInput{Name: "API", Value: value("v"), Scope: "some"}, vault.EINVALID, "scope"},
+		{"scope in upper case", vault.SecretInput{Name: "API", Value: value("v"), Scope: "ALL"}, vault.EINVALID, "scope"},
+		{"all with profile_ids", vault.SecretInput{Name: "API", Value: value("v"), ProfileIDs: []string{p1.ID}}, vault.EINVALID, "profile_ids"},
+		{"explicit all with profile_ids", vault.SecretInput{Name: "API", Value: value("v"), Scope: vault.ScopeAll, ProfileIDs: []string{p1.ID}}, vault.EINVALID, "profile_ids"},
+		{"agents without profile_ids", vault.SecretInput{Name: "API", Value: value("v"), Scope: agents}, vault.EINVALID, "profile_ids"},
+		{"agents with empty profile_ids", vault.SecretInput{Name: "API", Value: value("v"), Scope: agents, ProfileIDs: []string{}}, vault.EINVALID, "profile_ids"},
+		{"agents with a duplicate id", vault.SecretInput{Name: "API", Value: value("v"), Scope: agents, ProfileIDs: []string{p1.ID, p2.ID, p1.ID}}, vault.EINVALID, "profile_ids"},
+		{"agents with an unknown profile", vault.SecretInput{Name: "API", Value: value("v"), Scope: agents, ProfileIDs: []string{unknown}}, vault.EINVALID, "profile_ids"},
+		{"agents with another user's profile", vault.SecretInput{Name: "API", Value: value("v"), Scope: agents, ProfileIDs: []string{theirs.ID}}, vault.EINVALID, "profile_ids"},
+		{"agents with one good and one unknown profile", vault.SecretInput{Name: "API", Value: value("v"), Scope: agents, ProfileIDs: []string{p1.ID, unknown}}, vault.EINVALID, "profile_ids"},
+		{"agents with a malformed id", vault.SecretInput{Name: "API", Value: value("v"), Scope: agents, ProfileIDs: []string{"'; DROP TABLE secrets; --"}}, vault.EINVALID, "profile_ids"},
+		{"description over 1000 bytes", vault.SecretInput{Name: "API", Value: value("v"), Description: strings.Repeat("d", 1001)}, vault.EINVALID, "description"},
+		{"description with NUL", vault.SecretInput{Name: "API", Value: value("v"), Description: "a\x00b"}, vault.EINVALID, "description"},
 	}
 }
 
@@ -523,8 +534,16 @@ func testTxIsScopedToItsUser(t *testing.T, f *fixture) {
 	_, err = f.store.SecretsForProfile(f.ctx, bob, pa.ID)
 	wantErr(t, err, vault.ENOTFOUND, "")
 
-	// A grant to another user's profile is refused by the store itself,
-	// not only by the service's check.
+	f.wantStrayGrantRefused(alice, bob, pa, sa, sall)
+
+}
+
+// wantStrayGrantRefused checks that a grant of bob's secret to alice's
+// profile pa is refused by the store itself, not only by the service's
+// check, and that alice's secrets sa and sall are as they were.
+func (f *fixture) wantStrayGrantRefused(alice, bob string, pa *vault.Profile, sa, sall *vault.Secret) {
+	t := f.t
+	t.Helper()
 	now := f.now().UTC().Truncate(time.Microsecond)
 	stray := &vault.Secret{
 		ID: vault.NewID(vault.PrefixSecret), UserID: bob, Name: "STRAY", Scope: vault.ScopeAgents,

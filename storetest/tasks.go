@@ -276,29 +276,7 @@ func testTaskListNewestFirst(t *testing.T, f *fixture) {
 	want := newestFirst(tasks)
 
 	for _, limit := range []int{1, 2, 3, 4, len(tasks) - 1, len(tasks), len(tasks) + 1, 100} {
-		t.Run(fmt.Sprintf("store by %d", limit), func(t *testing.T) {
-			f := f.sub(t)
-			var got []*orchestrator.Task
-			filter := vault.ListFilter{Limit: limit, Query: "ignored"}
-			for range len(tasks) + 2 {
-				page := f.mustList(alice, filter)
-				if len(page) > limit {
-					t.Fatalf("a page of limit %d holds %d tasks", limit, len(page))
-				}
-				got = append(got, page...)
-				if len(page) < limit {
-					break
-				}
-				cursor := orchestrator.TaskCursor(page[len(page)-1])
-				filter.After = &cursor
-			}
-			if g, w := taskIDs(got), taskIDs(want); !slices.Equal(g, w) {
-				t.Fatalf("walked %d tasks:\n got %v\nwant %v", len(g), g, w)
-			}
-			for i := range got {
-				sameTask(t, got[i], want[i])
-			}
-		})
+		t.Run(fmt.Sprintf("store by %d", limit), func(t *testing.T) { f.sub(t).walkTasks(alice, limit, want) })
 	}
 
 	t.Run("through the orchestrator", func(t *testing.T) {
@@ -337,6 +315,33 @@ func testTaskListNewestFirst(t *testing.T, f *fixture) {
 			wantErr(t, err, vault.EINVALID, "cursor")
 		}
 	})
+}
+
+// walkTasks walks the user's tasks through the store, limit a page, and
+// checks they are want, in order.
+func (f *fixture) walkTasks(userID string, limit int, want []*orchestrator.Task) {
+	t := f.t
+	t.Helper()
+	var got []*orchestrator.Task
+	filter := vault.ListFilter{Limit: limit, Query: "ignored"}
+	for range len(want) + 2 {
+		page := f.mustList(userID, filter)
+		if len(page) > limit {
+			t.Fatalf("a page of limit %d holds %d tasks", limit, len(page))
+		}
+		got = append(got, page...)
+		if len(page) < limit {
+			break
+		}
+		cursor := orchestrator.TaskCursor(page[len(page)-1])
+		filter.After = &cursor
+	}
+	if g, w := taskIDs(got), taskIDs(want); !slices.Equal(g, w) {
+		t.Fatalf("walked %d tasks:\n got %v\nwant %v", len(g), g, w)
+	}
+	for i := range got {
+		sameTask(t, got[i], want[i])
+	}
 }
 
 func testTaskClaimOrder(t *testing.T, f *fixture) {
