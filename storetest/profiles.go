@@ -67,8 +67,17 @@ func testProfileRoundTrip(t *testing.T, f *fixture) {
 	}
 	sameProfile(t, f.mustGetProfile(user, created.ID), cleared)
 
-	// Names are unique per user, byte for byte.
-	_, err = f.svc.CreateProfile(f.ctx, user, vault.ProfileInput{Name: "renamed", Image: "alpine"})
+	f.wantProfileNameRules(user, created, bare)
+
+}
+
+// wantProfileNameRules checks that profile names are unique per user, byte
+// for byte, and that deleting created frees its name; bare is another
+// profile of the user.
+func (f *fixture) wantProfileNameRules(user string, created, bare *vault.Profile) {
+	t := f.t
+	t.Helper()
+	_, err := f.svc.CreateProfile(f.ctx, user, vault.ProfileInput{Name: "renamed", Image: "alpine"})
 	wantErr(t, err, vault.ECONFLICT, "name")
 	_, err = f.svc.UpdateProfile(f.ctx, user, bare.ID, vault.ProfilePatch{Name: ptr("renamed")})
 	wantErr(t, err, vault.ECONFLICT, "name")
@@ -213,44 +222,7 @@ func testPagination(t *testing.T, f *fixture) {
 		})
 	}
 
-	t.Run("store keyset", func(t *testing.T) {
-		mid := wantSecrets[4]
-		err := f.store.View(f.ctx, user, func(tx vault.Tx) error {
-			list, err := tx.Secrets(f.ctx, vault.ListFilter{After: &vault.Cursor{Key: mid.Name, ID: mid.ID}, Limit: 3})
-			if err != nil {
-				return err
-			}
-			if g, w := secretIDs(list), secretIDs(wantSecrets[5:8]); !slices.Equal(g, w) {
-				t.Errorf("3 secrets after %s: got %v, want %v", mid.ID, g, w)
-			}
-			// A cursor need not name an existing row.
-			list, err = tx.Secrets(f.ctx, vault.ListFilter{After: &vault.Cursor{Key: "DUP", ID: "sec_~"}, Limit: 1})
-			if err != nil {
-				return err
-			}
-			if len(list) != 1 || list[0].Name <= "DUP" {
-				t.Errorf("after (DUP, sec_~): got %v, want the first secret named after DUP", secretIDs(list))
-			}
-			all, err := tx.Secrets(f.ctx, vault.ListFilter{Limit: 1000})
-			if err != nil {
-				return err
-			}
-			if len(all) != len(wantSecrets) {
-				t.Errorf("limit over the count: %d secrets, want %d", len(all), len(wantSecrets))
-			}
-			pl, err := tx.Profiles(f.ctx, vault.ListFilter{After: &vault.Cursor{Key: wantProfiles[0].Name, ID: wantProfiles[0].ID}, Limit: 2})
-			if err != nil {
-				return err
-			}
-			if g, w := profileIDs(pl), profileIDs(wantProfiles[1:3]); !slices.Equal(g, w) {
-				t.Errorf("2 profiles after the first: got %v, want %v", g, w)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("view: %v", err)
-		}
-	})
+	t.Run("store keyset", func(t *testing.T) { f.sub(t).wantStoreKeyset(user, wantSecrets, wantProfiles) })
 
 	t.Run("bad options", func(t *testing.T) {
 		_, err := f.svc.Secrets(f.ctx, user, vault.ListOptions{Cursor: "not a cursor!"})
@@ -260,6 +232,50 @@ func testPagination(t *testing.T, f *fixture) {
 		_, err = f.svc.Profiles(f.ctx, user, vault.ListOptions{Limit: -1})
 		wantErr(t, err, vault.EINVALID, "limit")
 	})
+}
+
+// wantStoreKeyset checks the store's keyset pages of the user's secrets
+// and profiles, whose whole lists in order are wantSecrets and
+// wantProfiles.
+func (f *fixture) wantStoreKeyset(user string, wantSecrets []*vault.Secret, wantProfiles []*vault.Profile) {
+	t := f.t
+	t.Helper()
+	mid := wantSecrets[4]
+	err := f.store.View(f.ctx, user, func(tx vault.Tx) error {
+		list, err := tx.Secrets(f.ctx, vault.ListFilter{After: &vault.Cursor{Key: mid.Name, ID: mid.ID}, Limit: 3})
+		if err != nil {
+			return err
+		}
+		if g, w := secretIDs(list), secretIDs(wantSecrets[5:8]); !slices.Equal(g, w) {
+			t.Errorf("3 secrets after %s: got %v, want %v", mid.ID, g, w)
+		}
+		// A cursor need not name an existing row.
+		list, err = tx.Secrets(f.ctx, vault.ListFilter{After: &vault.Cursor{Key: "DUP", ID: "sec_~"}, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(list) != 1 || list[0].Name <= "DUP" {
+			t.Errorf("after (DUP, sec_~): got %v, want the first secret named after DUP", secretIDs(list))
+		}
+		all, err := tx.Secrets(f.ctx, vault.ListFilter{Limit: 1000})
+		if err != nil {
+			return err
+		}
+		if len(all) != len(wantSecrets) {
+			t.Errorf("limit over the count: %d secrets, want %d", len(all), len(wantSecrets))
+		}
+		pl, err := tx.Profiles(f.ctx, vault.ListFilter{After: &vault.Cursor{Key: wantProfiles[0].Name, ID: wantProfiles[0].ID}, Limit: 2})
+		if err != nil {
+			return err
+		}
+		if g, w := profileIDs(pl), profileIDs(wantProfiles[1:3]); !slices.Equal(g, w) {
+			t.Errorf("2 profiles after the first: got %v, want %v", g, w)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("view: %v", err)
+	}
 }
 
 func testQueryFilter(t *testing.T, f *fixture) {

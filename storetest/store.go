@@ -92,13 +92,21 @@ func testKeyChecks(t *testing.T, f *fixture) {
 		t.Errorf("old keyring after rotation: %v; want an error naming %s", err, rotatedKeys.CurrentID())
 	}
 
-	// PutKeyCheck replaces the check of the same key id.
+	f.wantPutKeyCheckReplaces()
+
+}
+
+// wantPutKeyCheckReplaces checks that PutKeyCheck replaces the check of
+// the same key id; the store holds two other checks.
+func (f *fixture) wantPutKeyCheckReplaces() {
+	t := f.t
+	t.Helper()
 	for _, sealed := range [][]byte{{1, 2, 3}, {4, 5}} {
 		if err := f.store.PutKeyCheck(f.ctx, vault.KeyCheck{KeyID: "0badc0de", Sealed: sealed}); err != nil {
 			t.Fatalf("put key check: %v", err)
 		}
 	}
-	checks, err = f.store.KeyChecks(f.ctx)
+	checks, err := f.store.KeyChecks(f.ctx)
 	if err != nil {
 		t.Fatalf("key checks: %v", err)
 	}
@@ -173,48 +181,7 @@ func testFailedWritesChangeNothing(t *testing.T, f *fixture) {
 	// Below, the service's checks are bypassed: the store's own unique
 	// rules refuse the write, and the method leaves no part of it behind
 	// even when fn goes on to commit.
-	direct := []struct {
-		name  string
-		field string
-		write func(tx vault.Tx) error
-	}{
-		{"Tx.UpdateSecret onto a taken all name", "name", func(tx vault.Tx) error {
-			s, err := tx.Secret(f.ctx, bar.ID)
-			if err != nil {
-				return err
-			}
-			s.Name, s.Description, s.Version = "FOO", "changed", 9
-			return tx.UpdateSecret(f.ctx, s)
-		}},
-		{"Tx.UpdateSecret onto a granted profile", "profile_ids", func(tx vault.Tx) error {
-			s, err := tx.Secret(f.ctx, x2.ID)
-			if err != nil {
-				return err
-			}
-			s.ProfileIDs, s.Description = []string{p1.ID, p2.ID, p3.ID}, "changed"
-			return tx.UpdateSecret(f.ctx, s)
-		}},
-		{"Tx.UpdateSecret renaming onto a granted name", "profile_ids", func(tx vault.Tx) error {
-			s, err := tx.Secret(f.ctx, bar.ID)
-			if err != nil {
-				return err
-			}
-			s.Name, s.Scope, s.ProfileIDs = "X", vault.ScopeAgents, []string{p3.ID, p1.ID}
-			return tx.UpdateSecret(f.ctx, s)
-		}},
-		{"Tx.CreateSecret of a taken all name", "name", func(tx vault.Tx) error {
-			s := *foo
-			s.ID = vault.NewID(vault.PrefixSecret)
-			return tx.CreateSecret(f.ctx, &s)
-		}},
-		{"Tx.CreateSecret whose last grant collides", "profile_ids", func(tx vault.Tx) error {
-			s := *x1
-			s.ID = vault.NewID(vault.PrefixSecret)
-			s.ProfileIDs = []string{p3.ID, p2.ID}
-			slices.Sort(s.ProfileIDs)
-			return tx.CreateSecret(f.ctx, &s)
-		}},
-	}
+	direct := directConflicts(f, foo, bar, x1, x2, []*vault.Profile{p1, p2, p3})
 	for _, tc := range direct {
 		t.Run(tc.name, func(t *testing.T) {
 			var writeErr error
@@ -252,6 +219,59 @@ func testFailedWritesChangeNothing(t *testing.T, f *fixture) {
 	})
 }
 
+// conflictWrite is a write straight on a Tx that the store's own unique
+// rules refuse, with the field its ECONFLICT names.
+type conflictWrite struct {
+	name  string
+	field string
+	write func(tx vault.Tx) error
+}
+
+// directConflicts are the writes testFailedWritesChangeNothing makes
+// bypassing the service's checks: foo and bar are all secrets, x1 and x2
+// agents secrets of one name granted to the first and second of p.
+func directConflicts(f *fixture, foo, bar, x1, x2 *vault.Secret, p []*vault.Profile) []conflictWrite {
+	p1, p2, p3 := p[0], p[1], p[2]
+	return []conflictWrite{
+		{"Tx.UpdateSecret onto a taken all name", "name", func(tx vault.Tx) error {
+			s, err := tx.Secret(f.ctx, bar.ID)
+			if err != nil {
+				return err
+			}
+			s.Name, s.Description, s.Version = "FOO", "changed", 9
+			return tx.UpdateSecret(f.ctx, s)
+		}},
+		{"Tx.UpdateSecret onto a granted profile", "profile_ids", func(tx vault.Tx) error {
+			s, err := tx.Secret(f.ctx, x2.ID)
+			if err != nil {
+				return err
+			}
+			s.ProfileIDs, s.Description = []string{p1.ID, p2.ID, p3.ID}, "changed"
+			return tx.UpdateSecret(f.ctx, s)
+		}},
+		{"Tx.UpdateSecret renaming onto a granted name", "profile_ids", func(tx vault.Tx) error {
+			s, err := tx.Secret(f.ctx, bar.ID)
+			if err != nil {
+				return err
+			}
+			s.Name, s.Scope, s.ProfileIDs = "X", vault.ScopeAgents, []string{p3.ID, p1.ID}
+			return tx.UpdateSecret(f.ctx, s)
+		}},
+		{"Tx.CreateSecret of a taken all name", "name", func(tx vault.Tx) error {
+			s := *foo
+			s.ID = vault.NewID(vault.PrefixSecret)
+			return tx.CreateSecret(f.ctx, &s)
+		}},
+		{"Tx.CreateSecret whose last grant collides", "profile_ids", func(tx vault.Tx) error {
+			s := *x1
+			s.ID = vault.NewID(vault.PrefixSecret)
+			s.ProfileIDs = []string{p3.ID, p2.ID}
+			slices.Sort(s.ProfileIDs)
+			return tx.CreateSecret(f.ctx, &s)
+		}},
+	}
+}
+
 func testStoreConflicts(t *testing.T, f *fixture) {
 	user := f.mustUser("alice")
 	const profileName = "Profile-Name-Q7"
@@ -261,11 +281,7 @@ func testStoreConflicts(t *testing.T, f *fixture) {
 	s := f.mustSecret(user, secretName, value("v"))
 	g := f.mustSecret(user, "GRANTED_Q7", value("g"), p)
 
-	cases := []struct {
-		name  string
-		field string
-		write func(tx vault.Tx) error
-	}{
+	cases := []conflictWrite{
 		{"CreateProfile of a taken name", "name", func(tx vault.Tx) error {
 			c := *p
 			c.ID = vault.NewID(vault.PrefixProfile)
