@@ -454,51 +454,9 @@ func testHistoryStoreRoundTrip(t *testing.T, f *fixture) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Each refusal in a transaction of its own: on PostgreSQL an error ends
-	// the transaction it happens in.
-	for _, fn := range []func(tx vault.Tx) error{
-		func(tx vault.Tx) error {
-			wantErr(t, tx.KeepVersion(f.ctx, full), vault.ECONFLICT, "")
-			return nil
-		},
-		func(tx vault.Tx) error {
-			_, err := tx.KeptVersion(f.ctx, s.ID, 39)
-			wantErr(t, err, vault.ENOTFOUND, "")
-			return nil
-		},
-		func(tx vault.Tx) error {
-			err := tx.KeepVersion(f.ctx, &vault.KeptVersion{SecretID: vault.NewID(vault.PrefixSecret), UserID: user, Version: 1,
-				Name: "X", SealedValue: []byte{1}, SealedKey: []byte{1}, MasterKeyID: "0badf00d", ReplacedAt: full.ReplacedAt})
-			wantErr(t, err, vault.ENOTFOUND, "")
-			return nil
-		},
-	} {
-		// The transaction is rolled back: it may not commit after an error.
-		errStop := errors.New("stop")
-		if err := f.store.Update(f.ctx, user, func(tx vault.Tx) error {
-			if err := fn(tx); err != nil {
-				return err
-			}
-			return errStop
-		}); !errors.Is(err, errStop) {
-			t.Fatal(err)
-		}
-	}
+	f.wantKeepRefusals(user, s.ID, full)
 	for _, want := range []*vault.KeptVersion{full, bare} {
-		got := f.mustKept(user, s.ID, want.Version)
-		if got.SecretID != want.SecretID || got.UserID != want.UserID || got.Version != want.Version || got.Name != want.Name ||
-			!bytes.Equal(got.SealedValue, want.SealedValue) || !bytes.Equal(got.SealedKey, want.SealedKey) ||
-			got.MasterKeyID != want.MasterKeyID || got.ActorTokenID != want.ActorTokenID || got.ReplacedByTokenID != want.ReplacedByTokenID {
-			t.Errorf("kept version %d:\n got %+v\nwant %+v", want.Version, got, want)
-		}
-		if want.CreatedAt.IsZero() {
-			if !got.CreatedAt.IsZero() {
-				t.Errorf("kept version %d: unknown created_at read back as %s", want.Version, got.CreatedAt)
-			}
-		} else {
-			wantTime(t, "created_at", got.CreatedAt, want.CreatedAt)
-		}
-		wantTime(t, "replaced_at", got.ReplacedAt, want.ReplacedAt)
+		sameKept(t, f.mustKept(user, s.ID, want.Version), want)
 	}
 	var list []vault.SecretVersion
 	err = f.store.View(f.ctx, user, func(tx vault.Tx) (err error) {
@@ -529,6 +487,62 @@ func testHistoryStoreRoundTrip(t *testing.T, f *fixture) {
 	if n := f.mustCountVersions(s.ID); n != 0 {
 		t.Errorf("%d rows left after pruning to 0", n)
 	}
+}
+
+// wantKeepRefusals checks that keeping full again is a conflict, that a
+// version never kept is not found and that a version of a secret that does
+// not exist cannot be kept.
+func (f *fixture) wantKeepRefusals(user, secretID string, full *vault.KeptVersion) {
+	t := f.t
+	t.Helper()
+	// Each refusal in a transaction of its own: on PostgreSQL an error ends
+	// the transaction it happens in.
+	for _, fn := range []func(tx vault.Tx) error{
+		func(tx vault.Tx) error {
+			wantErr(t, tx.KeepVersion(f.ctx, full), vault.ECONFLICT, "")
+			return nil
+		},
+		func(tx vault.Tx) error {
+			_, err := tx.KeptVersion(f.ctx, secretID, 39)
+			wantErr(t, err, vault.ENOTFOUND, "")
+			return nil
+		},
+		func(tx vault.Tx) error {
+			err := tx.KeepVersion(f.ctx, &vault.KeptVersion{SecretID: vault.NewID(vault.PrefixSecret), UserID: user, Version: 1,
+				Name: "X", SealedValue: []byte{1}, SealedKey: []byte{1}, MasterKeyID: "0badf00d", ReplacedAt: full.ReplacedAt})
+			wantErr(t, err, vault.ENOTFOUND, "")
+			return nil
+		},
+	} {
+		// The transaction is rolled back: it may not commit after an error.
+		errStop := errors.New("stop")
+		if err := f.store.Update(f.ctx, user, func(tx vault.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return errStop
+		}); !errors.Is(err, errStop) {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sameKept checks that a kept version read back is want, field by field.
+func sameKept(t *testing.T, got, want *vault.KeptVersion) {
+	t.Helper()
+	if got.SecretID != want.SecretID || got.UserID != want.UserID || got.Version != want.Version || got.Name != want.Name ||
+		!bytes.Equal(got.SealedValue, want.SealedValue) || !bytes.Equal(got.SealedKey, want.SealedKey) ||
+		got.MasterKeyID != want.MasterKeyID || got.ActorTokenID != want.ActorTokenID || got.ReplacedByTokenID != want.ReplacedByTokenID {
+		t.Errorf("kept version %d:\n got %+v\nwant %+v", want.Version, got, want)
+	}
+	if want.CreatedAt.IsZero() {
+		if !got.CreatedAt.IsZero() {
+			t.Errorf("kept version %d: unknown created_at read back as %s", want.Version, got.CreatedAt)
+		}
+	} else {
+		wantTime(t, "created_at", got.CreatedAt, want.CreatedAt)
+	}
+	wantTime(t, "replaced_at", got.ReplacedAt, want.ReplacedAt)
 }
 
 func testHistoryRacingValueChanges(t *testing.T, f *fixture) {
