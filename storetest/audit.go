@@ -240,41 +240,10 @@ func testAuditList(t *testing.T, f *fixture) {
 		}
 	}
 	slices.Reverse(mine)
-	seqs := func(list []*vault.AuditEvent) []int64 {
-		out := make([]int64, len(list))
-		for i, e := range list {
-			out[i] = e.Seq
-		}
-		return out
-	}
-	list := func(o vault.AuditOptions) []*vault.AuditEvent {
-		t.Helper()
-		var out []*vault.AuditEvent
-		for range 100 {
-			page, err := f.svc.AuditEvents(f.ctx, alice, o)
-			if err != nil {
-				t.Fatalf("list %+v: %v", o, err)
-			}
-			if len(page.Items) > max(o.Limit, 1) && o.Limit > 0 {
-				t.Fatalf("page of %d items, limit %d", len(page.Items), o.Limit)
-			}
-			out = append(out, page.Items...)
-			if page.NextCursor == "" {
-				return out
-			}
-			o.Cursor = page.NextCursor
-		}
-		t.Fatal("pages never end")
-		return nil
-	}
+	seqs := auditSeqs
+	list := func(o vault.AuditOptions) []*vault.AuditEvent { return f.mustAuditList(alice, o) }
 	filter := func(keep func(e *vault.AuditEvent) bool) []int64 {
-		var out []*vault.AuditEvent
-		for _, e := range mine {
-			if keep(e) {
-				out = append(out, e)
-			}
-		}
-		return seqs(out)
+		return auditSeqs(slices.DeleteFunc(slices.Clone(mine), func(e *vault.AuditEvent) bool { return !keep(e) }))
 	}
 
 	if got, want := seqs(list(vault.AuditOptions{})), seqs(mine); !slices.Equal(got, want) {
@@ -313,6 +282,47 @@ func testAuditList(t *testing.T, f *fixture) {
 		t.Errorf("bob's failed sign-ins: %v, %v", seqs(page.Items), err)
 	}
 
+	f.wantAuditOptionsRefused(alice, mid)
+
+}
+
+// auditSeqs returns the seqs of list, in its order.
+func auditSeqs(list []*vault.AuditEvent) []int64 {
+	out := make([]int64, len(list))
+	for i, e := range list {
+		out[i] = e.Seq
+	}
+	return out
+}
+
+// mustAuditList walks every page of the user's events listed with o.
+func (f *fixture) mustAuditList(userID string, o vault.AuditOptions) []*vault.AuditEvent {
+	t := f.t
+	t.Helper()
+	var out []*vault.AuditEvent
+	for range 100 {
+		page, err := f.svc.AuditEvents(f.ctx, userID, o)
+		if err != nil {
+			t.Fatalf("list %+v: %v", o, err)
+		}
+		if len(page.Items) > max(o.Limit, 1) && o.Limit > 0 {
+			t.Fatalf("page of %d items, limit %d", len(page.Items), o.Limit)
+		}
+		out = append(out, page.Items...)
+		if page.NextCursor == "" {
+			return out
+		}
+		o.Cursor = page.NextCursor
+	}
+	t.Fatal("pages never end")
+	return nil
+}
+
+// wantAuditOptionsRefused checks that bad list options are refused, each
+// naming its field; mid is one of alice's events.
+func (f *fixture) wantAuditOptionsRefused(alice string, mid *vault.AuditEvent) {
+	t := f.t
+	t.Helper()
 	f.mustSecret(alice, "A3", value("3"))
 	secrets, err := f.svc.Secrets(f.ctx, alice, vault.ListOptions{Limit: 1})
 	if err != nil || secrets.NextCursor == "" {
