@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/hex"
-	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -104,14 +103,5 @@ func (s *Server) listAudit(c echo.Context) error {
 			}
 		}
 	}
-	ctx := c.Request().Context()
-	page, err := s.svc.AuditEvents(ctx, UserID(ctx), o)
-	if err != nil {
-		return err
-	}
-	out := make([]auditEventJSON, len(page.Items))
-	for i, e := range page.Items {
-		out[i] = newAuditEventJSON(e)
-	}
-	return writeJSON(c, http.StatusOK, newListJSON(out, page.NextCursor))
+	return listPage(c, o, s.svc.AuditEvents, newAuditEventJSON)
 }

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"net/http"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -47,4 +49,20 @@ func listOptions(c echo.Context) (vault.ListOptions, error) {
 	o.Cursor = q.Get("cursor")
 	o.Query = q.Get("q")
 	return o, nil
+}
+
+// listPage answers a GET of a list: one page of the user's items that list
+// returns for opts, each shown as toJSON shows it.
+func listPage[O, T, J any](c echo.Context, opts O,
+	list func(ctx context.Context, userID string, opts O) (vault.Page[T], error), toJSON func(T) J) error {
+	ctx := c.Request().Context()
+	page, err := list(ctx, UserID(ctx), opts)
+	if err != nil {
+		return err
+	}
+	out := make([]J, len(page.Items))
+	for i, item := range page.Items {
+		out[i] = toJSON(item)
+	}
+	return writeJSON(c, http.StatusOK, newListJSON(out, page.NextCursor))
 }

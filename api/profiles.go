@@ -99,16 +99,7 @@ func (s *Server) listProfiles(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	page, err := s.svc.Profiles(ctx, UserID(ctx), opts)
-	if err != nil {
-		return err
-	}
-	out := make([]profileJSON, len(page.Items))
-	for i, p := range page.Items {
-		out[i] = newProfileJSON(p)
-	}
-	return writeJSON(c, http.StatusOK, newListJSON(out, page.NextCursor))
+	return listPage(c, opts, s.svc.Profiles, newProfileJSON)
 }
 
 func (s *Server) getProfile(c echo.Context) error {

@@ -110,16 +110,7 @@ func (s *Server) listSecrets(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	page, err := s.svc.Secrets(ctx, UserID(ctx), opts)
-	if err != nil {
-		return err
-	}
-	out := make([]secretJSON, len(page.Items))
-	for i, sec := range page.Items {
-		out[i] = newSecretJSON(sec)
-	}
-	return writeJSON(c, http.StatusOK, newListJSON(out, page.NextCursor))
+	return listPage(c, opts, s.svc.Secrets, newSecretJSON)
 }
 
 func (s *Server) getSecret(c echo.Context) error {

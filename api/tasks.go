@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -145,55 +146,35 @@ func (s *Server) listTasks(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	page, err := o.Tasks(ctx, UserID(ctx), opts)
-	if err != nil {
-		return err
-	}
-	out := make([]taskJSON, len(page.Items))
-	for i, v := range page.Items {
-		out[i] = newTaskJSON(v)
-	}
-	return writeJSON(c, http.StatusOK, newListJSON(out, page.NextCursor))
+	return listPage(c, opts, o.Tasks, newTaskJSON)
 }
 
 func (s *Server) getTask(c echo.Context) error {
-	o, err := s.requireOrchestrator()
-	if err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	v, err := o.Task(ctx, UserID(ctx), c.Param("id"))
-	if err != nil {
-		return notFound(err, "task")
-	}
-	return writeJSON(c, http.StatusOK, newTaskJSON(v))
+	return s.onTask(c, http.StatusOK, (*orchestrator.Orchestrator).Task)
 }
 
 func (s *Server) stopTask(c echo.Context) error {
-	o, err := s.requireOrchestrator()
-	if err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	v, err := o.StopTask(ctx, UserID(ctx), c.Param("id"))
-	if err != nil {
-		return notFound(err, "task")
-	}
-	return writeJSON(c, http.StatusAccepted, newTaskJSON(v))
+	return s.onTask(c, http.StatusAccepted, (*orchestrator.Orchestrator).StopTask)
 }
 
 func (s *Server) restartTask(c echo.Context) error {
+	return s.onTask(c, http.StatusAccepted, (*orchestrator.Orchestrator).RestartTask)
+}
+
+// onTask answers a request on the task of the path's id: what do returns,
+// with status, or 404 if the task is not the user's.
+func (s *Server) onTask(c echo.Context, status int,
+	do func(o *orchestrator.Orchestrator, ctx context.Context, userID, id string) (*orchestrator.TaskView, error)) error {
 	o, err := s.requireOrchestrator()
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
-	v, err := o.RestartTask(ctx, UserID(ctx), c.Param("id"))
+	v, err := do(o, ctx, UserID(ctx), c.Param("id"))
 	if err != nil {
 		return notFound(err, "task")
 	}
-	return writeJSON(c, http.StatusAccepted, newTaskJSON(v))
+	return writeJSON(c, status, newTaskJSON(v))
 }
 
 // taskLogs answers a task's stored, masked output as text/plain. With

@@ -159,20 +159,11 @@ func (o *Orchestrator) Logs(ctx context.Context, userID, id string, follow bool,
 	var seq int64
 	for {
 		changed := o.Changes()
-		chunks, err := o.store.TaskLogs(ctx, id, seq)
-		if err != nil {
-			return fmt.Errorf("read logs of task %s: %w", id, err)
+		n, err := o.emitLogs(ctx, id, &seq, emit)
+		if err != nil || !follow {
+			return err
 		}
-		for _, c := range chunks {
-			if err := emit(c.Data); err != nil {
-				return err
-			}
-			seq = c.Seq
-		}
-		if !follow {
-			return nil
-		}
-		if len(chunks) > 0 {
+		if n > 0 {
 			continue
 		}
 		t, err := o.store.Task(ctx, userID, id)
@@ -182,16 +173,8 @@ func (o *Orchestrator) Logs(ctx context.Context, userID, id string, follow bool,
 		if t.Status.Done() {
 			// Chunks written before the status changed are read above;
 			// one last read catches those that raced with it.
-			chunks, err := o.store.TaskLogs(ctx, id, seq)
-			if err != nil {
-				return fmt.Errorf("read logs of task %s: %w", id, err)
-			}
-			for _, c := range chunks {
-				if err := emit(c.Data); err != nil {
-					return err
-				}
-			}
-			return nil
+			_, err := o.emitLogs(ctx, id, &seq, emit)
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -200,4 +183,20 @@ func (o *Orchestrator) Logs(ctx context.Context, userID, id string, follow bool,
 		case <-time.After(o.poll):
 		}
 	}
+}
+
+// emitLogs emits the task's stored chunks after *seq, moves *seq to the
+// last, and returns how many it emitted.
+func (o *Orchestrator) emitLogs(ctx context.Context, id string, seq *int64, emit func([]byte) error) (int, error) {
+	chunks, err := o.store.TaskLogs(ctx, id, *seq)
+	if err != nil {
+		return 0, fmt.Errorf("read logs of task %s: %w", id, err)
+	}
+	for _, c := range chunks {
+		if err := emit(c.Data); err != nil {
+			return 0, err
+		}
+		*seq = c.Seq
+	}
+	return len(chunks), nil
 }
