@@ -3,13 +3,11 @@ package storetest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/envvault/envvault/vault"
 )
@@ -72,35 +70,6 @@ func (f *fixture) mustCountVersions(id string) int {
 		f.t.Fatalf("count versions of %s: %v", id, err)
 	}
 	return int(n)
-}
-
-func (f *fixture) mustRollback(userID, id string, version int) *vault.Secret {
-	f.t.Helper()
-	s, err := f.svc.RollbackSecret(f.ctx, userID, id, version)
-	if err != nil {
-		noCanary(f.t, err)
-		f.t.Fatalf("roll back secret %s to version %d: %v", id, version, err)
-	}
-	checkSealed(f.t, s)
-	return s
-}
-
-// mustKept reads one kept version straight from the store.
-func (f *fixture) mustKept(userID, id string, version int) *vault.KeptVersion {
-	f.t.Helper()
-	var k *vault.KeptVersion
-	err := f.store.View(f.ctx, userID, func(tx vault.Tx) (err error) {
-		k, err = tx.KeptVersion(f.ctx, id, version)
-		return err
-	})
-	if err != nil {
-		noCanary(f.t, err)
-		f.t.Fatalf("read kept version %d of %s: %v", version, id, err)
-	}
-	if bytes.Contains(k.SealedValue, []byte(canary)) || bytes.Contains(k.SealedKey, []byte(canary)) {
-		f.t.Errorf("kept version %d of %s holds its value unsealed", version, id)
-	}
-	return k
 }
 
 func testHistoryKeepsPreviousValues(t *testing.T, f *fixture) {
@@ -178,128 +147,6 @@ func testHistoryOnlyValueChangesKeep(t *testing.T, f *fixture) {
 		t.Errorf("kept version 1 has name %s, want NEW, the name its value was sealed under", k.Name)
 	}
 	f.wantEnv(user, p.ID, map[string]string{"THIRD": value("v2")})
-}
-
-func testHistoryRollback(t *testing.T, f *fixture) {
-	user := f.mustUser("alice")
-	p1, p2 := f.mustProfile(user, "p1"), f.mustProfile(user, "p2")
-	s := f.mustSecret(user, "DB_URL", value("v1"), p1)
-	other := f.mustSecret(user, "OTHER", value("other"))
-	for v := 2; v <= 4; v++ {
-		f.mustUpdateSecret(user, s.ID, vault.SecretPatch{Value: ptr(value(fmt.Sprint("v", v)))})
-	}
-	f.mustUpdateSecret(user, s.ID, vault.SecretPatch{Description: ptr("kept through rollback")})
-	f.wantEnv(user, p1.ID, map[string]string{"DB_URL": value("v4"), "OTHER": value("other")})
-
-	before := f.mustGetSecret(user, s.ID)
-	back := f.mustRollback(user, s.ID, 2)
-	if back.Version != 5 || back.Name != "DB_URL" || back.Scope != vault.ScopeAgents ||
-		!slices.Equal(back.ProfileIDs, []string{p1.ID}) || back.Description != "kept through rollback" {
-		t.Errorf("rolled back secret: %+v", back)
-	}
-	if bytes.Equal(back.SealedKey, before.SealedKey) || !back.UpdatedAt.After(before.UpdatedAt) {
-		t.Errorf("a rollback kept the data key or the update time")
-	}
-	wantTime(t, "created_at after rollback", back.CreatedAt, s.CreatedAt)
-	sameSecret(t, f.mustGetSecret(user, s.ID), back)
-	// The value, as a task receives it, is version 2's again.
-	f.wantEnv(user, p1.ID, map[string]string{"DB_URL": value("v2"), "OTHER": value("other")})
-	f.wantEnv(user, p2.ID, map[string]string{"OTHER": value("other")})
-	// The replaced value is kept in turn (and the oldest, 1, is pruned).
-	vs := f.wantVersions(user, s.ID, 5, 4, 3, 2)
-	wantTime(t, "rolled-back version created_at", vs[0].CreatedAt, back.UpdatedAt)
-	wantTime(t, "version 4 replaced_at", vs[1].ReplacedAt, back.UpdatedAt)
-	ds, err := f.svc.ProfileSecrets(f.ctx, user, p1.ID)
-	if err != nil || len(ds) != 2 || ds[0].SecretID != s.ID || ds[0].Version != 5 {
-		t.Errorf("profile secrets after rollback: %+v, %v", ds, err)
-	}
-
-	// Rolling back to the version that was current restores it.
-	f.mustRollback(user, s.ID, 4)
-	f.wantEnv(user, p1.ID, map[string]string{"DB_URL": value("v4"), "OTHER": value("other")})
-	f.wantVersions(user, s.ID, 6, 5, 4, 3)
-	// And the rolled-back value can itself be rolled back to.
-	f.mustRollback(user, s.ID, 5)
-	f.wantEnv(user, p1.ID, map[string]string{"DB_URL": value("v2"), "OTHER": value("other")})
-	f.wantVersions(user, s.ID, 7, 6, 5, 4)
-	sameSecret(t, f.mustGetSecret(user, other.ID), other)
-	f.wantVersions(user, other.ID, 1)
-}
-
-func testHistoryRollbackAfterRename(t *testing.T, f *fixture) {
-	user := f.mustUser("alice")
-	p := f.mustProfile(user, "p")
-	s := f.mustSecret(user, "OLD_NAME", value("a"))
-	f.mustUpdateSecret(user, s.ID, vault.SecretPatch{Value: ptr(value("b"))})
-	f.mustUpdateSecret(user, s.ID, vault.SecretPatch{Name: ptr("NEW_NAME")})
-	f.wantVersions(user, s.ID, 2, 1)
-	if k := f.mustKept(user, s.ID, 1); k.Name != "OLD_NAME" {
-		t.Fatalf("kept version 1 has name %s, want OLD_NAME", k.Name)
-	}
-
-	// Version 1 opens under its own name and is sealed again for the new one.
-	back := f.mustRollback(user, s.ID, 1)
-	if back.Name != "NEW_NAME" || back.Version != 3 {
-		t.Errorf("rolled back: name %s version %d", back.Name, back.Version)
-	}
-	f.wantEnv(user, p.ID, map[string]string{"NEW_NAME": value("a")})
-	f.wantVersions(user, s.ID, 3, 2, 1)
-	if k := f.mustKept(user, s.ID, 2); k.Name != "NEW_NAME" {
-		t.Errorf("kept version 2 has name %s, want NEW_NAME (the rename resealed it)", k.Name)
-	}
-
-	// The restored value is bound to the new name: the same sealed bytes
-	// under the old name do not open.
-	rename := func(name string) {
-		t.Helper()
-		err := f.store.Update(f.ctx, user, func(tx vault.Tx) error {
-			cur, err := tx.Secret(f.ctx, s.ID)
-			if err != nil {
-				return err
-			}
-			cur.Name = name
-			return tx.UpdateSecret(f.ctx, cur)
-		})
-		if err != nil {
-			t.Fatalf("write the row under name %s: %v", name, err)
-		}
-	}
-	rename("OLD_NAME")
-	_, err := f.svc.GetDecryptedForProfile(f.ctx, user, p.ID)
-	if !errors.Is(err, vault.ErrDecrypt) {
-		t.Errorf("the restored value opened under the old name: %v", err)
-	}
-	noCanary(t, err)
-	rename("NEW_NAME")
-	f.wantEnv(user, p.ID, map[string]string{"NEW_NAME": value("a")})
-
-	// Two renames later, version 2 (sealed under NEW_NAME) still opens.
-	f.mustUpdateSecret(user, s.ID, vault.SecretPatch{Name: ptr("THIRD_NAME")})
-	f.mustRollback(user, s.ID, 2)
-	f.wantEnv(user, p.ID, map[string]string{"THIRD_NAME": value("b")})
-	f.wantVersions(user, s.ID, 4, 3, 2, 1)
-}
-
-func testHistoryRollbackRefusals(t *testing.T, f *fixture) {
-	user := f.mustUser("alice")
-	p := f.mustProfile(user, "p")
-	s := f.mustSecret(user, "API_KEY", value("v1"))
-	for v := 2; v <= 4; v++ {
-		f.mustUpdateSecret(user, s.ID, vault.SecretPatch{Value: ptr(value(fmt.Sprint("v", v)))})
-	}
-	before := f.mustGetSecret(user, s.ID)
-	for _, v := range []int{1, 4, 5, 99, 0, -1} { // pruned, current, future, never, zero, negative
-		_, err := f.svc.RollbackSecret(f.ctx, user, s.ID, v)
-		wantErr(t, err, vault.EINVALID, "version")
-	}
-	sameSecret(t, f.mustGetSecret(user, s.ID), before)
-	f.wantVersions(user, s.ID, 4, 3, 2)
-	f.wantEnv(user, p.ID, map[string]string{"API_KEY": value("v4")})
-
-	_, err := f.svc.RollbackSecret(f.ctx, user, vault.NewID(vault.PrefixSecret), 1)
-	wantErr(t, err, vault.ENOTFOUND, "")
-	_, err = f.svc.SecretVersions(f.ctx, user, vault.NewID(vault.PrefixSecret))
-	wantErr(t, err, vault.ENOTFOUND, "")
 }
 
 func testHistoryActors(t *testing.T, f *fixture) {
@@ -429,120 +276,6 @@ func testHistoryFailedChangeKeepsNothing(t *testing.T, f *fixture) {
 	wantErr(t, err, vault.EINVALID, "value")
 	f.wantVersions(user, s.ID, 1)
 	f.wantEnv(user, p.ID, map[string]string{"TAKEN": value("taken"), "MINE": value("v1")})
-}
-
-func testHistoryStoreRoundTrip(t *testing.T, f *fixture) {
-	user := f.mustUser("alice")
-	s := f.mustSecret(user, "API_KEY", value("v1"))
-	full := &vault.KeptVersion{
-		SecretID: s.ID, UserID: user, Version: 41, Name: "SOME_NAME", SealedValue: []byte{0, 1, 2, 0xff},
-		SealedKey: []byte{3, 4}, MasterKeyID: "0badf00d", CreatedAt: f.now().UTC().Truncate(time.Microsecond),
-		ActorTokenID: "tok_a", ReplacedAt: f.now().UTC().Truncate(time.Microsecond), ReplacedByTokenID: "tok_b",
-	}
-	bare := &vault.KeptVersion{
-		SecretID: s.ID, UserID: user, Version: 40, Name: "API_KEY", SealedValue: []byte{9},
-		SealedKey: []byte{8}, MasterKeyID: "0badf00d", ReplacedAt: f.now().UTC().Truncate(time.Microsecond),
-	}
-	err := f.store.Update(f.ctx, user, func(tx vault.Tx) error {
-		for _, k := range []*vault.KeptVersion{full, bare} {
-			if err := tx.KeepVersion(f.ctx, k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.wantKeepRefusals(user, s.ID, full)
-	for _, want := range []*vault.KeptVersion{full, bare} {
-		sameKept(t, f.mustKept(user, s.ID, want.Version), want)
-	}
-	var list []vault.SecretVersion
-	err = f.store.View(f.ctx, user, func(tx vault.Tx) (err error) {
-		list, err = tx.SecretVersions(f.ctx, s.ID)
-		return err
-	})
-	if err != nil || len(list) != 2 || list[0] != full.Info() || list[1] != bare.Info() {
-		t.Errorf("SecretVersions: %+v, %v; want %+v, %+v", list, err, full.Info(), bare.Info())
-	}
-	err = f.store.Update(f.ctx, user, func(tx vault.Tx) error {
-		if n, err := tx.PruneVersions(f.ctx, s.ID, 5); err != nil || n != 0 {
-			t.Errorf("prune to 5 of 2: %d, %v", n, err)
-		}
-		if n, err := tx.PruneVersions(f.ctx, s.ID, 1); err != nil || n != 1 {
-			t.Errorf("prune to 1 of 2: %d, %v", n, err)
-		}
-		if _, err := tx.KeptVersion(f.ctx, s.ID, 41); err != nil {
-			t.Errorf("prune to 1 removed the newest: %v", err)
-		}
-		if n, err := tx.PruneVersions(f.ctx, s.ID, 0); err != nil || n != 1 {
-			t.Errorf("prune to 0 of 1: %d, %v", n, err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := f.mustCountVersions(s.ID); n != 0 {
-		t.Errorf("%d rows left after pruning to 0", n)
-	}
-}
-
-// wantKeepRefusals checks that keeping full again is a conflict, that a
-// version never kept is not found and that a version of a secret that does
-// not exist cannot be kept.
-func (f *fixture) wantKeepRefusals(user, secretID string, full *vault.KeptVersion) {
-	t := f.t
-	t.Helper()
-	// Each refusal in a transaction of its own: on PostgreSQL an error ends
-	// the transaction it happens in.
-	for _, fn := range []func(tx vault.Tx) error{
-		func(tx vault.Tx) error {
-			wantErr(t, tx.KeepVersion(f.ctx, full), vault.ECONFLICT, "")
-			return nil
-		},
-		func(tx vault.Tx) error {
-			_, err := tx.KeptVersion(f.ctx, secretID, 39)
-			wantErr(t, err, vault.ENOTFOUND, "")
-			return nil
-		},
-		func(tx vault.Tx) error {
-			err := tx.KeepVersion(f.ctx, &vault.KeptVersion{SecretID: vault.NewID(vault.PrefixSecret), UserID: user, Version: 1,
-				Name: "X", SealedValue: []byte{1}, SealedKey: []byte{1}, MasterKeyID: "0badf00d", ReplacedAt: full.ReplacedAt})
-			wantErr(t, err, vault.ENOTFOUND, "")
-			return nil
-		},
-	} {
-		// The transaction is rolled back: it may not commit after an error.
-		errStop := errors.New("stop")
-		if err := f.store.Update(f.ctx, user, func(tx vault.Tx) error {
-			if err := fn(tx); err != nil {
-				return err
-			}
-			return errStop
-		}); !errors.Is(err, errStop) {
-			t.Fatal(err)
-		}
-	}
-}
-
-// sameKept checks that a kept version read back is want, field by field.
-func sameKept(t *testing.T, got, want *vault.KeptVersion) {
-	t.Helper()
-	if got.SecretID != want.SecretID || got.UserID != want.UserID || got.Version != want.Version || got.Name != want.Name ||
-		!bytes.Equal(got.SealedValue, want.SealedValue) || !bytes.Equal(got.SealedKey, want.SealedKey) ||
-		got.MasterKeyID != want.MasterKeyID || got.ActorTokenID != want.ActorTokenID || got.ReplacedByTokenID != want.ReplacedByTokenID {
-		t.Errorf("kept version %d:\n got %+v\nwant %+v", want.Version, got, want)
-	}
-	if want.CreatedAt.IsZero() {
-		if !got.CreatedAt.IsZero() {
-			t.Errorf("kept version %d: unknown created_at read back as %s", want.Version, got.CreatedAt)
-		}
-	} else {
-		wantTime(t, "created_at", got.CreatedAt, want.CreatedAt)
-	}
-	wantTime(t, "replaced_at", got.ReplacedAt, want.ReplacedAt)
 }
 
 func testHistoryRacingValueChanges(t *testing.T, f *fixture) {
