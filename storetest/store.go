@@ -53,14 +53,7 @@ func testFailedWritesChangeNothing(t *testing.T, f *fixture) {
 	direct := directConflicts(f, foo, bar, x1, x2, []*vault.Profile{p1, p2, p3})
 	for _, tc := range direct {
 		t.Run(tc.name, func(t *testing.T) {
-			var writeErr error
-			// Update's own result is not checked: a store may refuse to
-			// commit a transaction in which a statement failed.
-			_ = f.store.Update(f.ctx, user, func(tx vault.Tx) error {
-				writeErr = tc.write(tx)
-				return nil
-			})
-			wantErr(t, writeErr, vault.ECONFLICT, tc.field)
+			wantErr(t, tc.try(f, user, true), vault.ECONFLICT, tc.field)
 			checkUnchanged(t)
 		})
 	}
@@ -94,6 +87,22 @@ type conflictWrite struct {
 	name  string
 	field string
 	write func(tx vault.Tx) error
+}
+
+// try runs the write in an Update of the user's and returns the write's
+// error. With commit, fn returns nil whatever the write did, so the
+// store goes on to commit; Update's own result is not checked: a store may
+// refuse to commit a transaction in which a statement failed.
+func (c conflictWrite) try(f *fixture, user string, commit bool) error {
+	var writeErr error
+	_ = f.store.Update(f.ctx, user, func(tx vault.Tx) error {
+		writeErr = c.write(tx)
+		if commit {
+			return nil
+		}
+		return writeErr
+	})
+	return writeErr
 }
 
 // directConflicts are the writes testFailedWritesChangeNothing makes
@@ -174,11 +183,7 @@ func testStoreConflicts(t *testing.T, f *fixture) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var writeErr error
-			_ = f.store.Update(f.ctx, user, func(tx vault.Tx) error {
-				writeErr = tc.write(tx)
-				return writeErr
-			})
+			writeErr := tc.try(f, user, false)
 			wantErr(t, writeErr, vault.ECONFLICT, tc.field)
 			// The message is for the client: it names the field, not the
 			// values in the row.
