@@ -310,7 +310,7 @@ func TestCSRF(t *testing.T) {
 		{"", e.sess.csrfToken("")},
 	} {
 		if e.sess.checkCSRF(c.sid, c.tok) {
-			t.Errorf("CheckCSRF(%q, %q) = true", c.sid, c.tok)
+			t.Errorf("checkCSRF(%q, %q) = true", c.sid, c.tok)
 		}
 	}
 }
