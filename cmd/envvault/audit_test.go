@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,10 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/envvault/envvault/internal/testenv"
-	"github.com/envvault/envvault/postgres"
-	"github.com/envvault/envvault/seal"
-	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -22,31 +17,21 @@ import (
 // flags, the store as the service opens it, and raw SQL on the database as
 // someone with every right (a tamperer).
 type auditStore struct {
-	env   map[string]string
-	args  []string
-	store vault.Store
-	exec  func(t *testing.T, query string)
+	migratedStore
+	exec func(t *testing.T, query string)
 	// unguard takes away the triggers that refuse changes to events.
 	unguard []string
 }
 
 func sqliteAuditStore(t *testing.T) auditStore {
-	dir := t.TempDir()
-	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
-	mustStart(t, env, "migrate", "--data-dir", dir)
-	path := filepath.Join(dir, sqliteFile)
-	db, err := sqlite.Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	raw, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
+	ms := migratedSQLite(t)
+	raw, err := sql.Open("sqlite", ms.path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { raw.Close() })
 	return auditStore{
-		env: env, args: []string{"--data-dir", dir}, store: db,
+		migratedStore: ms,
 		exec: func(t *testing.T, q string) {
 			t.Helper()
 			if _, err := raw.Exec(q); err != nil {
@@ -60,19 +45,12 @@ func sqliteAuditStore(t *testing.T) auditStore {
 // postgresAuditStore is the README's set-up: the owner migrates and
 // prunes (DATABASE_MIGRATE_URL), the service role serves and verifies.
 func postgresAuditStore(t *testing.T) auditStore {
-	roles := testenv.RequirePostgresRoles(t)
-	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey(), "DATABASE_URL": roles.Service, "DATABASE_MIGRATE_URL": roles.Owner}
-	mustStart(t, env, "migrate")
-	db, err := postgres.Open(t.Context(), roles.Service)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	ms := migratedPostgres(t)
 	return auditStore{
-		env: env, store: db,
+		migratedStore: ms,
 		exec: func(t *testing.T, q string) {
 			t.Helper()
-			conn, err := pgx.Connect(context.Background(), roles.Super)
+			conn, err := pgx.Connect(context.Background(), ms.roles.Super)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/seal"
-	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -212,23 +210,11 @@ func testKeysRotate(t *testing.T, env map[string]string, storeArgs ...string) {
 func seedSQLite(t *testing.T, dataDir, key string, users, perUser int) []seededUser {
 	t.Helper()
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, filepath.Join(dataDir, sqliteFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, keys, svc := sqliteService(t, dataDir, key)
 	defer db.Close()
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := seal.ParseKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := seal.NewKeyring(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := vault.NewService(db, keys, vault.Options{})
 	if err := svc.CheckKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -280,17 +266,8 @@ type seededUser struct {
 func checkSeeded(t *testing.T, dataDir, key string, seeded []seededUser) {
 	t.Helper()
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, filepath.Join(dataDir, sqliteFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, _, svc := sqliteService(t, dataDir, key)
 	defer db.Close()
-	raw, _ := seal.ParseKey(key)
-	keys, err := seal.NewKeyring(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := vault.NewService(db, keys, vault.Options{})
 	if err := svc.CheckKeys(ctx); err != nil {
 		t.Fatalf("start-up with the new key alone: %v", err)
 	}

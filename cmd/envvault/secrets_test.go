@@ -3,17 +3,12 @@ package main
 import (
 	"encoding/json"
 	"maps"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/envvault/envvault/internal/testenv"
-	"github.com/envvault/envvault/postgres"
-	"github.com/envvault/envvault/seal"
-	"github.com/envvault/envvault/sqlite"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -22,51 +17,23 @@ import (
 // same store, to make profiles and open values as a task would receive
 // them.
 type secretsStore struct {
-	env  map[string]string
-	args []string // --data-dir, on SQLite
-	svc  *vault.Service
+	migratedStore
+	svc *vault.Service
 }
 
 func sqliteSecretsStore(t *testing.T) secretsStore {
-	dir := t.TempDir()
-	key := seal.GenerateKey()
-	env := map[string]string{"ENCRYPTION_KEY": key}
-	mustStart(t, env, "migrate", "--data-dir", dir)
-	db, err := sqlite.Open(t.Context(), filepath.Join(dir, sqliteFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return secretsStore{env: env, args: []string{"--data-dir", dir}, svc: testService(t, db, key)}
+	return newSecretsStore(t, migratedSQLite(t))
 }
 
 // postgresSecretsStore runs the commands as the README says to on
 // PostgreSQL: migrations as the owner (DATABASE_MIGRATE_URL), everything
 // else as the service role, under row-level security (DATABASE_URL).
 func postgresSecretsStore(t *testing.T) secretsStore {
-	roles := testenv.RequirePostgresRoles(t)
-	key := seal.GenerateKey()
-	env := map[string]string{"ENCRYPTION_KEY": key, "DATABASE_URL": roles.Service, "DATABASE_MIGRATE_URL": roles.Owner}
-	mustStart(t, env, "migrate")
-	db, err := postgres.Open(t.Context(), roles.Service)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return secretsStore{env: env, svc: testService(t, db, key)}
+	return newSecretsStore(t, migratedPostgres(t))
 }
 
-func testService(t *testing.T, store vault.Store, key string) *vault.Service {
-	t.Helper()
-	raw, err := seal.ParseKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := seal.NewKeyring(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return vault.NewService(store, keys, vault.Options{})
+func newSecretsStore(t *testing.T, ms migratedStore) secretsStore {
+	return secretsStore{migratedStore: ms, svc: vault.NewService(ms.store, mustKeyring(t, ms.key), vault.Options{})}
 }
 
 // run runs `envvault secrets args… <store flags>`.
@@ -125,11 +92,7 @@ func noValues(t *testing.T, out string) {
 
 func writeEnvFile(t *testing.T, content string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "app.env")
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeTemp(t, "app.env", content)
 }
 
 func TestSecretsImportSQLite(t *testing.T) {

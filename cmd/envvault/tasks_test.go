@@ -132,11 +132,7 @@ func removeContainerAtEnd(t *testing.T, cli dockerclient.APIClient, id string) {
 // writeBaseline writes a baseline env file and returns its path.
 func writeBaseline(t *testing.T, content string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "baseline.env")
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeTemp(t, "baseline.env", content)
 }
 
 // TestTasksEndToEnd runs serve on SQLite with a baseline env file and a
