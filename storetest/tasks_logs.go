@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/envvault/envvault/orchestrator"
@@ -98,23 +97,10 @@ func testTaskLogs(t *testing.T, f *fixture) {
 }
 
 func testTaskConcurrentLogAppends(t *testing.T, f *fixture) {
-	const writers, each = 8, 25
+	const writers, each = racers, 25
 	alice := f.mustUser("alice")
 	p := f.mustProfile(alice, "p")
 	task := f.mustQueue(alice, p.ID, "prompt")
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			<-start
-			for i := range each {
-				if err := f.store.AppendTaskLog(f.ctx, task.ID, fmt.Appendf(nil, "%d:%d", w, i)); err != nil {
-					t.Errorf("writer %d: append %d: %v", w, i, err)
-					return
-				}
-			}
-		})
-	}
 	// A follower reads, as Orchestrator.Logs does, the chunks after the
 	// last one it has seen, while they are written: it must miss none.
 	writing := make(chan struct{})
@@ -140,8 +126,18 @@ func testTaskConcurrentLogAppends(t *testing.T, f *fixture) {
 		}
 		followed <- got
 	}()
-	close(start)
-	wg.Wait()
+	for w, err := range race(func(w int) error {
+		for i := range each {
+			if err := f.store.AppendTaskLog(f.ctx, task.ID, fmt.Appendf(nil, "%d:%d", w, i)); err != nil {
+				return fmt.Errorf("append %d: %w", i, err)
+			}
+		}
+		return nil
+	}) {
+		if err != nil {
+			t.Errorf("writer %d: %v", w, err)
+		}
+	}
 	close(writing)
 
 	chunks := f.mustLogs(task.ID, 0)

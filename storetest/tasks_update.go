@@ -2,7 +2,7 @@ package storetest
 
 import (
 	"errors"
-	"sync"
+	"fmt"
 	"testing"
 	"time"
 
@@ -155,29 +155,25 @@ func testTaskFailedUpdateChangesNothing(t *testing.T, f *fixture) {
 func testTaskConcurrentUpdates(t *testing.T, f *fixture) {
 	// Each update reads Attempt and writes it plus one: without the row
 	// lock, updates would read the same value and increments be lost.
-	const racers, each = 8, 10
+	const each = 10
 	alice := f.mustUser("alice")
 	p := f.mustProfile(alice, "p")
 	task := f.mustQueue(alice, p.ID, "prompt")
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for range racers {
-		wg.Go(func() {
-			<-start
-			for range each {
-				_, err := f.store.UpdateTask(f.ctx, task.ID, func(x *orchestrator.Task) error {
-					x.Attempt++
-					return nil
-				})
-				if err != nil {
-					t.Errorf("update: %v", err)
-					return
-				}
+	for _, err := range race(func(int) error {
+		for range each {
+			if _, err := f.store.UpdateTask(f.ctx, task.ID, func(x *orchestrator.Task) error {
+				x.Attempt++
+				return nil
+			}); err != nil {
+				return fmt.Errorf("update: %w", err)
 			}
-		})
+		}
+		return nil
+	}) {
+		if err != nil {
+			t.Error(err)
+		}
 	}
-	close(start)
-	wg.Wait()
 	if got := f.mustTask(alice, task.ID).Attempt; got != 1+racers*each {
 		t.Errorf("attempt %d after %d increments from 1, want %d", got, racers*each, 1+racers*each)
 	}
