@@ -189,6 +189,11 @@ func ensure(ctx context.Context, cli client.APIClient, repo string, files []file
 	}
 	ref := repo + ":" + hex.EncodeToString(h.Sum(nil))[:16]
 	if _, err := cli.ImageInspect(ctx, ref); err == nil {
+		// Another checkout on this engine (its probe binary differs by
+		// its build path) may have moved :latest since this one was built.
+		if err := cli.ImageTag(ctx, ref, repo+":latest"); err != nil {
+			return "", fmt.Errorf("tag %s as %s:latest: %w", ref, repo, err)
+		}
 		return ref, nil
 	}
 
