@@ -41,7 +41,7 @@ var _ vault.Store = (*DB)(nil)
 
 // Open opens the SQLite database file at path, creating it if it does not
 // exist (its directory must). It sets foreign_keys=on, journal_mode=WAL,
-// synchronous=NORMAL and a busy timeout on every connection. Call Migrate
+// synchronous=FULL and a busy timeout on every connection. Call Migrate
 // before use.
 func Open(ctx context.Context, path string) (*DB, error) {
 	// The driver reads everything after '?' as DSN parameters, and a path
@@ -52,7 +52,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	common := url.Values{}
 	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	common.Add("_pragma", "foreign_keys(1)")
-	common.Add("_pragma", "synchronous(NORMAL)")
+	// FULL: every commit syncs the WAL before it returns, so an
+	// acknowledged write survives power loss (NORMAL syncs only at
+	// checkpoints and may lose the last commits).
+	common.Add("_pragma", "synchronous(FULL)")
 
 	wq := cloneValues(common)
 	// journal_mode is a property of the file; the writer sets it once, on

@@ -32,12 +32,12 @@ func TestPragmasOnEveryConnection(t *testing.T) {
 	}{
 		{"write", db.write, "foreign_keys", "1"},
 		{"write", db.write, "journal_mode", "wal"},
-		{"write", db.write, "synchronous", "1"}, // NORMAL
+		{"write", db.write, "synchronous", "2"}, // FULL: a commit survives power loss
 		{"write", db.write, "busy_timeout", "10000"},
 		{"write", db.write, "query_only", "0"},
 		{"read", db.read, "foreign_keys", "1"},
 		{"read", db.read, "journal_mode", "wal"},
-		{"read", db.read, "synchronous", "1"},
+		{"read", db.read, "synchronous", "2"},
 		{"read", db.read, "busy_timeout", "10000"},
 		{"read", db.read, "query_only", "1"},
 	} {
@@ -51,6 +51,41 @@ func TestPragmasOnEveryConnection(t *testing.T) {
 	}
 	if n := db.write.Stats().MaxOpenConnections; n != 1 {
 		t.Errorf("write pool holds up to %d connections, want 1", n)
+	}
+}
+
+// Durability is a property of each connection, not of the file: every
+// connection a pool may open at once must read back synchronous=FULL (2).
+func TestSynchronousFullOnEveryConnection(t *testing.T) {
+	db := openMigrated(t)
+	for _, p := range []struct {
+		name string
+		db   *sql.DB
+	}{{"write", db.write}, {"read", db.read}} {
+		n := p.db.Stats().MaxOpenConnections
+		conns := make([]*sql.Conn, 0, n)
+		for range n {
+			c, err := p.db.Conn(t.Context())
+			if err != nil {
+				t.Fatalf("%s pool: connection %d of %d: %v", p.name, len(conns)+1, n, err)
+			}
+			conns = append(conns, c)
+		}
+		if got := p.db.Stats().OpenConnections; got != n {
+			t.Fatalf("%s pool: %d connections open, want all %d held at once", p.name, got, n)
+		}
+		for i, c := range conns {
+			var got int
+			if err := c.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&got); err != nil {
+				t.Fatalf("%s pool: connection %d: PRAGMA synchronous: %v", p.name, i, err)
+			}
+			if got != 2 {
+				t.Errorf("%s pool: connection %d: synchronous = %d, want 2 (FULL)", p.name, i, got)
+			}
+		}
+		for _, c := range conns {
+			c.Close()
+		}
 	}
 }
 
