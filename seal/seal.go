@@ -62,6 +62,16 @@ type sealer struct {
 
 // newSealer returns a sealer of key; ErrKeyLength if key is not 32 bytes.
 func newSealer(key []byte, id uint32) (*sealer, error) {
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	return &sealer{id: id, aead: aead}, nil
+}
+
+// newAEAD returns AES-256-GCM under key; ErrKeyLength if key is not 32
+// bytes.
+func newAEAD(key []byte) (cipher.AEAD, error) {
 	if len(key) != keySize {
 		return nil, ErrKeyLength
 	}
@@ -73,7 +83,7 @@ func newSealer(key []byte, id uint32) (*sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal: new gcm: %w", err)
 	}
-	return &sealer{id: id, aead: aead}, nil
+	return aead, nil
 }
 
 // seal encrypts plaintext bound to aad under a fresh random nonce.
@@ -189,7 +199,12 @@ func AAD(label string, parts ...string) []byte {
 	for _, p := range parts {
 		n += 4 + len(p)
 	}
-	b := make([]byte, 0, n)
+	return AppendAAD(make([]byte, 0, n), label, parts...)
+}
+
+// AppendAAD appends AAD(label, parts...) to b and returns the extended
+// slice, for a caller that reuses one buffer.
+func AppendAAD(b []byte, label string, parts ...string) []byte {
 	b = append(b, label...)
 	for _, p := range parts {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(p)))

@@ -121,9 +121,11 @@ func (s *Service) GetDecryptedForProfileWithSources(ctx context.Context, userID,
 	if err != nil {
 		return nil, err
 	}
+	o := s.keys.newSecretOpener()
+	defer o.close()
 	out := make([]ReleasedSecret, len(resolved))
 	for i, sec := range resolved {
-		v, err := s.keys.openSecret(sec)
+		v, err := o.open(sec)
 		if err != nil {
 			return nil, fmt.Errorf("profile %s: secret %s: %w: %w", profileID, sec.ID, ErrDecrypt, err)
 		}

@@ -51,11 +51,42 @@ func (k keyring) sealSecret(s *Secret, value string) error { return SealSecret(k
 // wrap the sentinel errors of package seal, and never contain key material
 // or plaintext.
 func (k keyring) openSecret(s *Secret) (string, error) {
-	pt, err := k.OpenEnvelope(s.SealedValue, s.SealedKey, valueAAD(s), dataKeyAAD(s.UserID, s.ID))
+	o := k.newSecretOpener()
+	defer o.close()
+	return o.open(s)
+}
+
+// secretOpener opens the values of many secrets one after another, as a
+// release does, reusing its buffers: per secret it allocates the data
+// key's cipher and the value's string, nothing else. It is not safe for
+// concurrent use; close clears its buffers.
+type secretOpener struct {
+	o       *seal.Opener
+	aad, pt []byte
+}
+
+func (k keyring) newSecretOpener() *secretOpener {
+	return &secretOpener{o: k.NewOpener(), aad: make([]byte, 0, 256), pt: make([]byte, 0, 256)}
+}
+
+// open is openSecret.
+func (so *secretOpener) open(s *Secret) (string, error) {
+	so.aad = seal.AppendAAD(so.aad[:0], labelDataKey, s.UserID, s.ID)
+	n := len(so.aad)
+	so.aad = seal.AppendAAD(so.aad, labelValue, s.UserID, s.ID, s.Name)
+	pt, err := so.o.AppendOpen(so.pt[:0], s.SealedValue, s.SealedKey, so.aad[n:], so.aad[:n])
 	if err != nil {
 		return "", fmt.Errorf("secret %s: %w", s.ID, err)
 	}
-	return string(pt), nil
+	so.pt = pt
+	v := string(pt)
+	clear(pt)
+	return v, nil
+}
+
+func (so *secretOpener) close() {
+	so.o.Close()
+	clear(so.pt[:cap(so.pt)])
 }
 
 // rewrapSecret reseals the value of s for its current UserID, ID and Name,
