@@ -41,6 +41,7 @@ Run "envvault <command> --help" for the flags of a command.`,
 			m.secretsCommand(),
 			m.auditCommand(),
 			m.keygenCommand(),
+			m.benchCommand(),
 		},
 	})
 }

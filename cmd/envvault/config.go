@@ -62,6 +62,8 @@ type Config struct {
 
 	OlderThan time.Duration // audit prune --older-than
 
+	Bench benchConfig // envvault bench (bench.go)
+
 	// secrets import FILE, secrets list.
 	ImportFile string   // secrets import FILE
 	UserID     string   // --user
@@ -189,8 +191,8 @@ func logFlags(fs *flag.FlagSet, c *Config, format string) {
 // Errors name the variable, never its value.
 func (m *Main) readEnv() error {
 	c := &m.Config
-	if c.Command == cmdKeygen {
-		return nil
+	if c.Command == cmdKeygen || c.Command == cmdBench {
+		return nil // neither opens a store nor needs a key
 	}
 	if c.Command == cmdDev || c.Command == cmdServe || c.Command == cmdRunner || c.Command == cmdSecretsImport {
 		if err := c.readLockedNames(); err != nil {

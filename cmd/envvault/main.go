@@ -125,6 +125,7 @@ func (m *Main) Run(ctx context.Context) error {
 		cmdSecretsList:   m.runSecretsList,
 		cmdAuditVerify:   m.runAuditVerify,
 		cmdAuditPrune:    m.runAuditPrune,
+		cmdBench:         m.runBench,
 	}[m.Config.Command]
 	if run == nil {
 		return fmt.Errorf("no command: run envvault --help")
