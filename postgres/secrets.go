@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/envvault/envvault/vault"
@@ -176,33 +177,40 @@ func (t *tx) DeleteSecret(ctx context.Context, id string) error {
 	return nil
 }
 
-// forProfile is the one query behind SecretsForProfile. The profile is the
-// left side, so an unknown profile, or another user's, gives no row at all
-// (ENOTFOUND), while a profile that receives nothing gives one row of NULLs.
+// forProfile is the one query behind SecretsForProfile, reading only what
+// a release needs. The profile is the left side, so an unknown profile, or
+// another user's, gives no row at all (ENOTFOUND), while a profile that
+// receives nothing gives one row of NULLs.
 //
-// Its cost is bounded by the user's own rows, whatever the size of the
-// tables: the secrets come from the secrets_user_name index (the planner
-// derives s.user_id = $2 from the join), the grant test names the profile
-// by parameter, not by p.id, so PostgreSQL runs it once, as a hashed set of
-// this profile's grants (from the secret_grants_profile_name_key index), not
-// once per secret; and the grant list of an `agents` secret is an
-// index-only scan of secret_grants_pkey.
-const forProfile = `SELECT ` + secretCols + `
+// Its cost is bounded by the user's own rows whatever the size of the
+// tables, and linear in them: the secrets come from the secrets_user_name
+// index; the grant test is uncorrelated (it names the profile by
+// parameter), so PostgreSQL reads this profile's grants once, from the
+// secret_grants_profile_name_key index, into a hashed set, rather than once
+// per secret; an `agents` secret's other grants are not read at all. The
+// statement before it turns sequential scans off for the transaction, so
+// that the plan is the same before the tables are first analysed (right
+// after a bulk import, when the planner knows their size but not that one
+// user holds a small part of them) as after.
+const forProfile = `SELECT s.id, s.name, s.scope = 'agents', s.version, s.sealed_value, s.sealed_key, s.master_key_id
 	FROM profiles p
-	LEFT JOIN secrets s ON s.user_id = p.user_id
-		AND (s.scope = 'all' OR EXISTS (
-			SELECT 1 FROM secret_grants g WHERE g.secret_id = s.id AND g.profile_id = $1))
+	LEFT JOIN secrets s ON s.user_id = $2
+		AND (s.scope = 'all' OR s.id IN (SELECT g.secret_id FROM secret_grants g WHERE g.profile_id = $1))
 	WHERE p.id = $1 AND p.user_id = $2`
 
-// SecretsForProfile returns, in one query, the sealed secrets of userID
-// that the profile may receive: every ScopeAll secret and the ScopeAgents
-// secrets that grant it. Returns ENOTFOUND if the profile does not exist or
-// is not userID's.
+// SecretsForProfile returns, in one round trip, the sealed secrets of
+// userID that the profile may receive: every ScopeAll secret and the
+// ScopeAgents secrets that grant it. It reads only what a release needs:
+// ID, UserID, Name, Scope, Version, SealedValue, SealedKey and MasterKeyID;
+// the ProfileIDs of a ScopeAgents secret hold this profile alone (one
+// slice shared by them: read-only), and Description and the times are left
+// zero. Returns ENOTFOUND if the profile does not exist or is not userID's.
 func (db *DB) SecretsForProfile(ctx context.Context, userID, profileID string) ([]*vault.Secret, error) {
 	var list []*vault.Secret
 	err := db.userBatch(ctx, userID, func(b *pgx.Batch) {
+		b.Queue(`SELECT set_config('enable_seqscan', 'off', true)`).Exec(func(pgconn.CommandTag) error { return nil })
 		b.Queue(forProfile, profileID, userID).Query(func(rows pgx.Rows) (err error) {
-			list, err = scanForProfile(rows)
+			list, err = scanForProfile(rows, userID, profileID)
 			return err
 		})
 	})
@@ -212,39 +220,39 @@ func (db *DB) SecretsForProfile(ctx context.Context, userID, profileID string) (
 	return list, nil
 }
 
-// scanForProfile reads the rows of forProfile.
-func scanForProfile(rows pgx.Rows) ([]*vault.Secret, error) {
+// scanForProfile reads the rows of forProfile with few allocations: the
+// sealed bytes of all rows share large blocks, the id and name of a row
+// are one string, the master key id is shared by the rows sealed under the
+// same key, and the secrets are allocated in blocks.
+func scanForProfile(rows pgx.Rows, userID, profileID string) ([]*vault.Secret, error) {
 	var (
+		r       = newReleaseRow()
 		list    []*vault.Secret
+		block   []vault.Secret
 		profile bool
-		id      pgtype.Text
-		userCol pgtype.Text
-		name    pgtype.Text
-		scope   pgtype.Text
-		desc    pgtype.Text
-		version pgtype.Int4
-		mkID    pgtype.Text
-		created pgtype.Timestamptz
-		updated pgtype.Timestamptz
+		granted = []string{profileID}
 	)
+	dest := []any{&r.id, &r.name, &r.agents, &r.version, &r.value, &r.key, &r.keyID}
 	for rows.Next() {
 		profile = true
-		var s vault.Secret
-		err := rows.Scan(&id, &userCol, &name, &scope, &desc, &version,
-			&s.SealedValue, &s.SealedKey, &mkID, &created, &updated, &s.ProfileIDs)
-		if err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
-		if !id.Valid { // the profile receives no secret
+		if r.id.b == nil { // the profile receives no secret
 			continue
 		}
-		s.ID, s.UserID, s.Name, s.Scope = id.String, userCol.String, name.String, vault.Scope(scope.String)
-		s.Description, s.Version, s.MasterKeyID = desc.String, int(version.Int32), mkID.String
-		s.CreatedAt, s.UpdatedAt = created.Time.UTC(), updated.Time.UTC()
-		if len(s.ProfileIDs) == 0 {
-			s.ProfileIDs = nil
+		if len(block) == cap(block) {
+			block = make([]vault.Secret, 0, min(max(2*cap(block), 16), 1024))
 		}
-		list = append(list, &s)
+		block = append(block, vault.Secret{UserID: userID, Scope: vault.ScopeAll, Version: int(r.version.Int32),
+			SealedValue: r.value.b, SealedKey: r.key.b, MasterKeyID: r.keyID.s})
+		s := &block[len(block)-1]
+		idName := string(append(r.id.b, r.name.b...))
+		s.ID, s.Name = idName[:len(r.id.b)], idName[len(r.id.b):]
+		if r.agents.Bool {
+			s.Scope, s.ProfileIDs = vault.ScopeAgents, granted
+		}
+		list = append(list, s)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -253,4 +261,77 @@ func scanForProfile(rows pgx.Rows) ([]*vault.Secret, error) {
 		return nil, vault.Errorf(vault.ENOTFOUND, "profile not found")
 	}
 	return list, nil
+}
+
+// releaseRow holds the scan targets of one row of forProfile, reused for
+// every row.
+type releaseRow struct {
+	id, name   scratch
+	agents     pgtype.Bool
+	version    pgtype.Int4
+	value, key arenaBytes
+	keyID      internedText
+}
+
+func newReleaseRow() *releaseRow {
+	a := &arena{}
+	return &releaseRow{value: arenaBytes{a: a}, key: arenaBytes{a: a}}
+}
+
+// scratch keeps a copy of a column in a buffer reused for every row; b is
+// nil for a NULL.
+type scratch struct{ b, buf []byte }
+
+// ScanBytes copies v, which pgx reuses after the call.
+func (s *scratch) ScanBytes(v []byte) error {
+	if v == nil {
+		s.b = nil
+	} else {
+		s.buf = append(s.buf[:0], v...)
+		s.b = s.buf
+	}
+	return nil
+}
+
+// arenaBytes copies a column into its arena.
+type arenaBytes struct {
+	a *arena
+	b []byte
+}
+
+// ScanBytes copies v; a NULL gives nil.
+func (x *arenaBytes) ScanBytes(v []byte) error {
+	x.b = x.a.copy(v)
+	return nil
+}
+
+// arena hands out copies of bytes from blocks it allocates as it fills
+// them, doubling from 4 KiB to 64 KiB: the sealed bytes of many rows cost
+// a few allocations, not one per column and row. Each copy is capped at its
+// length, so appending to one never writes into another.
+type arena struct{ block []byte }
+
+func (a *arena) copy(v []byte) []byte {
+	if v == nil {
+		return nil
+	}
+	if len(v) > cap(a.block)-len(a.block) {
+		a.block = make([]byte, 0, max(min(2*cap(a.block), 64<<10), 4<<10, len(v)))
+	}
+	n := len(a.block)
+	a.block = append(a.block, v...)
+	return a.block[n:len(a.block):len(a.block)]
+}
+
+// internedText keeps the string of a column, allocating a new one only
+// when it differs from the row before: the master key id is the same for
+// almost every row.
+type internedText struct{ s string }
+
+// ScanBytes sets s to v; a NULL gives "".
+func (t *internedText) ScanBytes(v []byte) error {
+	if string(v) != t.s {
+		t.s = string(v)
+	}
+	return nil
 }
