@@ -14,30 +14,23 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-// The audit trail (vault/audit.go) is the table audit_events and its head,
-// the one row of audit_head; see migrations/postgres/00004_audit.sql.
-// Under row-level security, a user's transaction appends and reads that
-// user's events; system mode (systemTx) appends the events of no user (a
-// failed sign-in, a prune) and reads every event, for verify. Only the
-// tables' owner may delete events (prune): the service's role may not.
+// The audit trail (vault/audit_chain.go) is the table audit_events and its
+// head, the one row of audit_head; see migrations/postgres/00004_audit.sql
+// and 00006_audit_link.sql. Under row-level security, a user's transaction
+// appends and reads that user's events; system mode (systemTx) appends the
+// events of no user (a failed sign-in, a prune), reads every event
+// (verify), and links (audit_link.go). Only the tables' owner may delete
+// events (prune): the service's role may not.
 //
-// An append takes the head's row lock (SELECT ... FOR UPDATE), which
-// orders every append of every process: a waiting transaction reads the
-// head its predecessor committed. The lock is held until the transaction
-// ends, so the Service appends last, just before it commits. Lock order is
-// always the user's row (Update), then the head, so appends never
-// deadlock.
+// An append inserts its event unlinked, in one statement that takes no
+// lock another write waits for; the transaction's write is then linked by
+// the link pass that runs after its commit (linkAfter).
 
-// appendAudit appends ev after the chain's head in two statements: the
-// head's read under its row lock, and the insert, whose trigger checks
-// that it follows the head and moves the head to it.
+// appendAudit inserts ev, unlinked: its Seq, PrevHash and Hash are set by
+// the link pass after the commit. The details are stored in their
+// canonical form, which the pass hashes as verify will.
 func appendAudit(ctx context.Context, q querier, ev *vault.AuditEvent) error {
-	var seq int64
-	var prev []byte
-	if err := q.QueryRow(ctx, `SELECT seq, hash FROM audit_head FOR UPDATE`).Scan(&seq, &prev); err != nil {
-		return fmt.Errorf("lock audit head: %w", err)
-	}
-	details, err := ev.Chain(seq+1, prev)
+	details, err := ev.DetailsJSON()
 	if err != nil {
 		return fmt.Errorf("audit event %s: %w", ev.Action, err)
 	}
@@ -46,13 +39,13 @@ func appendAudit(ctx context.Context, q querier, ev *vault.AuditEvent) error {
 		user = &ev.UserID
 	}
 	_, err = q.Exec(ctx, `
-		INSERT INTO audit_events (seq, time, user_id, token_id, request_id, client_addr, action,
-			target_type, target_id, details, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		ev.Seq, ev.Time, user, ev.TokenID, ev.RequestID, ev.ClientAddr, ev.Action,
-		ev.TargetType, ev.TargetID, string(details), ev.PrevHash, ev.Hash)
+		INSERT INTO audit_events (time, user_id, token_id, request_id, client_addr, action,
+			target_type, target_id, details)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		ev.Time, user, ev.TokenID, ev.RequestID, ev.ClientAddr, ev.Action,
+		ev.TargetType, ev.TargetID, string(details))
 	if err != nil {
-		return fmt.Errorf("insert audit event %d (%s): %w", ev.Seq, ev.Action, convert(err))
+		return fmt.Errorf("insert audit event %s: %w", ev.Action, convert(err))
 	}
 	return nil
 }
@@ -88,8 +81,8 @@ func collectAuditEvents(rows pgx.Rows) ([]*vault.AuditEvent, error) {
 	})
 }
 
-// AppendAudit appends ev to the audit trail in the transaction, and holds
-// the chain's lock until it ends.
+// AppendAudit appends ev to the audit trail in the transaction, unlinked;
+// Update links it after the commit.
 func (t *tx) AppendAudit(ctx context.Context, ev *vault.AuditEvent) error {
 	if err := t.checkOwner("audit event", ev.Action, ev.UserID); err != nil {
 		return err
@@ -104,7 +97,8 @@ func (t *tx) AuditEvents(ctx context.Context, f vault.AuditFilter) ([]*vault.Aud
 		return nil, nil
 	}
 	w := sqlstore.AuditWhere(sqlstore.Dollar, timeArg, t.userID, f)
-	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM audit_events WHERE `+w.String()+
+	// An event not yet linked has no seq: it is listed once it is.
+	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM audit_events WHERE seq IS NOT NULL AND `+w.String()+
 		` ORDER BY seq DESC LIMIT `+strconv.Itoa(f.Limit), w.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("query audit events: %w", convert(err))
@@ -117,7 +111,7 @@ func (t *tx) AuditEvents(ctx context.Context, f vault.AuditFilter) ([]*vault.Aud
 }
 
 // AppendAuditEvent appends ev, an event of no user, to the audit trail in
-// a transaction of its own, in system mode.
+// a transaction of its own, in system mode, and links it.
 func (db *DB) AppendAuditEvent(ctx context.Context, ev *vault.AuditEvent) error {
 	if ev.UserID != "" {
 		return fmt.Errorf("append audit event %s: an event of user %s belongs in that user's transaction", ev.Action, ev.UserID)
@@ -126,6 +120,7 @@ func (db *DB) AppendAuditEvent(ctx context.Context, ev *vault.AuditEvent) error 
 	if err != nil {
 		return fmt.Errorf("append audit event: %w", err)
 	}
+	db.linkAfter(ctx)
 	return nil
 }
 
@@ -171,7 +166,7 @@ func (db *DB) AuditChain(ctx context.Context, afterSeq int64, limit int) ([]*vau
 }
 
 // pruneBatch is how many events PruneAudit deletes per transaction, so
-// that writers wait for the chain's lock at most that long.
+// that link passes wait for the chain's lock at most that long.
 var pruneBatch int64 = 5000
 
 // PruneAudit deletes the events before the first (by seq) whose time is at

@@ -1,10 +1,13 @@
 // Package postgres is the vault.Store on PostgreSQL, through a pgx/v5
 // connection pool.
 //
-// Writes of one user are serialized by a row lock on the user, taken first
-// in every Update transaction, so the service's read-check-write rules hold
-// at commit; the unique indexes of the schema back the rules that matter
-// most, and their violations come back as vault.ECONFLICT.
+// Writes take only the locks their rule needs (vault.Tx.LockUser, the
+// user's row lock, for the writes the secret quota counts; vault.Tx.Lock,
+// an advisory lock, for one object's read-modify-write), so writes of
+// different users, and of one user to different objects, never wait for
+// each other; the unique indexes of the schema back the name rules, and
+// their violations come back as vault.ECONFLICT. Audit events are linked
+// into the chain after the commit (audit_link.go).
 package postgres
 
 import (
@@ -22,7 +25,8 @@ import (
 
 // DB is a vault.Store on a PostgreSQL database.
 type DB struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	linker linker // the link passes of this process (audit_link.go)
 }
 
 var _ vault.Store = (*DB)(nil)
@@ -76,44 +80,60 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// lockUser takes the user's row lock that serializes the user's writes.
-// FOR NO KEY UPDATE, not FOR UPDATE: it conflicts with itself, which is all
-// the serialization needs, but not with the KEY SHARE locks that foreign-key
-// checks take, so creating a token for a user does not wait for that user's
-// secret writes.
+// lockUser takes the user's row lock that serializes the writes the
+// secret quota counts. FOR NO KEY UPDATE, not FOR UPDATE: it conflicts
+// with itself, which is all the serialization needs, but not with the KEY
+// SHARE locks that foreign-key checks take, so creating a token, a profile
+// or a secret's new version for the user does not wait for it.
 const lockUser = `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`
 
-// Update runs fn in a read-committed transaction that first locks the
-// user's row, so writes of one user run one at a time. Returns ENOTFOUND if
-// the user does not exist, or fn's error unchanged.
+// lockObject takes the transaction-scoped advisory lock of one object of
+// a user, keyed by a 64-bit hash of the user's id and the object's id:
+// two keys that collide only make two writes take turns.
+const lockObject = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`
+
+// Update runs fn in a read-committed transaction of the user, under
+// row-level security, taking no lock of its own, and then links the audit
+// events of every committed write (its own among them) before it returns.
+// It returns fn's error unchanged.
 func (db *DB) Update(ctx context.Context, userID string, fn func(vault.Tx) error) error {
-	return db.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, userID, true, func(ptx pgx.Tx) error {
+	err := db.userTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, userID, func(ptx pgx.Tx) error {
 		return fn(&tx{tx: ptx, userID: userID})
 	})
+	if err != nil {
+		return err
+	}
+	db.linkAfter(ctx)
+	return nil
 }
 
 // View runs fn in a read-only transaction over one snapshot (repeatable
 // read, which never fails a read-only transaction). It returns fn's error
 // unchanged.
 func (db *DB) View(ctx context.Context, userID string, fn func(vault.Tx) error) error {
-	return db.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, userID, false, func(ptx pgx.Tx) error {
+	return db.userTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, userID, func(ptx pgx.Tx) error {
 		return fn(&tx{tx: ptx, userID: userID})
 	})
 }
 
-// inTx runs fn in a transaction of userID, under row-level security, and
-// first takes the user's row lock if lock is set.
-func (db *DB) inTx(ctx context.Context, opts pgx.TxOptions, userID string, lock bool, fn func(pgx.Tx) error) error {
-	return db.userTx(ctx, opts, userID, func(ptx pgx.Tx) error {
-		if lock {
-			var one int
-			err := ptx.QueryRow(ctx, lockUser, userID).Scan(&one)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return vault.Errorf(vault.ENOTFOUND, "user not found")
-			} else if err != nil {
-				return fmt.Errorf("lock user %s: %w", userID, err)
-			}
-		}
-		return fn(ptx)
-	})
+// LockUser takes the user's row lock until the transaction ends. Returns
+// ENOTFOUND if the user does not exist.
+func (t *tx) LockUser(ctx context.Context) error {
+	var one int
+	err := t.tx.QueryRow(ctx, lockUser, t.userID).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return vault.Errorf(vault.ENOTFOUND, "user not found")
+	} else if err != nil {
+		return fmt.Errorf("lock user %s: %w", t.userID, err)
+	}
+	return nil
+}
+
+// Lock takes the advisory lock of the user's object id until the
+// transaction ends.
+func (t *tx) Lock(ctx context.Context, id string) error {
+	if _, err := t.tx.Exec(ctx, lockObject, t.userID+"/"+id); err != nil {
+		return fmt.Errorf("lock %s: %w", id, err)
+	}
+	return nil
 }

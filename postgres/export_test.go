@@ -10,11 +10,11 @@ import (
 
 // UpdateMisfiltered is Update with the Go-level user filter broken on
 // purpose: the transaction is opened for rlsUser exactly as Update opens
-// it (the row-level security setting, then the user's row lock), but the
+// it (read committed, the row-level security setting), but the
 // vault.Tx handed to fn puts filterUser in every WHERE user_id. Only
 // row-level security then stands between fn and filterUser's rows.
 func (db *DB) UpdateMisfiltered(ctx context.Context, rlsUser, filterUser string, fn func(vault.Tx) error) error {
-	return db.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, rlsUser, true, func(ptx pgx.Tx) error {
+	return db.userTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, rlsUser, func(ptx pgx.Tx) error {
 		return fn(&tx{tx: ptx, userID: filterUser})
 	})
 }

@@ -164,6 +164,15 @@ func (db *DB) Update(ctx context.Context, userID string, fn func(vault.Tx) error
 	return db.run(ctx, db.write, nil, userID, fn)
 }
 
+// LockUser takes the user's lock: the transaction holds the database's
+// write lock already, which serializes every write, so there is nothing
+// more to take.
+func (t *tx) LockUser(context.Context) error { return nil }
+
+// Lock takes an object's lock: the transaction holds the database's write
+// lock already, so there is nothing more to take.
+func (t *tx) Lock(context.Context, string) error { return nil }
+
 // View runs fn in a read-only transaction scoped to userID: it sees one
 // snapshot, and any write in it fails.
 func (db *DB) View(ctx context.Context, userID string, fn func(vault.Tx) error) error {

@@ -19,6 +19,18 @@ import (
 // before it, so changing, deleting or reordering a stored event breaks the
 // chain where it was done, and VerifyAudit reports that row.
 //
+// Appending takes no lock that writes share: on PostgreSQL an event is
+// inserted unlinked (no Seq, PrevHash or Hash yet) in the write's own
+// transaction, and placed in the chain after the commit by a link pass
+// (AuditStore.LinkAudit), which takes the chain's lock for a transaction
+// of its own and links every event committed by then, in order of append.
+// The write waits for that pass before it returns, so the pass serves
+// every write that committed meanwhile, whoever's. An event left unlinked
+// (its process stopped between the commit and the pass) is linked by the
+// next pass of any write, or by VerifyAudit, which links first. None is
+// skipped: a pass links every unlinked row it sees, and a row is seen by
+// every pass that begins after its commit.
+//
 // The hash of an event is SHA-256 over this encoding, where u64(x) is x as
 // 8 bytes big endian and f(b) is the length of b as 4 bytes big endian
 // followed by b:
@@ -172,7 +184,11 @@ func (b *AuditBreak) Error() string { return fmt.Sprintf("seq %d: %s", b.Seq, b.
 
 // AuditReport is what VerifyAudit found.
 type AuditReport struct {
-	Events int64     // events checked
+	Events int64 // events checked
+	// Linked is how many committed events were not yet in the chain and
+	// were linked before the walk: a write's process stopped between its
+	// commit and its link pass.
+	Linked int64
 	Head   AuditHead // the head the walk went up to
 	Break  *AuditBreak
 }
@@ -180,8 +196,9 @@ type AuditReport struct {
 // auditBatch is how many events VerifyAudit reads at a time.
 const auditBatch = 1000
 
-// VerifyAudit walks the chain from its anchor (the oldest event kept) to
-// the head it reads first, recomputes every hash, and reports the first
+// VerifyAudit links the events committed but not yet in the chain
+// (LinkAudit), then walks the chain from its anchor (the oldest event kept)
+// to the head it reads first, recomputes every hash, and reports the first
 // event where the chain breaks: a gap in Seq (deleted events), a PrevHash
 // that is not the hash of the event before (events reordered, or the one
 // before rewritten with a recomputed hash), a hash that its content does
@@ -189,8 +206,18 @@ const auditBatch = 1000
 // deleted at the end). Events appended while it runs are not checked. An
 // error is returned only if the store could not be read.
 func VerifyAudit(ctx context.Context, st AuditStore) (AuditReport, error) {
-	// A prune that runs meanwhile moves the anchor past events the walk
-	// expects; the walk then starts again from the new anchor.
+	linked, err := st.LinkAudit(ctx)
+	if err != nil {
+		return AuditReport{}, fmt.Errorf("link the audit events not yet in the chain: %w", err)
+	}
+	rep, err := verifyAuditAgain(ctx, st)
+	rep.Linked = linked
+	return rep, err
+}
+
+// verifyAuditAgain walks again while a prune that runs meanwhile moves the
+// anchor past events the walk expects.
+func verifyAuditAgain(ctx context.Context, st AuditStore) (AuditReport, error) {
 	for range 3 {
 		rep, err := verifyAudit(ctx, st)
 		if err != nil || rep.Break == nil {

@@ -103,10 +103,13 @@ type AuditFilter struct {
 
 // AuditTx is the audit trail inside a user's transaction.
 type AuditTx interface {
-	// AppendAudit appends ev to the chain: it takes the chain's head under
-	// the store's lock, which it holds until the transaction ends, sets
-	// ev's Seq, PrevHash and Hash (ev.Chain) and inserts it. If it fails,
-	// the transaction must not commit.
+	// AppendAudit appends ev to the trail in the transaction: it commits
+	// with the write, or neither does. If it fails, the transaction must
+	// not commit. Where the store places it in the chain (ev.Chain) is the
+	// store's: SQLite inside the transaction, under its one writer's lock;
+	// PostgreSQL, which takes no lock here, just after the commit
+	// (AuditStore.LinkAudit). Either way it is in the chain when the
+	// store's Update returns.
 	AppendAudit(ctx context.Context, ev *AuditEvent) error
 	// AuditEvents returns up to f.Limit of the user's events (those whose
 	// UserID is the transaction's user) that match f, newest first.
@@ -119,6 +122,11 @@ type AuditStore interface {
 	// AppendAuditEvent appends ev, as AppendAudit does, in a transaction
 	// of its own.
 	AppendAuditEvent(ctx context.Context, ev *AuditEvent) error
+	// LinkAudit places in the chain, in order of their append, the events
+	// committed but not yet in it, and returns how many it placed. Events
+	// appended before the call began are all placed when it returns nil.
+	// A store that places events when they are appended returns 0.
+	LinkAudit(ctx context.Context) (int64, error)
 	// AuditHead returns the state of the chain.
 	AuditHead(ctx context.Context) (AuditHead, error)
 	// AuditChain returns up to limit events of every user with a Seq
@@ -144,8 +152,8 @@ func (s *Service) event(ctx context.Context, userID, action, targetType, targetI
 }
 
 // audit appends the event of an action to tx, the transaction of the
-// action itself. It is the last thing a write does before it commits: the
-// chain's lock is held from here to the commit.
+// action itself. It is the last thing a write does before it commits: on
+// SQLite the chain's place is taken here.
 func (s *Service) audit(ctx context.Context, tx Tx, userID, action, targetType, targetID string, details map[string]any) error {
 	if err := tx.AppendAudit(ctx, s.event(ctx, userID, action, targetType, targetID, details)); err != nil {
 		return fmt.Errorf("record %s in the audit trail: %w", action, err)

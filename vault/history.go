@@ -142,7 +142,7 @@ func (s *Service) RollbackSecret(ctx context.Context, userID, id string, version
 	}
 	var sec *Secret
 	err := s.store.Update(ctx, userID, func(tx Tx) error {
-		cur, err := tx.Secret(ctx, id)
+		cur, err := lockSecret(ctx, tx, id)
 		if err != nil {
 			return err
 		}

@@ -111,6 +111,11 @@ func (s *Service) ImportSecrets(ctx context.Context, userID string, entries []Im
 	var res ImportResult
 	err = s.store.Update(ctx, userID, func(tx Tx) error {
 		res = ImportResult{}
+		// The quota counts the user's secrets: imports and creates take
+		// turns.
+		if err := tx.LockUser(ctx); err != nil {
+			return err
+		}
 		if err := checkProfiles(ctx, tx, ids); err != nil {
 			return err
 		}
@@ -126,6 +131,9 @@ func (s *Service) ImportSecrets(ctx context.Context, userID string, entries []Im
 			}
 			targets[i] = importTarget(same, scope, ids)
 			if targets[i] != nil {
+				if targets[i], err = relockTarget(ctx, tx, targets[i]); err != nil {
+					return err
+				}
 				continue
 			}
 			creates++
@@ -215,4 +223,16 @@ func (s *Service) importOne(ctx context.Context, tx Tx, userID string, e ImportE
 	details := secretDetails(&next)
 	details["changed"], details["import_line"] = []string{"value"}, e.Line
 	return true, s.audit(ctx, tx, userID, ActionSecretUpdate, TargetSecret, next.ID, details)
+}
+
+// relockTarget takes the lock of the secret an import updates, which it
+// found unlocked, and reads it again: an update of it may have committed
+// meanwhile. Returns ECONFLICT if that update made it another import's
+// target (renamed, rescoped, regranted or deleted it).
+func relockTarget(ctx context.Context, tx Tx, found *Secret) (*Secret, error) {
+	cur, err := lockSecret(ctx, tx, found.ID)
+	if ErrorCode(err) == ENOTFOUND || err == nil && (cur.Name != found.Name || cur.Scope != found.Scope || !slices.Equal(cur.ProfileIDs, found.ProfileIDs)) {
+		return nil, Errorf(ECONFLICT, "secret %s changed during the import: import again", found.ID)
+	}
+	return cur, err
 }

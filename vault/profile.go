@@ -155,7 +155,7 @@ func (s *Service) CreateProfile(ctx context.Context, userID string, in ProfileIn
 func (s *Service) UpdateProfile(ctx context.Context, userID, id string, pt ProfilePatch) (*Profile, error) {
 	var out *Profile
 	err := s.store.Update(ctx, userID, func(tx Tx) error {
-		cur, err := tx.Profile(ctx, id)
+		cur, err := lockProfile(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -201,7 +201,7 @@ func (s *Service) UpdateProfile(ctx context.Context, userID, id string, pt Profi
 func (s *Service) DeleteProfile(ctx context.Context, userID, id string) error {
 	err := s.store.Update(ctx, userID, func(tx Tx) error {
 		// Read first: the event names what was deleted.
-		cur, err := tx.Profile(ctx, id)
+		cur, err := lockProfile(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -240,4 +240,13 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// lockProfile takes a profile's lock and then reads it, for a write that
+// writes back what it read.
+func lockProfile(ctx context.Context, tx Tx, id string) (*Profile, error) {
+	if err := tx.Lock(ctx, id); err != nil {
+		return nil, err
+	}
+	return tx.Profile(ctx, id)
 }

@@ -199,6 +199,10 @@ func (s *Service) CreateSecret(ctx context.Context, userID string, in SecretInpu
 		return nil, fmt.Errorf("seal secret %s: %w", sec.ID, err)
 	}
 	err = s.store.Update(ctx, userID, func(tx Tx) error {
+		// The quota counts the user's secrets: creates take turns.
+		if err := tx.LockUser(ctx); err != nil {
+			return err
+		}
 		n, err := tx.CountSecrets(ctx)
 		if err != nil {
 			return fmt.Errorf("count secrets: %w", err)
@@ -260,7 +264,7 @@ func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretP
 	}
 	var sec *Secret
 	err := s.store.Update(ctx, userID, func(tx Tx) error {
-		cur, err := tx.Secret(ctx, id)
+		cur, err := lockSecret(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -376,7 +380,7 @@ func (s *Service) storeNewVersion(ctx context.Context, tx Tx, cur, next *Secret)
 func (s *Service) DeleteSecret(ctx context.Context, userID, id string) error {
 	err := s.store.Update(ctx, userID, func(tx Tx) error {
 		// Read first: the event names what was deleted.
-		cur, err := tx.Secret(ctx, id)
+		cur, err := lockSecret(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -389,6 +393,16 @@ func (s *Service) DeleteSecret(ctx context.Context, userID, id string) error {
 		return fmt.Errorf("delete secret %s: %w", id, err)
 	}
 	return nil
+}
+
+// lockSecret takes a secret's lock and then reads it, for a write that
+// writes back what it read. A rename or a new grant needs no more lock:
+// the database's unique indexes refuse a name taken meanwhile.
+func lockSecret(ctx context.Context, tx Tx, id string) (*Secret, error) {
+	if err := tx.Lock(ctx, id); err != nil {
+		return nil, err
+	}
+	return tx.Secret(ctx, id)
 }
 
 // Secret returns a secret, sealed. Returns ENOTFOUND if it does not exist.

@@ -11,8 +11,11 @@ import "context"
 // method documents, or an unexpected error wrapped with context.
 type Store interface {
 	// Update runs fn in a read-write transaction scoped to userID, and
-	// commits if fn returns nil. Writes of one user are serialized, so fn
-	// can check a rule against what it reads and rely on it at commit.
+	// commits if fn returns nil. Updates run at once, of one user too: fn
+	// takes the locks its rule needs (Tx.LockUser, Tx.Lock) before it
+	// reads what the rule checks, and relies on them until the commit. The
+	// audit events fn appends are in the chain when Update returns (on
+	// PostgreSQL linked just after the commit, see AuditStore.LinkAudit).
 	Update(ctx context.Context, userID string, fn func(Tx) error) error
 	// View runs fn in a read-only transaction scoped to userID.
 	View(ctx context.Context, userID string, fn func(Tx) error) error
@@ -77,6 +80,18 @@ type Store interface {
 type Tx interface {
 	// The audit trail inside the user's transaction (audit.go).
 	AuditTx
+
+	// LockUser takes the user's lock, held until the transaction ends: the
+	// writes whose rule counts the user's secrets (a create, an import)
+	// take it, so that they run one at a time. Writes that do not take it
+	// never wait for it. Returns ENOTFOUND if the user does not exist.
+	LockUser(ctx context.Context) error
+	// Lock takes the lock of one of the user's objects (a secret or a
+	// profile, by id), held until the transaction ends: a write that reads
+	// an object and writes it back takes it first, so that two writes of
+	// one object run one at a time and writes of different objects do
+	// not wait for each other. It does not check that the object exists.
+	Lock(ctx context.Context, id string) error
 
 	// Secret returns a secret by id. Returns ENOTFOUND if it does not exist.
 	Secret(ctx context.Context, id string) (*Secret, error)

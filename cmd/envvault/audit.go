@@ -186,7 +186,11 @@ func (m *Main) runAuditPrune(ctx context.Context) error {
 	if err := pruner.AppendAuditEvent(ctx, ev); err != nil {
 		return fmt.Errorf("pruned %d audit events, but could not record the prune: %w", n, err)
 	}
-	head.Seq, head.Hash = ev.Seq, ev.Hash
+	// The head after the prune's event (which a store may link after its
+	// commit, and so not number in ev).
+	if head, err = pruner.AuditHead(ctx); err != nil {
+		return fmt.Errorf("pruned %d audit events: %w", n, err)
+	}
 	_, err = fmt.Fprintf(m.Stdout, "pruned %d audit events from before %s; the chain verifies from seq %d\n%s\n",
 		n, before.Format(time.RFC3339), head.FirstSeq, describeChain(head))
 	return err
