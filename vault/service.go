@@ -29,6 +29,9 @@ type Service struct {
 	// keepVersions is how many earlier values of a secret are kept
 	// (history.go).
 	keepVersions int
+
+	// tokens caches the tokens the store confirmed (token.go); nil if off.
+	tokens *tokenCache
 }
 
 // Options tune a Service; zero values take the defaults.
@@ -40,6 +43,11 @@ type Options struct {
 	// KeepVersions is how many earlier values of each secret are kept;
 	// DefaultKeepVersions if 0.
 	KeepVersions int
+
+	// TokenCacheTTL is how long Authenticate trusts a token the store
+	// confirmed without asking it again: DefaultTokenCacheTTL if 0, no
+	// cache if negative (token.go).
+	TokenCacheTTL time.Duration
 }
 
 // NewService returns a service over store, sealing under keys.
@@ -54,6 +62,7 @@ func NewService(store Store, keys *seal.Keyring, opts Options) *Service {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.tokens = newTokenCache(opts.TokenCacheTTL, TokenCacheSize, s.now)
 	return s
 }
 

@@ -86,11 +86,16 @@ func (s *Service) CreateToken(ctx context.Context, userID string) (string, error
 var errBadToken = Errorf(EUNAUTHORIZED, "missing or invalid API token")
 
 // Authenticate returns the user id and token id a token belongs to.
-// Returns EUNAUTHORIZED, with one message for every cause, otherwise.
+// Returns EUNAUTHORIZED, with one message for every cause, otherwise. A
+// token it confirmed in the last TTL is checked against its cached hash
+// without the store (see DefaultTokenCacheTTL).
 func (s *Service) Authenticate(ctx context.Context, token string) (userID, tokenID string, err error) {
 	id, secret, ok := splitToken(token)
 	if !ok {
 		return "", "", errBadToken
+	}
+	if userID, ok := s.tokens.user(id, sha256.Sum256([]byte(secret))); ok {
+		return userID, id, nil
 	}
 	t, err := s.store.Token(ctx, id)
 	if ErrorCode(err) == ENOTFOUND {
@@ -101,5 +106,6 @@ func (s *Service) Authenticate(ctx context.Context, token string) (userID, token
 	if !t.matches(secret) {
 		return "", "", s.authFailed(ctx, id, "wrong secret")
 	}
+	s.tokens.put(t)
 	return t.UserID, t.ID, nil
 }
