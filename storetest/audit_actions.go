@@ -124,9 +124,9 @@ func (s *auditScript) release(p *vault.Profile, all, agents *vault.Secret) {
 		t.Fatalf("released %d values, want 2", len(env))
 	}
 	s.expect(wantEvent{vault.ActionTaskRelease, vault.TargetTask, "tsk_000000000000000000001", worker,
-		map[string]any{"profile_id": p.ID, "attempt": 1, "secrets": []map[string]any{
-			{"name": "GITHUB_TOKEN", "secret_id": agents.ID, "scope": "agents", "version": 1},
-			{"name": "STRIPE_SECRET_KEY", "secret_id": all.ID, "scope": "all", "version": 2},
+		map[string]any{"profile_id": p.ID, "attempt": 1, "secrets": []string{
+			agents.ID + "@1", // GITHUB_TOKEN
+			all.ID + "@2",    // STRIPE_SECRET_KEY
 		}}})
 }
 

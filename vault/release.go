@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -143,8 +144,7 @@ type TaskRelease struct {
 
 // ReleaseForTask returns, as GetDecryptedForProfileWithSources does, what a
 // task on the profile receives from the vault, once it has recorded the
-// release in the audit trail (task.release: the names, secret ids, scopes
-// and versions, never a value). If the record cannot be written, nothing
+// release in the audit trail (task.release: see releaseDetails). If the record cannot be written, nothing
 // is released. Call it once per container start. Returns ENOTFOUND if the
 // profile is not the user's.
 func (s *Service) ReleaseForTask(ctx context.Context, userID string, r TaskRelease) ([]ReleasedSecret, error) {
@@ -152,11 +152,7 @@ func (s *Service) ReleaseForTask(ctx context.Context, userID string, r TaskRelea
 	if err != nil {
 		return nil, err
 	}
-	list := make([]any, len(released))
-	for i, src := range released {
-		list[i] = map[string]any{"name": src.Name, "secret_id": src.SecretID, "scope": string(src.Scope), "version": src.Version}
-	}
-	details := map[string]any{"profile_id": r.ProfileID, "attempt": r.Attempt, "secrets": list}
+	details := releaseDetails(r, released)
 	err = s.store.Update(ctx, userID, func(tx Tx) error {
 		return s.audit(ctx, tx, userID, ActionTaskRelease, TargetTask, r.TaskID, details)
 	})
@@ -164,4 +160,18 @@ func (s *Service) ReleaseForTask(ctx context.Context, userID string, r TaskRelea
 		return nil, fmt.Errorf("release secrets to task %s: %w", r.TaskID, err)
 	}
 	return released, nil
+}
+
+// releaseDetails are the details of a task.release event: the profile, the
+// attempt, and every released secret as "<secret id>@<version>", in the
+// order of the names it supplies, never a value. (The names are in the
+// task's env sources.) One short string per secret, not an object: the
+// audit trail encodes, hashes and decodes the details of every event, and
+// for a task of 10,000 secrets objects cost it tens of milliseconds.
+func releaseDetails(r TaskRelease, released []ReleasedSecret) map[string]any {
+	list := make([]string, len(released))
+	for i, src := range released {
+		list[i] = src.SecretID + "@" + strconv.Itoa(src.Version)
+	}
+	return map[string]any{"profile_id": r.ProfileID, "attempt": r.Attempt, "secrets": list}
 }
