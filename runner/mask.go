@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -27,26 +28,45 @@ var ErrMaskerClosed = errors.New("runner: write to closed masker")
 // LF, trimmed of spaces), for a value printed line by line; and its
 // standard and URL-safe base64 encodings, padded and not. Strings shorter
 // than MinMaskLen are left out, as are duplicates.
+//
+// A task may receive 10,000 values, so this allocates little: every
+// pattern is a slice of a few shared blocks, and duplicates are dropped
+// after sorting rather than through a set of strings.
 func maskPatterns(values []string) [][]byte {
-	seen := make(map[string]bool)
-	var out [][]byte
-	add := func(s string) {
-		if len(s) >= MinMaskLen && !seen[s] {
-			seen[s] = true
-			out = append(out, []byte(s))
+	var (
+		out  = make([][]byte, 0, 6*len(values))
+		slab []byte
+	)
+	// add copies b into the current block and returns the copy.
+	add := func(b []byte) []byte {
+		if len(b) < MinMaskLen {
+			return nil
 		}
+		if len(b) > cap(slab)-len(slab) {
+			slab = make([]byte, 0, max(64<<10, len(b)))
+		}
+		n := len(slab)
+		slab = append(slab, b...)
+		p := slab[n:len(slab):len(slab)]
+		out = append(out, p)
+		return p
 	}
 	encodings := []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding}
+	var scratch []byte
 	for _, v := range values {
 		if len(v) < MinMaskLen {
 			continue
 		}
-		add(v)
-		for _, line := range strings.FieldsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' }) {
-			add(strings.TrimSpace(line))
+		scratch = append(scratch[:0], v...)
+		vb := add(scratch)
+		if strings.ContainsAny(v, "\r\n") {
+			for _, line := range bytes.FieldsFunc(vb, func(r rune) bool { return r == '\n' || r == '\r' }) {
+				add(bytes.TrimSpace(line))
+			}
 		}
 		for _, enc := range encodings {
-			add(enc.EncodeToString([]byte(v)))
+			scratch = enc.AppendEncode(scratch[:0], vb)
+			add(scratch)
 		}
 	}
 	slices.SortFunc(out, func(a, b []byte) int {
@@ -55,7 +75,7 @@ func maskPatterns(values []string) [][]byte {
 		}
 		return bytes.Compare(a, b)
 	})
-	return out
+	return slices.CompactFunc(out, bytes.Equal)
 }
 
 // Masker is an io.WriteCloser that writes what it is given to another
@@ -135,26 +155,57 @@ type matcher struct {
 	// filter has the bit hash4(first four bytes) set for every pattern.
 	filter [1 << 16 / 64]uint64
 	// byPrefix holds the patterns by their first four bytes, longest
-	// first.
+	// first: each entry a slice of one sorted copy of the patterns.
 	byPrefix map[uint32][][]byte
-	// short holds every proper prefix of 1 to 3 bytes of a pattern, for
-	// the last bytes of the input.
-	short map[string]bool
+	// short1, short2 and short3 hold every proper prefix of 1, 2 and 3
+	// bytes of a pattern, for the last bytes of the input: bit sets for 1
+	// and 2 bytes, a set of the 3 bytes packed little-endian.
+	short1 [256 / 64]uint64
+	short2 [1 << 16 / 64]uint64
+	short3 map[uint32]struct{}
 }
 
+// newMatcher indexes patterns, longest first, without an allocation per
+// pattern (a task may mask 60,000).
 func newMatcher(patterns [][]byte) *matcher {
-	m := &matcher{byPrefix: make(map[uint32][][]byte), short: make(map[string]bool)}
-	for _, p := range patterns { // longest first
-		m.maxLen = max(m.maxLen, len(p))
-		k := binary.LittleEndian.Uint32(p)
-		h := hash4(k)
-		m.filter[h/64] |= 1 << (h % 64)
-		m.byPrefix[k] = append(m.byPrefix[k], p)
-		for n := 1; n < 4; n++ {
-			m.short[string(p[:n])] = true
+	m := &matcher{byPrefix: make(map[uint32][][]byte, len(patterns)), short3: make(map[uint32]struct{}, len(patterns))}
+	byKey := slices.Clone(patterns)
+	slices.SortStableFunc(byKey, func(a, b []byte) int { return cmp.Compare(prefix4(a), prefix4(b)) })
+	for i := 0; i < len(byKey); {
+		k, j := prefix4(byKey[i]), i+1
+		for j < len(byKey) && prefix4(byKey[j]) == k {
+			j++
 		}
+		m.byPrefix[k] = byKey[i:j:j]
+		i = j
+	}
+	for _, p := range patterns {
+		m.maxLen = max(m.maxLen, len(p))
+		h := hash4(prefix4(p))
+		m.filter[h/64] |= 1 << (h % 64)
+		m.short1[p[0]/64] |= 1 << (p[0] % 64)
+		k2 := uint16(p[0]) | uint16(p[1])<<8
+		m.short2[k2/64] |= 1 << (k2 % 64)
+		m.short3[prefix4(p)&0xffffff] = struct{}{}
 	}
 	return m
+}
+
+func prefix4(p []byte) uint32 { return binary.LittleEndian.Uint32(p) }
+
+// isShort reports whether rest, of 1 to 3 bytes, begins a pattern.
+func (m *matcher) isShort(rest []byte) bool {
+	switch len(rest) {
+	case 1:
+		return m.short1[rest[0]/64]&(1<<(rest[0]%64)) != 0
+	case 2:
+		k := uint16(rest[0]) | uint16(rest[1])<<8
+		return m.short2[k/64]&(1<<(k%64)) != 0
+	case 3:
+		_, ok := m.short3[uint32(rest[0])|uint32(rest[1])<<8|uint32(rest[2])<<16]
+		return ok
+	}
+	return false
 }
 
 func hash4(k uint32) uint32 { return (k * 0x9E3779B1) >> 16 }
@@ -198,7 +249,7 @@ func (m *matcher) holdFrom(buf []byte) int {
 	for s := max(0, n-m.maxLen+1); s < n; s++ {
 		rest := buf[s:]
 		if len(rest) < 4 {
-			if m.short[string(rest)] {
+			if m.isShort(rest) {
 				return s
 			}
 			continue

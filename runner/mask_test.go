@@ -338,3 +338,38 @@ func BenchmarkMaskerWorstCase(b *testing.B) {
 		})
 	}
 }
+
+// TestMaskerManyValues masks with thousands of values, many sharing their
+// first bytes (as tokens of one kind do), and agrees with maskWhole.
+func TestMaskerManyValues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	values := make([]string, 3000)
+	for i := range values {
+		values[i] = fmt.Sprintf("ghp_%d%x", rng.IntN(50), rng.Uint64())[:4+rng.IntN(12)]
+	}
+	var in bytes.Buffer
+	for range 400 {
+		fmt.Fprintf(&in, "line %d %s gh", rng.IntN(100), values[rng.IntN(len(values))])
+		if rng.IntN(3) == 0 {
+			in.WriteString(base64.StdEncoding.EncodeToString([]byte(values[rng.IntN(len(values))])))
+		}
+		in.WriteByte('\n')
+	}
+	got, _ := maskChunks(t, [][]byte{in.Bytes()[:in.Len()/3], in.Bytes()[in.Len()/3:]}, values)
+	if want := maskWhole(in.Bytes(), values); !bytes.Equal(got, want) {
+		t.Fatalf("masked output differs from the reference:\n got %q\nwant %q", got[:min(len(got), 300)], want[:min(len(want), 300)])
+	}
+}
+
+// BenchmarkNewMasker builds the masker of a task given 10,000 values of
+// 40 bytes (60,000 patterns).
+func BenchmarkNewMasker(b *testing.B) {
+	values := make([]string, 10_000)
+	for i := range values {
+		values[i] = fmt.Sprintf("ghp_%036d", i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = NewMasker(io.Discard, values)
+	}
+}
