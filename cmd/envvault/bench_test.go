@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // kvDouble is a Vault-compatible KV v2 server reduced to what envvault
@@ -180,5 +181,36 @@ func TestBenchDialsOnlyLoopback(t *testing.T) {
 	_, err := newBenchClient().Get("http://192.0.2.1:9/") // TEST-NET-1: never reached
 	if err == nil || !strings.Contains(err.Error(), "not a loopback address") {
 		t.Fatalf("GET off loopback: %v, want it refused as not a loopback address", err)
+	}
+}
+
+// A measurement stops sending at --duration, whatever --requests allows,
+// and a request that gets no answer fails it after the client's timeout
+// (benchRequestTimeout, shortened here).
+func TestBenchMeasurementBounds(t *testing.T) {
+	if got := newBenchClient().Timeout; got != benchRequestTimeout || benchRequestTimeout != 10*time.Second {
+		t.Fatalf("request timeout %s (benchRequestTimeout %s), want the documented 10s", got, benchRequestTimeout)
+	}
+	_, kvURL := newKVDouble(t)
+	b := &benchConfig{Rounds: 1, Duration: 50 * time.Millisecond, Requests: benchMaxRequests, Clients: []int{2}, EnvSecrets: 1}
+	kv := newKVTarget(benchServer{Name: "kv", URL: kvURL}, kvDoubleToken, "secret")
+	if err := kv.setup(t.Context(), "T", b); err != nil {
+		t.Fatal(err)
+	}
+	r, err := kv.measure(t.Context(), "read", 2, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.lat); n == 0 || n >= benchMaxRequests || r.elapsed < b.Duration {
+		t.Errorf("%d requests in %s, want some, stopped by the 50ms duration", n, r.elapsed)
+	}
+
+	hung := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	t.Cleanup(hung.Close)
+	slow := newKVTarget(benchServer{Name: "hung", URL: hung.URL}, kvDoubleToken, "secret")
+	slow.client.Timeout = 50 * time.Millisecond
+	slow.readPaths = []string{"/v1/secret/data/x"}
+	if _, err := slow.measure(t.Context(), "read", 1, b); err == nil || !strings.Contains(err.Error(), "Client.Timeout") {
+		t.Fatalf("measure against a server that never answers: %v, want the client's timeout", err)
 	}
 }
