@@ -97,20 +97,6 @@ func (s *sealer) seal(plaintext, aad []byte) []byte {
 	return s.aead.Seal(out, out[nonceAt:headerSize], plaintext, aad)
 }
 
-// open checks the header of sealed, which must carry the sealer's id, and
-// decrypts it. Returns the errors of parse, ErrUnknownKey for another
-// key's id, ErrOpen if the message or aad was changed.
-func (s *sealer) open(sealed, aad []byte) ([]byte, error) {
-	id, err := parse(sealed)
-	if err != nil {
-		return nil, err
-	}
-	if id != s.id {
-		return nil, ErrUnknownKey
-	}
-	return s.decrypt(sealed, aad)
-}
-
 // decrypt authenticates and decrypts a message whose header parse checked.
 func (s *sealer) decrypt(sealed, aad []byte) ([]byte, error) {
 	pt, err := s.aead.Open(nil, sealed[nonceAt:headerSize], sealed[headerSize:], aad)
