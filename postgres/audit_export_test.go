@@ -8,3 +8,12 @@ func SetPruneBatch(n int64) (restore func()) {
 	pruneBatch = n
 	return func() { pruneBatch = old }
 }
+
+// SetLinkBatch sets how many audit events a link pass links per
+// transaction, and returns the function that restores it. Tests that call
+// it must not run in parallel.
+func SetLinkBatch(n int) (restore func()) {
+	old := linkBatch
+	linkBatch = n
+	return func() { linkBatch = old }
+}

@@ -16,6 +16,11 @@ const (
 	grantsProfileNameKey = "secret_grants_profile_name_key"
 	profilesUserNameKey  = "profiles_user_name_key"
 	tokensUserFkey       = "tokens_user_id_fkey"
+	// Writes of one user run at once (db.go): a write can meet a user or
+	// a profile that another one deleted after it read them.
+	profilesUserFkey  = "profiles_user_id_fkey"
+	secretsUserFkey   = "secrets_user_id_fkey"
+	grantsProfileFkey = "secret_grants_profile_id_fkey"
 )
 
 // SQLSTATEs the store turns into vault errors.
@@ -53,8 +58,12 @@ func convert(err error) error {
 			return vault.Errorf(vault.ECONFLICT, "the object already exists")
 		}
 	case foreignKeyViolation:
-		if pe.ConstraintName == tokensUserFkey {
+		switch pe.ConstraintName {
+		case tokensUserFkey, profilesUserFkey, secretsUserFkey:
 			return vault.Errorf(vault.ENOTFOUND, "user not found")
+		case grantsProfileFkey:
+			return &vault.Error{Code: vault.EINVALID, Field: "profile_ids",
+				Message: "profile_ids: one of these profiles is not one of your profiles (it was deleted)"}
 		}
 	case charNotInRepertoire, untranslatableChar:
 		return vault.Errorf(vault.EINVALID, "text must be valid UTF-8 without NUL characters")
