@@ -95,6 +95,9 @@ var racingWritesTests = []test{
 			t.Errorf("%d secrets after the race, want %d", n, limit)
 		}
 	}},
+	// Creates take turns under the quota; updates of other secrets race
+	// them and take no part in the count.
+	{name: "quota with updates racing", opts: vault.Options{MaxSecrets: racingQuota}, fn: testRacingQuotaWithUpdates},
 	{name: "renames onto one name", fn: func(t *testing.T, f *fixture) {
 		user := f.mustUser("alice")
 		var secrets []*vault.Secret
@@ -118,3 +121,51 @@ var racingWritesTests = []test{
 		}
 	}},
 }
+
+// testRacingQuotaWithUpdates races creates (the even racers), two of which
+// fit under the quota, with value updates of the user's other secrets (the
+// odd racers), which all succeed; the chain holds each once.
+func testRacingQuotaWithUpdates(t *testing.T, f *fixture) {
+	user := f.mustUser("alice")
+	var old []*vault.Secret
+	for i := range racingQuota - 2 {
+		old = append(old, f.mustSecret(user, fmt.Sprintf("OLD_%d", i), value("old")))
+	}
+	before := len(chain(t, f.store))
+	errs := race(func(i int) error {
+		if i%2 == 0 {
+			_, err := f.svc.CreateSecret(f.ctx, user, vault.SecretInput{Name: fmt.Sprintf("NEW_%d", i), Value: value("new")})
+			return err
+		}
+		_, err := f.svc.UpdateSecret(f.ctx, user, old[i/2%len(old)].ID, vault.SecretPatch{Value: ptr(value(fmt.Sprint(i)))})
+		return err
+	})
+	var creates, updates []error
+	for i, err := range errs {
+		if i%2 == 0 {
+			creates = append(creates, err)
+		} else {
+			updates = append(updates, err)
+		}
+	}
+	created := 0
+	for _, err := range creates {
+		if err == nil {
+			created++
+		} else {
+			wantErr(t, err, vault.ECONFLICT, "")
+		}
+	}
+	for _, err := range updates {
+		if err != nil {
+			t.Errorf("an update racing creates: %v", err)
+		}
+	}
+	if created != 2 || f.mustCount(user) != racingQuota {
+		t.Errorf("%d creates won, %d secrets; want 2 and %d", created, f.mustCount(user), racingQuota)
+	}
+	if got, want := mustVerify(t, f.store), int64(before+created+len(updates)); got != want {
+		t.Errorf("verified %d events, want %d", got, want)
+	}
+}
+
