@@ -26,6 +26,7 @@ type profileJSON struct {
 	Command       []string          `json:"command"`
 	SetupCommands []string          `json:"setup_commands"`
 	Env           map[string]string `json:"env"`
+	Sandbox       sandboxJSON       `json:"sandbox"`
 	CreatedAt     string            `json:"created_at"`
 	UpdatedAt     string            `json:"updated_at"`
 }
@@ -33,7 +34,7 @@ type profileJSON struct {
 func newProfileJSON(p *vault.Profile) profileJSON {
 	out := profileJSON{
 		ID: p.ID, Name: p.Name, Image: p.Image, Command: p.Command, SetupCommands: p.SetupCommands, Env: p.Env,
-		CreatedAt: timestamp(p.CreatedAt), UpdatedAt: timestamp(p.UpdatedAt),
+		Sandbox: newSandboxJSON(p.Sandbox), CreatedAt: timestamp(p.CreatedAt), UpdatedAt: timestamp(p.UpdatedAt),
 	}
 	if out.Command == nil {
 		out.Command = []string{}
@@ -53,17 +54,20 @@ type createProfileRequest struct {
 	Command       []string          `json:"command"`
 	SetupCommands []string          `json:"setup_commands"`
 	Env           map[string]string `json:"env"`
+	Sandbox       *sandboxJSON      `json:"sandbox"`
 }
 
 // updateProfileRequest is a PATCH: an omitted field is left as it is. name
 // and image cannot be null; command, setup_commands and env are cleared by
-// null as by [] or {}.
+// null as by [] or {}. sandbox replaces the whole request; null or {} asks
+// for the defaults.
 type updateProfileRequest struct {
 	Name          *string                     `json:"name"`
 	Image         *string                     `json:"image"`
 	Command       Nullable[[]string]          `json:"command"`
 	SetupCommands Nullable[[]string]          `json:"setup_commands"`
 	Env           Nullable[map[string]string] `json:"env"`
+	Sandbox       Nullable[sandboxJSON]       `json:"sandbox"`
 }
 
 // envEntryJSON says which secret supplies a name to a profile.
@@ -86,6 +90,7 @@ func (s *Server) createProfile(c echo.Context) error {
 	ctx := c.Request().Context()
 	p, err := s.svc.CreateProfile(ctx, UserID(ctx), vault.ProfileInput{
 		Name: req.Name, Image: req.Image, Command: req.Command, SetupCommands: req.SetupCommands, Env: req.Env,
+		Sandbox: req.Sandbox.sandbox(),
 	})
 	if err != nil {
 		return err
@@ -131,6 +136,10 @@ func (s *Server) updateProfile(c echo.Context) error {
 			env = map[string]string{}
 		}
 		pt.Env = &env
+	}
+	if req.Sandbox.Set {
+		sb := req.Sandbox.Value.sandbox() // null: the zero value, the defaults
+		pt.Sandbox = &sb
 	}
 	ctx := c.Request().Context()
 	id := c.Param("id")

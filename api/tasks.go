@@ -42,22 +42,23 @@ func (s *Server) requireOrchestrator() (*orchestrator.Orchestrator, error) {
 // taskJSON is a task as every response shows it. Nullable fields are null
 // until they are known; env_sources never holds a value.
 type taskJSON struct {
-	ID               string          `json:"id"`
-	ProfileID        string          `json:"profile_id"`
-	Prompt           string          `json:"prompt"`
-	Status           string          `json:"status"`
-	ExitCode         *int            `json:"exit_code"`
-	ContainerID      *string         `json:"container_id"`
-	Attempt          int             `json:"attempt"`
-	Error            *string         `json:"error"`
-	StopRequested    bool            `json:"stop_requested"`
-	RestartRequested bool            `json:"restart_requested"`
-	EnvSources       []envSourceJSON `json:"env_sources"`
-	Stale            *staleJSON      `json:"stale"`
-	CreatedAt        string          `json:"created_at"`
-	UpdatedAt        string          `json:"updated_at"`
-	StartedAt        *string         `json:"started_at"`
-	FinishedAt       *string         `json:"finished_at"`
+	ID               string           `json:"id"`
+	ProfileID        string           `json:"profile_id"`
+	Prompt           string           `json:"prompt"`
+	Status           string           `json:"status"`
+	ExitCode         *int             `json:"exit_code"`
+	ContainerID      *string          `json:"container_id"`
+	Attempt          int              `json:"attempt"`
+	Error            *string          `json:"error"`
+	StopRequested    bool             `json:"stop_requested"`
+	RestartRequested bool             `json:"restart_requested"`
+	EnvSources       []envSourceJSON  `json:"env_sources"`
+	Sandbox          *taskSandboxJSON `json:"sandbox"`
+	Stale            *staleJSON       `json:"stale"`
+	CreatedAt        string           `json:"created_at"`
+	UpdatedAt        string           `json:"updated_at"`
+	StartedAt        *string          `json:"started_at"`
+	FinishedAt       *string          `json:"finished_at"`
 }
 
 // envSourceJSON says where one injected name came from; secret_id, scope
@@ -84,6 +85,7 @@ func newTaskJSON(v *orchestrator.TaskView) taskJSON {
 		EnvSources: make([]envSourceJSON, len(t.EnvSources)),
 		CreatedAt:  timestamp(t.CreatedAt), UpdatedAt: timestamp(t.UpdatedAt),
 		StartedAt: optTimestamp(t.StartedAt), FinishedAt: optTimestamp(t.FinishedAt),
+		Sandbox: newTaskSandboxJSON(t.Sandbox),
 	}
 	if t.ContainerID != "" {
 		out.ContainerID = &t.ContainerID

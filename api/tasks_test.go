@@ -45,6 +45,8 @@ type taskEnvOptions struct {
 	// fails in CI, without one); otherwise the orchestrator has no runner
 	// and tasks stay queued.
 	docker bool
+	// sandbox is the operator's policy for task containers.
+	sandbox vault.SandboxPolicy
 }
 
 // taskEnv is a testEnv whose server has an orchestrator, over the same
@@ -72,7 +74,7 @@ func newTaskEnv(t *testing.T, o taskEnvOptions) *taskEnv {
 	}
 	dbPath := filepath.Join(t.TempDir(), "v.db")
 	db := testvault.MustSQLite(t, dbPath)
-	svc := testvault.MustService(t, db, vault.Options{Names: vault.NamePolicy{Locked: o.baseline.Locked}})
+	svc := testvault.MustService(t, db, vault.Options{Names: vault.NamePolicy{Locked: o.baseline.Locked}, Sandbox: o.sandbox})
 	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.orch = orchestrator.New(orchestrator.Config{

@@ -279,6 +279,7 @@ func requeue(t *Task) {
 	t.ExitCode, t.ContainerID, t.Error, t.Worker = nil, "", "", ""
 	t.StopRequested, t.RestartRequested = false, false
 	t.StartedAt, t.FinishedAt = nil, nil
+	t.Sandbox = nil
 }
 
 // signal tells this process's worker, if it runs the task, to look at its

@@ -35,8 +35,11 @@ type Task struct {
 	ContainerID string
 	Error       string      // why it failed; never contains a value
 	EnvSources  []EnvSource // of the current container, sorted by name
-	Worker      string      // the worker that claimed it
-	Attempt     int         // 1, then +1 at every restart
+	// Sandbox is what the current container got (limits, user, network);
+	// nil until it starts.
+	Sandbox *vault.SandboxSettings
+	Worker  string // the worker that claimed it
+	Attempt int    // 1, then +1 at every restart
 	// StopRequested and RestartRequested are set by the API and acted on
 	// by the worker that runs the task, wherever it is.
 	StopRequested    bool

@@ -226,6 +226,16 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 		}
 		return "", nil, fmt.Errorf("read profile: %w", err)
 	}
+	// Checked again at every start: the operator's limits may have been
+	// lowered since the profile was saved.
+	sandbox, err := o.vault.SandboxSettings(p)
+	if err != nil {
+		var ve *vault.Error
+		if errors.As(err, &ve) {
+			return "", nil, fmt.Errorf("not started: the profile's %s %s", ve.Field, ve.Message)
+		}
+		return "", nil, fmt.Errorf("not started: %w", err)
+	}
 	// The release is recorded in the audit trail before any value leaves
 	// the vault, once per start: no record, no start.
 	secrets, err := o.vault.ReleaseForTask(ctx, t.UserID,
@@ -248,13 +258,14 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 	id, err := o.runner.Start(ctx, runner.Spec{
 		TaskID: t.ID, UserID: t.UserID, ProfileID: t.ProfileID, Name: name,
 		Image: p.Image, Command: p.Command, SetupCommands: p.SetupCommands, Env: env,
+		Hardening: hardening(sandbox),
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("start container: %w", err)
 	}
 	now := o.timestamp()
 	_, err = o.store.UpdateTask(context.WithoutCancel(ctx), t.ID, func(cur *Task) error {
-		cur.Status, cur.ContainerID, cur.EnvSources = StatusRunning, id, envSources
+		cur.Status, cur.ContainerID, cur.EnvSources, cur.Sandbox = StatusRunning, id, envSources, sandbox
 		cur.StartedAt, cur.UpdatedAt = &now, now
 		return nil
 	})

@@ -21,7 +21,7 @@ func scanTask(row pgx.Row) (*orchestrator.Task, error) {
 	var status string
 	err := row.Scan(&t.ID, &t.UserID, &t.ProfileID, &t.Prompt, &status, &t.ExitCode, &t.ContainerID, &t.Error,
 		&t.EnvSources, &t.Worker, &t.Attempt, &t.StopRequested, &t.RestartRequested,
-		&t.CreatedAt, &t.UpdatedAt, &t.StartedAt, &t.FinishedAt)
+		&t.CreatedAt, &t.UpdatedAt, &t.StartedAt, &t.FinishedAt, &t.Sandbox)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +45,7 @@ func scanTasks(rows pgx.Rows) ([]*orchestrator.Task, error) {
 // mutableTaskValues are the values of sqlstore.MutableTaskColumns.
 func mutableTaskValues(t *orchestrator.Task) []any {
 	return []any{string(t.Status), t.ExitCode, t.ContainerID, t.Error, sqlstore.EnvSources(t), t.Worker, t.Attempt,
-		t.StopRequested, t.RestartRequested, t.UpdatedAt, t.StartedAt, t.FinishedAt}
+		t.StopRequested, t.RestartRequested, t.UpdatedAt, t.StartedAt, t.FinishedAt, t.Sandbox}
 }
 
 // CreateTask inserts t as given. Returns ENOTFOUND if its profile does not
@@ -61,7 +61,7 @@ func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
 		b.Queue(`INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+sqlstore.MutableTaskColumns+`)
 		SELECT $1::text, $2::text, $3::text, $4::text, $5::timestamptz,
 			$6::text, $7::integer, $8::text, $9::text, $10::jsonb, $11::text, $12::integer,
-			$13::boolean, $14::boolean, $15::timestamptz, $16::timestamptz, $17::timestamptz
+			$13::boolean, $14::boolean, $15::timestamptz, $16::timestamptz, $17::timestamptz, $18::jsonb
 		FROM profiles WHERE id = $3 AND user_id = $2`, args...).Exec(func(ct pgconn.CommandTag) error {
 			tag = ct
 			return nil
@@ -171,7 +171,7 @@ func (db *DB) UpdateTask(ctx context.Context, id string, fn func(*orchestrator.T
 			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE tasks SET (`+sqlstore.MutableTaskColumns+`) =
-				ROW($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+				ROW($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 			WHERE id = $1`, append([]any{id}, mutableTaskValues(t)...)...)
 		if err != nil {
 			return fmt.Errorf("update task %s: %w", id, convert(err))

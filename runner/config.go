@@ -44,6 +44,8 @@ type Spec struct {
 	// Env is the container's whole environment: NAME -> value, secret
 	// values included. It reaches Docker and nothing else.
 	Env map[string]string
+	// Hardening is what the container may do and use (hardening.go).
+	Hardening Hardening
 }
 
 // imageConfig is what the runner needs of an image's own configuration.
@@ -113,6 +115,7 @@ func toConfig(spec Spec, img imageConfig) (*container.Config, *container.HostCon
 		Image:  spec.Image,
 		Env:    toEnv(spec.Env),
 		Labels: labels(spec),
+		User:   spec.Hardening.User,
 	}
 	if script, ok := setupScript(spec.SetupCommands); ok {
 		cmd := spec.Command
@@ -130,6 +133,7 @@ func toConfig(spec Spec, img imageConfig) (*container.Config, *container.HostCon
 		LogConfig:     container.LogConfig{Type: "json-file"},
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 	}
+	harden(host, spec.Hardening)
 	return cfg, host
 }
 

@@ -10,21 +10,22 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-const profileColumns = `p.id, p.name, p.image, p.command, p.setup_commands, p.env, p.created_at, p.updated_at`
+const profileColumns = `p.id, p.name, p.image, p.command, p.setup_commands, p.env, p.sandbox, p.created_at, p.updated_at`
 
 func (t *tx) queryProfiles(ctx context.Context, query string, args ...any) ([]*vault.Profile, error) {
 	rows, err := t.tx.QueryContext(ctx, query, args...)
 	list, err := collect(rows, err, func(rows *sql.Rows) (*vault.Profile, error) {
 		p := &vault.Profile{UserID: t.userID}
-		var command, setup, env string
+		var command, setup, env, sandbox string
 		var created, updated int64
-		if err := rows.Scan(&p.ID, &p.Name, &p.Image, &command, &setup, &env, &created, &updated); err != nil {
+		if err := rows.Scan(&p.ID, &p.Name, &p.Image, &command, &setup, &env, &sandbox, &created, &updated); err != nil {
 			return nil, err
 		}
 		if err := errors.Join(
 			json.Unmarshal([]byte(command), &p.Command),
 			json.Unmarshal([]byte(setup), &p.SetupCommands),
 			json.Unmarshal([]byte(env), &p.Env),
+			json.Unmarshal([]byte(sandbox), &p.Sandbox),
 		); err != nil {
 			return nil, fmt.Errorf("decode profile %s: %w", p.ID, err)
 		}
@@ -89,7 +90,7 @@ func (t *tx) ExistingProfileIDs(ctx context.Context, ids []string) ([]string, er
 
 // profileJSON encodes the JSON columns of a profile; a nil list or map is
 // stored empty.
-func profileJSON(p *vault.Profile) (command, setup, env string, err error) {
+func profileJSON(p *vault.Profile) (command, setup, env, sandbox string, err error) {
 	enc := func(v any) string {
 		b, e := json.Marshal(v)
 		err = errors.Join(err, e)
@@ -102,10 +103,11 @@ func profileJSON(p *vault.Profile) (command, setup, env string, err error) {
 	} else {
 		env = enc(p.Env)
 	}
+	sandbox = enc(p.Sandbox)
 	if err != nil {
-		return "", "", "", fmt.Errorf("encode profile %s: %w", p.ID, err)
+		return "", "", "", "", fmt.Errorf("encode profile %s: %w", p.ID, err)
 	}
-	return command, setup, env, nil
+	return command, setup, env, sandbox, nil
 }
 
 func nonNil(s []string) []string {
@@ -123,14 +125,14 @@ func (t *tx) CreateProfile(ctx context.Context, p *vault.Profile) error {
 	if err := t.checkOwner("profile", p.ID, p.UserID); err != nil {
 		return err
 	}
-	command, setup, env, err := profileJSON(p)
+	command, setup, env, sandbox, err := profileJSON(p)
 	if err != nil {
 		return err
 	}
 	_, err = t.tx.ExecContext(ctx, `
-		INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.ID, t.userID, p.Name, p.Image, command, setup, env, micros(p.CreatedAt), micros(p.UpdatedAt))
+		INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, sandbox, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, t.userID, p.Name, p.Image, command, setup, env, sandbox, micros(p.CreatedAt), micros(p.UpdatedAt))
 	if err != nil {
 		return t.insertError(ctx, err, "profiles", "profile", p.ID, profileNameTaken)
 	}
@@ -144,14 +146,14 @@ func (t *tx) UpdateProfile(ctx context.Context, p *vault.Profile) error {
 	if err := t.checkOwner("profile", p.ID, p.UserID); err != nil {
 		return err
 	}
-	command, setup, env, err := profileJSON(p)
+	command, setup, env, sandbox, err := profileJSON(p)
 	if err != nil {
 		return err
 	}
 	res, err := t.tx.ExecContext(ctx, `
-		UPDATE profiles SET name = ?, image = ?, command = ?, setup_commands = ?, env = ?, updated_at = ?
+		UPDATE profiles SET name = ?, image = ?, command = ?, setup_commands = ?, env = ?, sandbox = ?, updated_at = ?
 		WHERE id = ? AND user_id = ?`,
-		p.Name, p.Image, command, setup, env, micros(p.UpdatedAt), p.ID, t.userID)
+		p.Name, p.Image, command, setup, env, sandbox, micros(p.UpdatedAt), p.ID, t.userID)
 	if err != nil {
 		return convert(err, "update profile "+p.ID, uniqueAs("name", profileNameTaken))
 	}

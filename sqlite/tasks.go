@@ -24,8 +24,9 @@ func scanTask(row rowScanner) (*orchestrator.Task, error) {
 	var status, sources string
 	var exitCode, started, finished sql.NullInt64
 	var created, updated int64
+	var sandbox sql.NullString
 	err := row.Scan(&t.ID, &t.UserID, &t.ProfileID, &t.Prompt, &status, &exitCode, &t.ContainerID, &t.Error,
-		&sources, &t.Worker, &t.Attempt, &t.StopRequested, &t.RestartRequested, &created, &updated, &started, &finished)
+		&sources, &t.Worker, &t.Attempt, &t.StopRequested, &t.RestartRequested, &created, &updated, &started, &finished, &sandbox)
 	if err != nil {
 		return nil, err
 	}
@@ -39,6 +40,11 @@ func scanTask(row rowScanner) (*orchestrator.Task, error) {
 	}
 	if len(t.EnvSources) == 0 {
 		t.EnvSources = nil
+	}
+	if sandbox.Valid {
+		if err := json.Unmarshal([]byte(sandbox.String), &t.Sandbox); err != nil {
+			return nil, fmt.Errorf("decode sandbox of task %s: %w", t.ID, err)
+		}
 	}
 	t.CreatedAt, t.UpdatedAt = fromMicros(created), fromMicros(updated)
 	t.StartedAt, t.FinishedAt = fromNullMicros(started), fromNullMicros(finished)
@@ -69,8 +75,16 @@ func taskValues(t *orchestrator.Task) ([]any, error) {
 	if t.ExitCode != nil {
 		exitCode = sql.NullInt64{Int64: int64(*t.ExitCode), Valid: true}
 	}
+	var sandbox sql.NullString
+	if t.Sandbox != nil {
+		b, err := json.Marshal(t.Sandbox)
+		if err != nil {
+			return nil, fmt.Errorf("encode sandbox of task %s: %w", t.ID, err)
+		}
+		sandbox = sql.NullString{String: string(b), Valid: true}
+	}
 	return []any{string(t.Status), exitCode, t.ContainerID, t.Error, string(sources), t.Worker, t.Attempt,
-		t.StopRequested, t.RestartRequested, micros(t.UpdatedAt), nullMicros(t.StartedAt), nullMicros(t.FinishedAt)}, nil
+		t.StopRequested, t.RestartRequested, micros(t.UpdatedAt), nullMicros(t.StartedAt), nullMicros(t.FinishedAt), sandbox}, nil
 }
 
 // CreateTask inserts t as given. Returns ENOTFOUND if its profile does not
@@ -88,7 +102,7 @@ func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
 	return db.writeTx(ctx, func(stx *sql.Tx) error {
 		res, err := stx.ExecContext(ctx, `
 			INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+sqlstore.MutableTaskColumns+`)
-			SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+			SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 			FROM profiles WHERE id = ? AND user_id = ?`, args...)
 		if err != nil {
 			return convert(err, "insert task "+t.ID, conflictAs("id", "a task of this id already exists"))
@@ -179,7 +193,8 @@ func (db *DB) UpdateTask(ctx context.Context, id string, fn func(*orchestrator.T
 		}
 		_, err = stx.ExecContext(ctx, `
 			UPDATE tasks SET status = ?, exit_code = ?, container_id = ?, error = ?, env_sources = ?, worker = ?,
-				attempt = ?, stop_requested = ?, restart_requested = ?, updated_at = ?, started_at = ?, finished_at = ?
+				attempt = ?, stop_requested = ?, restart_requested = ?, updated_at = ?, started_at = ?, finished_at = ?,
+				sandbox = ?
 			WHERE id = ?`, append(vals, id)...)
 		if err != nil {
 			return fmt.Errorf("update task %s: %w", id, err)

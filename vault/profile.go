@@ -27,6 +27,7 @@ type Profile struct {
 	Command       []string          // argv; empty means the image's own
 	SetupCommands []string          // shell lines run before Command
 	Env           map[string]string // non-secret NAME -> value
+	Sandbox       Sandbox           // what its containers ask beyond the operator's defaults
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 }
@@ -38,6 +39,7 @@ type ProfileInput struct {
 	Command       []string
 	SetupCommands []string
 	Env           map[string]string
+	Sandbox       Sandbox
 }
 
 // ProfilePatch changes some fields of a profile; a nil field is left as it
@@ -48,6 +50,7 @@ type ProfilePatch struct {
 	Command       *[]string
 	SetupCommands *[]string
 	Env           *map[string]string
+	Sandbox       *Sandbox // replaces the whole request; the zero Sandbox asks for the defaults
 }
 
 func (p *Profile) validate() error {
@@ -130,12 +133,16 @@ func (s *Service) CreateProfile(ctx context.Context, userID string, in ProfileIn
 	p := &Profile{
 		ID: NewID(PrefixProfile), UserID: userID, Name: strings.TrimSpace(in.Name), Image: in.Image,
 		Command: nonNil(in.Command), SetupCommands: nonNil(in.SetupCommands), Env: in.Env,
-		CreatedAt: now, UpdatedAt: now,
+		Sandbox: in.Sandbox, CreatedAt: now, UpdatedAt: now,
 	}
+	p.Sandbox.normalize()
 	if p.Env == nil {
 		p.Env = map[string]string{}
 	}
 	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	if _, err := s.sandbox.Settings(p.Sandbox); err != nil {
 		return nil, err
 	}
 	err := s.store.Update(ctx, userID, func(tx Tx) error {
@@ -178,7 +185,14 @@ func (s *Service) UpdateProfile(ctx context.Context, userID, id string, pt Profi
 				p.Env = map[string]string{}
 			}
 		}
+		if pt.Sandbox != nil {
+			p.Sandbox = *pt.Sandbox
+			p.Sandbox.normalize()
+		}
 		if err := p.validate(); err != nil {
+			return err
+		}
+		if _, err := s.sandbox.Settings(p.Sandbox); err != nil {
 			return err
 		}
 		p.UpdatedAt = s.timestamp()
@@ -187,7 +201,7 @@ func (s *Service) UpdateProfile(ctx context.Context, userID, id string, pt Profi
 		}
 		out = &p
 		return s.audit(ctx, tx, userID, ActionProfileUpdate, TargetProfile, id,
-			map[string]any{"name": p.Name, "image": p.Image, "changed": profileChanges(cur, &p)})
+			map[string]any{"name": p.Name, "image": p.Image, "changed": sandboxChange(cur, &p, profileChanges(cur, &p))})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update profile %s: %w", id, err)

@@ -32,6 +32,9 @@ type Service struct {
 
 	// tokens caches the tokens the store confirmed (token.go); nil if off.
 	tokens *tokenCache
+
+	// sandbox is the operator's policy for task containers (sandbox.go).
+	sandbox SandboxPolicy
 }
 
 // Options tune a Service; zero values take the defaults.
@@ -48,6 +51,11 @@ type Options struct {
 	// confirmed without asking it again: DefaultTokenCacheTTL if 0, no
 	// cache if negative (token.go).
 	TokenCacheTTL time.Duration
+
+	// Sandbox is the operator's policy for task containers, which every
+	// profile's sandbox request is checked against; zero fields take the
+	// defaults. Check it with SandboxPolicy.Check first.
+	Sandbox SandboxPolicy
 }
 
 // NewService returns a service over store, sealing under keys.
@@ -63,6 +71,7 @@ func NewService(store Store, keys *seal.Keyring, opts Options) *Service {
 		s.now = time.Now
 	}
 	s.tokens = newTokenCache(opts.TokenCacheTTL, TokenCacheSize, s.now)
+	s.sandbox = opts.Sandbox.withDefaults()
 	return s
 }
 

@@ -12,12 +12,12 @@ import (
 // TaskColumns are the columns of a task row, in the order both stores
 // scan them.
 const TaskColumns = `id, user_id, profile_id, prompt, status, exit_code, container_id, error, env_sources,
-	worker, attempt, stop_requested, restart_requested, created_at, updated_at, started_at, finished_at`
+	worker, attempt, stop_requested, restart_requested, created_at, updated_at, started_at, finished_at, sandbox`
 
 // MutableTaskColumns are the columns UpdateTask writes back, in the order
 // of each store's task values.
 const MutableTaskColumns = `status, exit_code, container_id, error, env_sources, worker, attempt,
-	stop_requested, restart_requested, updated_at, started_at, finished_at`
+	stop_requested, restart_requested, updated_at, started_at, finished_at, sandbox`
 
 // TaskPageWhere is the WHERE clause of a page of userID's tasks in the
 // newest-first list, after f.After, whose Key is the creation time as
