@@ -75,10 +75,23 @@ func NewPage[T any](items []T, limit int, cursor func(T) Cursor) Page[T] {
 	return p
 }
 
-// view returns what read finds in a read-only transaction of the user.
+// StatementViewer is what a Store may offer besides View: ViewStatement
+// runs fn, a read of exactly one statement, as View would, in one round
+// trip to its database where View takes several. A second statement in fn
+// fails.
+type StatementViewer interface {
+	ViewStatement(ctx context.Context, userID string, fn func(Tx) error) error
+}
+
+// view returns what read, which issues one statement, finds in a read-only
+// transaction of the user: through ViewStatement if the store has it.
 func view[T any](ctx context.Context, st Store, userID string, read func(Tx) (T, error)) (T, error) {
 	var out T
-	err := st.View(ctx, userID, func(tx Tx) (err error) {
+	run := st.View
+	if sv, ok := st.(StatementViewer); ok {
+		run = sv.ViewStatement
+	}
+	err := run(ctx, userID, func(tx Tx) (err error) {
 		out, err = read(tx)
 		return err
 	})
