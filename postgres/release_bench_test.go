@@ -146,7 +146,7 @@ func medianMs(d []time.Duration) float64 {
 // another, and loads n secrets for them with COPY as the superuser: half
 // `all`, half `agents` granting both profiles, sealed as CreateSecret seals
 // them.
-func seedRelease(b *testing.B, svc *vault.Service, keys *seal.Keyring, superURL string, n int) (userID, profileID string) {
+func seedRelease(b testing.TB, svc *vault.Service, keys *seal.Keyring, superURL string, n int) (userID, profileID string) {
 	b.Helper()
 	ctx := context.Background()
 	user := mustUser(b, svc)

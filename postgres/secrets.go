@@ -198,6 +198,10 @@ const forProfile = `SELECT s.id, s.name, s.scope = 'agents', s.version, s.sealed
 		AND (s.scope = 'all' OR s.id IN (SELECT g.secret_id FROM secret_grants g WHERE g.profile_id = $1))
 	WHERE p.id = $1 AND p.user_id = $2`
 
+// noSeqScan turns sequential scans off until the end of the transaction
+// (see forProfile).
+const noSeqScan = `SELECT set_config('enable_seqscan', 'off', true)`
+
 // SecretsForProfile returns, in one round trip, the sealed secrets of
 // userID that the profile may receive: every ScopeAll secret and the
 // ScopeAgents secrets that grant it. It reads only what a release needs:
@@ -208,7 +212,7 @@ const forProfile = `SELECT s.id, s.name, s.scope = 'agents', s.version, s.sealed
 func (db *DB) SecretsForProfile(ctx context.Context, userID, profileID string) ([]*vault.Secret, error) {
 	var list []*vault.Secret
 	err := db.userBatch(ctx, userID, func(b *pgx.Batch) {
-		b.Queue(`SELECT set_config('enable_seqscan', 'off', true)`).Exec(func(pgconn.CommandTag) error { return nil })
+		b.Queue(noSeqScan).Exec(func(pgconn.CommandTag) error { return nil })
 		b.Queue(forProfile, profileID, userID).Query(func(rows pgx.Rows) (err error) {
 			list, err = scanForProfile(rows, userID, profileID)
 			return err

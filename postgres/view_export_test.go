@@ -25,3 +25,10 @@ func (db *DB) StatementExec(ctx context.Context, userID, sql string) error {
 		return err
 	})
 }
+
+// ForProfileQuery is the query of SecretsForProfile ($1 the profile, $2
+// the user), and NoSeqScan the statement that precedes it.
+const (
+	ForProfileQuery = forProfile
+	NoSeqScan       = noSeqScan
+)
