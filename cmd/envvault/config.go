@@ -46,10 +46,11 @@ type Config struct {
 	ShutdownTimeout time.Duration // --shutdown-timeout, SHUTDOWN_TIMEOUT
 
 	// The task worker (dev, serve, runner).
-	BaselineEnvFile string   // --baseline-env-file, BASELINE_ENV_FILE
-	LockedNames     []string // --locked-names, BASELINE_LOCKED_NAMES (comma-separated)
-	WorkerID        string   // --worker-id, WORKER_ID; the host name by default
-	NoWorker        bool     // --no-worker, NO_WORKER (dev, serve)
+	BaselineEnvFile string     // --baseline-env-file, BASELINE_ENV_FILE
+	LockedNames     []string   // --locked-names, BASELINE_LOCKED_NAMES (comma-separated)
+	WorkerID        string     // --worker-id, WORKER_ID; the host name by default
+	NoWorker        bool       // --no-worker, NO_WORKER (dev, serve)
+	Tasks           taskConfig // task containers: sandbox policy, slots (sandbox.go)
 
 	// lockedByFlag says --locked-names (or LOCKED_NAMES, by ff's rule)
 	// was given, so BASELINE_LOCKED_NAMES is not read.
@@ -128,6 +129,9 @@ func (c *Config) checkWorker() error {
 	case cmdDev, cmdServe, cmdRunner:
 	default:
 		return nil
+	}
+	if err := c.checkSandbox(); err != nil {
+		return err
 	}
 	c.WorkerID = strings.TrimSpace(c.WorkerID)
 	if c.WorkerID == "" && !c.NoWorker {

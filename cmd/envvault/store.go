@@ -245,6 +245,7 @@ func (m *Main) openService(ctx context.Context) (svc *vault.Service, fresh bool,
 	svc = vault.NewService(store, keys, vault.Options{
 		MaxSecrets: m.Config.MaxSecrets,
 		Names:      vault.NamePolicy{Locked: m.baseline.Locked, Allowed: m.Config.AllowNames},
+		Sandbox:    m.Config.Tasks.Sandbox,
 	})
 	if err := svc.CheckKeys(ctx); err != nil {
 		return nil, false, fmt.Errorf("master key from %s does not fit this database: %w", m.Config.Keys.Source, err)

@@ -168,6 +168,7 @@ func workerFlags(fs *flag.FlagSet, c *Config, noWorker bool) {
 		c.LockedNames = append(c.LockedNames, splitNames(s)...)
 		return nil
 	})
+	sandboxFlags(fs, c)
 	host, _ := os.Hostname()
 	fs.StringVar(&c.WorkerID, "worker-id", host, "name of this process's task worker: unique among the processes sharing a database, and the same across restarts, so that a restart recovers its tasks")
 	if noWorker {
