@@ -28,7 +28,8 @@ type profileForm struct {
 	Command       string
 	SetupCommands string
 	Env           string
-	Errors        map[string]string // by field: name, image, command, setup_commands, env
+	Sandbox       sandboxForm
+	Errors        map[string]string // by field: name, image, command, setup_commands, env, sandbox_user, …
 	FormError     string
 }
 
@@ -130,7 +131,7 @@ func readProfileForm(r *http.Request) *profileForm {
 	return &profileForm{
 		Name: pf.Get("name"), Image: strings.TrimSpace(pf.Get("image")),
 		Command: pf.Get("command"), SetupCommands: pf.Get("setup_commands"), Env: pf.Get("env"),
-		Errors: map[string]string{},
+		Sandbox: readSandboxForm(pf), Errors: map[string]string{},
 	}
 }
 
@@ -139,17 +140,22 @@ func profileField(field string) string {
 	case "name", "image", "command", "setup_commands", "env":
 		return field
 	}
-	return ""
+	return sandboxField(field)
 }
 
 func (s *server) profileCreate(w http.ResponseWriter, r *http.Request, u *user) error {
 	f := readProfileForm(r)
 	f.CSRF = u.CSRF
 	env, err := parseEnv(f.Env)
+	var sandbox vault.Sandbox
+	if err == nil {
+		sandbox, err = f.Sandbox.parse()
+	}
 	if err == nil {
 		var p *vault.Profile
 		p, err = s.vault.CreateProfile(r.Context(), u.ID, vault.ProfileInput{
 			Name: f.Name, Image: f.Image, Command: splitLines(f.Command), SetupCommands: splitLines(f.SetupCommands), Env: env,
+			Sandbox: sandbox,
 		})
 		if err == nil {
 			http.Redirect(w, r, "/profiles/"+p.ID+"?ok=profile-added", http.StatusSeeOther)
@@ -172,6 +178,7 @@ func (s *server) profileShow(w http.ResponseWriter, r *http.Request, u *user) er
 	f := &profileForm{
 		CSRF: u.CSRF, Edit: true, ID: p.ID, Name: p.Name, Image: p.Image,
 		Command: strings.Join(p.Command, "\n"), SetupCommands: strings.Join(p.SetupCommands, "\n"), Env: formatEnv(p.Env),
+		Sandbox: newSandboxForm(p.Sandbox),
 	}
 	return s.renderProfile(w, r, u, http.StatusOK, p, f)
 }
@@ -216,10 +223,14 @@ func (s *server) profileUpdate(w http.ResponseWriter, r *http.Request, u *user) 
 	f := readProfileForm(r)
 	f.CSRF, f.Edit, f.ID = u.CSRF, true, id
 	env, err := parseEnv(f.Env)
+	var sandbox vault.Sandbox
+	if err == nil {
+		sandbox, err = f.Sandbox.parse()
+	}
 	if err == nil {
 		cmd, setup := splitLines(f.Command), splitLines(f.SetupCommands)
 		_, err = s.vault.UpdateProfile(ctx, u.ID, id, vault.ProfilePatch{
-			Name: &f.Name, Image: &f.Image, Command: &cmd, SetupCommands: &setup, Env: &env,
+			Name: &f.Name, Image: &f.Image, Command: &cmd, SetupCommands: &setup, Env: &env, Sandbox: &sandbox,
 		})
 		if err == nil {
 			http.Redirect(w, r, "/profiles/"+id+"?ok=profile-saved", http.StatusSeeOther)
