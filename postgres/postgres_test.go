@@ -338,13 +338,27 @@ func TestSecretsForProfile(t *testing.T) {
 	if len(got) != 2 || ids[all.ID] == nil || ids[over.ID] == nil || ids[onlyC.ID] != nil {
 		t.Fatalf("SecretsForProfile(a) = %d secrets %v, want %s and %s", len(got), ids, all.ID, over.ID)
 	}
+	// The rows carry what a release needs, as created; the grants of the
+	// `agents` secret name the profile asked for. The whole row, every
+	// grant sorted, the description and the times are Secret's to read:
+	// checked there, against what was created.
+	for _, want := range []*vault.Secret{all, over} {
+		got := ids[want.ID]
+		if got.UserID != want.UserID || got.Name != want.Name || got.Scope != want.Scope || got.Version != want.Version ||
+			!bytes.Equal(got.SealedValue, want.SealedValue) || !bytes.Equal(got.SealedKey, want.SealedKey) || got.MasterKeyID != want.MasterKeyID {
+			t.Errorf("SecretsForProfile row of %s differs from what was created", want.ID)
+		}
+		if stored, err := svc.Secret(ctx, user, want.ID); err != nil || !equalSecret(stored, want) {
+			t.Errorf("secret %s as stored differs from what was created (%v)", want.ID, err)
+		}
+	}
+	if !slices.Equal(ids[over.ID].ProfileIDs, []string{a.ID}) || ids[all.ID].ProfileIDs != nil {
+		t.Errorf("ProfileIDs = %v and %v, want [%s] and none", ids[over.ID].ProfileIDs, ids[all.ID].ProfileIDs, a.ID)
+	}
 	wantIDs := []string{a.ID, b.ID}
 	slices.Sort(wantIDs)
-	if !slices.Equal(ids[over.ID].ProfileIDs, wantIDs) {
-		t.Errorf("ProfileIDs = %v, want %v (sorted)", ids[over.ID].ProfileIDs, wantIDs)
-	}
-	if !equalSecret(ids[over.ID], over) || !equalSecret(ids[all.ID], all) {
-		t.Errorf("SecretsForProfile rows differ from what was created")
+	if !slices.Equal(over.ProfileIDs, wantIDs) {
+		t.Errorf("ProfileIDs = %v, want %v (sorted)", over.ProfileIDs, wantIDs)
 	}
 
 	env, err := svc.GetDecryptedForProfile(ctx, user, c.ID)

@@ -32,8 +32,11 @@ type Store interface {
 
 	// SecretsForProfile returns, in one query, the sealed secrets of userID
 	// that the profile may receive: every ScopeAll secret and the
-	// ScopeAgents secrets that grant it. Returns ENOTFOUND if the profile
-	// does not exist or is not userID's.
+	// ScopeAgents secrets that grant it. Only what a release needs must be
+	// set: ID, UserID, Name, Scope, Version, SealedValue, SealedKey,
+	// MasterKeyID, and for a ScopeAgents secret ProfileIDs holding at
+	// least the profile. Returns ENOTFOUND if the profile does not exist
+	// or is not userID's.
 	SecretsForProfile(ctx context.Context, userID, profileID string) ([]*Secret, error)
 
 	// KeyChecks returns the stored key check values.
