@@ -81,7 +81,7 @@ func TestTaskReleaseAudited(t *testing.T) {
 				t.Errorf("release %d: %+v", attempt, e)
 			}
 			d, _ := json.Marshal(e.Details)
-			want := fmt.Sprintf(`{"attempt":%d,"profile_id":%q,"secrets":["%s@%d"]}`, attempt, pid, sid, version)
+			want := fmt.Sprintf(`{"attempt":%d,"profile_id":%q,"secrets":"%s@%d"}`, attempt, pid, sid, version)
 			if string(d) != want {
 				t.Errorf("release %d details:\n got %s\nwant %s", attempt, d, want)
 			}

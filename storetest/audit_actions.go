@@ -124,10 +124,9 @@ func (s *auditScript) release(p *vault.Profile, all, agents *vault.Secret) {
 		t.Fatalf("released %d values, want 2", len(env))
 	}
 	s.expect(wantEvent{vault.ActionTaskRelease, vault.TargetTask, "tsk_000000000000000000001", worker,
-		map[string]any{"profile_id": p.ID, "attempt": 1, "secrets": []string{
-			agents.ID + "@1", // GITHUB_TOKEN
-			all.ID + "@2",    // STRIPE_SECRET_KEY
-		}}})
+		map[string]any{"profile_id": p.ID, "attempt": 1,
+			"secrets": agents.ID + "@1 " + all.ID + "@2", // GITHUB_TOKEN, STRIPE_SECRET_KEY
+		}})
 }
 
 // importAndRollback imports (one event per secret written, none for a

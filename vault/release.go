@@ -164,14 +164,21 @@ func (s *Service) ReleaseForTask(ctx context.Context, userID string, r TaskRelea
 
 // releaseDetails are the details of a task.release event: the profile, the
 // attempt, and every released secret as "<secret id>@<version>", in the
-// order of the names it supplies, never a value. (The names are in the
-// task's env sources.) One short string per secret, not an object: the
-// audit trail encodes, hashes and decodes the details of every event, and
-// for a task of 10,000 secrets objects cost it tens of milliseconds.
+// order of the names it supplies, separated by spaces, in one string;
+// never a value. (The names are in the task's env sources.) One string,
+// not a list: the audit trail encodes, hashes and decodes the details of
+// every event, and a list of 10,000 elements (let alone objects) costs it
+// tens of milliseconds at each step.
 func releaseDetails(r TaskRelease, released []ReleasedSecret) map[string]any {
-	list := make([]string, len(released))
+	var b strings.Builder
+	b.Grow(len(released) * 32)
 	for i, src := range released {
-		list[i] = src.SecretID + "@" + strconv.Itoa(src.Version)
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(src.SecretID)
+		b.WriteByte('@')
+		b.WriteString(strconv.Itoa(src.Version))
 	}
-	return map[string]any{"profile_id": r.ProfileID, "attempt": r.Attempt, "secrets": list}
+	return map[string]any{"profile_id": r.ProfileID, "attempt": r.Attempt, "secrets": b.String()}
 }
