@@ -37,8 +37,8 @@ import (
 var linkBatch = 1000
 
 // linkTimeout bounds one link pass, all its batches: a pass that cannot
-// finish leaves its events to the next.
-const linkTimeout = 30 * time.Second
+// finish (the chain's lock held for longer) leaves its events to the next.
+var linkTimeout = 30 * time.Second
 
 // linker runs this process's link passes one at a time. A caller that
 // arrives while a pass runs waits for the next one, which begins after the

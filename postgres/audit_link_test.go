@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/envvault/envvault/postgres"
-	"github.com/envvault/envvault/seal"
+	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -245,14 +245,7 @@ func TestLinkNoneSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { other.Close() })
-	key, err := seal.ParseKey(seal.GenerateKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := seal.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := testvault.MustKeyring(t)
 	var svcs []*vault.Service
 	for _, st := range []*postgres.DB{d.service, other} {
 		svc := vault.NewService(st, keys, vault.Options{})
@@ -262,23 +255,20 @@ func TestLinkNoneSkipped(t *testing.T) {
 		svcs = append(svcs, svc)
 	}
 	const users, perUser = 6, 10
-	var wg sync.WaitGroup
-	errs := make(chan error, users*perUser)
+	var ids []string
 	for u := range users {
-		user := mustUser(t, svcs[u%2])
-		for i := range perUser {
-			wg.Go(func() {
-				_, err := svcs[i%2].CreateSecret(ctx, user, vault.SecretInput{Name: fmt.Sprintf("S%d", i), Value: "v"})
-				errs <- err
-			})
-		}
+		ids = append(ids, mustUser(t, svcs[u%2]))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, users*perUser)
+	for w := range errs {
+		wg.Go(func() {
+			_, errs[w] = svcs[w%2].CreateSecret(ctx, ids[w/perUser], vault.SecretInput{Name: fmt.Sprintf("S%d", w%perUser), Value: "v"})
+		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
 	wantLinkedAndVerified(t, d.service, d.Super, users*2+users*perUser)
 }
@@ -384,6 +374,43 @@ func TestLinkGuarded(t *testing.T) {
 	}
 	if _, err := d.service.LinkAudit(ctx); err != nil {
 		t.Fatal(err)
+	}
+	wantLinkedAndVerified(t, d.service, d.Super, 3)
+}
+
+// TestLinkPassGivesUp holds the chain's lock past a link pass's timeout:
+// the write still succeeds (its event is committed with it), its event
+// waits unlinked, and the next pass links it.
+func TestLinkPassGivesUp(t *testing.T) {
+	defer postgres.SetLinkTimeout(300 * time.Millisecond)()
+	d := newRLSDB(t)
+	ctx := t.Context()
+	svc := newService(t, d.service, vault.Options{})
+	alice := mustUser(t, svc)
+	conn, err := pgx.Connect(ctx, d.Super)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	lock, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(ctx, `SELECT FROM audit_head FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	mustSecret(t, svc, alice, vault.SecretInput{Name: "A", Value: "a"})
+	if n := unlinked(t, d.Super); n != 1 {
+		t.Fatalf("%d events unlinked while the chain's lock was held, want the write's", n)
+	}
+	if _, err := d.service.LinkAudit(ctx); err == nil {
+		t.Fatalf("a link pass ended without the chain's lock")
+	}
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.service.LinkAudit(ctx); err != nil || n != 1 {
+		t.Fatalf("the next pass linked %d, %v; want 1", n, err)
 	}
 	wantLinkedAndVerified(t, d.service, d.Super, 3)
 }

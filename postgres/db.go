@@ -92,12 +92,24 @@ const lockUser = `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`
 // two keys that collide only make two writes take turns.
 const lockObject = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`
 
+// userExists reads whether the user exists, taking no lock: a write that
+// needs the user to stay takes its lock (LockUser) or inserts a row whose
+// foreign key holds it.
+const userExists = `SELECT EXISTS (SELECT FROM users WHERE id = $1)`
+
 // Update runs fn in a read-committed transaction of the user, under
 // row-level security, taking no lock of its own, and then links the audit
 // events of every committed write (its own among them) before it returns.
-// It returns fn's error unchanged.
+// Returns ENOTFOUND if the user does not exist, or fn's error unchanged.
 func (db *DB) Update(ctx context.Context, userID string, fn func(vault.Tx) error) error {
 	err := db.userTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, userID, func(ptx pgx.Tx) error {
+		var exists bool
+		if err := ptx.QueryRow(ctx, userExists, userID).Scan(&exists); err != nil {
+			return fmt.Errorf("read user %s: %w", userID, err)
+		}
+		if !exists {
+			return vault.Errorf(vault.ENOTFOUND, "user not found")
+		}
 		return fn(&tx{tx: ptx, userID: userID})
 	})
 	if err != nil {

@@ -130,6 +130,12 @@ func (m *Main) runAuditVerify(ctx context.Context) error {
 	if rep.Break != nil {
 		return fmt.Errorf("audit chain broken at seq %d: %s (%d events before it verified)", rep.Break.Seq, rep.Break.Reason, rep.Events)
 	}
+	if rep.Linked > 0 {
+		// A process stopped between a write's commit and its link pass.
+		if _, err := fmt.Fprintf(m.Stdout, "linked %d events that were committed but not yet in the chain\n", rep.Linked); err != nil {
+			return err
+		}
+	}
 	_, err = fmt.Fprintf(m.Stdout, "ok: %d events, chain intact\n%s\n", rep.Events, describeChain(rep.Head))
 	return err
 }
