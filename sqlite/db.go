@@ -159,7 +159,8 @@ func (db *DB) schemaVersion(ctx context.Context) (int64, error) {
 
 // Update runs fn in a write transaction scoped to userID and commits if fn
 // returns nil. The transaction holds the database's write lock from its
-// start, so writes of every user are serialized.
+// start, so writes of every user are serialized (SQLite has one writer):
+// the locks of vault.Tx are taken already.
 func (db *DB) Update(ctx context.Context, userID string, fn func(vault.Tx) error) error {
 	return db.run(ctx, db.write, nil, userID, fn)
 }

@@ -22,8 +22,10 @@
 //   - names.go, list.go, error.go, id.go: the name policy, pages of lists,
 //     the one error type and its codes, ids.
 //
-// A write runs in Store.Update, a transaction of one user that the store
-// serializes per user, checks its rules against what it reads there, and
+// A write runs in Store.Update, a transaction of one user; it first takes
+// the lock its rule needs (Tx.LockUser for what the quota counts, Tx.Lock
+// for one secret's or profile's read-modify-write; writes that share no
+// lock run at once), checks its rules against what it reads there, and
 // appends its audit event as its last step, so a change and its record
 // commit together or not at all.
 package vault
