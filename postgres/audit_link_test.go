@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/envvault/envvault/postgres"
 	"github.com/envvault/envvault/internal/testvault"
+	"github.com/envvault/envvault/postgres"
 	"github.com/envvault/envvault/vault"
 )
 

@@ -168,4 +168,3 @@ func testRacingQuotaWithUpdates(t *testing.T, f *fixture) {
 		t.Errorf("verified %d events, want %d", got, want)
 	}
 }
-
