@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -28,6 +30,7 @@ var statusOf = map[string]int{
 	vault.ENOTFOUND:     http.StatusNotFound,
 	vault.ECONFLICT:     http.StatusConflict,
 	vault.EUNAUTHORIZED: http.StatusUnauthorized,
+	vault.ELIMIT:        http.StatusTooManyRequests,
 	vault.EINTERNAL:     http.StatusInternalServerError,
 }
 
@@ -79,6 +82,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	status, body := s.errorResponse(err, c)
 	if status == http.StatusUnauthorized {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="envvault"`)
+	}
+	if status == http.StatusTooManyRequests {
+		// The only 429 is a full task queue (orchestrator.checkQueue).
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(int(orchestrator.QueueRetryAfter.Seconds())))
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)

@@ -327,7 +327,7 @@ func (e *testEnv) checkErrorShape(req *http.Request, r *response) {
 var codeOfStatus = map[int]string{
 	400: codeMalformedJSON, 401: vault.EUNAUTHORIZED, 404: vault.ENOTFOUND, 405: codeMethodNotAllowed,
 	409: vault.ECONFLICT, 413: codeBodyTooLarge, 415: codeUnsupportedMediaType, 422: vault.EINVALID,
-	500: vault.EINTERNAL, 503: codeUnavailable,
+	429: vault.ELIMIT, 500: vault.EINTERNAL, 503: codeUnavailable,
 }
 
 // want fails unless r has the status and, for an error, the code of that

@@ -149,3 +149,30 @@ func TestHostileTasksContained(t *testing.T) {
 	e.call("POST", "/v1/tasks/"+bt.ID+"/stop", tok, "")
 	e.awaitStatus(tok, bt.ID, "stopped")
 }
+
+// TestTaskQueueFull: beyond the per-user queue limit, POST /v1/tasks
+// answers 429 with Retry-After and creates nothing; another user is not
+// held back.
+func TestTaskQueueFull(t *testing.T) {
+	t.Parallel()
+	e := newTaskEnv(t, taskEnvOptions{maxQueued: 3}) // no worker: tasks stay queued
+	_, tok := e.newUser("flood")
+	_, other := e.newUser("other")
+	prof := e.mustProfile(tok, "p", "img", nil, nil)
+	for range 3 {
+		e.startTask(tok, prof, "")
+	}
+	r := e.call("POST", "/v1/tasks", tok, mustJSON(t, map[string]string{"profile_id": prof, "prompt": "one too many"}))
+	want(t, r, http.StatusTooManyRequests, "")
+	if code, _, msg := r.errorOf(t); code != "too_many" || !strings.Contains(msg, "3 tasks queued") {
+		t.Errorf("429 body %s", r.body)
+	}
+	if ra := r.header.Get("Retry-After"); ra != "10" {
+		t.Errorf("Retry-After %q, want 10", ra)
+	}
+	list := e.call("GET", "/v1/tasks", tok, "")
+	if n := strings.Count(string(list.body), `"status":"queued"`); n != 3 {
+		t.Errorf("%d tasks after the refusal, want 3: %s", n, list.body)
+	}
+	e.startTask(other, e.mustProfile(other, "p", "img", nil, nil), "")
+}

@@ -47,6 +47,8 @@ type taskEnvOptions struct {
 	docker bool
 	// sandbox is the operator's policy for task containers.
 	sandbox vault.SandboxPolicy
+	// maxQueued is orchestrator.Config.MaxQueuedPerUser.
+	maxQueued int
 }
 
 // taskEnv is a testEnv whose server has an orchestrator, over the same
@@ -78,7 +80,7 @@ func newTaskEnv(t *testing.T, o taskEnvOptions) *taskEnv {
 	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.orch = orchestrator.New(orchestrator.Config{
-		Vault: svc, Store: db, Runner: e.runner, Baseline: o.baseline, Logger: logger,
+		Vault: svc, Store: db, Runner: e.runner, Baseline: o.baseline, Logger: logger, MaxQueuedPerUser: o.maxQueued,
 		// Unique per test, so that no worker recovers another test's tasks.
 		Worker: "api-test-" + vault.NewID(""),
 	})

@@ -38,6 +38,15 @@ type Config struct {
 	// requests written by other processes; 500ms if 0. Tasks queued in
 	// this process wake the worker at once.
 	Poll time.Duration
+	// MaxRunning is how many tasks the worker starts or runs at once;
+	// DefaultMaxRunning() if 0. Further tasks wait queued (slots.go).
+	MaxRunning int
+	// UserSharePercent is the share of MaxRunning one user's tasks may
+	// hold (at least one task); DefaultUserSharePercent if 0.
+	UserSharePercent int
+	// MaxQueuedPerUser is how many queued tasks one user may have;
+	// DefaultMaxQueuedPerUser if 0. CreateTask refuses more (ELIMIT).
+	MaxQueuedPerUser int
 }
 
 // Orchestrator creates, runs, observes, stops and recovers tasks.
@@ -50,6 +59,9 @@ type Orchestrator struct {
 	log      *slog.Logger
 	poll     time.Duration
 	now      func() time.Time
+
+	maxQueued int
+	slots     slots // guarded by mu
 
 	wake chan struct{} // a task was queued here
 
@@ -65,6 +77,10 @@ func New(c Config) *Orchestrator {
 		vault: c.Vault, store: c.Store, runner: c.Runner, baseline: c.Baseline,
 		worker: c.Worker, log: c.Logger, poll: c.Poll, now: time.Now,
 		wake: make(chan struct{}, 1), changed: make(chan struct{}), running: map[string]chan struct{}{},
+		maxQueued: c.MaxQueuedPerUser, slots: newSlots(c.MaxRunning, c.UserSharePercent),
+	}
+	if o.maxQueued <= 0 {
+		o.maxQueued = DefaultMaxQueuedPerUser
 	}
 	if o.worker == "" {
 		o.worker, _ = os.Hostname()
@@ -100,13 +116,17 @@ func (o *Orchestrator) Changes() <-chan struct{} {
 }
 
 // CreateTask queues a task on the user's profile. Returns EINVALID if the
-// profile is not the user's or the prompt breaks a rule.
+// profile is not the user's or the prompt breaks a rule, ELIMIT if the
+// user has MaxQueuedPerUser tasks queued.
 func (o *Orchestrator) CreateTask(ctx context.Context, userID, profileID, prompt string) (*Task, error) {
 	if profileID == "" {
 		return nil, vault.Invalid("profile_id", "is required")
 	}
 	if len(prompt) > MaxPromptLen || !utf8.ValidString(prompt) || strings.IndexByte(prompt, 0) >= 0 {
 		return nil, vault.Invalid("prompt", "must be valid UTF-8 of at most %d bytes without NUL bytes", MaxPromptLen)
+	}
+	if err := o.checkQueue(ctx, userID); err != nil {
+		return nil, err
 	}
 	now := o.timestamp()
 	t := &Task{

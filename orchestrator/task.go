@@ -69,11 +69,13 @@ type Store interface {
 	// ignored; f.After holds the TaskCursor of the last task of the previous
 	// page). Returns EINVALID if f.After's Key is not a TaskCursor's.
 	Tasks(ctx context.Context, userID string, f vault.ListFilter) ([]*Task, error)
-	// ClaimTask moves the oldest queued task to StatusStarting, claimed by
-	// worker, with UpdatedAt the store's current time, and returns it.
-	// Concurrent claims, from any process, never return the same task.
-	// Returns ENOTFOUND when no task is queued.
-	ClaimTask(ctx context.Context, worker string) (*Task, error)
+	// ClaimTask moves the oldest queued task of a user not in skipUsers to
+	// StatusStarting, claimed by worker, with UpdatedAt the store's current
+	// time, and returns it. Concurrent claims, from any process, never
+	// return the same task. Returns ENOTFOUND when no such task is queued.
+	ClaimTask(ctx context.Context, worker string, skipUsers ...string) (*Task, error)
+	// QueuedTasks counts userID's tasks in StatusQueued.
+	QueuedTasks(ctx context.Context, userID string) (int, error)
 	// UpdateTask reads a task under a row lock, lets fn change it, and
 	// writes it back in the same transaction, unless fn fails, and returns
 	// it as written. fn must not change ID, UserID, ProfileID, Prompt or

@@ -25,7 +25,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		for {
-			t, err := o.store.ClaimTask(ctx, o.worker)
+			t, err := o.claim(ctx)
 			if vault.ErrorCode(err) == vault.ENOTFOUND {
 				break
 			}
@@ -62,6 +62,7 @@ func (o *Orchestrator) goRun(ctx context.Context, t *Task, attach *runner.Contai
 		return
 	}
 	o.running[t.ID] = c
+	o.slots.take(t.UserID)
 	o.mu.Unlock()
 	o.wg.Add(1)
 	go func() {
@@ -74,7 +75,9 @@ func (o *Orchestrator) goRun(ctx context.Context, t *Task, attach *runner.Contai
 			if o.running[t.ID] == c {
 				delete(o.running, t.ID)
 			}
+			o.slots.give(t.UserID)
 			o.mu.Unlock()
+			o.kick() // a slot is free
 		}()
 		o.runTask(ctx, t, attach, c)
 	}()

@@ -118,24 +118,26 @@ func (db *DB) Tasks(ctx context.Context, userID string, f vault.ListFilter) ([]*
 	return list, nil
 }
 
-// claimTask takes the oldest queued task. SKIP LOCKED lets concurrent
+// claimTask takes the oldest queued task of a user not in $3. SKIP LOCKED lets concurrent
 // claims, of any process, each take a different row instead of queueing on
 // the same one; a row that stopped being queued while its lock was awaited
 // is re-checked and passed over (read committed).
 const claimTask = `UPDATE tasks SET status = 'starting', worker = $1, updated_at = $2
 	WHERE status = 'queued' AND id = (
-		SELECT id FROM tasks WHERE status = 'queued' ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+		SELECT id FROM tasks WHERE status = 'queued' AND user_id <> ALL($3::text[])
+		ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
 	RETURNING ` + sqlstore.TaskColumns
 
-// ClaimTask moves the oldest queued task (by creation time, then id) to
-// StatusStarting, claimed by worker, with UpdatedAt the current time, and
-// returns it. Concurrent claims, from any process, never return the same
-// task. Returns ENOTFOUND when no task is queued. The queue is every
-// user's: it runs in system mode.
-func (db *DB) ClaimTask(ctx context.Context, worker string) (*orchestrator.Task, error) {
+// ClaimTask moves the oldest queued task (by creation time, then id) of a
+// user not in skipUsers to StatusStarting, claimed by worker, with
+// UpdatedAt the current time, and returns it. Concurrent claims, from any
+// process, never return the same task. Returns ENOTFOUND when no such task
+// is queued. The queue is every user's: it runs in system mode.
+func (db *DB) ClaimTask(ctx context.Context, worker string, skipUsers ...string) (*orchestrator.Task, error) {
 	var t *orchestrator.Task
+	skip := jsonList(skipUsers) // never NULL: <> ALL(NULL) would match no row
 	err := db.systemBatch(ctx, func(b *pgx.Batch) {
-		b.Queue(claimTask, worker, time.Now().UTC().Truncate(time.Microsecond)).QueryRow(func(row pgx.Row) (err error) {
+		b.Queue(claimTask, worker, time.Now().UTC().Truncate(time.Microsecond), skip).QueryRow(func(row pgx.Row) (err error) {
 			t, err = scanTask(row)
 			return err
 		})
@@ -265,4 +267,18 @@ func (db *DB) ClearTaskLogs(ctx context.Context, taskID string) error {
 		return fmt.Errorf("clear logs of task %s: %w", taskID, err)
 	}
 	return nil
+}
+
+// QueuedTasks counts userID's queued tasks.
+func (db *DB) QueuedTasks(ctx context.Context, userID string) (int, error) {
+	var n int
+	err := db.userBatch(ctx, userID, func(b *pgx.Batch) {
+		b.Queue(`SELECT count(*) FROM tasks WHERE user_id = $1 AND status = 'queued'`, userID).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&n)
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count queued tasks: %w", convert(err))
+	}
+	return n, nil
 }

@@ -141,20 +141,25 @@ func (db *DB) Tasks(ctx context.Context, userID string, f vault.ListFilter) ([]*
 	return list, nil
 }
 
-// ClaimTask moves the oldest queued task (by creation time, then id) to
-// StatusStarting, claimed by worker, with UpdatedAt the current time, and
-// returns it. Claims are serialized by the database's write lock, which
-// other processes on the file take too. Returns ENOTFOUND when no task is
-// queued.
-func (db *DB) ClaimTask(ctx context.Context, worker string) (*orchestrator.Task, error) {
+// ClaimTask moves the oldest queued task (by creation time, then id) of a
+// user not in skipUsers to StatusStarting, claimed by worker, with
+// UpdatedAt the current time, and returns it. Claims are serialized by the
+// database's write lock, which other processes on the file take too.
+// Returns ENOTFOUND when no such task is queued.
+func (db *DB) ClaimTask(ctx context.Context, worker string, skipUsers ...string) (*orchestrator.Task, error) {
 	now := micros(time.Now())
+	skip, err := json.Marshal(nonNil(skipUsers))
+	if err != nil {
+		return nil, fmt.Errorf("encode skipped users: %w", err)
+	}
 	var t *orchestrator.Task
-	err := db.writeTx(ctx, func(stx *sql.Tx) error {
+	err = db.writeTx(ctx, func(stx *sql.Tx) error {
 		var err error
 		t, err = scanTask(stx.QueryRowContext(ctx, `
 			UPDATE tasks SET status = 'starting', worker = ?, updated_at = ?
-			WHERE id = (SELECT id FROM tasks WHERE status = 'queued' ORDER BY created_at, id LIMIT 1)
-			RETURNING `+sqlstore.TaskColumns, worker, now))
+			WHERE id = (SELECT id FROM tasks WHERE status = 'queued' AND user_id NOT IN (SELECT value FROM json_each(?))
+				ORDER BY created_at, id LIMIT 1)
+			RETURNING `+sqlstore.TaskColumns, worker, now, string(skip)))
 		if err != nil {
 			return convert(err, "claim task", noRowsAs(notFound("queued task")))
 		}
@@ -264,4 +269,14 @@ func (db *DB) ClearTaskLogs(ctx context.Context, taskID string) error {
 		}
 		return nil
 	})
+}
+
+// QueuedTasks counts userID's queued tasks.
+func (db *DB) QueuedTasks(ctx context.Context, userID string) (int, error) {
+	var n int
+	err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM tasks WHERE user_id = ? AND status = 'queued'`, userID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count queued tasks: %w", err)
+	}
+	return n, nil
 }

@@ -18,6 +18,7 @@ var taskTests = []test{
 	{name: "CreateChecksProfile", fn: testTaskCreateChecksProfile},
 	{name: "ListNewestFirst", fn: testTaskListNewestFirst},
 	{name: "ClaimOrder", fn: testTaskClaimOrder},
+	{name: "ClaimSkipsUsers", fn: testTaskClaimSkipsUsers},
 	{name: "ConcurrentClaims", fn: testTaskConcurrentClaims},
 	{name: "UpdateRoundTrip", fn: testTaskUpdateRoundTrip},
 	{name: "FailedUpdateChangesNothing", fn: testTaskFailedUpdateChangesNothing},

@@ -175,3 +175,38 @@ func testTaskActiveTasks(t *testing.T, f *fixture) {
 		}
 	}
 }
+
+// testTaskClaimSkipsUsers: a claim passes over the tasks of the users it is
+// told to skip (a worker's users at their share of its slots), and
+// QueuedTasks counts a user's queued tasks only.
+func testTaskClaimSkipsUsers(t *testing.T, f *fixture) {
+	alice, bob, carol := f.mustUser("alice"), f.mustUser("bob"), f.mustUser("carol")
+	ap, bp := f.mustProfile(alice, "p"), f.mustProfile(bob, "p")
+	at := f.stamp()
+	var alices []*orchestrator.Task
+	for i := range 3 {
+		task := f.newTask(alice, ap.ID, fmt.Sprint(i))
+		task.CreatedAt = at.Add(time.Duration(i) * time.Second)
+		alices = append(alices, f.mustCreateTask(task))
+	}
+	late := f.newTask(bob, bp.ID, "late")
+	late.CreatedAt = at.Add(time.Hour)
+	bobs := f.mustCreateTask(late)
+	for user, want := range map[string]int{alice: 3, bob: 1, carol: 0} {
+		if n, err := f.store.QueuedTasks(f.ctx, user); err != nil || n != want {
+			t.Errorf("QueuedTasks(%s) = %d, %v; want %d", user, n, err, want)
+		}
+	}
+	got, err := f.store.ClaimTask(f.ctx, "w", alice, carol)
+	if err != nil || got.ID != bobs.ID {
+		t.Fatalf("claim skipping alice: %v, %v; want bob's %s, though alice's are older", got, err, bobs.ID)
+	}
+	_, err = f.store.ClaimTask(f.ctx, "w", alice)
+	wantErr(t, err, vault.ENOTFOUND, "")
+	if got := f.mustClaim("w"); got.ID != alices[0].ID {
+		t.Fatalf("claim skipping nobody: %s, want alice's oldest %s", got.ID, alices[0].ID)
+	}
+	if n, err := f.store.QueuedTasks(f.ctx, alice); err != nil || n != 2 {
+		t.Errorf("QueuedTasks(alice) after a claim = %d, %v; want 2", n, err)
+	}
+}

@@ -175,7 +175,7 @@ func fieldOf(field string) string {
 // of the form. It returns false for any other error.
 func addError(errs map[string]string, formErr *string, err error, fieldOf func(string) string) bool {
 	var ve *vault.Error
-	if !errors.As(err, &ve) || (ve.Code != vault.EINVALID && ve.Code != vault.ECONFLICT) {
+	if !errors.As(err, &ve) || (ve.Code != vault.EINVALID && ve.Code != vault.ECONFLICT && ve.Code != vault.ELIMIT) {
 		return false
 	}
 	msg := strings.TrimPrefix(ve.Message, ve.Field+": ")
@@ -187,11 +187,14 @@ func addError(errs map[string]string, formErr *string, err error, fieldOf func(s
 	return true
 }
 
-// refuseStatus is the status of a refused form: 409 for a conflict, 422
-// for a broken rule.
+// refuseStatus is the status of a refused form: 409 for a conflict, 429
+// for a full queue, 422 for a broken rule.
 func refuseStatus(err error) int {
-	if vault.ErrorCode(err) == vault.ECONFLICT {
+	switch vault.ErrorCode(err) {
+	case vault.ECONFLICT:
 		return http.StatusConflict
+	case vault.ELIMIT:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusUnprocessableEntity
 }

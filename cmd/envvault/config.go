@@ -130,7 +130,7 @@ func (c *Config) checkWorker() error {
 	default:
 		return nil
 	}
-	if err := c.checkSandbox(); err != nil {
+	if err := c.checkTasks(); err != nil {
 		return err
 	}
 	c.WorkerID = strings.TrimSpace(c.WorkerID)

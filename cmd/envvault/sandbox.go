@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -13,6 +14,18 @@ import (
 // 2 of issue 10) how much work one worker takes on.
 type taskConfig struct {
 	Sandbox vault.SandboxPolicy
+
+	MaxRunning       int // --max-running, MAX_RUNNING
+	UserShare        int // --user-share, USER_SHARE (percent)
+	MaxQueuedPerUser int // --max-queued-per-user, MAX_QUEUED_PER_USER
+}
+
+// slotFlags are the flags that bound a worker's work and a user's queue.
+func slotFlags(fs *flag.FlagSet, c *Config) {
+	t := &c.Tasks
+	fs.IntVar(&t.MaxRunning, "max-running", orchestrator.DefaultMaxRunning(), "most task containers this worker starts or runs at once (default: two per core); further tasks wait queued")
+	fs.IntVar(&t.UserShare, "user-share", orchestrator.DefaultUserSharePercent, "percent of --max-running one user's tasks may hold (at least one task), so that others' tasks still start")
+	fs.IntVar(&t.MaxQueuedPerUser, "max-queued-per-user", orchestrator.DefaultMaxQueuedPerUser, "most queued tasks one user may have; creating another answers 429 with Retry-After")
 }
 
 // sandboxFlags are the flags of the sandbox policy. Give every process on
@@ -44,8 +57,18 @@ func sandboxFlags(fs *flag.FlagSet, c *Config) {
 	fs.BoolVar(&p.ForbidRoot, "forbid-root", false, "refuse profiles whose user is root, gid 0 or a name, and run profiles without a user as 65534:65534")
 }
 
-// checkSandbox checks the sandbox policy of the commands that take it.
-func (c *Config) checkSandbox() error {
+// checkTasks checks the sandbox policy and the slot settings of the
+// commands that take them.
+func (c *Config) checkTasks() error {
+	t := c.Tasks
+	switch {
+	case t.MaxRunning < 1:
+		return fmt.Errorf("--max-running (MAX_RUNNING) is %d: it must be at least 1", t.MaxRunning)
+	case t.UserShare < 1 || t.UserShare > 100:
+		return fmt.Errorf("--user-share (USER_SHARE) is %d: it must be a percent from 1 to 100", t.UserShare)
+	case t.MaxQueuedPerUser < 1:
+		return fmt.Errorf("--max-queued-per-user (MAX_QUEUED_PER_USER) is %d: it must be at least 1", t.MaxQueuedPerUser)
+	}
 	if err := c.Tasks.Sandbox.Check(); err != nil {
 		return fmt.Errorf("%w (see --default-memory-mb, --allowed-caps, --networks and the other sandbox flags)", err)
 	}

@@ -28,6 +28,13 @@ func TestSandboxFlags(t *testing.T) {
 	if got := m.Config.Tasks.Sandbox; !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults %+v, want %+v", got, want)
 	}
+	if c := m.Config.Tasks; c.MaxRunning != 2*runtime.NumCPU() || c.UserShare != 50 || c.MaxQueuedPerUser != 100 {
+		t.Errorf("slot defaults %+v", c)
+	}
+	if m, err := parseOnly(t, "dev", "--max-running", "3", "--user-share", "34", "--max-queued-per-user", "7"); err != nil ||
+		m.Config.Tasks.MaxRunning != 3 || m.Config.Tasks.UserShare != 34 || m.Config.Tasks.MaxQueuedPerUser != 7 {
+		t.Errorf("slot flags: %+v, %v", m.Config.Tasks, err)
+	}
 	m, err = parseOnly(t, "serve", "--networks", "none", "--networks", "agents", "--allowed-caps", "NET_BIND_SERVICE,CHOWN",
 		"--forbid-root", "--allow-writable-rootfs", "--max-memory-mb", "512", "--default-memory-mb", "256", "--max-pids", "64", "--default-pids", "64")
 	if err != nil {
@@ -47,6 +54,9 @@ func TestSandboxFlags(t *testing.T) {
 		{[]string{"serve", "--allowed-caps", "ALL"}, `"ALL" is not a Linux capability`},
 		{[]string{"serve", "--max-memory-mb", "512"}, "default memory limit 1024 is above its maximum 512"},
 		{[]string{"serve", "--max-pids", "10"}, "pids"},
+		{[]string{"serve", "--max-running", "0"}, "--max-running (MAX_RUNNING) is 0"},
+		{[]string{"serve", "--user-share", "101"}, "percent from 1 to 100"},
+		{[]string{"runner", "--worker-id", "w", "--max-queued-per-user", "0"}, "--max-queued-per-user"},
 	} {
 		if _, err := parseOnly(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want an error with %q", tc.args, err, tc.want)

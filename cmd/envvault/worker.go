@@ -71,6 +71,10 @@ func (m *Main) newOrchestrator(svc *vault.Service) (*orchestrator.Orchestrator, 
 		Baseline: m.baseline,
 		Worker:   m.Config.WorkerID,
 		Logger:   m.logger.With("worker", m.Config.WorkerID),
+
+		MaxRunning:       m.Config.Tasks.MaxRunning,
+		UserSharePercent: m.Config.Tasks.UserShare,
+		MaxQueuedPerUser: m.Config.Tasks.MaxQueuedPerUser,
 	}), nil
 }
 
@@ -169,6 +173,7 @@ func workerFlags(fs *flag.FlagSet, c *Config, noWorker bool) {
 		return nil
 	})
 	sandboxFlags(fs, c)
+	slotFlags(fs, c)
 	host, _ := os.Hostname()
 	fs.StringVar(&c.WorkerID, "worker-id", host, "name of this process's task worker: unique among the processes sharing a database, and the same across restarts, so that a restart recovers its tasks")
 	if noWorker {
