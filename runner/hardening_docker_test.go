@@ -107,8 +107,11 @@ func TestForkBombContained(t *testing.T) {
 	if procs == 0 {
 		t.Fatalf("the container ended its logs (%v) without counting its processes", sc.Err())
 	}
-	if procs > limit || procs < limit/2 {
-		t.Errorf("%d processes after the bomb: want the limit %d to have stopped it, near the limit", procs, limit)
+	// The loop ends only when a fork fails: reaching the line proves the
+	// limit stopped it. The classic bomb's processes come and go, so how
+	// many are left varies; never more than the limit.
+	if procs > limit {
+		t.Errorf("%d processes after the bomb, above the limit of %d", procs, limit)
 	}
 	st, err := e.cli.ContainerStatsOneShot(t.Context(), id)
 	if err != nil {
