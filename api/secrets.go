@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	logmask "github.com/envvault/envvault/mask"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -53,13 +54,13 @@ func newSecretJSON(sec *vault.Secret) secretJSON {
 func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // shortValueWarning is the warning for a saved value too short to mask.
-var shortValueWarning = fmt.Sprintf("value: shorter than %d characters, so it cannot be masked in task logs", vault.MinMaskedLen)
+var shortValueWarning = fmt.Sprintf("value: shorter than %d characters, so it cannot be masked in task logs", logmask.MinLen)
 
 // valueWarnings returns the warnings about a value just saved (nil when
 // none was).
 func valueWarnings(value *string) []string {
 	w := []string{}
-	if value != nil && len(*value) < vault.MinMaskedLen {
+	if value != nil && len(*value) < logmask.MinLen {
 		w = append(w, shortValueWarning)
 	}
 	return w

@@ -29,6 +29,7 @@ import (
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/internal/testimage"
 	"github.com/envvault/envvault/internal/testvault"
+	logmask "github.com/envvault/envvault/mask"
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/runner"
 	"github.com/envvault/envvault/vault"
@@ -406,13 +407,13 @@ func (e *taskEnv) imageEnv(image string) map[string]string {
 	return envMap(e.t, inspect.Config.Env)
 }
 
-// mask replaces every value in s with runner.Mask, longest value first.
+// mask replaces every value in s with logmask.Placeholder, longest value first.
 func mask(s string, values ...string) string {
 	values = slices.Clone(values)
 	slices.SortFunc(values, func(a, b string) int { return len(b) - len(a) })
 	for _, v := range values {
-		if len(v) >= runner.MinMaskLen {
-			s = strings.ReplaceAll(s, v, runner.Mask)
+		if len(v) >= logmask.MinLen {
+			s = strings.ReplaceAll(s, v, logmask.Placeholder)
 		}
 	}
 	return s

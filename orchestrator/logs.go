@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/envvault/envvault/runner"
+	"github.com/envvault/envvault/mask"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -66,7 +66,7 @@ func (o *Orchestrator) storeLogs(ctx context.Context, taskID, containerID string
 	}
 	defer rc.Close()
 	w := &logWriter{ctx: context.WithoutCancel(ctx), o: o, taskID: taskID}
-	m := runner.NewMasker(w, masked)
+	m := mask.NewWriter(w, masked)
 	_, copyErr := io.Copy(m, rc)
 	// The masker hands the writer what it held back, the writer stores
 	// what it has batched.

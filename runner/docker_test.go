@@ -19,6 +19,7 @@ import (
 
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/internal/testimage"
+	"github.com/envvault/envvault/mask"
 	"github.com/envvault/envvault/runner"
 )
 
@@ -361,14 +362,14 @@ func TestLogsSplitAcrossReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	masked, err := io.ReadAll(runner.NewMaskingReader(rc, []string{canary}))
+	masked, err := io.ReadAll(mask.NewReader(rc, []string{canary}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(string(masked), canary) || strings.Contains(string(masked), "Y2FuYXJ5") {
 		t.Errorf("masked logs still hold the value or its base64")
 	}
-	if got := strings.Count(string(masked), runner.Mask); got != 6 {
+	if got := strings.Count(string(masked), mask.Placeholder); got != 6 {
 		t.Errorf("masked logs hold %d masks, want 6 (straddle, split, 4 base64 forms)", got)
 	}
 }

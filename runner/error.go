@@ -8,6 +8,8 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/client"
+
+	"github.com/envvault/envvault/mask"
 )
 
 // Kinds of runner error; test them with errors.Is.
@@ -138,7 +140,7 @@ func class(err error) string {
 // a maskable env value of spec (say, a command line holding a token).
 func quoteSafe(spec *Spec, s string) string {
 	for _, v := range spec.Env {
-		if len(v) >= MinMaskLen && strings.Contains(s, v) {
+		if len(v) >= mask.MinLen && strings.Contains(s, v) {
 			return "(withheld: it contains an env value)"
 		}
 	}

@@ -5,7 +5,7 @@
 // The runner never pulls an image, never logs, and never puts what the
 // engine says about a container's configuration into an error, because
 // that configuration holds secret values. Logs it returns are raw: wrap
-// them with NewMaskingReader or NewMasker before they are stored or shown.
+// them with mask.NewReader or mask.NewWriter before they are stored or shown.
 package runner
 
 import (
@@ -146,7 +146,7 @@ func (r *Runner) Wait(ctx context.Context, id string) (int, error) {
 // at the logs so far. The caller closes it.
 //
 // The stream is raw and holds whatever the container printed, secret
-// values included: mask it (NewMaskingReader) before storing or showing it.
+// values included: mask it (mask.NewReader) before storing or showing it.
 // Returns ErrContainerNotFound, ErrUnavailable or ErrRefused.
 func (r *Runner) Logs(ctx context.Context, id string, follow bool) (io.ReadCloser, error) {
 	raw, err := r.cli.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})

@@ -27,9 +27,6 @@ const (
 	MaxValueLen       = 64 << 10
 	MaxDescriptionLen = 1000
 	MaxProfileIDs     = 1000
-	// MinMaskedLen is the length below which a value cannot be masked in
-	// logs without blanking out ordinary words; saving a shorter one warns.
-	MinMaskedLen = 4
 )
 
 // NamePattern is the rule every secret and env name obeys.

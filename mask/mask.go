@@ -1,4 +1,4 @@
-package runner
+package mask
 
 import (
 	"bytes"
@@ -9,25 +9,23 @@ import (
 	"io"
 	"slices"
 	"strings"
-
-	"github.com/envvault/envvault/vault"
 )
 
-// Mask replaces every masked value in a log.
-const Mask = "***"
+// Placeholder replaces every masked value in a log.
+const Placeholder = "***"
 
-// MinMaskLen is the shortest value that is masked: shorter ones would
+// MinLen is the shortest value that is masked: shorter ones would
 // blank out ordinary words (the API warns when such a value is saved).
-const MinMaskLen = vault.MinMaskedLen
+const MinLen = 4
 
-// ErrMaskerClosed is returned by a write to a closed masker.
-var ErrMaskerClosed = errors.New("runner: write to closed masker")
+// ErrClosed is returned by a write to a closed Writer.
+var ErrClosed = errors.New("mask: write to closed writer")
 
 // maskPatterns returns the byte strings to mask for values, longest first:
-// each value of at least MinMaskLen bytes; each line of it (split at CR or
+// each value of at least MinLen bytes; each line of it (split at CR or
 // LF, trimmed of spaces), for a value printed line by line; and its
 // standard and URL-safe base64 encodings, padded and not. Strings shorter
-// than MinMaskLen are left out, as are duplicates.
+// than MinLen are left out, as are duplicates.
 //
 // A task may receive 10,000 values, so this allocates little: every
 // pattern is a slice of a few shared blocks, and duplicates are dropped
@@ -39,7 +37,7 @@ func maskPatterns(values []string) [][]byte {
 	)
 	// add copies b into the current block and returns the copy.
 	add := func(b []byte) []byte {
-		if len(b) < MinMaskLen {
+		if len(b) < MinLen {
 			return nil
 		}
 		if len(b) > cap(slab)-len(slab) {
@@ -54,7 +52,7 @@ func maskPatterns(values []string) [][]byte {
 	encodings := []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding}
 	var scratch []byte
 	for _, v := range values {
-		if len(v) < MinMaskLen {
+		if len(v) < MinLen {
 			continue
 		}
 		scratch = append(scratch[:0], v...)
@@ -78,25 +76,25 @@ func maskPatterns(values []string) [][]byte {
 	return slices.CompactFunc(out, bytes.Equal)
 }
 
-// Masker is an io.WriteCloser that writes what it is given to another
-// writer with every occurrence of a masked string replaced by Mask: every
+// Writer is an io.WriteCloser that writes what it is given to another
+// writer with every occurrence of a masked string replaced by Placeholder: every
 // byte that lies in any occurrence of any pattern (see maskPatterns) is
-// masked, and each run of masked bytes becomes one Mask. The output does
+// masked, and each run of masked bytes becomes one Placeholder. The output does
 // not depend on how the input is cut into writes: a value split across
 // two writes is masked like a whole one.
 //
 // To see a value that a later write may complete, the masker holds back
 // the end of what it was given while that end could still begin an
 // occurrence — at most the longest pattern less one byte. Close writes it
-// out. A Masker is not safe for concurrent use.
+// out. A Writer is not safe for concurrent use.
 //
 // The search is one pass over the input whatever the number of values:
-// every pattern is at least MinMaskLen (4) bytes long, so each position's
+// every pattern is at least MinLen (4) bytes long, so each position's
 // next four bytes are looked up in a bit filter of the patterns' first
 // four bytes, and only on a hit are the patterns compared. A stream that
 // keeps repeating a long stretch of a value (a periodic value such as
 // "aaaa…") costs up to that value's length per byte instead.
-type Masker struct {
+type Writer struct {
 	w       io.Writer
 	match   *matcher
 	buf     []byte // input not yet written out
@@ -107,20 +105,20 @@ type Masker struct {
 	closed  bool
 }
 
-// NewMasker returns a Masker writing to w, masking values.
-func NewMasker(w io.Writer, values []string) *Masker {
-	return &Masker{w: w, match: newMatcher(maskPatterns(values))}
+// NewWriter returns a Writer writing to w, masking values.
+func NewWriter(w io.Writer, values []string) *Writer {
+	return &Writer{w: w, match: newMatcher(maskPatterns(values))}
 }
 
 // Write masks p and writes out all of the result that no later write can
 // change. It returns len(p) unless writing to the underlying writer fails;
 // after such a failure every call returns that error.
-func (m *Masker) Write(p []byte) (int, error) {
+func (m *Writer) Write(p []byte) (int, error) {
 	if m.err != nil {
 		return 0, m.err
 	}
 	if m.closed {
-		return 0, ErrMaskerClosed
+		return 0, ErrClosed
 	}
 	if len(p) == 0 {
 		return 0, nil
@@ -138,7 +136,7 @@ func (m *Masker) Write(p []byte) (int, error) {
 
 // Close writes out what the masker holds back. It does not close the
 // underlying writer. Closing twice is no error.
-func (m *Masker) Close() error {
+func (m *Writer) Close() error {
 	if m.closed {
 		return m.err
 	}
@@ -268,7 +266,7 @@ func (m *matcher) holdFrom(buf []byte) int {
 }
 
 // flush writes out buf[:n], masked, and keeps the rest.
-func (m *Masker) flush(n int) {
+func (m *Writer) flush(n int) {
 	if n == 0 {
 		return
 	}
@@ -276,7 +274,7 @@ func (m *Masker) flush(n int) {
 	for i := 0; i < n; {
 		if m.covered[i] {
 			if !m.inMask {
-				out = append(out, Mask...)
+				out = append(out, Placeholder...)
 				m.inMask = true
 			}
 			for i < n && m.covered[i] {
@@ -304,17 +302,17 @@ func (m *Masker) flush(n int) {
 	}
 }
 
-// NewMaskingReader returns a reader of what r gives with values masked as
-// a Masker masks them. Closing it closes r.
-func NewMaskingReader(r io.ReadCloser, values []string) io.ReadCloser {
+// NewReader returns a reader of what r gives with values masked as
+// a Writer masks them. Closing it closes r.
+func NewReader(r io.ReadCloser, values []string) io.ReadCloser {
 	mr := &maskingReader{src: r}
-	mr.m = NewMasker(&mr.ready, values)
+	mr.m = NewWriter(&mr.ready, values)
 	return mr
 }
 
 type maskingReader struct {
 	src   io.ReadCloser
-	m     *Masker
+	m     *Writer
 	ready bytes.Buffer // masked, not yet read
 	chunk []byte
 	err   error // of src; io.EOF once it ended and the masker was closed

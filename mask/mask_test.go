@@ -1,4 +1,4 @@
-package runner
+package mask
 
 import (
 	"bytes"
@@ -43,7 +43,7 @@ func TestMaskPatterns(t *testing.T) {
 
 // maskWhole is the reference the Masker must agree with, written the
 // obvious way: mark every byte inside any occurrence of any pattern, then
-// replace each run of marked bytes by Mask.
+// replace each run of marked bytes by Placeholder.
 func maskWhole(in []byte, values []string) []byte {
 	covered := make([]bool, len(in))
 	for _, p := range maskPatterns(values) {
@@ -61,7 +61,7 @@ func maskWhole(in []byte, values []string) []byte {
 		case !covered[i]:
 			out = append(out, in[i])
 		case i == 0 || !covered[i-1]:
-			out = append(out, Mask...)
+			out = append(out, Placeholder...)
 		}
 	}
 	return out
@@ -72,7 +72,7 @@ func maskWhole(in []byte, values []string) []byte {
 func maskChunks(t testing.TB, chunks [][]byte, values []string) (out []byte, beforeClose int) {
 	t.Helper()
 	var buf bytes.Buffer
-	m := NewMasker(&buf, values)
+	m := NewWriter(&buf, values)
 	for _, c := range chunks {
 		if n, err := m.Write(c); n != len(c) || err != nil {
 			t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(c))
@@ -137,7 +137,7 @@ func TestMaskerHoldsBackOnlyAPossiblePrefix(t *testing.T) {
 		t.Errorf("wrote %d bytes before Close, want all %d", early, len("line one\nline two\n"))
 	}
 	var buf bytes.Buffer
-	m := NewMasker(&buf, values)
+	m := NewWriter(&buf, values)
 	_, _ = m.Write([]byte("ok s3cr"))
 	if buf.String() != "ok " {
 		t.Errorf("before the value completes, wrote %q, want %q", buf.String(), "ok ")
@@ -146,20 +146,20 @@ func TestMaskerHoldsBackOnlyAPossiblePrefix(t *testing.T) {
 
 func TestMaskerErrors(t *testing.T) {
 	boom := errors.New("boom")
-	m := NewMasker(failWriter{boom}, []string{"abcd"})
+	m := NewWriter(failWriter{boom}, []string{"abcd"})
 	if _, err := m.Write([]byte("hello")); !errors.Is(err, boom) {
 		t.Errorf("Write = %v, want %v", err, boom)
 	}
 	if _, err := m.Write([]byte("x")); !errors.Is(err, boom) {
 		t.Errorf("second Write = %v, want %v", err, boom)
 	}
-	m = NewMasker(io.Discard, nil)
+	m = NewWriter(io.Discard, nil)
 	_ = m.Close()
 	if err := m.Close(); err != nil {
 		t.Errorf("second Close = %v", err)
 	}
-	if _, err := m.Write([]byte("x")); !errors.Is(err, ErrMaskerClosed) {
-		t.Errorf("Write after Close = %v, want ErrMaskerClosed", err)
+	if _, err := m.Write([]byte("x")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Write after Close = %v, want ErrClosed", err)
 	}
 }
 
@@ -180,7 +180,7 @@ func TestMaskingReader(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := &closeCounter{Reader: tc.wrap(strings.NewReader(in))}
-			r := NewMaskingReader(src, []string{secret})
+			r := NewReader(src, []string{secret})
 			got, err := io.ReadAll(iotest.OneByteReader(r))
 			if err != nil {
 				t.Fatal(err)
@@ -195,7 +195,7 @@ func TestMaskingReader(t *testing.T) {
 	}
 	t.Run("source error", func(t *testing.T) {
 		boom := errors.New("boom")
-		r := NewMaskingReader(io.NopCloser(iotest.ErrReader(boom)), []string{secret})
+		r := NewReader(io.NopCloser(iotest.ErrReader(boom)), []string{secret})
 		if _, err := io.ReadAll(r); !errors.Is(err, boom) {
 			t.Errorf("ReadAll = %v, want %v", err, boom)
 		}
@@ -305,7 +305,7 @@ func BenchmarkMasker(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			for b.Loop() {
-				m := NewMasker(io.Discard, values)
+				m := NewWriter(io.Discard, values)
 				for rest := data; len(rest) > 0; {
 					n := min(size, len(rest))
 					_, _ = m.Write(rest[:n])
@@ -327,7 +327,7 @@ func BenchmarkMaskerWorstCase(b *testing.B) {
 			data := bytes.Repeat([]byte("a"), 1<<20)
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {
-				m := NewMasker(io.Discard, values)
+				m := NewWriter(io.Discard, values)
 				for rest := data; len(rest) > 0; {
 					k := min(16<<10, len(rest))
 					_, _ = m.Write(rest[:k])
@@ -370,6 +370,6 @@ func BenchmarkNewMasker(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = NewMasker(io.Discard, values)
+		_ = NewWriter(io.Discard, values)
 	}
 }
