@@ -1,14 +1,71 @@
+// Package mask masks secret values in task logs: a Writer copies a stream
+// with every occurrence of a value, or of a form of it, replaced by
+// Placeholder, however the stream is cut into writes.
+//
+// # What is masked
+//
+// Every value of at least MinLen bytes, and each line of a multi-line
+// value (split at CR or LF, trimmed of spaces), each in these forms (a
+// form is masked where it is at least MinLen bytes long):
+//
+//   - as it is;
+//   - base64, standard and URL-safe alphabets, with and without padding,
+//     of the value and of the value less its first one or two bytes where
+//     MinLen bytes remain (the value base64-encoded after a prefix of 3k+2
+//     or 3k+1 bytes, as in base64("user:" + password)), each also without
+//     its last digit where that holds bits of what follows the value;
+//   - hex, lower and upper case;
+//   - percent-encoded: RFC 3986 (all but letters, digits and -._~), as
+//     JavaScript's encodeURIComponent (also !'()* kept), and as a form
+//     (a space as '+');
+//   - inside a JSON string: '"', '\\' and control characters escaped; also
+//     with U+2028, U+2029 and U+0085 as \uXXXX (Newtonsoft.Json), with <, >, &,
+//     U+2028 and U+2029 as \uXXXX (Go's encoding/json), and with everything
+//     not ASCII as \uXXXX (Python's json.dumps);
+//   - XML-escaped (&amp; &lt; &gt; &quot; &apos;) and HTML-escaped as Go's
+//     html.EscapeString (&#34; &#39;);
+//   - '"' written \" (a command line), each "'" doubled (an expression or
+//     SQL string), backslash escapes undone (\\ \' \" \t, one after the
+//     other);
+//   - a value of more than 8 bytes in double quotes, without them;
+//   - for a value holding '&', the part up to its first "&+" (or its last
+//     '&') and the part after it (after "&+", less one character), each if
+//     at least 6 bytes long: PowerShell prints them apart, coloured.
+//
+// These are every transformation the log maskers of GitHub Actions and
+// Azure Pipelines are written to catch, plus hex, the JSON variants beyond
+// Newtonsoft's, the percent variants beyond .NET's Uri.EscapeDataString
+// and the HTML form. GitHub Actions' runner (actions/runner,
+// src/Sdk/DTLogging/Logging/ValueEncoders.cs, registered in
+// src/Runner.Common/HostContext.cs): Base64StringEscape and its Shift1 and
+// Shift2 (EnumerateBase64Variations: both alphabets, no padding, offsets
+// 0-2), CommandLineArgumentEscape, ExpressionStringEscape,
+// JsonStringEscape (Newtonsoft.Json), UriDataEscape
+// (Uri.EscapeDataString), XmlDataEscape (SecurityElement.Escape),
+// TrimDoubleQuotes, PowerShellPreAmpersandEscape and
+// PowerShellPostAmpersandEscape; each line of a multi-line secret is
+// masked too. Azure Pipelines' agent (microsoft/azure-pipelines-agent,
+// src/Agent.Sdk/SecretMasking/LiteralEncoders.cs, registered in
+// src/Microsoft.VisualStudio.Services.Agent/HostContext.cs): JsonStringEscape, UriDataEscape and
+// BackslashEscape. Left out: the agent's ShellExpansionMasker, which
+// guesses what $$ and $RANDOM in a value expand to (a list of made-up
+// numbers, not a transformation of the value), and both systems' regular
+// expressions for well-known token shapes (this package masks values it
+// is given, not shapes).
+//
+// # Cost
+//
+// All patterns go into one Aho–Corasick automaton (matcher.go): masking
+// reads each byte once, in time linear in the output and nearly
+// independent of the number of values; no stream, periodic values
+// included, makes it compare a byte more than a bounded number of times.
+// BenchmarkMaskerManyValues reports the rate against a plain copy.
 package mask
 
 import (
 	"bytes"
-	"cmp"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"io"
-	"slices"
-	"strings"
 )
 
 // Placeholder replaces every masked value in a log.
@@ -21,93 +78,37 @@ const MinLen = 4
 // ErrClosed is returned by a write to a closed Writer.
 var ErrClosed = errors.New("mask: write to closed writer")
 
-// maskPatterns returns the byte strings to mask for values, longest first:
-// each value of at least MinLen bytes; each line of it (split at CR or
-// LF, trimmed of spaces), for a value printed line by line; and its
-// standard and URL-safe base64 encodings, padded and not. Strings shorter
-// than MinLen are left out, as are duplicates.
-//
-// A task may receive 10,000 values, so this allocates little: every
-// pattern is a slice of a few shared blocks, and duplicates are dropped
-// after sorting rather than through a set of strings.
-func maskPatterns(values []string) [][]byte {
-	var (
-		out  = make([][]byte, 0, 6*len(values))
-		slab []byte
-	)
-	// add copies b into the current block and returns the copy.
-	add := func(b []byte) []byte {
-		if len(b) < MinLen {
-			return nil
-		}
-		if len(b) > cap(slab)-len(slab) {
-			slab = make([]byte, 0, max(64<<10, len(b)))
-		}
-		n := len(slab)
-		slab = append(slab, b...)
-		p := slab[n:len(slab):len(slab)]
-		out = append(out, p)
-		return p
-	}
-	encodings := []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding}
-	var scratch []byte
-	for _, v := range values {
-		if len(v) < MinLen {
-			continue
-		}
-		scratch = append(scratch[:0], v...)
-		vb := add(scratch)
-		if strings.ContainsAny(v, "\r\n") {
-			for _, line := range bytes.FieldsFunc(vb, func(r rune) bool { return r == '\n' || r == '\r' }) {
-				add(bytes.TrimSpace(line))
-			}
-		}
-		for _, enc := range encodings {
-			scratch = enc.AppendEncode(scratch[:0], vb)
-			add(scratch)
-		}
-	}
-	slices.SortFunc(out, func(a, b []byte) int {
-		if len(a) != len(b) {
-			return len(b) - len(a)
-		}
-		return bytes.Compare(a, b)
-	})
-	return slices.CompactFunc(out, bytes.Equal)
-}
-
 // Writer is an io.WriteCloser that writes what it is given to another
-// writer with every occurrence of a masked string replaced by Placeholder: every
-// byte that lies in any occurrence of any pattern (see maskPatterns) is
-// masked, and each run of masked bytes becomes one Placeholder. The output does
-// not depend on how the input is cut into writes: a value split across
-// two writes is masked like a whole one.
+// writer with every occurrence of a masked string replaced by Placeholder:
+// every byte that lies in any occurrence of any pattern (see patterns) is
+// masked, and each run of masked bytes becomes one Placeholder. The output
+// does not depend on how the input is cut into writes: a value split
+// across two writes is masked like a whole one.
 //
-// To see a value that a later write may complete, the masker holds back
+// To see a value that a later write may complete, the Writer holds back
 // the end of what it was given while that end could still begin an
 // occurrence — at most the longest pattern less one byte. Close writes it
 // out. A Writer is not safe for concurrent use.
-//
-// The search is one pass over the input whatever the number of values:
-// every pattern is at least MinLen (4) bytes long, so each position's
-// next four bytes are looked up in a bit filter of the patterns' first
-// four bytes, and only on a hit are the patterns compared. A stream that
-// keeps repeating a long stretch of a value (a periodic value such as
-// "aaaa…") costs up to that value's length per byte instead.
 type Writer struct {
-	w       io.Writer
-	match   *matcher
-	buf     []byte // input not yet written out
-	covered []bool // covered[i]: buf[i] lies in an occurrence
-	inMask  bool   // the last byte written out was masked
-	out     []byte
-	err     error
-	closed  bool
+	w      io.Writer
+	m      *matcher
+	state  uint32
+	buf    []byte // buf[start:] is the input held back, from stream offset base
+	start  int
+	base   int
+	cover  []interval // covered stream ranges not yet written out, in order, apart
+	inMask bool       // the last byte written out was masked
+	out    []byte
+	err    error
+	closed bool
 }
+
+// interval is the stream range [from, to).
+type interval struct{ from, to int }
 
 // NewWriter returns a Writer writing to w, masking values.
 func NewWriter(w io.Writer, values []string) *Writer {
-	return &Writer{w: w, match: newMatcher(maskPatterns(values))}
+	return &Writer{w: w, m: newMatcher(patterns(values))}
 }
 
 // Write masks p and writes out all of the result that no later write can
@@ -123,15 +124,39 @@ func (m *Writer) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	old := len(m.buf)
+	end := m.base + len(m.buf) - m.start
+	m.scan(p, end)
 	m.buf = append(m.buf, p...)
-	m.covered = append(m.covered, make([]bool, len(p))...)
-	m.match.mark(m.buf, m.covered, old)
-	m.flush(m.match.holdFrom(m.buf))
+	end += len(p)
+	m.flush(end - int(m.m.hold[m.state]))
 	if m.err != nil {
 		return 0, m.err
 	}
 	return len(p), nil
+}
+
+// scan feeds p, which begins at stream offset pos, to the automaton and
+// records the range of every occurrence: the longest pattern ending at a
+// byte covers every shorter one ending there.
+func (m *Writer) scan(p []byte, pos int) {
+	mt, s := m.m, m.state
+	for i, b := range p {
+		s = mt.next(s, b)
+		if n := mt.out[s]; n != 0 {
+			m.covered(pos+i+1-int(n), pos+i+1)
+		}
+	}
+	m.state = s
+}
+
+// covered records [from, to); to is never below an earlier one's, so it
+// merges with the last ranges it reaches or touches.
+func (m *Writer) covered(from, to int) {
+	for k := len(m.cover) - 1; k >= 0 && from <= m.cover[k].to; k-- {
+		from = min(from, m.cover[k].from)
+		m.cover = m.cover[:k]
+	}
+	m.cover = append(m.cover, interval{from, to})
 }
 
 // Close writes out what the masker holds back. It does not close the
@@ -142,159 +167,46 @@ func (m *Writer) Close() error {
 	}
 	m.closed = true
 	if m.err == nil {
-		m.flush(len(m.buf))
+		m.flush(m.base + len(m.buf) - m.start)
 	}
 	return m.err
 }
 
-// matcher finds occurrences of patterns of at least 4 bytes.
-type matcher struct {
-	maxLen int
-	// filter has the bit hash4(first four bytes) set for every pattern.
-	filter [1 << 16 / 64]uint64
-	// byPrefix holds the patterns by their first four bytes, longest
-	// first: each entry a slice of one sorted copy of the patterns.
-	byPrefix map[uint32][][]byte
-	// short1, short2 and short3 hold every proper prefix of 1, 2 and 3
-	// bytes of a pattern, for the last bytes of the input: bit sets for 1
-	// and 2 bytes, a set of the 3 bytes packed little-endian.
-	short1 [256 / 64]uint64
-	short2 [1 << 16 / 64]uint64
-	short3 map[uint32]struct{}
-}
-
-// newMatcher indexes patterns, longest first, without an allocation per
-// pattern (a task may mask 60,000).
-func newMatcher(patterns [][]byte) *matcher {
-	m := &matcher{byPrefix: make(map[uint32][][]byte, len(patterns)), short3: make(map[uint32]struct{}, len(patterns))}
-	byKey := slices.Clone(patterns)
-	slices.SortStableFunc(byKey, func(a, b []byte) int { return cmp.Compare(prefix4(a), prefix4(b)) })
-	for i := 0; i < len(byKey); {
-		k, j := prefix4(byKey[i]), i+1
-		for j < len(byKey) && prefix4(byKey[j]) == k {
-			j++
-		}
-		m.byPrefix[k] = byKey[i:j:j]
-		i = j
-	}
-	for _, p := range patterns {
-		m.maxLen = max(m.maxLen, len(p))
-		h := hash4(prefix4(p))
-		m.filter[h/64] |= 1 << (h % 64)
-		m.short1[p[0]/64] |= 1 << (p[0] % 64)
-		k2 := uint16(p[0]) | uint16(p[1])<<8
-		m.short2[k2/64] |= 1 << (k2 % 64)
-		m.short3[prefix4(p)&0xffffff] = struct{}{}
-	}
-	return m
-}
-
-func prefix4(p []byte) uint32 { return binary.LittleEndian.Uint32(p) }
-
-// isShort reports whether rest, of 1 to 3 bytes, begins a pattern.
-func (m *matcher) isShort(rest []byte) bool {
-	switch len(rest) {
-	case 1:
-		return m.short1[rest[0]/64]&(1<<(rest[0]%64)) != 0
-	case 2:
-		k := uint16(rest[0]) | uint16(rest[1])<<8
-		return m.short2[k/64]&(1<<(k%64)) != 0
-	case 3:
-		_, ok := m.short3[uint32(rest[0])|uint32(rest[1])<<8|uint32(rest[2])<<16]
-		return ok
-	}
-	return false
-}
-
-func hash4(k uint32) uint32 { return (k * 0x9E3779B1) >> 16 }
-
-// longestAt returns the length of the longest pattern at buf[s:], or 0.
-func (m *matcher) longestAt(buf []byte, s int) int {
-	k := binary.LittleEndian.Uint32(buf[s:])
-	if h := hash4(k); m.filter[h/64]&(1<<(h%64)) == 0 {
-		return 0
-	}
-	for _, p := range m.byPrefix[k] {
-		if bytes.HasPrefix(buf[s:], p) {
-			return len(p)
-		}
-	}
-	return 0
-}
-
-// mark sets covered for every occurrence in buf that ends at or after
-// buf[from]: those ending before were marked by an earlier call.
-func (m *matcher) mark(buf []byte, covered []bool, from int) {
-	if m.maxLen == 0 {
-		return
-	}
-	done := 0 // covered[:done] is marked as far as this call goes
-	for s := max(0, from-m.maxLen+1); s+4 <= len(buf); s++ {
-		if n := m.longestAt(buf, s); n > 0 {
-			for k := max(s, done); k < s+n; k++ {
-				covered[k] = true
-			}
-			done = max(done, s+n)
-		}
-	}
-}
-
-// holdFrom returns the first index of buf from which the rest of buf is a
-// proper prefix of a pattern: an occurrence a later write completes starts
-// there or later, so everything before is final.
-func (m *matcher) holdFrom(buf []byte) int {
-	n := len(buf)
-	for s := max(0, n-m.maxLen+1); s < n; s++ {
-		rest := buf[s:]
-		if len(rest) < 4 {
-			if m.isShort(rest) {
-				return s
-			}
-			continue
-		}
-		k := binary.LittleEndian.Uint32(rest)
-		if h := hash4(k); m.filter[h/64]&(1<<(h%64)) == 0 {
-			continue
-		}
-		for _, p := range m.byPrefix[k] {
-			if len(p) > len(rest) && bytes.HasPrefix(p, rest) {
-				return s
-			}
-		}
-	}
-	return n
-}
-
-// flush writes out buf[:n], masked, and keeps the rest.
-func (m *Writer) flush(n int) {
-	if n == 0 {
+// flush writes out the stream up to offset upto, masked, and keeps the
+// rest: no occurrence a later byte completes can begin before upto.
+func (m *Writer) flush(upto int) {
+	if upto == m.base {
 		return
 	}
 	out := m.out[:0]
-	for i := 0; i < n; {
-		if m.covered[i] {
+	for i := m.base; i < upto; {
+		if len(m.cover) > 0 && m.cover[0].from <= i {
 			if !m.inMask {
 				out = append(out, Placeholder...)
 				m.inMask = true
 			}
-			for i < n && m.covered[i] {
-				i++
+			if i = min(m.cover[0].to, upto); i == m.cover[0].to {
+				m.cover = m.cover[1:]
 			}
 			continue
 		}
-		j := i
-		for j < n && !m.covered[j] {
-			j++
+		next := upto
+		if len(m.cover) > 0 {
+			next = min(next, m.cover[0].from)
 		}
-		out = append(out, m.buf[i:j]...)
+		out = append(out, m.buf[m.start+i-m.base:m.start+next-m.base]...)
 		m.inMask = false
-		i = j
+		i = next
 	}
 	m.out = out
-	rest := copy(m.buf, m.buf[n:])
-	m.buf = m.buf[:rest]
-	copy(m.covered, m.covered[n:])
-	m.covered = m.covered[:rest]
+	m.start += upto - m.base
+	m.base = upto
+	// Move what is held to the front only once it is at most half the
+	// buffer: a copy per write would cost the held length per write.
+	if m.start > len(m.buf)/2 {
+		m.buf = m.buf[:copy(m.buf, m.buf[m.start:])]
+		m.start = 0
+	}
 	if len(out) > 0 {
 		if _, err := m.w.Write(out); err != nil {
 			m.err = err

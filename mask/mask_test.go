@@ -20,16 +20,18 @@ func TestMaskPatterns(t *testing.T) {
 		want   []string
 	}{
 		{"short values are not masked", []string{"", "a", "abc"}, nil},
-		{"value and its base64 forms", []string{"abcd"}, []string{"YWJjZA==", "YWJjZA", "abcd"}},
-		{"url-safe differs", []string{"\xfb\xff\xbfx"}, []string{"+/+/eA==", "-_-_eA==", "+/+/eA", "-_-_eA", "\xfb\xff\xbfx"}},
-		{"lines of a multi-line value, trimmed, short ones left", []string{"line one\r\n  two2 \nab\n"}, []string{
-			"bGluZSBvbmUNCiAgdHdvMiAKYWIK", "line one\r\n  two2 \nab\n", "line one", "two2",
+		// Base64 of "abc" alone ("YWJj"), or shifted ("bcd"), would mask
+		// fewer than MinLen bytes of the value.
+		{"value and its base64 forms", []string{"abcd"}, []string{"YWJjZA==", "YWJjZA", "YWJjZ", "abcd", "61626364"}},
+		{"url-safe differs", []string{"\xfb\xff\xbfx"}, []string{
+			"+/+/eA==", "-_-_eA==", "+/+/eA", "-_-_eA", "+/+/e", "-_-_e", "\xfb\xff\xbfx",
+			"fbffbf78", "FBFFBF78", "%FB%FF%BFx",
 		}},
-		{"duplicates once", []string{"abcd", "abcd"}, []string{"YWJjZA==", "YWJjZA", "abcd"}},
+		{"duplicates once", []string{"abcd", "abcd"}, []string{"YWJjZA==", "YWJjZA", "YWJjZ", "abcd", "61626364"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			for _, p := range maskPatterns(tc.values) {
+			for _, p := range patterns(tc.values) {
 				got = append(got, string(p))
 			}
 			slices.Sort(got)
@@ -39,6 +41,22 @@ func TestMaskPatterns(t *testing.T) {
 			}
 		})
 	}
+	t.Run("lines of a multi-line value, trimmed, short ones left", func(t *testing.T) {
+		got := map[string]bool{}
+		for _, p := range patterns([]string{"line one\r\n  two2 \nab\n"}) {
+			got[string(p)] = true
+		}
+		for _, want := range []string{"bGluZSBvbmUNCiAgdHdvMiAKYWIK", "line one\r\n  two2 \nab\n", "line one", "two2", "dHdvMg=="} {
+			if !got[want] {
+				t.Errorf("patterns lack %q", want)
+			}
+		}
+		for _, short := range []string{"ab", "YWI=", "6162"} {
+			if got[short] {
+				t.Errorf("patterns hold %q, a form of the line \"ab\", shorter than MinLen", short)
+			}
+		}
+	})
 }
 
 // maskWhole is the reference the Masker must agree with, written the
@@ -46,7 +64,7 @@ func TestMaskPatterns(t *testing.T) {
 // replace each run of marked bytes by Placeholder.
 func maskWhole(in []byte, values []string) []byte {
 	covered := make([]bool, len(in))
-	for _, p := range maskPatterns(values) {
+	for _, p := range patterns(values) {
 		for i := 0; i+len(p) <= len(in); i++ {
 			if bytes.Equal(in[i:i+len(p)], p) {
 				for k := i; k < i+len(p); k++ {
@@ -265,7 +283,7 @@ func FuzzMasker(f *testing.F) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("streamed output %q differs from whole-stream output %q", got, want)
 		}
-		for _, p := range maskPatterns(values) {
+		for _, p := range patterns(values) {
 			// A pattern holding '*' can be spelt by masks and the text
 			// around them; one without can only survive unmasked.
 			if !bytes.Contains(p, []byte("*")) && bytes.Contains(got, p) {

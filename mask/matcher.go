@@ -1,0 +1,176 @@
+package mask
+
+// matcher is an Aho–Corasick automaton over a set of patterns: fed the
+// input a byte at a time, it is in the state of the longest suffix of the
+// input that begins some pattern, and tells for that state the longest
+// pattern ending there (out) and how much of the input a later byte could
+// still extend into an occurrence (hold).
+//
+// States are numbered breadth first, so the shallow ones come first. The
+// states of depth at most denseDepth (at most maxDense of them) have a
+// full transition row over byte classes, failure links already followed:
+// most bytes of a log are read there in one load. Deeper states keep their
+// children sparse, sorted by byte, and fall back along their failure link
+// when none fits. Each byte raises the depth by at most one and each
+// fallback lowers it, so reading n bytes costs O(n) steps whatever the
+// number of patterns; memory is about 21 bytes per trie state plus the
+// dense rows.
+type matcher struct {
+	classes  [256]uint16 // byte -> class (0: in no pattern)
+	stride   int         // classes in a dense row
+	nDense   uint32      // states 0..nDense-1 have a dense row
+	dense    []uint32    // dense[s*stride+classes[b]]: next state
+	first    []uint32    // state s's children: edge first[s] to first[s+1]-1
+	edgeByte []byte
+	edgeTo   []uint32
+	fail     []uint32
+	out      []uint32 // length of the longest pattern ending in the state, 0 if none
+	hold     []uint32 // length of the longest suffix that is a proper prefix of a pattern
+	maxLen   int
+}
+
+const (
+	denseDepth = 2
+	// maxDense bounds the dense rows (at most 257 classes of 4 bytes).
+	maxDense = 1 << 14
+)
+
+// span is the range of sorted patterns that share a trie state's prefix.
+type span struct{ lo, hi uint32 }
+
+// newMatcher builds the automaton of patterns, which must be sorted,
+// without duplicates and not empty. It allocates per array, not per state
+// or pattern: a task of 10,000 values has over 100,000 patterns.
+func newMatcher(patterns [][]byte) *matcher {
+	m := &matcher{}
+	var total int
+	for _, p := range patterns {
+		total += len(p)
+		m.maxLen = max(m.maxLen, len(p))
+	}
+	depth := m.buildTrie(patterns, total)
+	m.buildClasses(patterns)
+	m.link(depth)
+	return m
+}
+
+// buildTrie lays out the trie breadth first from the sorted patterns (the
+// patterns below a state are a range of them) and returns each state's
+// depth; a state's out is its depth where a pattern ends there.
+func (m *matcher) buildTrie(patterns [][]byte, total int) []uint32 {
+	n := min(total+1, 1<<20) // a guess: shared prefixes make fewer
+	spans := append(make([]span, 0, n), span{0, uint32(len(patterns))})
+	depth := append(make([]uint32, 0, n), 0)
+	m.out = append(make([]uint32, 0, n), 0)
+	m.first = make([]uint32, 0, n+1)
+	m.edgeByte = make([]byte, 0, n)
+	m.edgeTo = make([]uint32, 0, n)
+	for s := 0; s < len(spans); s++ {
+		m.first = append(m.first, uint32(len(m.edgeTo)))
+		lo, hi, d := spans[s].lo, spans[s].hi, depth[s]
+		if lo < hi && uint32(len(patterns[lo])) == d {
+			m.out[s] = d
+			lo++
+		}
+		for i := lo; i < hi; {
+			b, j := patterns[i][d], i+1
+			for j < hi && patterns[j][d] == b {
+				j++
+			}
+			m.edgeByte = append(m.edgeByte, b)
+			m.edgeTo = append(m.edgeTo, uint32(len(spans)))
+			spans = append(spans, span{i, j})
+			depth = append(depth, d+1)
+			m.out = append(m.out, 0)
+			i = j
+		}
+	}
+	m.first = append(m.first, uint32(len(m.edgeTo)))
+	return depth
+}
+
+// buildClasses gives each byte that occurs in a pattern a class of its
+// own, and every other byte class 0.
+func (m *matcher) buildClasses(patterns [][]byte) {
+	var seen [256]bool
+	for _, p := range patterns {
+		for _, b := range p {
+			seen[b] = true
+		}
+	}
+	m.stride = 1
+	for b := range seen {
+		if seen[b] {
+			m.classes[b] = uint16(m.stride)
+			m.stride++
+		}
+	}
+}
+
+// link sets the failure links, out and hold of every state, and fills the
+// dense rows, in breadth-first order: a state's failure link is shallower,
+// so it is complete when the state is reached.
+func (m *matcher) link(depth []uint32) {
+	n := len(depth)
+	m.fail = make([]uint32, n)
+	m.hold = make([]uint32, n)
+	for m.nDense < uint32(min(n, maxDense)) && depth[m.nDense] <= denseDepth {
+		m.nDense++
+	}
+	m.dense = make([]uint32, int(m.nDense)*m.stride)
+	for s := range uint32(n) {
+		f := m.fail[s]
+		if m.out[s] == 0 && s != 0 {
+			m.out[s] = m.out[f]
+		}
+		lo, hi := m.first[s], m.first[s+1]
+		if lo < hi {
+			m.hold[s] = depth[s]
+		} else if s != 0 {
+			m.hold[s] = m.hold[f]
+		}
+		if s < m.nDense {
+			row := m.dense[int(s)*m.stride : int(s+1)*m.stride]
+			if s != 0 {
+				copy(row, m.dense[int(f)*m.stride:int(f+1)*m.stride])
+			}
+			for k := lo; k < hi; k++ {
+				row[m.classes[m.edgeByte[k]]] = m.edgeTo[k]
+			}
+		}
+		for k := lo; k < hi; k++ {
+			if s != 0 {
+				m.fail[m.edgeTo[k]] = m.next(f, m.edgeByte[k])
+			}
+		}
+	}
+}
+
+// next returns the state after reading b in state s.
+func (m *matcher) next(s uint32, b byte) uint32 {
+	for s >= m.nDense {
+		lo, hi := m.first[s], m.first[s+1]
+		if hi-lo > 8 {
+			// Children are sorted by byte: search them.
+			for lo < hi {
+				mid := lo + (hi-lo)/2
+				if m.edgeByte[mid] < b {
+					lo = mid + 1
+				} else {
+					hi = mid
+				}
+			}
+			if lo < m.first[s+1] && m.edgeByte[lo] == b {
+				return m.edgeTo[lo]
+			}
+		} else {
+			for k := lo; k < hi; k++ {
+				if m.edgeByte[k] == b {
+					return m.edgeTo[k]
+				}
+			}
+		}
+		s = m.fail[s]
+	}
+	return m.dense[int(s)*m.stride+int(m.classes[b])]
+}
