@@ -7,7 +7,7 @@ package mask
 // still extend into an occurrence (hold).
 //
 // States are numbered breadth first, so the shallow ones come first. The
-// states of depth at most denseDepth (at most maxDense of them) have a
+// states of depth at most denseDepth (up to maxDenseCells transitions) have a
 // full transition row over byte classes, failure links already followed:
 // most bytes of a log are read there in one load. Deeper states keep their
 // children sparse, sorted by byte, and fall back along their failure link
@@ -19,7 +19,7 @@ type matcher struct {
 	classes  [256]uint16 // byte -> class (0: in no pattern)
 	stride   int         // classes in a dense row
 	nDense   uint32      // states 0..nDense-1 have a dense row
-	dense    []uint32    // dense[s*stride+classes[b]]: next state
+	dense    []uint32    // dense[s*stride+classes[b]]: next state, | outFlag if its out is not 0
 	first    []uint32    // state s's children: edge first[s] to first[s+1]-1
 	edgeByte []byte
 	edgeTo   []uint32
@@ -29,10 +29,13 @@ type matcher struct {
 	maxLen   int
 }
 
+// outFlag marks a dense transition to a state where a pattern ends.
+const outFlag = 1 << 31
+
 const (
-	denseDepth = 2
-	// maxDense bounds the dense rows (at most 257 classes of 4 bytes).
-	maxDense = 1 << 14
+	denseDepth = 3
+	// maxDenseCells bounds the dense rows: 16 MiB of transitions.
+	maxDenseCells = 1 << 22
 )
 
 // span is the range of sorted patterns that share a trie state's prefix.
@@ -114,20 +117,26 @@ func (m *matcher) link(depth []uint32) {
 	n := len(depth)
 	m.fail = make([]uint32, n)
 	m.hold = make([]uint32, n)
-	for m.nDense < uint32(min(n, maxDense)) && depth[m.nDense] <= denseDepth {
+	for m.nDense < uint32(min(n, maxDenseCells/m.stride)) && depth[m.nDense] <= denseDepth {
 		m.nDense++
 	}
 	m.dense = make([]uint32, int(m.nDense)*m.stride)
 	for s := range uint32(n) {
 		f := m.fail[s]
-		if m.out[s] == 0 && s != 0 {
-			m.out[s] = m.out[f]
-		}
 		lo, hi := m.first[s], m.first[s+1]
 		if lo < hi {
 			m.hold[s] = depth[s]
 		} else if s != 0 {
 			m.hold[s] = m.hold[f]
+		}
+		for k := lo; k < hi; k++ {
+			t := m.edgeTo[k]
+			if s != 0 {
+				m.fail[t] = m.next(f, m.edgeByte[k])
+			}
+			if m.out[t] == 0 {
+				m.out[t] = m.out[m.fail[t]]
+			}
 		}
 		if s < m.nDense {
 			row := m.dense[int(s)*m.stride : int(s+1)*m.stride]
@@ -135,12 +144,11 @@ func (m *matcher) link(depth []uint32) {
 				copy(row, m.dense[int(f)*m.stride:int(f+1)*m.stride])
 			}
 			for k := lo; k < hi; k++ {
-				row[m.classes[m.edgeByte[k]]] = m.edgeTo[k]
-			}
-		}
-		for k := lo; k < hi; k++ {
-			if s != 0 {
-				m.fail[m.edgeTo[k]] = m.next(f, m.edgeByte[k])
+				t := m.edgeTo[k]
+				if m.out[t] != 0 {
+					t |= outFlag
+				}
+				row[m.classes[m.edgeByte[k]]] = t
 			}
 		}
 	}
@@ -172,5 +180,5 @@ func (m *matcher) next(s uint32, b byte) uint32 {
 		}
 		s = m.fail[s]
 	}
-	return m.dense[int(s)*m.stride+int(m.classes[b])]
+	return m.dense[int(s)*m.stride+int(m.classes[b])] &^ outFlag
 }
