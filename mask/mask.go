@@ -97,6 +97,8 @@ type Writer struct {
 	start  int
 	base   int
 	cover  []interval // covered stream ranges not yet written out, in order, apart
+	longAt []int32    // matched prefix of each long pattern followed (see long.go)
+	active []int32    // the long patterns followed
 	inMask bool       // the last byte written out was masked
 	out    []byte
 	err    error
@@ -131,7 +133,7 @@ func (m *Writer) Write(p []byte) (int, error) {
 	m.scan(p, end)
 	m.buf = append(m.buf, p...)
 	end += len(p)
-	m.flush(end - int(m.m.hold[m.state]))
+	m.flush(end - max(int(m.m.hold[m.state]), m.held()))
 	if m.err != nil {
 		return 0, m.err
 	}
@@ -145,17 +147,26 @@ func (m *Writer) scan(p []byte, pos int) {
 	mt, s := m.m, m.state
 	dense, classes, stride, nDense, out := mt.dense, &mt.classes, mt.stride, mt.nDense, mt.out
 	for i, b := range p {
-		// The dense step is inlined: most bytes of a log take it.
-		if s < nDense {
-			t := dense[int(s)*stride+int(classes[b])]
-			if s = t &^ outFlag; t&outFlag == 0 {
-				continue
-			}
-		} else {
-			s = mt.next(s, b)
+		if len(m.active) != 0 {
+			m.advance(b, pos+i+1)
 		}
-		if n := out[s]; n != 0 {
-			m.covered(pos+i+1-int(n), pos+i+1)
+		// The dense step is inlined: most bytes of a log take it.
+		var t uint32
+		if s < nDense {
+			t = dense[int(s)*stride+int(classes[b])]
+		} else {
+			t = mt.next(s, b)
+		}
+		if s = t &^ outFlag; t&outFlag == 0 {
+			continue
+		}
+		if o := out[s]; o != 0 {
+			if n := int(o & lenMask); n != 0 {
+				m.covered(pos+i+1-n, pos+i+1)
+			}
+			if o&anchorBit != 0 {
+				m.activate(s)
+			}
 		}
 	}
 	m.state = s

@@ -391,3 +391,47 @@ func BenchmarkNewMasker(b *testing.B) {
 		_ = NewWriter(io.Discard, values)
 	}
 }
+
+// TestMaskerLongValues masks values longer than the trie holds whole
+// (anchorLen), periodic ones and ones sharing their anchor included,
+// printed whole, in base64, cut short, and with their anchor repeated,
+// in writes of every size, and agrees with maskWhole.
+func TestMaskerLongValues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	shared := strings.Repeat("k", anchorLen)
+	values := []string{
+		strings.Repeat("ab", 150) + "c",
+		shared + "-first-long-value",
+		shared + "-second-long-value",
+		randomValues(rng, 1)[0] + strings.Repeat("x", 200),
+	}
+	var in bytes.Buffer
+	for range 200 {
+		v := values[rng.IntN(len(values))]
+		switch rng.IntN(5) {
+		case 0:
+			in.WriteString(v)
+		case 1:
+			in.WriteString(base64.StdEncoding.EncodeToString([]byte("u:" + v + "\n")))
+		case 2:
+			in.WriteString(v[:rng.IntN(len(v))])
+		case 3:
+			in.WriteString(strings.Repeat(v[:anchorLen+rng.IntN(8)], 1+rng.IntN(3)))
+		case 4:
+			in.WriteString(" noise ")
+		}
+	}
+	want := maskWhole(in.Bytes(), values)
+	for _, size := range []int{1, 7, 129, 4096, in.Len()} {
+		var chunks [][]byte
+		for rest := in.Bytes(); len(rest) > 0; rest = rest[min(size, len(rest)):] {
+			chunks = append(chunks, rest[:min(size, len(rest))])
+		}
+		if got, _ := maskChunks(t, chunks, values); !bytes.Equal(got, want) {
+			t.Fatalf("writes of %d: masked output differs from the reference:\n got %q\nwant %q", size, got[:min(len(got), 400)], want[:min(len(want), 400)])
+		}
+	}
+	if !bytes.Contains(want, []byte(Placeholder)) || len(patterns(values)) == 0 || len(newMatcher(patterns(values)).long) < 4 {
+		t.Fatal("the test no longer masks long patterns")
+	}
+}

@@ -1,5 +1,10 @@
 package mask
 
+import (
+	"bytes"
+	"slices"
+)
+
 // matcher is an Aho–Corasick automaton over a set of patterns: fed the
 // input a byte at a time, it is in the state of the longest suffix of the
 // input that begins some pattern, and tells for that state the longest
@@ -22,10 +27,13 @@ type matcher struct {
 	dense    []uint32    // dense[s*stride+classes[b]]: next state, | outFlag if its out is not 0
 	first    []uint32    // state s's children: edge first[s] to first[s+1]-1
 	edgeByte []byte
-	edgeTo   []uint32
+	edgeTo   []uint32 // child, | outFlag as in dense
 	fail     []uint32
-	out      []uint32 // length of the longest pattern ending in the state, 0 if none
-	hold     []uint32 // length of the longest suffix that is a proper prefix of a pattern
+	out      []uint32 // length of the longest pattern ending in the state (lenMask), | anchorBit
+	long     [][]byte // patterns longer than anchorLen, sorted
+	longFail [][]int32
+	anchors  map[uint32][]int32 // anchor state -> its patterns in long
+	hold     []uint32           // length of the longest suffix that is a proper prefix of a pattern
 	maxLen   int
 }
 
@@ -46,14 +54,30 @@ type span struct{ lo, hi uint32 }
 // or pattern: a task of 10,000 values has over 100,000 patterns.
 func newMatcher(patterns [][]byte) *matcher {
 	m := &matcher{}
+	keys := make([][]byte, 0, len(patterns))
 	var total int
 	for _, p := range patterns {
-		total += len(p)
 		m.maxLen = max(m.maxLen, len(p))
+		if len(p) > anchorLen {
+			m.long = append(m.long, p)
+			p = p[:anchorLen]
+		}
+		keys = append(keys, p)
+		total += len(p)
 	}
-	depth := m.buildTrie(patterns, total)
-	m.buildClasses(patterns)
+	// An anchor sorts where its pattern did, but not among the short
+	// patterns it may now precede.
+	slices.SortFunc(keys, bytes.Compare)
+	keys = slices.CompactFunc(keys, bytes.Equal)
+	depth := m.buildTrie(keys, total)
+	m.buildClasses(keys)
+	m.anchorLong(patterns)
 	m.link(depth)
+	for k, t := range m.edgeTo {
+		if m.out[t] != 0 {
+			m.edgeTo[k] |= outFlag
+		}
+	}
 	return m
 }
 
@@ -132,10 +156,10 @@ func (m *matcher) link(depth []uint32) {
 		for k := lo; k < hi; k++ {
 			t := m.edgeTo[k]
 			if s != 0 {
-				m.fail[t] = m.next(f, m.edgeByte[k])
+				m.fail[t] = m.next(f, m.edgeByte[k]) &^ outFlag
 			}
-			if m.out[t] == 0 {
-				m.out[t] = m.out[m.fail[t]]
+			if m.out[t]&lenMask == 0 {
+				m.out[t] |= m.out[m.fail[t]] & lenMask
 			}
 		}
 		if s < m.nDense {
@@ -154,7 +178,8 @@ func (m *matcher) link(depth []uint32) {
 	}
 }
 
-// next returns the state after reading b in state s.
+// next returns the state after reading b in state s, | outFlag if a
+// pattern or an anchor ends there.
 func (m *matcher) next(s uint32, b byte) uint32 {
 	for s >= m.nDense {
 		lo, hi := m.first[s], m.first[s+1]
@@ -180,5 +205,5 @@ func (m *matcher) next(s uint32, b byte) uint32 {
 		}
 		s = m.fail[s]
 	}
-	return m.dense[int(s)*m.stride+int(m.classes[b])] &^ outFlag
+	return m.dense[int(s)*m.stride+int(m.classes[b])]
 }
