@@ -43,17 +43,21 @@ var base64Encodings = []*base64.Encoding{base64.StdEncoding, base64.URLEncoding}
 
 // patternSet collects the byte strings to mask. A task may receive
 // 10,000 values, so it allocates little: every pattern is a slice of a few
-// shared blocks, and duplicates are dropped after sorting rather than
-// through a set of strings.
+// shared blocks, a form equal to one already added for the same value is
+// not copied (base64's two alphabets agree on most values), the unpadded
+// base64 forms are slices of the padded one, and duplicates across values
+// are dropped after sorting rather than through a set of strings.
 type patternSet struct {
 	out     [][]byte
+	from    int // out[from:] are the current value's forms
 	slab    []byte
 	scratch []byte
 }
 
-// add copies b into the current block, if it is at least MinLen long.
+// add copies b into the current block, if it is at least MinLen long and
+// not yet a form of the current value, and returns the copy (else nil).
 func (ps *patternSet) add(b []byte) []byte {
-	if len(b) < MinLen {
+	if len(b) < MinLen || ps.find(b) != nil {
 		return nil
 	}
 	if len(b) > cap(ps.slab)-len(ps.slab) {
@@ -66,8 +70,26 @@ func (ps *patternSet) add(b []byte) []byte {
 	return p
 }
 
+// addSlice adds b, a slice of an added pattern, without copying it.
+func (ps *patternSet) addSlice(b []byte) {
+	if len(b) >= MinLen && ps.find(b) == nil {
+		ps.out = append(ps.out, b[:len(b):len(b)])
+	}
+}
+
+// find returns the form of the current value equal to b, or nil.
+func (ps *patternSet) find(b []byte) []byte {
+	for _, q := range ps.out[ps.from:] {
+		if bytes.Equal(q, b) {
+			return q
+		}
+	}
+	return nil
+}
+
 // addForms adds v and each of its forms.
 func (ps *patternSet) addForms(v []byte) {
+	ps.from = len(ps.out)
 	ps.add(v)
 	for _, e := range encoders {
 		ps.scratch = e.enc(ps.scratch[:0], v)
@@ -79,14 +101,19 @@ func (ps *patternSet) addForms(v []byte) {
 		// Shifted, where at least MinLen bytes of the value remain.
 		for off := 0; off < 3 && len(v)-off >= MinLen; off++ {
 			ps.scratch = enc.AppendEncode(ps.scratch[:0], v[off:])
-			ps.add(ps.scratch)
+			padded := ps.add(ps.scratch)
+			if padded == nil {
+				if padded = ps.find(ps.scratch); padded == nil {
+					continue // too short, as its variants are
+				}
+			}
 			// Without its padding, and without the last digit, which also
 			// holds bits of what follows the value: the part that is the
 			// same whatever the value is followed by.
-			full := bytes.TrimRight(ps.scratch, "=")
-			ps.add(full)
+			full := bytes.TrimRight(padded, "=")
+			ps.addSlice(full)
 			if (len(v)-off)%3 != 0 {
-				ps.add(full[:len(full)-1])
+				ps.addSlice(full[:len(full)-1])
 			}
 		}
 	}
@@ -158,7 +185,12 @@ const (
 // and \uxxxx for the characters flags name (a pair of surrogates beyond
 // U+FFFF). Invalid UTF-8 stays as it is.
 func appendJSON(dst, v []byte, flags int) []byte {
-	for i := 0; i < len(v); {
+	i := 0
+	for i < len(v) && v[i] >= 0x20 && v[i] < utf8.RuneSelf && v[i] != '"' && v[i] != '\\' && v[i] != '<' && v[i] != '>' && v[i] != '&' {
+		i++ // bytes no variant escapes: most values are all such bytes
+	}
+	dst = append(dst, v[:i]...)
+	for i < len(v) {
 		r, size := rune(v[i]), 1
 		if r >= utf8.RuneSelf {
 			r, size = utf8.DecodeRune(v[i:])

@@ -2,6 +2,8 @@ package mask
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"slices"
 )
 
@@ -55,7 +57,6 @@ type span struct{ lo, hi uint32 }
 func newMatcher(patterns [][]byte) *matcher {
 	m := &matcher{}
 	keys := make([][]byte, 0, len(patterns))
-	var total int
 	for _, p := range patterns {
 		m.maxLen = max(m.maxLen, len(p))
 		if len(p) > anchorLen {
@@ -63,13 +64,12 @@ func newMatcher(patterns [][]byte) *matcher {
 			p = p[:anchorLen]
 		}
 		keys = append(keys, p)
-		total += len(p)
 	}
-	// An anchor sorts where its pattern did, but not among the short
-	// patterns it may now precede.
-	slices.SortFunc(keys, bytes.Compare)
+	// Cutting sorted patterns to their first anchorLen bytes keeps them
+	// sorted (a < b implies a[:n] <= b[:n]): no second sort, only an
+	// anchor equal to another key to drop.
 	keys = slices.CompactFunc(keys, bytes.Equal)
-	depth := m.buildTrie(keys, total)
+	depth := m.buildTrie(keys)
 	m.buildClasses(keys)
 	m.anchorLong(patterns)
 	m.link(depth)
@@ -84,8 +84,19 @@ func newMatcher(patterns [][]byte) *matcher {
 // buildTrie lays out the trie breadth first from the sorted patterns (the
 // patterns below a state are a range of them) and returns each state's
 // depth; a state's out is its depth where a pattern ends there.
-func (m *matcher) buildTrie(patterns [][]byte, total int) []uint32 {
-	n := min(total+1, 1<<20) // a guess: shared prefixes make fewer
+func (m *matcher) buildTrie(patterns [][]byte) []uint32 {
+	// One state per byte of each pattern beyond what it shares with the
+	// one before: the arrays are allocated once, at their size. A
+	// state's children start where the common prefix of two neighbours
+	// is the state's depth: the walk reads lcp, not the patterns.
+	lcp := make([]uint32, len(patterns)+1)
+	n := 1
+	for i, p := range patterns {
+		if i > 0 {
+			lcp[i] = uint32(commonPrefix(patterns[i-1], p))
+		}
+		n += len(p) - int(lcp[i])
+	}
 	spans := append(make([]span, 0, n), span{0, uint32(len(patterns))})
 	depth := append(make([]uint32, 0, n), 0)
 	m.out = append(make([]uint32, 0, n), 0)
@@ -100,11 +111,11 @@ func (m *matcher) buildTrie(patterns [][]byte, total int) []uint32 {
 			lo++
 		}
 		for i := lo; i < hi; {
-			b, j := patterns[i][d], i+1
-			for j < hi && patterns[j][d] == b {
+			j := i + 1
+			for j < hi && lcp[j] > d {
 				j++
 			}
-			m.edgeByte = append(m.edgeByte, b)
+			m.edgeByte = append(m.edgeByte, patterns[i][d])
 			m.edgeTo = append(m.edgeTo, uint32(len(spans)))
 			spans = append(spans, span{i, j})
 			depth = append(depth, d+1)
@@ -114,6 +125,22 @@ func (m *matcher) buildTrie(patterns [][]byte, total int) []uint32 {
 	}
 	m.first = append(m.first, uint32(len(m.edgeTo)))
 	return depth
+}
+
+// commonPrefix returns the length of the longest common prefix of a and b,
+// comparing eight bytes at a time.
+func commonPrefix(a, b []byte) int {
+	n := min(len(a), len(b))
+	k := 0
+	for ; k+8 <= n; k += 8 {
+		if x := binary.LittleEndian.Uint64(a[k:]) ^ binary.LittleEndian.Uint64(b[k:]); x != 0 {
+			return k + bits.TrailingZeros64(x)/8
+		}
+	}
+	for k < n && a[k] == b[k] {
+		k++
+	}
+	return k
 }
 
 // buildClasses gives each byte that occurs in a pattern a class of its
