@@ -87,6 +87,20 @@ func auditTamperedTests() []test {
 		{"deleted last", func(t *testing.T, h Harness, events []*vault.AuditEvent) {
 			mustExec(t, h, `DELETE FROM audit_events WHERE seq = ?`, events[len(events)-1].Seq)
 		}, 5, "last row appended"},
+		// Only the head can tell: the last event has no successor whose
+		// prev_hash would stop matching.
+		{"last rewritten with its hash recomputed", func(t *testing.T, h Harness, events []*vault.AuditEvent) {
+			e := *events[len(events)-1]
+			e.TargetID = "sec_forged"
+			sum, err := e.ComputeHash()
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, h, `UPDATE audit_events SET target_id = 'sec_forged', hash = ? WHERE seq = ?`, sum, e.Seq)
+		}, 5, "the last row's hash is not the one the chain's head recorded"},
+		{"tail truncated", func(t *testing.T, h Harness, events []*vault.AuditEvent) {
+			mustExec(t, h, `DELETE FROM audit_events WHERE seq >= ?`, events[len(events)-2].Seq)
+		}, 4, "rows 4 to 5 are missing"},
 		{"reordered", func(t *testing.T, h Harness, _ []*vault.AuditEvent) {
 			mustExec(t, h, `UPDATE audit_events SET seq = 1000003 WHERE seq = 3`)
 			mustExec(t, h, `UPDATE audit_events SET seq = 3 WHERE seq = 4`)
