@@ -92,7 +92,7 @@ var ErrClosed = errors.New("mask: write to closed writer")
 type Writer struct {
 	w      io.Writer
 	m      *matcher
-	state  uint32
+	state  uint32 // code of the automaton's state (see matcher)
 	buf    []byte // buf[start:] is the input held back, from stream offset base
 	start  int
 	base   int
@@ -133,7 +133,7 @@ func (m *Writer) Write(p []byte) (int, error) {
 	m.scan(p, end)
 	m.buf = append(m.buf, p...)
 	end += len(p)
-	m.flush(end - max(int(m.m.hold[m.state]), m.held()))
+	m.flush(end - max(m.m.holdOf(m.state), m.held()))
 	if m.err != nil {
 		return 0, m.err
 	}
@@ -144,22 +144,24 @@ func (m *Writer) Write(p []byte) (int, error) {
 // records the range of every occurrence: the longest pattern ending at a
 // byte covers every shorter one ending there.
 func (m *Writer) scan(p []byte, pos int) {
-	mt, s := m.m, m.state
-	dense, classes, stride, nDense, out := mt.dense, &mt.classes, mt.stride, mt.nDense, mt.out
+	mt, c := m.m, m.state
+	dense, classes, denseCells, out := mt.dense, &mt.classes, mt.denseCells, mt.out
 	for i, b := range p {
 		if len(m.active) != 0 {
 			m.advance(b, pos+i+1)
 		}
 		// The dense step is inlined: most bytes of a log take it.
 		var t uint32
-		if s < nDense {
-			t = dense[int(s)*stride+int(classes[b])]
+		if c < denseCells {
+			t = dense[c+uint32(classes[b])]
 		} else {
-			t = mt.next(s, b)
+			t = mt.next(c, b)
 		}
-		if s = t &^ outFlag; t&outFlag == 0 {
+		if c = t &^ outFlag; t&outFlag == 0 {
 			continue
 		}
+		// Only a sparse state has an out (see matcher).
+		s := c - denseCells
 		if o := out[s]; o != 0 {
 			if n := int(o & lenMask); n != 0 {
 				m.covered(pos+i+1-n, pos+i+1)
@@ -169,7 +171,7 @@ func (m *Writer) scan(p []byte, pos int) {
 			}
 		}
 	}
-	m.state = s
+	m.state = c
 }
 
 // covered records [from, to); to is never below an earlier one's, so it
