@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -29,15 +32,114 @@ import (
 // is off by default so that a test run never changes the repository.
 var updateDocs = flag.Bool("update-docs", false, "write docs/secrets-page.png from the browser test")
 
-// browser is one Chromium tab on the stack, with every page's HTML kept for
-// the canary check.
+// browser is one Chromium tab on the stack, with every page it held kept
+// for the canary check: each document the tab received (every navigation,
+// each hop of a redirect, on any origin), and the DOM after every action.
 type browser struct {
 	t   *testing.T
 	ctx context.Context
 	s   *stack
 
 	mu    sync.Mutex
-	pages []string
+	docs  []document // as received, in order
+	pages []string   // the DOM as the tab held it, after each action
+}
+
+// document is a response the tab received for a page.
+type document struct {
+	method, url string
+	status      int64
+	location    string // of a redirect, whose body the browser never shows
+	body        string
+}
+
+// record has the tab pause every document response until its body is kept
+// (Fetch domain, response stage), so the record holds a page before the
+// page is shown: no wait is needed before reading it.
+func (b *browser) record() {
+	b.t.Helper()
+	err := chromedp.Listen(b.ctx, func(ev any) {
+		if e, ok := ev.(*fetch.EventRequestPaused); ok {
+			go b.keep(e) // a listener must not run commands
+		}
+	})
+	if err != nil {
+		b.t.Fatalf("listen to the tab: %v", err)
+	}
+	_, err = chromedp.Call(b.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{
+		URLPattern: "*", ResourceType: network.ResourceTypeDocument, RequestStage: fetch.RequestStageResponse,
+	}}})
+	if err != nil {
+		b.t.Fatalf("intercept the tab's documents: %v", err)
+	}
+}
+
+// keep records a paused document and lets it through.
+func (b *browser) keep(e *fetch.EventRequestPaused) {
+	d := document{method: e.Request.Method, url: e.Request.URL, status: e.ResponseStatusCode}
+	for _, h := range e.ResponseHeaders {
+		if strings.EqualFold(h.Name, "Location") {
+			d.location = h.Value
+		}
+	}
+	// The protocol has no body for a redirect.
+	if d.location == "" || d.status < 300 || d.status > 399 {
+		res, err := chromedp.Call(b.ctx, fetch.GetResponseBody, fetch.GetResponseBodyParams{RequestID: e.RequestID})
+		if err != nil {
+			if b.ctx.Err() == nil {
+				b.t.Errorf("body of %s %s: %v", d.method, d.url, err)
+			}
+		} else {
+			d.body = string(res.Body)
+		}
+	}
+	b.mu.Lock()
+	b.docs = append(b.docs, d)
+	b.mu.Unlock()
+	if _, err := chromedp.Call(b.ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID}); err != nil && b.ctx.Err() == nil {
+		b.t.Errorf("continue %s %s: %v", d.method, d.url, err)
+	}
+}
+
+// documents returns the documents the tab received so far.
+func (b *browser) documents() []document {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.docs)
+}
+
+// held returns every page the tab held: the documents it received and the
+// DOM after each action. It fails the test if the tab recorded none.
+func (b *browser) held(name string) []string {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.docs) == 0 || len(b.pages) == 0 {
+		b.t.Fatalf("the %s tab recorded %d documents and %d DOM snapshots: nothing to check", name, len(b.docs), len(b.pages))
+	}
+	all := slices.Clone(b.pages)
+	for _, d := range b.docs {
+		all = append(all, d.url+"\n"+d.location+"\n"+d.body)
+	}
+	return all
+}
+
+// findDocument fails the test unless the tab received a document with
+// status and a body holding want, and returns it.
+func (b *browser) findDocument(name string, status int64, want string) document {
+	b.t.Helper()
+	docs := b.documents()
+	for _, d := range docs {
+		if d.status == status && strings.Contains(d.body, want) {
+			return d
+		}
+	}
+	var got []string
+	for _, d := range docs {
+		got = append(got, fmt.Sprintf("%s %s %d (%d bytes)", d.method, d.url, d.status, len(d.body)))
+	}
+	b.t.Fatalf("the %s tab received no %d document holding %q; it received:\n%s", name, status, want, strings.Join(got, "\n"))
+	return document{}
 }
 
 // newBrowser starts the system's Chromium, headless, for the test.
@@ -65,7 +167,8 @@ func newBrowser(t *testing.T, s *stack) *browser {
 		cancelParent()
 	})
 	b := &browser{t: t, ctx: ctx, s: s}
-	b.do(chromedp.Navigate("about:blank")) // starts the browser
+	b.record() // starts the browser
+	b.do(chromedp.Navigate("about:blank"))
 	return b
 }
 
@@ -75,17 +178,20 @@ func (b *browser) tab() *browser {
 	ctx, cancel := chromedp.NewContext(b.ctx)
 	b.t.Cleanup(cancel)
 	nb := &browser{t: b.t, ctx: ctx, s: b.s}
+	nb.record()
 	nb.do(chromedp.Navigate("about:blank"))
 	return nb
 }
 
-// do runs steps, failing the test with the page's address on error.
+// do runs steps, failing the test with the page's address on error, and
+// keeps the page the tab then holds.
 func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
 	if err := chromedp.Do(b.ctx, steps...); err != nil {
 		loc, _ := chromedp.Run(b.ctx, chromedp.Location())
 		b.t.Fatalf("browser at %s: %v", loc, err)
 	}
+	b.html()
 }
 
 func run[T any](b *browser, a chromedp.Action[T]) T {
@@ -441,17 +547,32 @@ func TestBrowserSecrets(t *testing.T) {
 		t.Fatalf("signed out, /settings/secrets went to %s", loc)
 	}
 
+	// The record holds what each tab was shown: the pages after redirects
+	// (sign-in, a saved form), the refused form, both sides of the forgery.
+	if d := b.findDocument("main", http.StatusSeeOther, ""); d.location == "" {
+		t.Fatalf("the redirect from %s names no Location", d.url)
+	}
+	b.findDocument("main", http.StatusOK, "Secret saved.")
+	b.findDocument("main", http.StatusOK, `id="confirm-delete"`)
+	nojs.findDocument("no-JavaScript", http.StatusUnprocessableEntity, `id="secret-name-error"`)
+	evil.findDocument("forged-request", http.StatusOK, "attacker-value")
+	evil.findDocument("forged-request", http.StatusForbidden, "came from another site and was refused")
+
 	// No value anywhere: not in a page the browser held, not in a log line.
-	for _, tab := range []*browser{b, nojs, evil} {
-		tab.mu.Lock()
-		for _, p := range tab.pages {
+	for name, tab := range map[string]*browser{"main": b, "no-JavaScript": nojs, "forged-request": evil} {
+		pages := tab.held(name)
+		// The scan sees what the pages hold: the attacker's own value is
+		// in the forged-request tab's record.
+		if name == "forged-request" && !slices.ContainsFunc(pages, func(p string) bool { return strings.Contains(p, "attacker-value") }) {
+			t.Fatal("the forged-request tab's record lacks the attacker's page")
+		}
+		for _, p := range pages {
 			for _, c := range []string{canaryAll, canaryAgents, canaryRotated, canaryNoJS} {
 				if strings.Contains(p, c) {
-					t.Errorf("a page holds the secret value %q", c)
+					t.Errorf("a page of the %s tab holds the secret value %q", name, c)
 				}
 			}
 		}
-		tab.mu.Unlock()
 	}
 	logs := s.logs.String()
 	for _, c := range []string{canaryAll, canaryAgents, canaryRotated, canaryNoJS, s.token} {
