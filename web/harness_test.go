@@ -233,8 +233,13 @@ func wantContains(t testing.TB, body string, subs ...string) {
 	}
 }
 
+// wantAbsent fails if body holds any of subs. Check first that body is the
+// page it should be (wantStatus, wantContains): an error page passes it.
 func wantAbsent(t testing.TB, body string, subs ...string) {
 	t.Helper()
+	if body == "" {
+		t.Fatal("nothing to scan: the page is empty")
+	}
 	for _, s := range subs {
 		if strings.Contains(body, s) {
 			t.Fatalf("page contains %q", s)

@@ -112,6 +112,8 @@ func TestSignInCookie(t *testing.T) {
 	wantContains(t, page.Body, "Sign out", "Add secret")
 	// Signed in, /login goes to the dashboard.
 	wantRedirect(t, c.get("/login"), "/settings/secrets")
+	// The log holds the sign-in, so the check below scans what it claims to.
+	wantContains(t, s.logs.String(), `msg="signed in"`, `msg="web request"`, "path=/login")
 	if strings.Contains(s.logs.String(), s.token) || strings.Contains(s.logs.String(), strings.SplitN(s.token, ".", 2)[1]) {
 		t.Fatal("the API token is in the server log")
 	}
@@ -321,6 +323,7 @@ func TestSecretFormsWithoutJS(t *testing.T) {
 		"profile_ids": {builder.ID}}), "/settings/secrets?ok=secret-added")
 
 	list := c.get("/settings/secrets?ok=secret-added")
+	wantStatus(t, list, http.StatusOK)
 	wantContains(t, list.Body, "Secret added.", "GITHUB_TOKEN", "All profiles", "Only selected agents",
 		`<span class="tag">builder</span>`, "org PAT")
 	wantAbsent(t, list.Body, canary)
@@ -389,6 +392,10 @@ func TestSecretFormsWithoutJS(t *testing.T) {
 	c.mu.Lock()
 	seen := c.seen.String()
 	c.mu.Unlock()
+	// What the client saw holds the pages above, and the log their
+	// requests, so the two checks below scan what they claim to.
+	wantContains(t, seen, "Secret added.", `id="confirm-delete"`, "the value you typed was not kept")
+	wantContains(t, s.logs.String(), "path=/settings/secrets/"+all.ID+"/delete", "status=303", "status=409", "status=422")
 	if strings.Contains(seen, canary) {
 		t.Fatal("a secret value is in a response")
 	}
@@ -425,7 +432,10 @@ func TestOtherUsersObjects(t *testing.T) {
 	res := c.post("/settings/secrets", url.Values{"csrf": {csrf}, "name": {"X"}, "value": {"v-long"}, "scope": {"agents"}, "profile_ids": {bp.ID}})
 	wantStatus(t, res, http.StatusUnprocessableEntity)
 	wantContains(t, res.Body, "is not one of your profiles")
-	wantAbsent(t, c.get("/settings/secrets").Body, "BOB")
+	own := c.get("/settings/secrets")
+	wantStatus(t, own, http.StatusOK)
+	wantContains(t, own.Body, "<h1>Secrets</h1>", "Add secret")
+	wantAbsent(t, own.Body, "BOB")
 }
 
 func TestProfilesPages(t *testing.T) {
@@ -499,6 +509,7 @@ func TestTasksPages(t *testing.T) {
 
 	wantRedirect(t, c.post("/tasks/"+id+"/stop", url.Values{"csrf": {csrf}}), "/tasks/"+id+"?ok=task-stopping")
 	page = c.get("/tasks/" + id)
+	wantStatus(t, page, http.StatusOK)
 	wantContains(t, page.Body, `id="task-status">stopped`)
 	wantAbsent(t, page.Body, "http-equiv", "data-follow", `id="stop-task"`)
 	wantRedirect(t, c.post("/tasks/"+id+"/restart", url.Values{"csrf": {csrf}}), "/tasks/"+id+"?ok=task-restarting")
@@ -514,7 +525,11 @@ func TestNoTasksWithoutOrchestrator(t *testing.T) {
 	s := newStack(t, stackOptions{noTasks: true})
 	c := s.client(t)
 	c.signIn()
-	wantAbsent(t, c.get("/settings/secrets").Body, `href="/tasks"`)
+	page := c.get("/settings/secrets")
+	wantStatus(t, page, http.StatusOK)
+	// The nav is there, without its Tasks link.
+	wantContains(t, page.Body, "Add secret", `href="/profiles"`, `href="/settings/secrets"`)
+	wantAbsent(t, page.Body, `href="/tasks"`)
 	wantStatus(t, c.get("/tasks"), http.StatusNotFound)
 }
 
