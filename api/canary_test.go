@@ -1,8 +1,6 @@
 package api
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -84,15 +82,7 @@ func TestCanaryValueNeverShown(t *testing.T) {
 	if !strings.Contains(logs, `"msg":"request"`) {
 		t.Fatal("the log is empty")
 	}
-	var files []string
-	matches, _ := filepath.Glob(e.dbPath + "*")
-	for _, f := range matches {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, string(b))
-	}
+	files := dbFiles(t, e.dbPath, sid, pid, "API_KEY2")
 	for _, v := range []string{canary, canary2, refused, "7f3a9c1e", `"value"`} {
 		if v == `"value"` {
 			// No response has a value field at all.
@@ -108,9 +98,9 @@ func TestCanaryValueNeverShown(t *testing.T) {
 		if strings.Contains(logs, v) {
 			t.Errorf("the log holds %q", v)
 		}
-		for i, f := range files {
+		for name, f := range files {
 			if strings.Contains(f, v) {
-				t.Errorf("database file %s holds %q in plaintext", matches[i], v)
+				t.Errorf("database file %s holds %q in plaintext", name, v)
 			}
 		}
 	}

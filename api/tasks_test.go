@@ -12,7 +12,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -428,15 +427,10 @@ func (e *taskEnv) assertNoLeak(values ...string) {
 	transcript := e.transcript.String()
 	e.testEnv.mu.Unlock()
 	logs := e.logs.String()
-	files := map[string]string{}
-	matches, _ := filepath.Glob(e.dbPath + "*")
-	for _, f := range matches {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[f] = string(b)
+	if !strings.Contains(transcript, `"id":"tsk_`) || !strings.Contains(logs, `"msg":"request"`) {
+		t.Fatal("the transcript holds no task, or the log no request: nothing to scan")
 	}
+	files := dbFiles(t, e.dbPath, "tsk_")
 	for _, v := range values {
 		for _, form := range []string{v, base64.StdEncoding.EncodeToString([]byte(v)), base64.RawURLEncoding.EncodeToString([]byte(v))} {
 			if i := strings.Index(transcript, form); i >= 0 {
