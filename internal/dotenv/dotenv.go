@@ -58,7 +58,7 @@ func (e Errors) Error() string {
 // A quoted value may span lines (a PEM key); after its closing quote only
 // spaces and a # comment may follow. Where the tools read a line
 // differently (a # glued to an unquoted value, $NAME or ${NAME}, other
-// escapes, \' in single quotes, a second " #"), the line is refused with
+// escapes, \' in single quotes), the line is refused with
 // a reason that says how to write it unambiguously.
 //
 // Each entry is at most MaxLineLen bytes. A name must match
@@ -210,7 +210,6 @@ const (
 	reasonDollar = "$NAME or ${NAME}: docker compose and joho/godotenv substitute another variable here, envvault does not; single-quote the value to keep the $ as written"
 	reasonGlued  = "a # glued to an unquoted value: docker compose keeps it, older compose and godotenv releases start a comment there; quote the value"
 	reasonHash   = "an unquoted value that starts with #: docker compose keeps it, a shell and python-dotenv read an empty value; quote it, or write NAME= for an empty value"
-	reasonTwo    = `a second " #" on an unquoted line: docker compose ends the value at the first, joho/godotenv at the last; quote the value`
 )
 
 // scanQuoted reads the quoted value at the start of s: its value, the
@@ -276,9 +275,6 @@ func unquoted(raw string) (string, string) {
 	}
 	v := raw
 	if i := commentStart(raw); i >= 0 {
-		if commentStart(raw[i+1:]) >= 0 {
-			return "", reasonTwo
-		}
 		v = raw[:i]
 	}
 	v = strings.TrimRight(v, spaces)
