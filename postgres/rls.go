@@ -35,7 +35,7 @@ var (
 
 // userTx runs fn in a transaction in which row-level security lets
 // through userID's rows only, and commits if fn returns nil. It returns
-// fn's error unchanged.
+// fn's error unchanged, except that losing the database is EUNAVAILABLE.
 func (db *DB) userTx(ctx context.Context, opts pgx.TxOptions, userID string, fn func(pgx.Tx) error) error {
 	return db.scopedTx(ctx, opts, settingUser, userID, fn)
 }
@@ -49,7 +49,13 @@ func (db *DB) systemTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) 
 	return db.scopedTx(ctx, opts, settingSystem, "on", fn)
 }
 
+// scopedTx is userTx and systemTx. An error that says the database cannot
+// be reached becomes EUNAVAILABLE (unavailable.go), whichever step met it.
 func (db *DB) scopedTx(ctx context.Context, opts pgx.TxOptions, setting, value string, fn func(pgx.Tx) error) error {
+	return unavailable(db.runScopedTx(ctx, opts, setting, value, fn))
+}
+
+func (db *DB) runScopedTx(ctx context.Context, opts pgx.TxOptions, setting, value string, fn func(pgx.Tx) error) error {
 	ptx, err := db.pool.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -88,7 +94,7 @@ func (db *DB) scopedBatch(ctx context.Context, setting, value string, queue func
 	b := &pgx.Batch{}
 	b.Queue(`SELECT set_config($1, $2, true)`, setting, value).Exec(func(pgconn.CommandTag) error { return nil })
 	queue(b)
-	return db.pool.SendBatch(ctx, b).Close()
+	return unavailable(db.pool.SendBatch(ctx, b).Close())
 }
 
 // BypassesRLS reports whether the role the store connects as passes

@@ -26,9 +26,9 @@ const setReadOnlyUser = `SELECT set_config($1, $2, true), set_config('transactio
 // runs as one implicit read-only transaction, where View takes four round
 // trips (BEGIN, the setting, the statement, COMMIT). A second statement
 // fails with an internal error; a write fails as in View. It returns fn's
-// error unchanged.
+// error unchanged, except that losing the database is EUNAVAILABLE.
 func (db *DB) ViewStatement(ctx context.Context, userID string, fn func(vault.Tx) error) error {
-	return fn(&tx{tx: &oneStatement{db: db, userID: userID}, userID: userID})
+	return unavailable(fn(&tx{tx: &oneStatement{db: db, userID: userID}, userID: userID}))
 }
 
 var _ vault.StatementViewer = (*DB)(nil)

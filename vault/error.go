@@ -14,6 +14,7 @@ const (
 	ECONFLICT     = "conflict"     // the write collides with existing state (409)
 	EUNAUTHORIZED = "unauthorized" // missing or bad credentials (401)
 	ELIMIT        = "too_many"     // the user has as much pending as allowed: retry later (429)
+	EUNAVAILABLE  = "unavailable"  // the store cannot be reached now: nothing was done, retry later (503)
 	EINTERNAL     = "internal"     // anything unexpected (500)
 )
 
