@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -24,6 +25,11 @@ const (
 	codeUnavailable          = "unavailable"
 )
 
+// StoreRetryAfter is when a client answered 503 because the store cannot be
+// reached is told to try again (Retry-After): long enough for a pool to
+// reconnect after a restart or fail-over, short enough not to stall tasks.
+const StoreRetryAfter = 5 * time.Second
+
 // statusOf maps each vault error code to its one HTTP status.
 var statusOf = map[string]int{
 	vault.EINVALID:      http.StatusUnprocessableEntity,
@@ -31,6 +37,7 @@ var statusOf = map[string]int{
 	vault.ECONFLICT:     http.StatusConflict,
 	vault.EUNAUTHORIZED: http.StatusUnauthorized,
 	vault.ELIMIT:        http.StatusTooManyRequests,
+	vault.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	vault.EINTERNAL:     http.StatusInternalServerError,
 }
 
@@ -86,6 +93,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if status == http.StatusTooManyRequests {
 		// The only 429 is a full task queue (orchestrator.checkQueue).
 		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(int(orchestrator.QueueRetryAfter.Seconds())))
+	}
+	if vault.ErrorCode(err) == vault.EUNAVAILABLE {
+		// The store cannot be reached (openapi.json: Unavailable).
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(int(StoreRetryAfter.Seconds())))
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)
