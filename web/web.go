@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/envvault/envvault/orchestrator"
@@ -301,8 +302,13 @@ func (s *server) badForm(w http.ResponseWriter, r *http.Request, err error) {
 	s.renderError(w, r, http.StatusBadRequest, "The form could not be read.")
 }
 
+// unavailableRetryAfter is the Retry-After of the page a request gets when
+// the store cannot be reached (503), as the API's.
+const unavailableRetryAfter = 5 * time.Second
+
 // fail answers an error a handler returned: not found, a bad link, a
-// session that ended, or (logged, with the request id) anything else.
+// session that ended, the store out of reach (503), or (logged, with the
+// request id) anything else.
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch vault.ErrorCode(err) {
 	case vault.ENOTFOUND:
@@ -312,6 +318,12 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case vault.EUNAUTHORIZED:
 		s.clearSession(w, r)
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	case vault.EUNAVAILABLE:
+		s.log.Warn("dashboard: store unavailable", slog.String("request_id", requestID(r.Context())),
+			slog.String("path", truncate(r.URL.Path, 200)), slog.Any("error", err))
+		w.Header().Set("Retry-After", strconv.Itoa(int(unavailableRetryAfter.Seconds())))
+		s.renderError(w, r, http.StatusServiceUnavailable,
+			"The vault's database cannot be reached right now. Try again in a few seconds; if you were saving a change, check afterwards whether it was saved.")
 	default:
 		s.log.Error("dashboard error", slog.String("request_id", requestID(r.Context())),
 			slog.String("path", truncate(r.URL.Path, 200)), slog.Any("error", err))
