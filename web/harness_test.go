@@ -20,7 +20,7 @@ import (
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/orchestrator"
-	"github.com/envvault/envvault/sqlite"
+	"github.com/envvault/envvault/storetest"
 	"github.com/envvault/envvault/vault"
 	"github.com/envvault/envvault/web"
 )
@@ -33,7 +33,7 @@ type stack struct {
 	URL    string
 	srv    *httptest.Server
 	svc    *vault.Service
-	store  *sqlite.DB
+	store  storetest.Store
 	dbPath string
 	orch   *orchestrator.Orchestrator
 	logs   *testenv.SyncBuffer
@@ -42,6 +42,8 @@ type stack struct {
 }
 
 type stackOptions struct {
+	// store is the stack's store; nil for a fresh SQLite file.
+	store   storetest.Store
 	noTasks bool
 	secure  bool
 	tls     bool
@@ -54,9 +56,12 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		o = opts[0]
 	}
 	ctx := context.Background()
-	s := &stack{logs: &testenv.SyncBuffer{}, dbPath: filepath.Join(t.TempDir(), "envvault.db")}
-	store := testvault.MustSQLite(t, s.dbPath)
-	s.store = store
+	s := &stack{logs: &testenv.SyncBuffer{}, store: o.store}
+	if s.store == nil {
+		s.dbPath = filepath.Join(t.TempDir(), "envvault.db")
+		s.store = testvault.MustSQLite(t, s.dbPath)
+	}
+	store := s.store
 	keys := testvault.MustKeyring(t)
 	s.svc = vault.NewService(store, keys, vault.Options{})
 	if err := s.svc.CheckKeys(ctx); err != nil {

@@ -2,18 +2,13 @@ package web_test
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"testing"
 
-	"github.com/envvault/envvault/api"
 	"github.com/envvault/envvault/internal/testenv"
-	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/postgres"
 	"github.com/envvault/envvault/vault"
-	"github.com/envvault/envvault/web"
 )
 
 // newPostgresStack is newStack without tasks over a real PostgreSQL reached
@@ -30,25 +25,7 @@ func newPostgresStack(t *testing.T) (*stack, *testenv.CutProxy) {
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{logs: &testenv.SyncBuffer{}}
-	keys := testvault.MustKeyring(t)
-	s.svc = vault.NewService(db, keys, vault.Options{})
-	if err := s.svc.CheckKeys(ctx); err != nil {
-		t.Fatal(err)
-	}
-	u, token, err := s.svc.CreateUser(ctx, "dev")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.userID, s.token = u.ID, token
-	logger := slog.New(slog.NewTextHandler(s.logs, nil))
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", api.NewServer(api.Config{Service: s.svc, Logger: logger}).Handler())
-	mux.Handle("/", web.New(web.Config{Vault: s.svc, Keys: keys, Logger: logger}))
-	s.srv = httptest.NewServer(mux)
-	t.Cleanup(s.srv.Close)
-	s.URL = s.srv.URL
-	return s, proxy
+	return newStack(t, stackOptions{store: db, noTasks: true}), proxy
 }
 
 // TestStoreUnavailablePage cuts the connection to PostgreSQL: the
