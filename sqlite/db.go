@@ -181,6 +181,10 @@ func (db *DB) View(ctx context.Context, userID string, fn func(vault.Tx) error) 
 }
 
 func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, userID string, fn func(vault.Tx) error) error {
+	return db.unavailable(pool, db.runTx(ctx, pool, opts, userID, fn))
+}
+
+func (db *DB) runTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, userID string, fn func(vault.Tx) error) error {
 	stx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -215,6 +219,10 @@ func (db *DB) Close() error {
 // with BEGIN IMMEDIATE: it holds the database's write lock from its first
 // statement, so what fn reads stays true until it commits.
 func (db *DB) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return db.unavailable(db.write, db.runWriteTx(ctx, fn))
+}
+
+func (db *DB) runWriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	stx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)

@@ -217,7 +217,7 @@ func (db *DB) SecretsForProfile(ctx context.Context, userID, profileID string) (
 		WHERE p.id = ? AND p.user_id = ?
 		ORDER BY s.name, s.id`, profileID, userID)
 	if err != nil {
-		return nil, fmt.Errorf("query secrets for profile: %w", err)
+		return nil, db.unavailable(db.read, fmt.Errorf("query secrets for profile: %w", err))
 	}
 	defer rows.Close()
 	found := false

@@ -116,7 +116,7 @@ func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
 func (db *DB) Task(ctx context.Context, userID, id string) (*orchestrator.Task, error) {
 	t, err := scanTask(db.read.QueryRowContext(ctx, `SELECT `+sqlstore.TaskColumns+` FROM tasks WHERE id = ? AND user_id = ?`, id, userID))
 	if err != nil {
-		return nil, convert(err, "read task "+id, noRowsAs(notFound("task")))
+		return nil, db.unavailable(db.read, convert(err, "read task "+id, noRowsAs(notFound("task"))))
 	}
 	return t, nil
 }
@@ -255,7 +255,7 @@ func (db *DB) TaskLogs(ctx context.Context, taskID string, afterSeq int64) ([]or
 		return c, rows.Scan(&c.Seq, &c.Data)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read logs of task %s: %w", taskID, err)
+		return nil, db.unavailable(db.read, fmt.Errorf("read logs of task %s: %w", taskID, err))
 	}
 	return chunks, nil
 }
@@ -276,7 +276,7 @@ func (db *DB) QueuedTasks(ctx context.Context, userID string) (int, error) {
 	var n int
 	err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM tasks WHERE user_id = ? AND status = 'queued'`, userID).Scan(&n)
 	if err != nil {
-		return 0, fmt.Errorf("count queued tasks: %w", err)
+		return 0, db.unavailable(db.read, fmt.Errorf("count queued tasks: %w", err))
 	}
 	return n, nil
 }

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"fmt"
 
 	"github.com/envvault/envvault/vault"
 )
@@ -12,27 +11,21 @@ import (
 // the audit trail, in one transaction. Returns ECONFLICT if either id is
 // taken.
 func (db *DB) CreateUser(ctx context.Context, u *vault.User, t *vault.Token, events ...*vault.AuditEvent) error {
-	stx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	defer stx.Rollback()
-	if _, err := stx.ExecContext(ctx, `INSERT INTO users (id, name, created_at) VALUES (?, ?, ?)`,
-		u.ID, u.Name, micros(u.CreatedAt)); err != nil {
-		return convert(err, "insert user", conflictAs("id", "a user of this id already exists"))
-	}
-	if err := insertToken(ctx, stx, t); err != nil {
-		return err
-	}
-	for _, ev := range events {
-		if err := appendAudit(ctx, stx, ev); err != nil {
+	return db.writeTx(ctx, func(stx *sql.Tx) error {
+		if _, err := stx.ExecContext(ctx, `INSERT INTO users (id, name, created_at) VALUES (?, ?, ?)`,
+			u.ID, u.Name, micros(u.CreatedAt)); err != nil {
+			return convert(err, "insert user", conflictAs("id", "a user of this id already exists"))
+		}
+		if err := insertToken(ctx, stx, t); err != nil {
 			return err
 		}
-	}
-	if err := stx.Commit(); err != nil {
-		return fmt.Errorf("commit transaction: %w", err)
-	}
-	return nil
+		for _, ev := range events {
+			if err := appendAudit(ctx, stx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // CreateToken adds a token for an existing user, and appends events to the
@@ -54,26 +47,4 @@ func (db *DB) CreateToken(ctx context.Context, t *vault.Token, events ...*vault.
 
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-func insertToken(ctx context.Context, e execer, t *vault.Token) error {
-	_, err := e.ExecContext(ctx, `INSERT INTO tokens (id, user_id, hash, created_at) VALUES (?, ?, ?, ?)`,
-		t.ID, t.UserID, t.Hash, micros(t.CreatedAt))
-	if err != nil {
-		return convert(err, "insert token", conflictAs("id", "a token of this id already exists"), foreignKeyAs(notFound("user")))
-	}
-	return nil
-}
-
-// Token returns a token by id. Returns ENOTFOUND if it does not exist.
-func (db *DB) Token(ctx context.Context, id string) (*vault.Token, error) {
-	var t vault.Token
-	var created int64
-	err := db.read.QueryRowContext(ctx, `SELECT id, user_id, hash, created_at FROM tokens WHERE id = ?`, id).
-		Scan(&t.ID, &t.UserID, &t.Hash, &created)
-	if err != nil {
-		return nil, convert(err, "read token", noRowsAs(notFound("token")))
-	}
-	t.CreatedAt = fromMicros(created)
-	return &t, nil
 }
