@@ -33,7 +33,7 @@ func TestDashboardAudit(t *testing.T) {
 	c.signIn()
 	csrf := c.csrf("/settings/secrets/new")
 	res = c.post("/settings/secrets", url.Values{"csrf": {csrf}, "name": {"FROM_DASHBOARD"}, "value": {"dashboard-canary-value"}, "scope": {"all"}})
-	wantRedirect(t, res, "/settings/secrets?ok=secret-added")
+	wantSecretRedirect(t, res, "secret-added")
 	createRequest := res.Header.Get("X-Request-Id")
 
 	events, err := s.store.AuditChain(ctx, head.Seq, 100)

@@ -340,7 +340,7 @@ func TestBrowserSecrets(t *testing.T) {
 		t.Fatalf("the dialog put the focus on %q, want the name field", id)
 	}
 	b.do(chromedp.SendKeys(chromedp.ID("secret-name"), "github_token"))
-	if msg := b.text("#secret-name-error"); !strings.Contains(msg, "must match ^[A-Z_][A-Z0-9_]*$") || !strings.Contains(msg, "Did you mean GITHUB_TOKEN?") {
+	if msg := b.text("#secret-name-error"); !strings.Contains(msg, "must use only upper-case letters, digits and underscores") || !strings.Contains(msg, "Did you mean GITHUB_TOKEN?") {
 		t.Fatalf("live name check: %q", msg)
 	}
 	if js[bool](b, `document.getElementById("secret-name").checkValidity()`) {
@@ -408,7 +408,7 @@ func TestBrowserSecrets(t *testing.T) {
 	b.do(chromedp.Click(chromedp.ID("scope-agents")), chromedp.Click(chromedp.ID("profile-"+reviewer.ID)),
 		chromedp.Click(chromedp.CSS(`#secret-form button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-name="GITHUB_TOKEN"] .badge.agents`)))
-	if got := b.text("p.flash"); got != "Secret saved." {
+	if got := b.text("p.flash"); got != "Secret GITHUB_TOKEN saved." {
 		t.Fatalf("flash %q", got)
 	}
 	got, err := s.svc.Secret(ctx, s.userID, all.ID)
@@ -445,7 +445,7 @@ func TestBrowserSecrets(t *testing.T) {
 		t.Fatal("the confirm page does not say who receives the secret")
 	}
 	b.do(chromedp.Click(chromedp.ID("confirm-delete")), chromedp.WaitVisible(chromedp.CSS("p.flash")))
-	if got := b.text("p.flash"); got != "Secret deleted." {
+	if got := b.text("p.flash"); got != "Secret GITHUB_TOKEN deleted." {
 		t.Fatalf("flash %q", got)
 	}
 	if strings.Contains(b.html(), `data-name="GITHUB_TOKEN"`) {
@@ -472,7 +472,7 @@ func TestBrowserSecrets(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#secret-form button[type=submit]`)),
 		chromedp.WaitReady(chromedp.CSS(`.field.invalid #secret-name[aria-invalid="true"]`)))
 	field := run(nojs, chromedp.OuterHTML(chromedp.CSS(`.field:has(> #secret-name)`)))
-	if !strings.Contains(field, `id="secret-name-error"`) || !strings.Contains(html.UnescapeString(field), "must match ^[A-Z_][A-Z0-9_]*$") {
+	if !strings.Contains(field, `id="secret-name-error"`) || !strings.Contains(html.UnescapeString(field), "must use only upper-case letters, digits and underscores") {
 		t.Fatalf("the name error is not next to the name field:\n%s", field)
 	}
 	if v := nojs.value("#secret-name"); v != "stripe_key" {
@@ -552,7 +552,7 @@ func TestBrowserSecrets(t *testing.T) {
 	if d := b.findDocument("main", http.StatusSeeOther, ""); d.location == "" {
 		t.Fatalf("the redirect from %s names no Location", d.url)
 	}
-	b.findDocument("main", http.StatusOK, "Secret saved.")
+	b.findDocument("main", http.StatusOK, "Secret GITHUB_TOKEN saved.")
 	b.findDocument("main", http.StatusOK, `id="confirm-delete"`)
 	nojs.findDocument("no-JavaScript", http.StatusUnprocessableEntity, `id="secret-name-error"`)
 	evil.findDocument("forged-request", http.StatusOK, "attacker-value")

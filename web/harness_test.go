@@ -20,6 +20,7 @@ import (
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/storetest"
 	"github.com/envvault/envvault/vault"
 	"github.com/envvault/envvault/web"
@@ -37,6 +38,7 @@ type stack struct {
 	dbPath string
 	orch   *orchestrator.Orchestrator
 	logs   *testenv.SyncBuffer
+	keys   *seal.Keyring
 	userID string
 	token  string
 }
@@ -45,6 +47,7 @@ type stackOptions struct {
 	// store is the stack's store; nil for a fresh SQLite file.
 	store   storetest.Store
 	noTasks bool
+	names   vault.NamePolicy // the operator's locked and allowed names
 	secure  bool
 	tls     bool
 }
@@ -63,7 +66,8 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	}
 	store := s.store
 	keys := testvault.MustKeyring(t)
-	s.svc = vault.NewService(store, keys, vault.Options{})
+	s.keys = keys
+	s.svc = vault.NewService(store, keys, vault.Options{Names: o.names})
 	if err := s.svc.CheckKeys(ctx); err != nil {
 		t.Fatal(err)
 	}

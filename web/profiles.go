@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -48,6 +49,7 @@ type envEntry struct {
 	Scope     vault.Scope
 	Version   int
 	Overrides bool // a secret that overrides the profile's own env of this name
+	Locked    bool // a baseline name the operator locked
 }
 
 // profileShowPage is a profile's page: its form and its env preview.
@@ -103,7 +105,7 @@ func parseEnv(s string) (map[string]string, error) {
 		case !ok:
 			return nil, vault.Invalid("env", "line %d: expected NAME=value", i+1)
 		case vault.ValidateName("env", name) != nil:
-			return nil, vault.Invalid("env", "line %d: the name must match %s", i+1, vault.NamePattern)
+			return nil, vault.Invalid("env", "line %d: a name must use only upper-case letters, digits and underscores, not starting with a digit", i+1)
 		}
 		if _, dup := env[name]; dup {
 			return nil, vault.Invalid("env", "line %d: %s is given twice", i+1, name)
@@ -201,18 +203,19 @@ func (s *server) renderProfile(w http.ResponseWriter, r *http.Request, u *user, 
 		sources = orchestrator.Preview(orchestrator.Baseline{}, p.Env, secrets)
 	}
 	s.render(w, r, status, "profile_form", view{Title: p.Name, Nav: "profiles", User: u, Flash: flash(r),
-		Data: profileShowPage{Form: f, Env: envPreview(p.Env, sources)}})
+		Data: profileShowPage{Form: f, Env: envPreview(p.Env, sources, s.vault.LockedNames())}})
 	return nil
 }
 
 // envPreview turns the orchestrator's preview into the page's rows, marking
 // the secrets that override a name of the profile's own env.
-func envPreview(env map[string]string, sources []orchestrator.EnvSource) []envEntry {
+func envPreview(env map[string]string, sources []orchestrator.EnvSource, locked []string) []envEntry {
 	out := make([]envEntry, 0, len(sources))
 	for _, src := range sources {
 		_, own := env[src.Name]
 		out = append(out, envEntry{Name: src.Name, Source: src.Source, SecretID: src.SecretID,
-			Scope: vault.Scope(src.Scope), Version: src.Version, Overrides: src.Source == orchestrator.SourceSecret && own})
+			Scope: vault.Scope(src.Scope), Version: src.Version, Overrides: src.Source == orchestrator.SourceSecret && own,
+			Locked: src.Source == orchestrator.SourceBaseline && slices.Contains(locked, src.Name)})
 	}
 	return out
 }
@@ -269,4 +272,29 @@ func (s *server) profileDelete(w http.ResponseWriter, r *http.Request, u *user) 
 	}
 	http.Redirect(w, r, "/profiles?ok=profile-deleted", http.StatusSeeOther)
 	return nil
+}
+
+// profileFields are the profile form's fields in page order: the key of
+// Errors, the id of the input and its label.
+var profileFields = [][3]string{
+	{"name", "profile-name", "Name"}, {"image", "profile-image", "Image"}, {"command", "profile-command", "Command"},
+	{"setup_commands", "profile-setup", "Setup commands"}, {"env", "profile-env", "Env"},
+	{"sandbox_user", "profile-sandbox-user", "User"}, {"sandbox_memory_mb", "profile-sandbox-memory_mb", "Memory"},
+	{"sandbox_cpu_millis", "profile-sandbox-cpu_millis", "CPU"}, {"sandbox_pids_limit", "profile-sandbox-pids_limit", "Processes"},
+	{"sandbox_cap_add", "profile-sandbox-cap_add", "Capabilities"}, {"sandbox_network", "profile-sandbox-network", "Network"},
+	{"sandbox_writable_rootfs", "profile-sandbox-writable_rootfs", "Root filesystem"},
+}
+
+// Summary lists the form's errors for the summary above it.
+func (f *profileForm) Summary() []summaryItem {
+	var out []summaryItem
+	for _, x := range profileFields {
+		if m := f.Errors[x[0]]; m != "" {
+			out = append(out, summaryItem{ID: x[1], Label: x[2], Message: m})
+		}
+	}
+	if f.FormError != "" {
+		out = append(out, summaryItem{Message: f.FormError})
+	}
+	return out
 }

@@ -1,12 +1,16 @@
 package web
 
 import (
+	"cmp"
 	"context"
-	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/envvault/envvault/mask"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -38,6 +42,25 @@ func (s *server) allProfiles(ctx context.Context, userID string) ([]profileOptio
 	}
 }
 
+// allSecrets lists every secret of the user whose name contains query, by
+// name. A user holds at most Options.MaxSecrets (1000 by default), so the
+// Secrets page can sort and filter them all.
+func (s *server) allSecrets(ctx context.Context, userID, query string) ([]*vault.Secret, error) {
+	var out []*vault.Secret
+	cursor := ""
+	for {
+		p, err := s.vault.Secrets(ctx, userID, vault.ListOptions{Query: query, Cursor: cursor, Limit: vault.MaxPageLimit})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Items...)
+		if p.NextCursor == "" {
+			return out, nil
+		}
+		cursor = p.NextCursor
+	}
+}
+
 func profileNames(list []profileOption) map[string]string {
 	m := make(map[string]string, len(list))
 	for _, p := range list {
@@ -51,14 +74,108 @@ func profileNames(list []profileOption) map[string]string {
 type secretRow struct {
 	*vault.Secret
 	Profiles []string // names of the granted profiles
+	// Overrides is the `all` secret of the same name this `agents` secret
+	// overrides for its profiles; nil if none.
+	Overrides *vault.Secret
+	// OverridesURL is where the overridden secret's row is: on this page
+	// if the filters show it, else on the page filtered by its name.
+	OverridesURL string
+	Locked       bool // the operator locked the name: tasks get the baseline's value
+	Highlight    bool // the secret the notice above the table is about
+}
+
+// secretFilter is what the Secrets page shows: the query parameters q
+// (part of the name), scope (all or agents), profile (a profile id: the
+// secrets granted to it, those for all profiles included), sort (name,
+// updated: newest first, scope: all profiles first) and page (from 1).
+type secretFilter struct {
+	Query, Scope, Profile, Sort string
+	Page                        int
+}
+
+// readSecretFilter reads the filter from the query; unknown values mean
+// the default, as a link may be old.
+func readSecretFilter(q url.Values) secretFilter {
+	f := secretFilter{Query: q.Get("q"), Scope: q.Get("scope"), Profile: q.Get("profile"), Sort: q.Get("sort"), Page: 1}
+	if f.Scope != string(vault.ScopeAll) && f.Scope != string(vault.ScopeAgents) {
+		f.Scope = ""
+	}
+	if f.Sort != "updated" && f.Sort != "scope" {
+		f.Sort = "name"
+	}
+	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 {
+		f.Page = n
+	}
+	return f
+}
+
+// url is the Secrets page with f, at page.
+func (f secretFilter) url(page int) string {
+	v := url.Values{}
+	for k, x := range map[string]string{"q": f.Query, "scope": f.Scope, "profile": f.Profile} {
+		if x != "" {
+			v.Set(k, x)
+		}
+	}
+	if f.Sort != "name" {
+		v.Set("sort", f.Sort)
+	}
+	if page > 1 {
+		v.Set("page", strconv.Itoa(page))
+	}
+	if len(v) == 0 {
+		return "/settings/secrets"
+	}
+	return "/settings/secrets?" + v.Encode()
+}
+
+// Filtered reports whether anything but the sort narrows the list.
+func (f secretFilter) Filtered() bool { return f.Query != "" || f.Scope != "" || f.Profile != "" }
+
+// keep reports whether sec passes the scope and profile filters.
+func (f secretFilter) keep(sec *vault.Secret) bool {
+	if f.Scope != "" && string(sec.Scope) != f.Scope {
+		return false
+	}
+	return f.Profile == "" || sec.Scope == vault.ScopeAll || slices.Contains(sec.ProfileIDs, f.Profile)
+}
+
+// sort orders secrets by f.Sort; ties go by name, then id.
+func (f secretFilter) sort(secrets []*vault.Secret) {
+	slices.SortStableFunc(secrets, func(a, b *vault.Secret) int {
+		switch f.Sort {
+		case "updated":
+			if c := b.UpdatedAt.Compare(a.UpdatedAt); c != 0 {
+				return c
+			}
+		case "scope":
+			if c := cmp.Compare(scopeRank(a.Scope), scopeRank(b.Scope)); c != 0 {
+				return c
+			}
+		}
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID))
+	})
+}
+
+// scopeRank orders scopes as the page sorts them: all profiles first.
+func scopeRank(s vault.Scope) int {
+	if s == vault.ScopeAll {
+		return 0
+	}
+	return 1
 }
 
 // secretsPage is the Secrets page's data.
 type secretsPage struct {
-	Secrets []secretRow
-	Query   string
-	Next    string // URL of the next page, "" on the last
-	Form    *secretForm
+	Secrets  []secretRow
+	Filter   secretFilter
+	Profiles []profileOption // for the profile filter
+	Total    int             // the user's secrets matching the filter
+	Prev     string          // URL of the previous page, "" on the first
+	Next     string          // URL of the next page, "" on the last
+	Form     *secretForm
+	Warning  string // that the value just saved cannot be masked
+	Locked   []string
 }
 
 // secretForm is the Add and Edit form: what the user gave, except the
@@ -72,6 +189,7 @@ type secretForm struct {
 	Scope       vault.Scope
 	Selected    map[string]bool
 	Profiles    []profileOption
+	Locked      []string          // the operator's locked names, which no secret may take
 	Errors      map[string]string // by field: name, value, description, scope
 	FormError   string            // an error that concerns no one field
 	// ValueDropped says a value was typed but, the form being refused, not
@@ -86,10 +204,88 @@ func (f *secretForm) Action() string {
 	return "/settings/secrets"
 }
 
+// Summary lists the form's errors for the summary above it, in the
+// order of the fields.
+func (f *secretForm) Summary() []summaryItem {
+	var out []summaryItem
+	for _, x := range []summaryItem{{"secret-name", "Name", ""}, {"secret-value", "Value", ""},
+		{"secret-description", "Description", ""}, {"scope-all", "Available to", ""}} {
+		field := strings.TrimPrefix(strings.TrimPrefix(x.ID, "secret-"), "scope-")
+		if x.ID == "scope-all" {
+			field = "scope"
+		}
+		msg := f.Errors[field]
+		if field == "value" && f.ValueDropped {
+			msg = strings.TrimSpace(msg + " " + valueDroppedMsg)
+		}
+		if msg != "" {
+			x.Message = msg
+			out = append(out, x)
+		}
+	}
+	if f.FormError != "" {
+		out = append(out, summaryItem{Message: f.FormError})
+	}
+	return out
+}
+
+// valueDroppedMsg says a refused form did not keep the value typed.
+const valueDroppedMsg = "For your safety the value you typed was not kept: type it again."
+
+// summaryItem is one error of a form's error summary: a link to the field
+// (ID) named Label, or, without an ID, an error of the whole form.
+type summaryItem struct {
+	ID, Label, Message string
+}
+
+// secretNotices are what the Secrets page says after a change; %s is the
+// secret's name, read from the store by the id the redirect carries (or,
+// for a delete, a name the redirect carries that passes the name rule),
+// so a link cannot make the page say anything else.
+var secretNotices = map[string]string{
+	"secret-added":   "Secret %s added.",
+	"secret-saved":   "Secret %s saved.",
+	"secret-deleted": "Secret %s deleted.",
+}
+
+// secretNotice returns the notice of a redirect after a change of secret
+// sec (nil if gone) or an import.
+func secretNotice(q url.Values, sec *vault.Secret) string {
+	if n := importNotice(q); n != "" {
+		return n
+	}
+	ok := q.Get("ok")
+	format, known := secretNotices[ok]
+	switch {
+	case !known:
+		return flashes[ok]
+	case ok == "secret-deleted" && vault.ValidateName("name", q.Get("name")) == nil:
+		return fmt.Sprintf(format, q.Get("name"))
+	case sec != nil && ok != "secret-deleted":
+		return fmt.Sprintf(format, sec.Name)
+	}
+	return flashes[ok]
+}
+
+// changedURL is where a change of sec sends the browser: the Secrets
+// page naming it, its row in view.
+func changedURL(ok string, sec *vault.Secret, value *string) string {
+	v := url.Values{"ok": {ok}, "secret": {sec.ID}}
+	if value != nil && len(*value) < mask.MinLen {
+		v.Set("warn", "short")
+	}
+	return "/settings/secrets?" + v.Encode() + "#secret-" + sec.ID
+}
+
+// shortValueWarning is the warning for a value too short for the log
+// masker, as the API gives it.
+var shortValueWarning = fmt.Sprintf("The value of %%s is shorter than %d characters, so task logs cannot mask it: a task that prints it shows it in its log.", mask.MinLen)
+
 func (s *server) secretsList(w http.ResponseWriter, r *http.Request, u *user) error {
 	ctx := r.Context()
 	q := r.URL.Query()
-	page, err := s.vault.Secrets(ctx, u.ID, vault.ListOptions{Query: q.Get("q"), Cursor: q.Get("cursor"), Limit: pageSize})
+	f := readSecretFilter(q)
+	every, err := s.allSecrets(ctx, u.ID, f.Query)
 	if err != nil {
 		return err
 	}
@@ -98,22 +294,60 @@ func (s *server) secretsList(w http.ResponseWriter, r *http.Request, u *user) er
 		return err
 	}
 	names := profileNames(profiles)
-	data := secretsPage{Query: q.Get("q"), Form: &secretForm{CSRF: u.CSRF, Scope: vault.ScopeAll, Profiles: profiles}}
-	for _, sec := range page.Items {
-		row := secretRow{Secret: sec}
+	if _, ok := names[f.Profile]; !ok {
+		f.Profile = ""
+	}
+	locked := s.vault.LockedNames()
+	data := secretsPage{Filter: f, Profiles: profiles, Locked: locked,
+		Form: &secretForm{CSRF: u.CSRF, Scope: vault.ScopeAll, Profiles: profiles, Locked: locked}}
+	forAll := map[string]*vault.Secret{}
+	var shown []*vault.Secret
+	var changed *vault.Secret
+	for _, sec := range every {
+		if sec.Scope == vault.ScopeAll {
+			forAll[sec.Name] = sec
+		}
+		if sec.ID == q.Get("secret") {
+			changed = sec
+		}
+		if f.keep(sec) {
+			shown = append(shown, sec)
+		}
+	}
+	f.sort(shown)
+	data.Total = len(shown)
+	if from := (f.Page - 1) * pageSize; from < len(shown) {
+		shown = shown[from:min(from+pageSize, len(shown))]
+	} else {
+		shown = nil
+	}
+	onPage := map[string]bool{}
+	for _, sec := range shown {
+		onPage[sec.ID] = true
+	}
+	for _, sec := range shown {
+		row := secretRow{Secret: sec, Locked: slices.Contains(locked, sec.Name), Highlight: changed != nil && sec.ID == changed.ID}
 		for _, id := range sec.ProfileIDs {
 			row.Profiles = append(row.Profiles, names[id])
 		}
+		if o := forAll[sec.Name]; sec.Scope == vault.ScopeAgents && o != nil {
+			row.Overrides, row.OverridesURL = o, "#secret-"+o.ID
+			if !onPage[o.ID] {
+				row.OverridesURL = "/settings/secrets?" + url.Values{"q": {o.Name}, "scope": {"all"}}.Encode() + "#secret-" + o.ID
+			}
+		}
 		data.Secrets = append(data.Secrets, row)
 	}
-	if page.NextCursor != "" {
-		v := url.Values{"cursor": {page.NextCursor}}
-		if data.Query != "" {
-			v.Set("q", data.Query)
-		}
-		data.Next = "/settings/secrets?" + v.Encode()
+	if f.Page > 1 {
+		data.Prev = f.url(f.Page - 1)
 	}
-	s.render(w, r, http.StatusOK, "secrets", view{Title: "Secrets", Nav: "secrets", User: u, Flash: flash(r), Data: data})
+	if f.Page*pageSize < data.Total {
+		data.Next = f.url(f.Page + 1)
+	}
+	if q.Get("warn") == "short" && changed != nil {
+		data.Warning = fmt.Sprintf(shortValueWarning, changed.Name)
+	}
+	s.render(w, r, http.StatusOK, "secrets", view{Title: "Secrets", Nav: "secrets", User: u, Flash: secretNotice(q, changed), Data: data})
 	return nil
 }
 
@@ -123,21 +357,39 @@ func (s *server) secretNew(w http.ResponseWriter, r *http.Request, u *user) erro
 		return err
 	}
 	f := &secretForm{CSRF: u.CSRF, Scope: vault.ScopeAll, Profiles: profiles}
-	s.renderSecretForm(w, r, u, http.StatusOK, f)
+	s.renderSecretForm(w, r, u, http.StatusOK, f, nil)
 	return nil
 }
 
-func (s *server) renderSecretForm(w http.ResponseWriter, r *http.Request, u *user, status int, f *secretForm) {
+// secretFormPage is the Add or Edit page: the form, and for Edit the
+// secret as stored with its versions.
+type secretFormPage struct {
+	*secretForm
+	Form     *secretForm // the embedded form, for the template
+	Secret   *vault.Secret
+	Versions []versionRow
+	Notice   string // after a rollback
+}
+
+func (s *server) renderSecretForm(w http.ResponseWriter, r *http.Request, u *user, status int, f *secretForm, p *secretFormPage) {
 	title := "Add a secret"
 	if f.Edit {
 		title = "Edit " + f.Name
 	}
-	s.render(w, r, status, "secret_form", view{Title: title, Nav: "secrets", User: u, Data: f})
+	if p == nil {
+		p = &secretFormPage{}
+	}
+	p.secretForm, p.Form = f, f
+	f.Locked = s.vault.LockedNames()
+	s.render(w, r, status, "secret_form", view{Title: title, Nav: "secrets", User: u, Flash: p.Notice, Data: p})
 }
 
-// readSecretForm reads the Add/Edit form. With scope "all" the profile
-// checklist is ignored (it is kept for the re-rendered form), as the
-// picker shows.
+// readSecretForm reads the Add/Edit form. A browser sends every line
+// break of a textarea as CRLF, whatever was typed or pasted, so the
+// value's CRLFs are read as LF: a pasted PEM key is stored byte for byte
+// as the API stores the same text sent as JSON. (A value that needs CR
+// bytes is set through the API or the CLI.) Every other byte, trailing
+// spaces and a final line break included, is kept.
 func readSecretForm(r *http.Request) (f *secretForm, value string, ids []string) {
 	pf := r.PostForm
 	f = &secretForm{
@@ -156,8 +408,12 @@ func readSecretForm(r *http.Request) (f *secretForm, value string, ids []string)
 	if f.Scope == vault.ScopeAgents {
 		ids = pf["profile_ids"]
 	}
-	return f, pf.Get("value"), ids
+	return f, textareaValue(pf.Get("value")), ids
 }
+
+// textareaValue undoes the CRLF line breaks a browser sends for a
+// textarea (see readSecretForm).
+func textareaValue(v string) string { return strings.ReplaceAll(v, "\r\n", "\n") }
 
 // fieldOf maps a vault error's field to the form field it is shown next to.
 func fieldOf(field string) string {
@@ -170,45 +426,43 @@ func fieldOf(field string) string {
 	return ""
 }
 
-// addError puts err, a vault error the user can act on, next to its field
-// (without the "field: " prefix the message starts with), or at the top
-// of the form. It returns false for any other error.
-func addError(errs map[string]string, formErr *string, err error, fieldOf func(string) string) bool {
-	var ve *vault.Error
-	if !errors.As(err, &ve) || (ve.Code != vault.EINVALID && ve.Code != vault.ECONFLICT && ve.Code != vault.ELIMIT) {
-		return false
+// checkSecretForm checks what the form can be told at once, before the
+// service checks every rule again: the name and value rules (vault's own
+// validators), and that no agent is ticked with "All profiles", which
+// would otherwise be dropped without a word.
+func checkSecretForm(r *http.Request, f *secretForm, value string, valueGiven bool) {
+	if err := vault.ValidateName("name", f.Name); err != nil {
+		addError(f.Errors, &f.FormError, err, fieldOf)
 	}
-	msg := strings.TrimPrefix(ve.Message, ve.Field+": ")
-	if f := fieldOf(ve.Field); f != "" {
-		errs[f] = msg
-	} else {
-		*formErr = msg
+	if valueGiven {
+		if err := vault.ValidateValue("value", value); err != nil {
+			addError(f.Errors, &f.FormError, err, fieldOf)
+		}
 	}
-	return true
-}
-
-// refuseStatus is the status of a refused form: 409 for a conflict, 429
-// for a full queue, 422 for a broken rule.
-func refuseStatus(err error) int {
-	switch vault.ErrorCode(err) {
-	case vault.ECONFLICT:
-		return http.StatusConflict
-	case vault.ELIMIT:
-		return http.StatusTooManyRequests
+	if f.Scope == vault.ScopeAll && len(r.PostForm["profile_ids"]) > 0 {
+		f.Errors["scope"] = "“All profiles” gives the secret to every profile, so no agent may be ticked: untick the selected agents, or choose “Only selected agents”."
 	}
-	return http.StatusUnprocessableEntity
 }
 
 // refuseSecretForm shows the secret form f again, with the status of err
-// and the errors addError put on f; a value the user typed is never sent
-// back, only said to be dropped.
+// and the errors put on f; a value the user typed is never sent back,
+// only said to be dropped.
 func (s *server) refuseSecretForm(w http.ResponseWriter, r *http.Request, u *user, f *secretForm, value string, err error) error {
 	f.ValueDropped = value != ""
 	status := refuseStatus(err)
+	if err == nil {
+		status = http.StatusUnprocessableEntity
+	}
 	if f.Profiles, err = s.allProfiles(r.Context(), u.ID); err != nil {
 		return err
 	}
-	s.renderSecretForm(w, r, u, status, f)
+	var p *secretFormPage
+	if f.Edit {
+		if p, err = s.secretPage(r.Context(), u, f.ID); err != nil {
+			return err
+		}
+	}
+	s.renderSecretForm(w, r, u, status, f, p)
 	return nil
 }
 
@@ -230,35 +484,48 @@ func (s *server) secretCreate(w http.ResponseWriter, r *http.Request, u *user) e
 	ctx := r.Context()
 	f, value, ids := readSecretForm(r)
 	f.CSRF = u.CSRF
-	// The name and value rules are checked here first, with vault's own
-	// validators, so that both show at once; the service checks every
-	// rule again.
-	err := vault.ValidateName("name", f.Name)
-	addError(f.Errors, &f.FormError, err, fieldOf)
-	if err := vault.ValidateValue("value", value); err != nil {
-		addError(f.Errors, &f.FormError, err, fieldOf)
+	checkSecretForm(r, f, value, true)
+	if len(f.Errors) > 0 {
+		return s.refuseSecretForm(w, r, u, f, value, nil)
 	}
-	if len(f.Errors) == 0 {
-		_, err = s.vault.CreateSecret(ctx, u.ID, vault.SecretInput{
-			Name: f.Name, Value: value, Scope: f.Scope, ProfileIDs: ids, Description: f.Description,
-		})
-		if err == nil {
-			http.Redirect(w, r, "/settings/secrets?ok=secret-added", http.StatusSeeOther)
-			return nil
-		}
-		if !addError(f.Errors, &f.FormError, err, fieldOf) {
-			return err
-		}
+	sec, err := s.vault.CreateSecret(ctx, u.ID, vault.SecretInput{
+		Name: f.Name, Value: value, Scope: f.Scope, ProfileIDs: ids, Description: f.Description,
+	})
+	if err == nil {
+		http.Redirect(w, r, changedURL("secret-added", sec, &value), http.StatusSeeOther)
+		return nil
+	}
+	if !s.addSecretError(ctx, u, f, ids, err) {
+		return err
 	}
 	return s.refuseSecretForm(w, r, u, f, value, err)
 }
 
+// secretPage returns the Edit page of the user's secret id without its
+// form: the secret and its versions.
+func (s *server) secretPage(ctx context.Context, u *user, id string) (*secretFormPage, error) {
+	sec, err := s.vault.Secret(ctx, u.ID, id)
+	if err != nil {
+		return nil, err
+	}
+	versions, err := s.vault.SecretVersions(ctx, u.ID, id)
+	if err != nil {
+		return nil, err
+	}
+	return &secretFormPage{Secret: sec, Versions: versionRows(versions, u.Session.TokenID)}, nil
+}
+
 func (s *server) secretEdit(w http.ResponseWriter, r *http.Request, u *user) error {
 	ctx := r.Context()
-	sec, profiles, err := s.secretAndProfiles(ctx, u.ID, r.PathValue("id"))
+	p, err := s.secretPage(ctx, u, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
+	profiles, err := s.allProfiles(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	sec := p.Secret
 	f := &secretForm{
 		CSRF: u.CSRF, Edit: true, ID: sec.ID, Name: sec.Name, Description: sec.Description,
 		Scope: sec.Scope, Selected: map[string]bool{}, Profiles: profiles,
@@ -266,7 +533,8 @@ func (s *server) secretEdit(w http.ResponseWriter, r *http.Request, u *user) err
 	for _, id := range sec.ProfileIDs {
 		f.Selected[id] = true
 	}
-	s.renderSecretForm(w, r, u, http.StatusOK, f)
+	p.Notice = rollbackNotice(r.URL.Query(), sec)
+	s.renderSecretForm(w, r, u, http.StatusOK, f, p)
 	return nil
 }
 
@@ -275,36 +543,42 @@ func (s *server) secretUpdate(w http.ResponseWriter, r *http.Request, u *user) e
 	id := r.PathValue("id")
 	f, value, ids := readSecretForm(r)
 	f.CSRF, f.Edit, f.ID = u.CSRF, true, id
-	err := vault.ValidateName("name", f.Name)
-	addError(f.Errors, &f.FormError, err, fieldOf)
+	checkSecretForm(r, f, value, value != "") // an empty value field keeps the current value
+	if len(f.Errors) > 0 {
+		return s.refuseSecretForm(w, r, u, f, value, nil)
+	}
 	p := vault.SecretPatch{Name: &f.Name, Scope: &f.Scope, Description: &f.Description}
 	if f.Scope == vault.ScopeAgents {
 		p.ProfileIDs, p.SetProfileIDs = ids, true
 	}
-	if value != "" { // an empty value field keeps the current value
-		if err := vault.ValidateValue("value", value); err != nil {
-			addError(f.Errors, &f.FormError, err, fieldOf)
-		}
+	if value != "" {
 		p.Value = &value
 	}
-	if len(f.Errors) == 0 {
-		_, err = s.vault.UpdateSecret(ctx, u.ID, id, p)
-		if err == nil {
-			http.Redirect(w, r, "/settings/secrets?ok=secret-saved", http.StatusSeeOther)
-			return nil
-		}
-		if !addError(f.Errors, &f.FormError, err, fieldOf) {
-			return err // ENOTFOUND among them
-		}
+	sec, err := s.vault.UpdateSecret(ctx, u.ID, id, p)
+	if err == nil {
+		http.Redirect(w, r, changedURL("secret-saved", sec, p.Value), http.StatusSeeOther)
+		return nil
+	}
+	if !s.addSecretError(ctx, u, f, ids, err) {
+		return err // ENOTFOUND among them
 	}
 	return s.refuseSecretForm(w, r, u, f, value, err)
 }
 
 // secretDeleteData is the delete confirmation's data.
 type secretDeleteData struct {
-	Secret   *vault.Secret
-	Profiles []string
-	CSRF     string
+	Secret *vault.Secret
+	// Lose are the profiles that get the secret today and will get no
+	// secret of its name after the delete.
+	Lose []string
+	// Fallback are the profiles that get it today and will get another
+	// secret of its name after the delete (FallbackTo).
+	Fallback   []string
+	FallbackTo *vault.EnvSecret
+	// Keep are the profiles that get another secret of its name today
+	// (an override), which the delete does not change.
+	Keep []string
+	CSRF string
 }
 
 func (s *server) secretDeletePage(w http.ResponseWriter, r *http.Request, u *user) error {
@@ -313,23 +587,74 @@ func (s *server) secretDeletePage(w http.ResponseWriter, r *http.Request, u *use
 	if err != nil {
 		return err
 	}
-	names := profileNames(profiles)
 	d := secretDeleteData{Secret: sec, CSRF: u.CSRF}
-	for _, id := range sec.ProfileIDs {
-		d.Profiles = append(d.Profiles, names[id])
+	for _, p := range profiles {
+		if sec.Scope == vault.ScopeAgents && !slices.Contains(sec.ProfileIDs, p.ID) {
+			continue
+		}
+		// What the profile gets today and without this secret, both
+		// as the vault's override rule says.
+		now, err := s.vault.ProfileSecrets(ctx, u.ID, p.ID)
+		if err != nil {
+			return err
+		}
+		if src := envSecretNamed(now, sec.Name); src == nil || src.SecretID != sec.ID {
+			d.Keep = append(d.Keep, p.Name)
+			continue
+		}
+		after, err := s.vault.ProfileSecretsWithout(ctx, u.ID, p.ID, sec.ID)
+		if err != nil {
+			return err
+		}
+		if src := envSecretNamed(after, sec.Name); src != nil {
+			d.Fallback, d.FallbackTo = append(d.Fallback, p.Name), src
+		} else {
+			d.Lose = append(d.Lose, p.Name)
+		}
 	}
 	s.render(w, r, http.StatusOK, "secret_delete", view{Title: "Delete " + sec.Name, Nav: "secrets", User: u, Data: d})
 	return nil
 }
 
+// envSecretNamed returns the entry of list for name, nil if none.
+func envSecretNamed(list []vault.EnvSecret, name string) *vault.EnvSecret {
+	for i := range list {
+		if list[i].Name == name {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
 func (s *server) secretDelete(w http.ResponseWriter, r *http.Request, u *user) error {
-	err := s.vault.DeleteSecret(r.Context(), u.ID, r.PathValue("id"))
+	ctx := r.Context()
+	id := r.PathValue("id")
+	sec, err := s.vault.Secret(ctx, u.ID, id)
+	if err == nil {
+		err = s.vault.DeleteSecret(ctx, u.ID, id)
+	}
 	if vault.ErrorCode(err) == vault.ENOTFOUND {
 		http.Redirect(w, r, "/settings/secrets?ok=secret-not-found", http.StatusSeeOther)
 		return nil
 	} else if err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/settings/secrets?ok=secret-deleted", http.StatusSeeOther)
+	http.Redirect(w, r, "/settings/secrets?"+url.Values{"ok": {"secret-deleted"}, "name": {sec.Name}}.Encode(), http.StatusSeeOther)
 	return nil
+}
+
+// scopePicker is the data of the "scope-picker" template: the scope
+// choice and the agent checklist of a form, its ids prefixed by Prefix.
+type scopePicker struct {
+	Prefix   string
+	ErrorID  string // the id of the error message
+	Scope    vault.Scope
+	Selected map[string]bool
+	Profiles []profileOption
+	Error    string
+}
+
+// Picker is the form's scope choice.
+func (f *secretForm) Picker() scopePicker {
+	return scopePicker{ErrorID: "secret-scope-error", Scope: f.Scope, Selected: f.Selected, Profiles: f.Profiles, Error: f.Errors["scope"]}
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/envvault/envvault/orchestrator"
@@ -33,6 +34,24 @@ type taskStartForm struct {
 type taskRow struct {
 	*orchestrator.TaskView
 	ProfileName string
+	Prompt      string // the prompt's first line, cut to promptCut characters
+}
+
+// promptCut is how many characters of a prompt the tasks list shows.
+const promptCut = 80
+
+// shortPrompt is the first line of prompt, cut to promptCut characters
+// (on a character boundary) with an ellipsis when anything was left out.
+func shortPrompt(prompt string) string {
+	line, rest, more := strings.Cut(strings.TrimSpace(prompt), "\n")
+	line = strings.TrimSpace(line)
+	if r := []rune(line); len(r) > promptCut {
+		return string(r[:promptCut-1]) + "…"
+	}
+	if more && strings.TrimSpace(rest) != "" {
+		return line + " …"
+	}
+	return line
 }
 
 type tasksPage struct {
@@ -68,7 +87,7 @@ func (s *server) renderTasks(w http.ResponseWriter, r *http.Request, u *user, st
 	names := profileNames(f.Profiles)
 	data := tasksPage{Form: f}
 	for _, t := range page.Items {
-		data.Tasks = append(data.Tasks, taskRow{TaskView: t, ProfileName: names[t.ProfileID]})
+		data.Tasks = append(data.Tasks, taskRow{TaskView: t, ProfileName: names[t.ProfileID], Prompt: shortPrompt(t.Prompt)})
 	}
 	if page.NextCursor != "" {
 		data.Next = "/tasks?" + url.Values{"cursor": {page.NextCursor}}.Encode()
@@ -130,7 +149,12 @@ func (s *server) taskShow(w http.ResponseWriter, r *http.Request, u *user) error
 		buf, d.LogCut = buf[len(buf)-maxPageLog:], true
 	}
 	d.Log = string(buf)
-	v := view{Title: "Task " + t.ID, Nav: "tasks", User: u, Flash: flash(r), Data: d}
+	v := view{Title: "Task " + t.ID, Nav: "tasks", User: u, Data: d}
+	// The notice of a start, stop or restart holds only until the task
+	// has finished: a finished task's page says how it ended instead.
+	if !t.Status.Done() {
+		v.Flash = flash(r)
+	}
 	if d.Follow {
 		v.Refresh, v.RefreshURL = followRefresh, "/tasks/"+t.ID
 	}
@@ -195,4 +219,19 @@ func (s *server) taskRestart(w http.ResponseWriter, r *http.Request, u *user) er
 	}
 	http.Redirect(w, r, "/tasks/"+id+"?ok=task-restarting", http.StatusSeeOther)
 	return nil
+}
+
+// Summary lists the form's errors for the summary above it.
+func (f *taskStartForm) Summary() []summaryItem {
+	var out []summaryItem
+	if m := f.Errors["profile_id"]; m != "" {
+		out = append(out, summaryItem{ID: "task-profile", Label: "Profile", Message: m})
+	}
+	if m := f.Errors["prompt"]; m != "" {
+		out = append(out, summaryItem{ID: "task-prompt", Label: "Prompt", Message: m})
+	}
+	if f.FormError != "" {
+		out = append(out, summaryItem{Message: f.FormError})
+	}
+	return out
 }

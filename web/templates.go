@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,7 +27,7 @@ var staticFS embed.FS
 // "content" inside the layout.
 var pageNames = []string{
 	"error", "login",
-	"secrets", "secret_form", "secret_delete",
+	"secrets", "secret_form", "secret_delete", "secret_import", "secret_rollback",
 	"profiles", "profile_form", "profile_delete",
 	"tasks", "task",
 }
@@ -41,6 +42,7 @@ func parsePages(a *assets) map[string]*template.Template {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
 		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"ago": func(t time.Time) string { return ago(t, time.Now()) },
 		"scopeLabel": func(s vault.Scope) string {
 			if s == vault.ScopeAgents {
 				return "Only selected agents"
@@ -56,6 +58,34 @@ func parsePages(a *assets) map[string]*template.Template {
 		pages[name] = template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html"))
 	}
 	return pages
+}
+
+// ago says how long before now t was, in the largest whole unit, as a
+// person reads it ("3 minutes ago"); the page gives the exact time beside
+// it (a time element's datetime and title).
+func ago(t, now time.Time) string {
+	d := now.Sub(t)
+	unit := func(n int, one string) string {
+		if n == 1 {
+			return "1 " + one + " ago"
+		}
+		return strconv.Itoa(n) + " " + one + "s ago"
+	}
+	switch {
+	case t.IsZero():
+		return "at a time not recorded"
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return unit(int(d/time.Minute), "minute")
+	case d < 24*time.Hour:
+		return unit(int(d/time.Hour), "hour")
+	case d < 30*24*time.Hour:
+		return unit(int(d/(24*time.Hour)), "day")
+	case d < 365*24*time.Hour:
+		return unit(int(d/(30*24*time.Hour)), "month")
+	}
+	return unit(int(d/(365*24*time.Hour)), "year")
 }
 
 // assets serves the embedded static files. URLs carry a version, the hash

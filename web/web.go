@@ -109,6 +109,10 @@ func (s *server) routes() {
 	m.Handle("POST /settings/secrets/{id}", s.action(s.secretUpdate))
 	m.Handle("GET /settings/secrets/{id}/delete", s.page(s.secretDeletePage))
 	m.Handle("POST /settings/secrets/{id}/delete", s.action(s.secretDelete))
+	m.Handle("GET /settings/secrets/import", s.page(s.secretImportPage))
+	m.Handle("POST /settings/secrets/import", s.action(s.secretImport))
+	m.Handle("GET /settings/secrets/{id}/rollback", s.page(s.secretRollbackPage))
+	m.Handle("POST /settings/secrets/{id}/rollback", s.action(s.secretRollback))
 
 	m.Handle("GET /profiles", s.page(s.profilesList))
 	m.Handle("GET /profiles/new", s.page(s.profileNew))

@@ -273,7 +273,7 @@ func TestForgedPostsChangeNothing(t *testing.T) {
 	}
 	wantStatus(t, c.get("/settings/secrets"), http.StatusOK) // still signed in
 	// And the real form works.
-	wantRedirect(t, c.post("/settings/secrets", form(csrf)), "/settings/secrets?ok=secret-added")
+	wantSecretRedirect(t, c.post("/settings/secrets", form(csrf)), "secret-added")
 }
 
 // The Secrets forms, without JavaScript: every rule shows next to its
@@ -294,7 +294,7 @@ func TestSecretFormsWithoutJS(t *testing.T) {
 		"scope": {"agents"}, "profile_ids": {builder.ID}})
 	wantStatus(t, res, http.StatusUnprocessableEntity)
 	wantContains(t, res.Body,
-		`<p class="error" id="secret-name-error" aria-live="polite">must match ^[A-Z_][A-Z0-9_]*$`,
+		`<p class="error" id="secret-name-error" aria-live="polite">must use only upper-case letters, digits and underscores, not starting with a digit`,
 		`value="github_token"`, ">my PAT</textarea>", `value="agents" id="scope-agents" checked`,
 		`value="`+builder.ID+`" id="profile-`+builder.ID+`" checked`,
 		"the value you typed was not kept")
@@ -313,14 +313,25 @@ func TestSecretFormsWithoutJS(t *testing.T) {
 	wantStatus(t, res, http.StatusUnprocessableEntity)
 	wantContains(t, res.Body, `id="secret-name-error" aria-live="polite">LD_PRELOAD changes how programs load code`)
 
-	// "All profiles" ignores the checklist, as the picker shows.
-	wantRedirect(t, add(url.Values{"name": {"GITHUB_TOKEN"}, "value": {canary}, "description": {"org PAT"},
-		"scope": {"all"}, "profile_ids": {builder.ID}}), "/settings/secrets?ok=secret-added")
+	// "All profiles" with agents ticked (which app.js prevents) is
+	// refused, not silently dropped.
+	res = add(url.Values{"name": {"GITHUB_TOKEN"}, "value": {canary}, "description": {"org PAT"},
+		"scope": {"all"}, "profile_ids": {builder.ID}})
+	wantStatus(t, res, http.StatusUnprocessableEntity)
+	wantContains(t, res.Body, `id="secret-scope-error" aria-live="polite">“All profiles” gives the secret to every profile, so no agent may be ticked`,
+		`id="error-summary" role="alert" tabindex="-1" autofocus`, `<a href="#scope-all">Available to: `)
+	wantAbsent(t, res.Body, canary)
+	if n := len(s.secretsByName(t)); n != 0 {
+		t.Fatalf("%d secrets after a refused form", n)
+	}
+	wantSecretRedirect(t, add(url.Values{"name": {"GITHUB_TOKEN"}, "value": {canary}, "description": {"org PAT"},
+		"scope": {"all"}}), "secret-added")
 	res = add(url.Values{"name": {"GITHUB_TOKEN"}, "value": {canary + "2"}, "scope": {"all"}})
 	wantStatus(t, res, http.StatusConflict)
-	wantContains(t, res.Body, `id="secret-name-error" aria-live="polite">secret sec_`, "already holds GITHUB_TOKEN for all profiles")
-	wantRedirect(t, add(url.Values{"name": {"GITHUB_TOKEN"}, "value": {canary + "-builder"}, "scope": {"agents"},
-		"profile_ids": {builder.ID}}), "/settings/secrets?ok=secret-added")
+	wantContains(t, res.Body, `id="secret-name-error" aria-live="polite">You already have a secret GITHUB_TOKEN for all profiles`)
+	wantAbsent(t, res.Body, "sec_")
+	wantSecretRedirect(t, add(url.Values{"name": {"GITHUB_TOKEN"}, "value": {canary + "-builder"}, "scope": {"agents"},
+		"profile_ids": {builder.ID}}), "secret-added")
 
 	list := c.get("/settings/secrets?ok=secret-added")
 	wantStatus(t, list, http.StatusOK)
@@ -352,7 +363,7 @@ func TestSecretFormsWithoutJS(t *testing.T) {
 	wantAbsent(t, edit.Body, canary)
 	res = c.post("/settings/secrets/"+all.ID, url.Values{"csrf": {csrf}, "name": {"GITHUB_TOKEN"}, "value": {""},
 		"scope": {"agents"}, "profile_ids": {reviewer.ID}, "description": {"now reviewer only"}})
-	wantRedirect(t, res, "/settings/secrets?ok=secret-saved")
+	wantSecretRedirect(t, res, "secret-saved")
 	got, err := s.svc.Secret(context.Background(), s.userID, all.ID)
 	if err != nil || got.Scope != vault.ScopeAgents || len(got.ProfileIDs) != 1 || got.ProfileIDs[0] != reviewer.ID || got.Version != 1 {
 		t.Fatalf("after edit: %+v, %v", got, err)
@@ -365,11 +376,11 @@ func TestSecretFormsWithoutJS(t *testing.T) {
 	res = c.post("/settings/secrets/"+all.ID, url.Values{"csrf": {csrf}, "name": {"GITHUB_TOKEN"}, "value": {canary + "-new"},
 		"scope": {"agents"}, "profile_ids": {builder.ID}, "description": {"clash"}})
 	wantStatus(t, res, http.StatusConflict)
-	wantContains(t, res.Body, `id="secret-scope-error" aria-live="polite">secret sec_`, ">clash</textarea>", "the value you typed was not kept")
+	wantContains(t, res.Body, `id="secret-scope-error" aria-live="polite">Another secret GITHUB_TOKEN already goes to builder`, ">clash</textarea>", "the value you typed was not kept")
 	wantAbsent(t, res.Body, canary)
 	// Replace the value.
-	wantRedirect(t, c.post("/settings/secrets/"+all.ID, url.Values{"csrf": {csrf}, "name": {"GITHUB_TOKEN"}, "value": {canary + "-rotated"},
-		"scope": {"agents"}, "profile_ids": {reviewer.ID}, "description": {"rotated"}}), "/settings/secrets?ok=secret-saved")
+	wantSecretRedirect(t, c.post("/settings/secrets/"+all.ID, url.Values{"csrf": {csrf}, "name": {"GITHUB_TOKEN"}, "value": {canary + "-rotated"},
+		"scope": {"agents"}, "profile_ids": {reviewer.ID}, "description": {"rotated"}}), "secret-saved")
 	env, err = s.svc.GetDecryptedForProfile(context.Background(), s.userID, reviewer.ID)
 	if err != nil || env["GITHUB_TOKEN"] != canary+"-rotated" {
 		t.Fatal("the value was not replaced")
@@ -382,7 +393,7 @@ func TestSecretFormsWithoutJS(t *testing.T) {
 	if _, err := s.svc.Secret(context.Background(), s.userID, all.ID); err != nil {
 		t.Fatal("the confirm page deleted the secret")
 	}
-	wantRedirect(t, c.post("/settings/secrets/"+all.ID+"/delete", url.Values{"csrf": {csrf}}), "/settings/secrets?ok=secret-deleted")
+	wantRedirect(t, c.post("/settings/secrets/"+all.ID+"/delete", url.Values{"csrf": {csrf}}), "/settings/secrets?name=GITHUB_TOKEN&ok=secret-deleted")
 	if _, err := s.svc.Secret(context.Background(), s.userID, all.ID); vault.ErrorCode(err) != vault.ENOTFOUND {
 		t.Fatalf("after delete: %v", err)
 	}

@@ -1,11 +1,13 @@
 // envvault dashboard: progressive enhancement only. Every form works
 // without this file; with it, Add opens in a dialog, secret names are
-// checked as they are typed, and a running task's log streams in.
+// checked as they are typed, a value being typed is masked with a
+// show/hide toggle, the agent checklist is disabled under "All profiles",
+// and a running task's log streams in.
 (function () {
   "use strict";
 
   var NAME_RE = /^[A-Z_][A-Z0-9_]*$/;
-  var NAME_RULE = "must match ^[A-Z_][A-Z0-9_]*$ (upper-case letters, digits and underscores, not starting with a digit)";
+  var NAME_RULE = "must use only upper-case letters, digits and underscores, not starting with a digit";
 
   // Add opens its form in a modal <dialog> instead of going to the Add page.
   document.querySelectorAll("a[data-dialog]").forEach(function (link) {
@@ -35,6 +37,12 @@
       // A closed dialog keeps nothing typed, above all not a value.
       if (form) {
         form.reset();
+        form.querySelectorAll("[data-secret-value]").forEach(function (t) {
+          t.dispatchEvent(new Event("envvault:hide"));
+        });
+        form.querySelectorAll("[data-scope-all]").forEach(function (r) {
+          r.dispatchEvent(new Event("change", { bubbles: true }));
+        });
         form.querySelectorAll("[data-name-check]").forEach(function (input) {
           input.dispatchEvent(new Event("input"));
         });
@@ -75,6 +83,55 @@
         out.textContent = msg;
       }
     });
+  });
+
+  // A value field is masked while it is typed, like a password, with a
+  // button to show it. (Without JavaScript it is a plain textarea, as
+  // GitHub's secret form is.) The textarea keeps every byte either way.
+  document.querySelectorAll("textarea[data-secret-value]").forEach(function (area) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "button quiet toggle-value";
+    button.setAttribute("aria-controls", area.id);
+    function set(shown) {
+      area.classList.toggle("masked", !shown);
+      button.setAttribute("aria-pressed", shown ? "true" : "false");
+      button.textContent = shown ? "Hide value" : "Show value";
+    }
+    set(false);
+    button.addEventListener("click", function () {
+      set(area.classList.contains("masked"));
+    });
+    area.addEventListener("envvault:hide", function () {
+      set(false);
+    });
+    var label = document.querySelector("label[for='" + area.id + "']");
+    var row = document.createElement("div");
+    row.className = "label-row";
+    if (label) {
+      label.parentNode.insertBefore(row, label);
+      row.appendChild(label);
+    } else {
+      area.parentNode.insertBefore(row, area);
+    }
+    row.appendChild(button);
+  });
+
+  // Under "All profiles" the agent checklist does not apply: its boxes are
+  // disabled, so that none can be ticked (the server refuses ticks sent
+  // with "All profiles" when this script does not run).
+  document.querySelectorAll("fieldset.scope").forEach(function (set) {
+    var all = set.querySelector("[data-scope-all]");
+    if (!all) {
+      return;
+    }
+    function update() {
+      set.querySelectorAll("fieldset.agents input[type=checkbox]").forEach(function (box) {
+        box.disabled = all.checked;
+      });
+    }
+    set.addEventListener("change", update);
+    update();
   });
 
   // A running task's log streams in; when the task ends the page reloads

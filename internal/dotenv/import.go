@@ -1,0 +1,65 @@
+package dotenv
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/envvault/envvault/vault"
+)
+
+// Importer is the part of vault.Service an import needs.
+type Importer interface {
+	CheckImport(entries []vault.ImportEntry) error
+	ImportSecrets(ctx context.Context, userID string, entries []vault.ImportEntry, scope vault.Scope, profileIDs []string) (vault.ImportResult, error)
+}
+
+// Import reads data as a dotenv file and imports its entries into the
+// user's secrets, all or nothing: the lines the parser refuses and the
+// entries that break a vault rule (vault.Service.CheckImport, then the
+// checks ImportSecrets makes against the user's secrets) are all named,
+// by line, in line order, and then nothing is imported. Bad is non-empty
+// exactly when the import was refused for its lines; err is any other
+// error (a bad scope or profile, the secret limit, the store).
+func Import(ctx context.Context, svc Importer, userID string, data []byte, scope vault.Scope, profileIDs []string) (res vault.ImportResult, bad []vault.ImportLineError, err error) {
+	entries, parseErr := Parse(data)
+	var lineErrs Errors
+	if errors.As(parseErr, &lineErrs) {
+		for _, e := range lineErrs {
+			bad = append(bad, vault.ImportLineError{Line: e.Line, Message: e.Reason})
+		}
+	} else if parseErr != nil {
+		return res, nil, parseErr
+	}
+	in := make([]vault.ImportEntry, len(entries))
+	for i, e := range entries {
+		in[i] = vault.ImportEntry{Line: e.Line, Name: e.Name, Value: e.Value}
+	}
+	// The lines the parser took are checked against the vault's rules
+	// too, so that one try names every bad line.
+	var ie *vault.ImportError
+	if err := svc.CheckImport(in); errors.As(err, &ie) {
+		bad = append(bad, ie.Lines...)
+	} else if err != nil {
+		return res, nil, err
+	}
+	if len(bad) == 0 {
+		res, err = svc.ImportSecrets(ctx, userID, in, scope, profileIDs)
+		if !errors.As(err, &ie) {
+			return res, nil, err
+		}
+		bad = ie.Lines
+	}
+	slices.SortStableFunc(bad, func(a, b vault.ImportLineError) int { return a.Line - b.Line })
+	return vault.ImportResult{}, bad, nil
+}
+
+// Names returns the name and line of each entry data holds that Parse
+// reads, for a page that shows what was pasted without its values.
+func Names(data []byte) []Entry {
+	entries, _ := Parse(data)
+	for i := range entries {
+		entries[i].Value = ""
+	}
+	return entries
+}
