@@ -139,17 +139,17 @@ func TestAuditHelp(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"audit", "--help"}, {"audit", "verify", "--help"}, {"audit", "prune", "--help"}} {
 		in, _ := start(t, nil, args...)
-		if !strings.Contains(in.stderr.String(), "USAGE") {
-			t.Errorf("envvault %v printed no usage:\n%s", args, in.stderr.String())
+		if !strings.Contains(in.stdout.String(), "USAGE") {
+			t.Errorf("envvault %v printed no usage:\n%s", args, in.stdout.String())
 		}
 	}
 	in, _ := start(t, nil, "audit", "prune", "--help")
 	for _, want := range []string{"-older-than", "2555d", "DATABASE_MIGRATE_URL"} {
-		if !strings.Contains(in.stderr.String(), want) {
+		if !strings.Contains(in.stdout.String(), want) {
 			t.Errorf("audit prune --help does not mention %s", want)
 		}
 	}
-	if in, _ := start(t, nil, "--help"); !strings.Contains(in.stderr.String(), "audit") {
+	if in, _ := start(t, nil, "--help"); !strings.Contains(in.stdout.String(), "audit") {
 		t.Errorf("envvault --help does not list audit")
 	}
 }

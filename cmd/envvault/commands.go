@@ -24,26 +24,40 @@ var errUsage = errors.New("no command given (see envvault --help)")
 // commands is the root command, holding every command in the order of
 // `envvault --help`.
 func (m *Main) commands() *ffcli.Command {
-	return m.group(&ffcli.Command{
+	root := m.group(&ffcli.Command{
 		Name:       "envvault",
 		ShortUsage: "envvault <command> [flags]",
 		ShortHelp:  "envvault keeps secrets encrypted and gives each agent profile the ones granted to it",
 		LongHelp: `Start here:   envvault dev         (a development vault in ./data, no setup)
 Production:   envvault serve       (needs ENCRYPTION_KEY; DATABASE_URL for PostgreSQL)
-Run "envvault <command> --help" for the flags of a command.`,
+Client:       envvault login, then envvault secrets set NAME < value-file`,
 		Subcommands: []*ffcli.Command{
+			// Client commands (help.go: commandGroups lists each group).
+			m.loginCommand(),
+			m.logoutCommand(),
+			m.remoteSecretsCommand(),
+			m.profilesCommand(),
+			m.tasksCommand(),
+			// Server-side commands.
 			m.devCommand(),
 			m.serveCommand(),
 			m.migrateCommand(),
 			m.runnerCommand(),
 			m.userCommand(),
 			m.keysCommand(),
-			m.secretsCommand(),
+			m.adminCommand(),
 			m.auditCommand(),
 			m.keygenCommand(),
 			m.benchCommand(),
+			// Other commands.
+			m.helpCommand(),
+			m.versionCommand(),
+			m.completionCommand(),
 		},
 	})
+	m.rootFlags(root)
+	m.prepareHelp(root)
+	return root
 }
 
 // envVars are the options of a command whose flags may also be given as
@@ -113,7 +127,7 @@ func (m *Main) group(cmd *ffcli.Command) *ffcli.Command {
 		case len(args) > 0:
 			return fmt.Errorf("unknown command \"%s %s\" (see %s --help)", cmd.Name, args[0], path)
 		}
-		fmt.Fprint(m.Stderr, ffcli.DefaultUsageFunc(cmd))
+		fmt.Fprint(m.Stderr, usage(cmd, path))
 		return errUsage
 	}
 	return cmd

@@ -65,6 +65,10 @@ type Config struct {
 
 	Bench benchConfig // envvault bench (bench.go)
 
+	// Client is what the client commands (secrets, profiles, tasks,
+	// login), help, version and completion were told (remote.go).
+	Client clientConfig
+
 	// secrets import FILE, secrets list.
 	ImportFile string   // secrets import FILE
 	UserID     string   // --user
@@ -110,11 +114,20 @@ func (redacted) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil
 // flag.ErrHelp (wrapped) after printing help for -h/--help.
 func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	root := m.commands()
-	if err := root.Parse(args); err != nil {
-		return err
+	err := root.Parse(args)
+	if err == nil {
+		// The Exec functions only record what was selected; Run does the work.
+		err = root.Run(ctx)
 	}
-	// The Exec functions only record what was selected; Run does the work.
-	if err := root.Run(ctx); err != nil {
+	switch {
+	case errors.Is(err, flag.ErrHelp) && m.helpFor != nil:
+		// Help goes to stdout (envvault --help | less), with exit 0.
+		fmt.Fprint(m.Stdout, usage(m.helpFor, m.helpPath))
+		return err
+	case err != nil && m.helpFor != nil:
+		// A flag error: the flag package asked for the usage.
+		return usageError(fmt.Errorf("%w (see %s --help)", err, m.helpPath))
+	case err != nil:
 		return err
 	}
 	if err := m.readEnv(); err != nil {
@@ -195,7 +208,10 @@ func logFlags(fs *flag.FlagSet, c *Config, format string) {
 // Errors name the variable, never its value.
 func (m *Main) readEnv() error {
 	c := &m.Config
-	if c.Command == cmdKeygen || c.Command == cmdBench {
+	if c.Client.remote {
+		return m.readClientEnv()
+	}
+	if c.Client.local || c.Command == cmdKeygen || c.Command == cmdBench {
 		return nil // neither opens a store nor needs a key
 	}
 	if c.Command == cmdDev || c.Command == cmdServe || c.Command == cmdRunner || c.Command == cmdSecretsImport {

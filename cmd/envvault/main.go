@@ -24,6 +24,7 @@ import (
 	"time"
 
 	dockerclient "github.com/docker/docker/client"
+	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/seal"
@@ -38,12 +39,12 @@ func main() {
 		os.Exit(0)
 	} else if err != nil {
 		fmt.Fprintf(os.Stderr, "envvault: %v\n", err)
-		os.Exit(2)
+		os.Exit(exitCode(err, exitUsage))
 	}
 	if err := m.Run(ctx); err != nil {
 		_ = m.Close()
 		fmt.Fprintf(os.Stderr, "envvault: %v\n", err)
-		os.Exit(1)
+		os.Exit(exitCode(err, exitFailure))
 	}
 	err := m.Wait(ctx)
 	// A second signal during shutdown kills the process the default way.
@@ -63,6 +64,9 @@ func main() {
 type Main struct {
 	Config Config
 
+	// Stdin gives the client commands a secret's value or a token, never
+	// their arguments.
+	Stdin io.Reader
 	// Stdout gets what a command prints for the user (the dev banner, the
 	// new token of `user create`, a new key); Stderr gets the logs.
 	Stdout io.Writer
@@ -86,6 +90,11 @@ type Main struct {
 	listener net.Listener
 	serveErr chan error
 
+	// helpFor is the command whose help was asked for (-h, --help), and
+	// helpPath its full name; ParseFlags prints it.
+	helpFor  *ffcli.Command
+	helpPath string
+
 	stopWorker context.CancelFunc
 	workerDone chan error
 }
@@ -93,7 +102,7 @@ type Main struct {
 // NewMain returns a Main that talks to the process's stdout, stderr and
 // environment.
 func NewMain() *Main {
-	return &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	return &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 }
 
 // Addr returns the address the server listens on, with the real port when
@@ -126,8 +135,15 @@ func (m *Main) Run(ctx context.Context) error {
 		cmdAuditVerify:   m.runAuditVerify,
 		cmdAuditPrune:    m.runAuditPrune,
 		cmdBench:         m.runBench,
+		cmdHelp:          m.runHelp,
+		cmdVersion:       m.runVersion,
+		cmdCompletion:    m.runCompletion,
+		cmdLogout:        m.runLogout,
 	}[m.Config.Command]
 	if run == nil {
+		if ok, err := m.runRemote(ctx); ok {
+			return err
+		}
 		return fmt.Errorf("no command: run envvault --help")
 	}
 	return run(ctx)

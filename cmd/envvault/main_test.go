@@ -362,25 +362,25 @@ func TestHelp(t *testing.T) {
 		if !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("envvault %v: error %v, want flag.ErrHelp", args, err)
 		}
-		if !strings.Contains(in.stderr.String(), "USAGE") {
-			t.Errorf("envvault %v printed no usage:\n%s", args, in.stderr.String())
+		if !strings.Contains(in.stdout.String(), "USAGE") {
+			t.Errorf("envvault %v printed no usage:\n%s", args, in.stdout.String())
 		}
 	}
 	in, _ := start(t, nil, "serve", "--help")
 	for _, want := range []string{"-addr", "-data-dir", "-max-secrets", "-body-limit", "-log-format", "ENCRYPTION_KEY_FILE", "DATABASE_URL",
 		"-baseline-env-file", "-locked-names", "BASELINE_LOCKED_NAMES", "-allow-names", "-worker-id", "-no-worker"} {
-		if !strings.Contains(in.stderr.String(), want) {
+		if !strings.Contains(in.stdout.String(), want) {
 			t.Errorf("serve --help does not mention %s", want)
 		}
 	}
 	in, _ = start(t, nil, "runner", "--help")
 	for _, want := range []string{"-baseline-env-file", "-locked-names", "-worker-id", "DATABASE_URL", "DOCKER_HOST"} {
-		if !strings.Contains(in.stderr.String(), want) {
+		if !strings.Contains(in.stdout.String(), want) {
 			t.Errorf("runner --help does not mention %s", want)
 		}
 	}
-	if strings.Contains(in.stderr.String(), "\n  -no-worker") || strings.Contains(in.stderr.String(), "\n  -addr") {
-		t.Errorf("runner --help offers --no-worker or --addr:\n%s", in.stderr.String())
+	if strings.Contains(in.stdout.String(), "\n  --no-worker") || strings.Contains(in.stdout.String(), "\n  --addr") {
+		t.Errorf("runner --help offers --no-worker or --addr:\n%s", in.stdout.String())
 	}
 	if _, err := start(t, nil); !errors.Is(err, errUsage) {
 		t.Errorf("envvault without a command: %v, want errUsage", err)

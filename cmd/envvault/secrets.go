@@ -19,8 +19,8 @@ import (
 
 // The secrets commands.
 const (
-	cmdSecretsImport = "secrets import"
-	cmdSecretsList   = "secrets list"
+	cmdSecretsImport = "admin secrets import"
+	cmdSecretsList   = "admin secrets list"
 )
 
 // secretsEnvFlags are the flags of the secrets commands that, as in every
@@ -29,12 +29,24 @@ const (
 // in every shell.
 var secretsEnvFlags = []string{"data-dir", "log-format", "log-level", "allow-names", "locked-names"}
 
-// secretsCommand is `envvault secrets`: import and list. They take the
-// store and key settings serve takes.
+// adminCommand is `envvault admin`: the secrets commands that run on the
+// server, on the store with the master key, for any user. A user's own
+// secrets are the client's `envvault secrets` (secrets_remote.go).
+func (m *Main) adminCommand() *ffcli.Command {
+	return m.group(&ffcli.Command{
+		Name:        "admin",
+		ShortUsage:  "envvault admin secrets import|list [flags]",
+		ShortHelp:   "on the server, for any user: import secrets from a dotenv file, list them (store and master key)",
+		Subcommands: []*ffcli.Command{m.secretsCommand()},
+	})
+}
+
+// secretsCommand is `envvault admin secrets`: import and list. They take
+// the store and key settings serve takes.
 func (m *Main) secretsCommand() *ffcli.Command {
 	return m.group(&ffcli.Command{
 		Name:        "secrets",
-		ShortUsage:  "envvault secrets import|list [flags]",
+		ShortUsage:  "envvault admin secrets import|list [flags]",
 		ShortHelp:   "import a user's secrets from a dotenv file; list their names",
 		Subcommands: []*ffcli.Command{m.secretsImportCommand(), m.secretsListCommand()},
 	})
@@ -65,7 +77,7 @@ func (m *Main) secretsImportCommand() *ffcli.Command {
 		return nil
 	})
 	return m.secretsLeaf(c, fs, &ffcli.Command{
-		ShortUsage: "envvault secrets import FILE.env --user usr_… --scope all|agents [--profile prof_…]...",
+		ShortUsage: "envvault admin secrets import FILE.env --user NAME-or-ID --scope all|agents [--profile prof_…]...",
 		ShortHelp:  "create or update many secrets from a dotenv file, all or nothing",
 		LongHelp: `Creates or updates the user's secrets from the NAME=value lines of a dotenv
 file (the grammar of --baseline-env-file, in the README), in one transaction:
@@ -81,14 +93,14 @@ new version, the old value kept in its history.
 Values are never printed. ` + envHelp + " --user, --scope and\n--profile are only ever flags.\n\n" + keyHelp,
 		Exec: func(_ context.Context, args []string) error {
 			if len(args) == 0 {
-				return errors.New("envvault secrets import needs a FILE: envvault secrets import app.env --user usr_… --scope all")
+				return errors.New("envvault admin secrets import needs a FILE: envvault admin secrets import app.env --user alice --scope all")
 			}
 			c.ImportFile = args[0]
 			if err := m.selectSecrets(fs, c, args[1:]); err != nil {
 				return err
 			}
 			if c.Scope == "" {
-				return errors.New("envvault secrets import needs --scope all or --scope agents")
+				return errors.New("envvault admin secrets import needs --scope all or --scope agents")
 			}
 			return nil
 		},
@@ -100,7 +112,7 @@ func (m *Main) secretsListCommand() *ffcli.Command {
 	c, fs := m.newCommand(cmdSecretsList, "text")
 	userFlag(fs, c)
 	return m.secretsLeaf(c, fs, &ffcli.Command{
-		ShortUsage: "envvault secrets list --user usr_… [flags]",
+		ShortUsage: "envvault admin secrets list --user NAME-or-ID [flags]",
 		ShortHelp:  "list a user's secrets: names, scopes and profiles, never values",
 		LongHelp:   "Prints a table of the user's secrets: name, scope, the profiles an `agents`\nsecret is granted to (by name), version, last change and id. Never a value.\n\n" + envHelp + "\n\n" + keyHelp,
 		Exec: func(_ context.Context, args []string) error {

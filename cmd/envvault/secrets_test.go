@@ -39,7 +39,7 @@ func newSecretsStore(t *testing.T, ms migratedStore) secretsStore {
 // run runs `envvault secrets args… <store flags>`.
 func (s secretsStore) run(t *testing.T, args ...string) (*instance, error) {
 	t.Helper()
-	return start(t, s.env, append(append([]string{"secrets"}, args...), s.args...)...)
+	return start(t, s.env, append(append([]string{"admin", "secrets"}, args...), s.args...)...)
 }
 
 func (s secretsStore) mustRun(t *testing.T, args ...string) string {
