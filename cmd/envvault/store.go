@@ -56,8 +56,8 @@ func (m *Main) openStore(ctx context.Context) (db, int, error) {
 		}
 		return db, n, nil
 	}
-	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
-		return nil, 0, fmt.Errorf("create data directory (--data-dir, DATA_DIR): %w", err)
+	if err := m.prepareDataDir(); err != nil {
+		return nil, 0, err
 	}
 	path := filepath.Join(m.Config.DataDir, sqliteFile)
 	db, err := sqlite.Open(ctx, path)
@@ -65,6 +65,7 @@ func (m *Main) openStore(ctx context.Context) (db, int, error) {
 		return nil, 0, fmt.Errorf("open SQLite %s: %w", path, err)
 	}
 	m.store = db
+	m.tightenSQLiteFiles()
 	n, err := db.Migrate(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("migrate SQLite %s: %w", path, err)
@@ -182,9 +183,7 @@ func (m *Main) devKey(path string, create bool) (key []byte, created bool, err e
 	if err != nil {
 		return nil, false, fmt.Errorf("read development key: %w", err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		m.logger.Warn("the development key is readable by other users: chmod 600 it", "path", path, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
-	}
+	m.tighten(path, dataFileMode)
 	key, err = parseKey("development key "+path, string(b))
 	if err != nil {
 		return nil, false, err
