@@ -21,8 +21,8 @@ var errNoToken = &vault.Error{Code: vault.EUNAUTHORIZED, Message: "missing or in
 
 // authenticate lets a request through only with one header
 // "Authorization: Bearer <token>" naming a valid token, and puts the user
-// id and token id in its context. Otherwise it answers 401, with one
-// message for every cause.
+// id, token id and scope in its context. Otherwise it answers 401, with
+// one message for every cause.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
@@ -30,13 +30,14 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok {
 			return errNoToken
 		}
-		userID, tokenID, err := s.svc.Authenticate(req.Context(), token)
+		cred, err := s.svc.AuthenticateToken(req.Context(), token)
 		if err != nil {
 			return err // EUNAUTHORIZED is 401; anything else is logged and 500
 		}
-		ctx := context.WithValue(req.Context(), ctxUserID, userID)
-		ctx = context.WithValue(ctx, ctxTokenID, tokenID)
-		ctx = withUser(ctx, userID, tokenID)
+		ctx := context.WithValue(req.Context(), ctxUserID, cred.UserID)
+		ctx = context.WithValue(ctx, ctxTokenID, cred.TokenID)
+		ctx = context.WithValue(ctx, scopeKey{}, cred.Scope)
+		ctx = withUser(ctx, cred.UserID, cred.TokenID)
 		c.SetRequest(req.WithContext(ctx))
 		return next(c)
 	}

@@ -36,6 +36,7 @@ var statusOf = map[string]int{
 	vault.ENOTFOUND:     http.StatusNotFound,
 	vault.ECONFLICT:     http.StatusConflict,
 	vault.EUNAUTHORIZED: http.StatusUnauthorized,
+	vault.EFORBIDDEN:    http.StatusForbidden,
 	vault.ELIMIT:        http.StatusTooManyRequests,
 	vault.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	vault.EINTERNAL:     http.StatusInternalServerError,

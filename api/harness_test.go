@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -114,7 +115,8 @@ type testEnv struct {
 type envOptions struct {
 	maxSecrets int
 	bodyLimit  int64
-	setup      func(*Server) // runs before the HTTP server starts
+	setup      func(*Server)    // runs before the HTTP server starts
+	now        func() time.Time // the service's clock; time.Now if nil
 }
 
 func newTestEnv(t *testing.T, opts ...envOptions) *testEnv {
@@ -125,7 +127,7 @@ func newTestEnv(t *testing.T, opts ...envOptions) *testEnv {
 	}
 	dbPath := filepath.Join(t.TempDir(), "v.db")
 	db := testvault.MustSQLite(t, dbPath)
-	svc := testvault.MustService(t, db, vault.Options{MaxSecrets: o.maxSecrets})
+	svc := testvault.MustService(t, db, vault.Options{MaxSecrets: o.maxSecrets, Now: o.now})
 	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := NewServer(Config{Service: svc, Logger: logger, BodyLimit: o.bodyLimit})
@@ -325,7 +327,7 @@ func (e *testEnv) checkErrorShape(req *http.Request, r *response) {
 
 // codeOfStatus is the one error code each status carries.
 var codeOfStatus = map[int]string{
-	400: codeMalformedJSON, 401: vault.EUNAUTHORIZED, 404: vault.ENOTFOUND, 405: codeMethodNotAllowed,
+	400: codeMalformedJSON, 401: vault.EUNAUTHORIZED, 403: vault.EFORBIDDEN, 404: vault.ENOTFOUND, 405: codeMethodNotAllowed,
 	409: vault.ECONFLICT, 413: codeBodyTooLarge, 415: codeUnsupportedMediaType, 422: vault.EINVALID,
 	429: vault.ELIMIT, 500: vault.EINTERNAL, 503: codeUnavailable,
 }

@@ -71,41 +71,48 @@ func (s *Server) Handler() http.Handler { return s.echo }
 func (s *Server) routes() {
 	s.healthRoutes(s.echo)
 	s.openapiRoutes(s.echo)
-	s.v1 = authed{group: s.echo.Group("/v1"), auth: s.authenticate}
+	s.v1 = authed{group: s.echo.Group("/v1"), auth: s.authenticate, scope: s.checkScope}
 	s.secretRoutes(s.v1)
 	s.historyRoutes(s.v1)
 	s.profileRoutes(s.v1)
 	s.taskRoutes(s.v1)
 	s.auditRoutes(s.v1)
+	s.tokenRoutes(s.v1)
 }
 
-// authed registers routes on a group, each behind the auth middleware.
-// (Group-level middleware would do, but echo then adds a catch-all route
-// to the group that answers 404 where 405 is right.)
+// authed registers routes on a group, each behind the auth middleware
+// and then the scope check (scopes.go). (Group-level middleware would do,
+// but echo then adds a catch-all route to the group that answers 404
+// where 405 is right.)
 type authed struct {
 	group *echo.Group
 	auth  echo.MiddlewareFunc
+	scope echo.MiddlewareFunc
 }
 
 // GET registers an authenticated GET route.
-func (a authed) GET(path string, h echo.HandlerFunc) *echo.Route { return a.group.GET(path, h, a.auth) }
+func (a authed) GET(path string, h echo.HandlerFunc) *echo.Route {
+	return a.group.GET(path, h, a.auth, a.scope)
+}
 
 // POST registers an authenticated POST route.
 func (a authed) POST(path string, h echo.HandlerFunc) *echo.Route {
-	return a.group.POST(path, h, a.auth)
+	return a.group.POST(path, h, a.auth, a.scope)
 }
 
 // PUT registers an authenticated PUT route.
-func (a authed) PUT(path string, h echo.HandlerFunc) *echo.Route { return a.group.PUT(path, h, a.auth) }
+func (a authed) PUT(path string, h echo.HandlerFunc) *echo.Route {
+	return a.group.PUT(path, h, a.auth, a.scope)
+}
 
 // PATCH registers an authenticated PATCH route.
 func (a authed) PATCH(path string, h echo.HandlerFunc) *echo.Route {
-	return a.group.PATCH(path, h, a.auth)
+	return a.group.PATCH(path, h, a.auth, a.scope)
 }
 
 // DELETE registers an authenticated DELETE route.
 func (a authed) DELETE(path string, h echo.HandlerFunc) *echo.Route {
-	return a.group.DELETE(path, h, a.auth)
+	return a.group.DELETE(path, h, a.auth, a.scope)
 }
 
 // writeJSON answers status with v as JSON. It marshals first, so a failure

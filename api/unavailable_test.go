@@ -56,6 +56,9 @@ var unavailableBodies = map[string]string{
 	"GET /v1/secrets":                "",
 	"GET /v1/profiles":               "",
 	"GET /v1/audit":                  "",
+	"GET /v1/tokens":                 "",
+	"POST /v1/tokens":                `{"name":"n","scope":"read"}`,
+	"DELETE /v1/tokens/{id}":         "",
 }
 
 // TestStoreUnavailable cuts the connection to PostgreSQL and calls every
@@ -68,6 +71,7 @@ func TestStoreUnavailable(t *testing.T) {
 	_, tok := e.newUser("alice")
 	sid := e.mustCreate("/v1/secrets", tok, `{"name":"KEEP","value":"v"}`)
 	pid := e.mustCreate("/v1/profiles", tok, `{"name":"p","image":"img"}`)
+	spare := e.newToken(tok, "spare", "read")
 
 	proxy.Cut()
 	calls := 0
@@ -86,6 +90,9 @@ func TestStoreUnavailable(t *testing.T) {
 			id := sid
 			if strings.HasPrefix(path, "/v1/profiles/") {
 				id = pid
+			}
+			if strings.HasPrefix(path, "/v1/tokens/") {
+				id = spare.ID
 			}
 			r := e.call(method, strings.ReplaceAll(path, "{id}", id), tok, body)
 			calls++
@@ -118,4 +125,7 @@ func TestStoreUnavailable(t *testing.T) {
 	}
 	want(t, e.call("GET", "/v1/secrets/"+sid, tok, ""), http.StatusOK, "")
 	want(t, e.call("GET", "/v1/profiles/"+pid, tok, ""), http.StatusOK, "")
+	if l, _ := e.listTokens(tok); len(l) != 2 || l[1].ID != spare.ID {
+		t.Errorf("after the cut the user has tokens %+v, want the initial one and spare", l)
+	}
 }

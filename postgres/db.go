@@ -26,7 +26,8 @@ import (
 // DB is a vault.Store on a PostgreSQL database.
 type DB struct {
 	pool   *pgxpool.Pool
-	linker linker // the link passes of this process (audit_link.go)
+	linker linker    // the link passes of this process (audit_link.go)
+	feed   tokenFeed // revoked tokens, told to the token caches (token_feed.go)
 }
 
 var _ vault.Store = (*DB)(nil)
@@ -76,6 +77,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close releases the pool's connections.
 func (db *DB) Close() error {
+	db.stopFeed()
 	db.pool.Close()
 	return nil
 }

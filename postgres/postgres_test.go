@@ -228,7 +228,7 @@ func TestUnknownUser(t *testing.T) {
 	})
 	wantCode(t, err, vault.ENOTFOUND)
 	err = db.CreateToken(ctx, &vault.Token{ID: vault.NewID(vault.PrefixToken), UserID: vault.NewID(vault.PrefixUser),
-		Hash: make([]byte, 32), CreatedAt: time.Now().UTC()})
+		Name: "t", Scope: vault.TokenFull, Hash: make([]byte, 32), CreatedAt: time.Now().UTC()})
 	wantCode(t, err, vault.ENOTFOUND)
 	_, err = db.Token(ctx, vault.NewID(vault.PrefixToken))
 	wantCode(t, err, vault.ENOTFOUND)

@@ -85,6 +85,7 @@ var ownerOf = map[string]string{
 	"tasks":           "user_id",
 	"task_logs":       "(SELECT t.user_id FROM tasks t WHERE t.id = task_logs.task_id)",
 	"audit_events":    "user_id",
+	"sessions":        "user_id",
 }
 
 // noPolicy are the tables that hold no user's data and have no policy.
@@ -138,6 +139,8 @@ func seedTwoUsers(t *testing.T, d *rlsDB) twoUsers {
 			(secret_id, user_id, version, name, sealed_value, sealed_key, master_key_id, replaced_at)
 		SELECT id, user_id, 1, name, sealed_value, sealed_key, master_key_id, now() FROM secrets
 		ON CONFLICT DO NOTHING`)
+	superExec(t, d.Super, `INSERT INTO sessions (id, user_id, token_id, created_at, last_seen_at, expires_at)
+		SELECT 'seed-' || id, user_id, id, now(), now(), now() + interval '1 hour' FROM tokens`)
 	return u
 }
 

@@ -51,28 +51,3 @@ func (db *DB) CreateToken(ctx context.Context, t *vault.Token, events ...*vault.
 type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
-
-func insertToken(ctx context.Context, db execer, t *vault.Token) error {
-	_, err := db.Exec(ctx, `INSERT INTO tokens (id, user_id, hash, created_at) VALUES ($1, $2, $3, $4)`,
-		t.ID, t.UserID, t.Hash, t.CreatedAt)
-	if err != nil {
-		return fmt.Errorf("insert token: %w", convert(err))
-	}
-	return nil
-}
-
-// Token returns a token by id. Returns ENOTFOUND if it does not exist.
-// Its user is not known yet: it reads in system mode.
-func (db *DB) Token(ctx context.Context, id string) (*vault.Token, error) {
-	var t vault.Token
-	err := db.systemBatch(ctx, func(b *pgx.Batch) {
-		b.Queue(`SELECT id, user_id, hash, created_at FROM tokens WHERE id = $1`, id).QueryRow(func(row pgx.Row) error {
-			return row.Scan(&t.ID, &t.UserID, &t.Hash, &t.CreatedAt)
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read token %s: %w", id, convertNotFound(err, "token"))
-	}
-	t.CreatedAt = t.CreatedAt.UTC()
-	return &t, nil
-}

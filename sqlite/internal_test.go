@@ -95,7 +95,7 @@ func TestTakenIDIsAnIDConflict(t *testing.T) {
 	db := openMigrated(t)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	u := &vault.User{ID: vault.NewID(vault.PrefixUser), Name: "alice", CreatedAt: now}
-	if err := db.CreateUser(t.Context(), u, &vault.Token{ID: vault.NewID(vault.PrefixToken), UserID: u.ID, Hash: make([]byte, 32), CreatedAt: now}); err != nil {
+	if err := db.CreateUser(t.Context(), u, &vault.Token{ID: vault.NewID(vault.PrefixToken), UserID: u.ID, Name: "t", Scope: vault.TokenFull, Hash: make([]byte, 32), CreatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
 	p := &vault.Profile{ID: vault.NewID(vault.PrefixProfile), UserID: u.ID, Name: "p", Image: "alpine", CreatedAt: now, UpdatedAt: now}
@@ -135,7 +135,7 @@ func TestGrantToAnotherUsersProfileIsRefusedBySchema(t *testing.T) {
 	var profiles [2]*vault.Profile
 	for i := range users {
 		u := &vault.User{ID: vault.NewID(vault.PrefixUser), Name: "u", CreatedAt: now}
-		if err := db.CreateUser(t.Context(), u, &vault.Token{ID: vault.NewID(vault.PrefixToken), UserID: u.ID, Hash: make([]byte, 32), CreatedAt: now}); err != nil {
+		if err := db.CreateUser(t.Context(), u, &vault.Token{ID: vault.NewID(vault.PrefixToken), UserID: u.ID, Name: "t", Scope: vault.TokenFull, Hash: make([]byte, 32), CreatedAt: now}); err != nil {
 			t.Fatal(err)
 		}
 		users[i] = u.ID

@@ -48,25 +48,3 @@ func (db *DB) CreateToken(ctx context.Context, t *vault.Token, events ...*vault.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
-
-func insertToken(ctx context.Context, e execer, t *vault.Token) error {
-	_, err := e.ExecContext(ctx, `INSERT INTO tokens (id, user_id, hash, created_at) VALUES (?, ?, ?, ?)`,
-		t.ID, t.UserID, t.Hash, micros(t.CreatedAt))
-	if err != nil {
-		return convert(err, "insert token", conflictAs("id", "a token of this id already exists"), foreignKeyAs(notFound("user")))
-	}
-	return nil
-}
-
-// Token returns a token by id. Returns ENOTFOUND if it does not exist.
-func (db *DB) Token(ctx context.Context, id string) (*vault.Token, error) {
-	var t vault.Token
-	var created int64
-	err := db.read.QueryRowContext(ctx, `SELECT id, user_id, hash, created_at FROM tokens WHERE id = ?`, id).
-		Scan(&t.ID, &t.UserID, &t.Hash, &created)
-	if err != nil {
-		return nil, db.unavailable(db.read, convert(err, "read token", noRowsAs(notFound("token"))))
-	}
-	t.CreatedAt = fromMicros(created)
-	return &t, nil
-}

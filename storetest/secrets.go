@@ -43,7 +43,7 @@ func testUsers(t *testing.T, f *fixture) {
 	_, err = f.store.Token(f.ctx, vault.NewID(vault.PrefixToken))
 	wantErr(t, err, vault.ENOTFOUND, "")
 
-	err = f.store.CreateUser(f.ctx, u, &vault.Token{ID: vault.NewID(vault.PrefixToken), UserID: u.ID, Hash: make([]byte, 32), CreatedAt: u.CreatedAt})
+	err = f.store.CreateUser(f.ctx, u, &vault.Token{ID: vault.NewID(vault.PrefixToken), UserID: u.ID, Name: "t", Scope: vault.TokenFull, Hash: make([]byte, 32), CreatedAt: u.CreatedAt})
 	wantErr(t, err, vault.ECONFLICT, "")
 }
 

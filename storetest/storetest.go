@@ -82,6 +82,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Rotation", rotationTests},
 		{"Audit", auditTests},
 		{"Import", importTests},
+		{"Tokens", tokenTests},
 	} {
 		t.Run(s.name, func(t *testing.T) { run(t, newHarness, s.tests) })
 	}

@@ -25,6 +25,7 @@ const (
 	ActionProfileUpdate  = "profile.update"
 	ActionProfileDelete  = "profile.delete"
 	ActionTokenCreate    = "token.create"
+	ActionTokenRevoke    = "token.revoke"
 	ActionUserCreate     = "user.create"
 	ActionAuthFailed     = "auth.failed"
 	ActionTaskRelease    = "task.release"
@@ -35,7 +36,7 @@ const (
 var AuditActions = []string{
 	ActionAuditPrune, ActionAuthFailed, ActionProfileCreate, ActionProfileDelete, ActionProfileUpdate,
 	ActionSecretCreate, ActionSecretDelete, ActionSecretRollback, ActionSecretUpdate,
-	ActionTaskRelease, ActionTokenCreate, ActionUserCreate,
+	ActionTaskRelease, ActionTokenCreate, ActionTokenRevoke, ActionUserCreate,
 }
 
 // Audit target types.

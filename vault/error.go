@@ -13,6 +13,7 @@ const (
 	ENOTFOUND     = "not_found"    // no such object for this user (404)
 	ECONFLICT     = "conflict"     // the write collides with existing state (409)
 	EUNAUTHORIZED = "unauthorized" // missing or bad credentials (401)
+	EFORBIDDEN    = "forbidden"    // the credential is good but its scope does not allow this (403)
 	ELIMIT        = "too_many"     // the user has as much pending as allowed: retry later (429)
 	EUNAVAILABLE  = "unavailable"  // the store cannot be reached now: nothing was done, retry later (503)
 	EINTERNAL     = "internal"     // anything unexpected (500)

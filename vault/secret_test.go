@@ -82,7 +82,7 @@ func TestConflictsWith(t *testing.T) {
 }
 
 func TestTokenSplitAndMatch(t *testing.T) {
-	tok, whole := newToken("usr_x", time.Time{})
+	tok, whole := newToken("usr_x", TokenSpec{Name: "t", Scope: TokenFull}, time.Time{})
 	id, secret, ok := splitToken(whole)
 	if !ok || id != tok.ID || !tok.matches(secret) || tok.matches(secret+"x") {
 		t.Fatalf("token %q does not round-trip", whole)

@@ -71,6 +71,7 @@ func NewService(store Store, keys *seal.Keyring, opts Options) *Service {
 		s.now = time.Now
 	}
 	s.tokens = newTokenCache(opts.TokenCacheTTL, TokenCacheSize, s.now)
+	s.watchTokens()
 	s.sandbox = opts.Sandbox.withDefaults()
 	return s
 }

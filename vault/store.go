@@ -71,6 +71,8 @@ type Store interface {
 
 	// The audit trail outside user transactions (audit.go).
 	AuditStore
+	// Tokens outside a user's transaction (token.go).
+	TokenStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -83,6 +85,8 @@ type Store interface {
 type Tx interface {
 	// The audit trail inside the user's transaction (audit.go).
 	AuditTx
+	// The user's API tokens (token.go).
+	TokenTx
 
 	// LockUser takes the user's lock, held until the transaction ends: the
 	// writes whose rule counts the user's secrets (a create, an import)

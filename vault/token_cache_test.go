@@ -18,11 +18,11 @@ func TestTokenCacheBounded(t *testing.T) {
 		return &Token{ID: fmt.Sprintf("tok_%d", i), UserID: "usr_1", Hash: sum[:]}
 	}
 	for i := range 50 {
-		c.put(tok(i))
+		c.put(tok(i), 0)
 	}
 	now = now.Add(2 * time.Minute) // the first 50 expire
 	for i := 50; i < 250; i++ {
-		c.put(tok(i))
+		c.put(tok(i), 0)
 		if len(c.m) > 100 {
 			t.Fatalf("%d entries after %d puts, want at most 100", len(c.m), i+1)
 		}
@@ -33,7 +33,7 @@ func TestTokenCacheBounded(t *testing.T) {
 		}
 	}
 	last := tok(249)
-	if user, ok := c.user(last.ID, [32]byte(last.Hash)); !ok || user != "usr_1" {
-		t.Fatalf("the token put last: %q, %v", user, ok)
+	if e, ok := c.get(last.ID, [32]byte(last.Hash)); !ok || e.userID != "usr_1" {
+		t.Fatalf("the token put last: %q, %v", e.userID, ok)
 	}
 }
