@@ -9,6 +9,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/envvault/envvault/metrics"
 )
 
 // maxRequestIDLen bounds a request id a client sends; a longer one, or one
@@ -73,6 +75,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		req := c.Request()
+		metrics.SetRoute(req.Context(), c.Path())
 		s.logger(c).LogAttrs(req.Context(), slog.LevelInfo, "request",
 			slog.String("method", truncate(req.Method, 20)),
 			slog.String("path", truncate(req.URL.Path, 200)),

@@ -67,7 +67,7 @@ func (o *Orchestrator) storeLogs(ctx context.Context, taskID, containerID string
 	defer rc.Close()
 	w := &logWriter{ctx: context.WithoutCancel(ctx), o: o, taskID: taskID}
 	m := mask.NewWriter(w, masked)
-	_, copyErr := io.Copy(m, rc)
+	_, copyErr := io.Copy(timedWriter{w: m, obs: o.observe}, rc)
 	// The masker hands the writer what it held back, the writer stores
 	// what it has batched.
 	err = errors.Join(m.Close(), w.Close())

@@ -47,6 +47,9 @@ type Config struct {
 	// MaxQueuedPerUser is how many queued tasks one user may have;
 	// DefaultMaxQueuedPerUser if 0. CreateTask refuses more (ELIMIT).
 	MaxQueuedPerUser int
+	// Observer is told what the worker measures (observe.go); nil tells
+	// no one.
+	Observer Observer
 }
 
 // Orchestrator creates, runs, observes, stops and recovers tasks.
@@ -59,6 +62,7 @@ type Orchestrator struct {
 	log      *slog.Logger
 	poll     time.Duration
 	now      func() time.Time
+	observe  Observer
 
 	maxQueued int
 	slots     slots // guarded by mu
@@ -75,7 +79,7 @@ type Orchestrator struct {
 func New(c Config) *Orchestrator {
 	o := &Orchestrator{
 		vault: c.Vault, store: c.Store, runner: c.Runner, baseline: c.Baseline,
-		worker: c.Worker, log: c.Logger, poll: c.Poll, now: time.Now,
+		worker: c.Worker, log: c.Logger, poll: c.Poll, now: time.Now, observe: observerOr(c.Observer),
 		wake: make(chan struct{}, 1), changed: make(chan struct{}), running: map[string]chan struct{}{},
 		maxQueued: c.MaxQueuedPerUser, slots: newSlots(c.MaxRunning, c.UserSharePercent),
 	}

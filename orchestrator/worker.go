@@ -276,6 +276,9 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 		o.remove(id, o.log)
 		return "", nil, fmt.Errorf("record start: %w", err)
 	}
+	if t.Attempt <= 1 {
+		o.observe.TaskStarted(now.Sub(t.CreatedAt))
+	}
 	o.notify()
 	return id, masked, nil
 }
@@ -283,7 +286,7 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 // finish records how a task's container ended. A restart request queues
 // the task again; a stop request makes it stopped.
 func (o *Orchestrator) finish(id string, code int, log interface{ Error(string, ...any) }) {
-	_, err := o.store.UpdateTask(context.Background(), id, func(t *Task) error {
+	done, err := o.store.UpdateTask(context.Background(), id, func(t *Task) error {
 		now := o.timestamp()
 		if t.RestartRequested {
 			requeue(t)
@@ -303,6 +306,8 @@ func (o *Orchestrator) finish(id string, code int, log interface{ Error(string, 
 	})
 	if err != nil {
 		log.Error("record task end", "err", err)
+	} else {
+		o.observe.TaskFinished(string(done.Status))
 	}
 	o.notify()
 	o.kick()
@@ -320,6 +325,8 @@ func (o *Orchestrator) fail(id, containerID, reason string, log interface{ Error
 	})
 	if err != nil {
 		log.Error("record task failure", "err", err)
+	} else {
+		o.observe.TaskFinished(string(StatusFailed))
 	}
 	o.notify()
 }

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/envvault/envvault/metrics"
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/vault"
@@ -225,6 +226,9 @@ func (s *server) middleware(next http.Handler) http.Handler {
 			r.Body = http.MaxBytesReader(sw, r.Body, maxFormBytes)
 		}
 		next.ServeHTTP(sw, r)
+		// The mux set the pattern that matched on r: the metrics' route
+		// label, never the path.
+		metrics.SetRoute(r.Context(), r.Pattern)
 	})
 }
 

@@ -36,6 +36,7 @@ type Config struct {
 	Command string // one of the cmd constants
 
 	Addr            string        // --addr, ADDR
+	MetricsAddr     string        // --metrics-addr, METRICS_ADDR (dev, serve, runner; metrics.go)
 	DataDir         string        // --data-dir, DATA_DIR
 	MaxSecrets      int           // --max-secrets, MAX_SECRETS
 	BodyLimit       int64         // --body-limit, BODY_LIMIT (bytes)

@@ -89,6 +89,7 @@ type Main struct {
 	streams  *streams
 	listener net.Listener
 	serveErr chan error
+	metrics  metricsServer // --metrics-addr (metrics.go)
 
 	// helpFor is the command whose help was asked for (-h, --help), and
 	// helpPath its full name; ParseFlags prints it.
@@ -206,6 +207,9 @@ func (m *Main) Close() error {
 		}
 		m.server = nil
 		m.logger.Info("http server stopped")
+	}
+	if err := m.closeMetrics(); err != nil {
+		errs = append(errs, err)
 	}
 	if m.store != nil {
 		if err := m.store.Close(); err != nil {

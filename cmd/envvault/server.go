@@ -146,7 +146,7 @@ func (m *Main) handler(svc *vault.Service, orch *orchestrator.Orchestrator) http
 		mux.Handle(p, apiHandler)
 	}
 	mux.Handle("/", web.New(web.Config{Vault: svc, Keys: m.keys, Orchestrator: orch, Logger: m.logger, Secure: m.Config.SecureCookies}))
-	return m.streams.wrap(mux)
+	return m.streams.wrap(m.metrics.m.Instrument(mux))
 }
 
 // serve listens on --addr and serves h in the background until Close;

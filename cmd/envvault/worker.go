@@ -75,6 +75,7 @@ func (m *Main) newOrchestrator(svc *vault.Service) (*orchestrator.Orchestrator, 
 		MaxRunning:       m.Config.Tasks.MaxRunning,
 		UserSharePercent: m.Config.Tasks.UserShare,
 		MaxQueuedPerUser: m.Config.Tasks.MaxQueuedPerUser,
+		Observer:         m.metrics.m,
 	}), nil
 }
 
@@ -174,6 +175,7 @@ func workerFlags(fs *flag.FlagSet, c *Config, noWorker bool) {
 	})
 	sandboxFlags(fs, c)
 	slotFlags(fs, c)
+	metricsFlag(fs, c)
 	host, _ := os.Hostname()
 	fs.StringVar(&c.WorkerID, "worker-id", host, "name of this process's task worker: unique among the processes sharing a database, and the same across restarts, so that a restart recovers its tasks")
 	if noWorker {
@@ -190,6 +192,9 @@ func (m *Main) openOrchestrator(ctx context.Context) (svc *vault.Service, orch *
 	}
 	svc, fresh, err = m.openService(ctx)
 	if err != nil {
+		return nil, nil, false, err
+	}
+	if err := m.startMetrics(); err != nil {
 		return nil, nil, false, err
 	}
 	orch, err = m.newOrchestrator(svc)

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/envvault/envvault/seal"
+)
+
+// scrape GETs url over real HTTP and returns the body and its families,
+// parsed by the Prometheus text parser.
+func scrape(t *testing.T, url string) (string, map[string]*dto.MetricFamily) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d: %s", url, resp.StatusCode, body)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatalf("parse the scrape of %s: %v\n%s", url, err, body)
+	}
+	return string(body), fams
+}
+
+// wantStatus GETs url and fails unless the answer has status want.
+func wantStatus(t *testing.T, url string, want int) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s: status %d, want %d", url, resp.StatusCode, want)
+	}
+}
+
+// sample returns the value of family name's sample whose labels include
+// want (a counter, gauge, or a histogram's count), and whether there is
+// one.
+func sample(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+	for _, m := range f.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range want {
+			match = match && labels[k] == v
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.GetCounter().GetValue(), true
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.GetHistogram().GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+// wantSample fails unless family name has a sample with labels whose value
+// is at least min.
+func wantSample(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels map[string]string, min float64) float64 {
+	t.Helper()
+	v, ok := sample(fams, name, labels)
+	if !ok {
+		t.Fatalf("no sample of %s with %v", name, labels)
+	}
+	if v < min {
+		t.Fatalf("%s%v = %v, want at least %v", name, labels, v, min)
+	}
+	return v
+}
+
+// labelValues returns every value label takes in family name.
+func labelValues(fams map[string]*dto.MetricFamily, name, label string) []string {
+	var out []string
+	for _, m := range fams[name].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == label {
+				out = append(out, l.GetValue())
+			}
+		}
+	}
+	return out
+}
+
+// serve --metrics-addr: requests, an auth failure, a queued task and the
+// data keys show in a scrape of its own address, parsed by the Prometheus
+// text parser; no label holds an id, a name, a value or a token.
+func TestMetricsScrape(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
+	token := createUser(t, env, "alice", "--data-dir", dir)
+	srv := mustStart(t, env, "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--no-worker", "--data-dir", dir)
+	if srv.m.MetricsAddr() == "" || srv.m.MetricsAddr() == srv.m.Addr() {
+		t.Fatalf("metrics address %q, API address %q", srv.m.MetricsAddr(), srv.m.Addr())
+	}
+	c := &client{t: t, base: srv.url(), token: token}
+
+	const secretName = "CANARY_NAME_7D1E0B"
+	var prof, secret, task struct {
+		ID string `json:"id"`
+	}
+	c.expect(http.StatusCreated, "POST", "/v1/profiles", map[string]any{"name": "canary-profile-5a1c", "image": "alpine:3"}, &prof)
+	c.expect(http.StatusCreated, "POST", "/v1/secrets", map[string]any{"name": secretName, "value": canary}, &secret)
+	c.expect(http.StatusOK, "GET", "/v1/secrets/"+secret.ID, nil, nil)
+	c.expect(http.StatusOK, "GET", "/v1/secrets/"+secret.ID, nil, nil)
+	c.expect(http.StatusNotFound, "GET", "/v1/secrets/sec_doesnotexist1", nil, nil)
+	c.expect(http.StatusAccepted, "POST", "/v1/tasks", map[string]any{"profile_id": prof.ID, "prompt": "canary-prompt-7c3f"}, &task)
+	badToken := "evt_canarybadtokenid.c4n4ry5ecretp4rt"
+	(&client{t: t, base: srv.url(), token: badToken}).expect(http.StatusUnauthorized, "GET", "/v1/secrets", nil, nil)
+	wantStatus(t, srv.url()+"/login", http.StatusOK)
+
+	body, fams := scrape(t, "http://"+srv.m.MetricsAddr()+"/metrics")
+
+	// Presence first: what the absence checks below scan is the scrape.
+	wantSample(t, fams, "envvault_http_requests_total", map[string]string{"route": "/v1/secrets/:id", "method": "GET", "code": "200"}, 2)
+	wantSample(t, fams, "envvault_http_requests_total", map[string]string{"route": "/v1/secrets/:id", "method": "GET", "code": "404"}, 1)
+	wantSample(t, fams, "envvault_http_requests_total", map[string]string{"route": "/v1/secrets", "method": "POST", "code": "201"}, 1)
+	wantSample(t, fams, "envvault_http_requests_total", map[string]string{"route": "/v1/secrets", "method": "GET", "code": "401"}, 1)
+	wantSample(t, fams, "envvault_http_requests_total", map[string]string{"route": "/login", "method": "GET", "code": "200"}, 1)
+	wantSample(t, fams, "envvault_http_request_duration_seconds", map[string]string{"route": "/v1/tasks", "method": "POST", "code": "202"}, 1)
+	wantSample(t, fams, "envvault_auth_failures_total", map[string]string{"reason": "other"}, 1)
+	wantSample(t, fams, "envvault_rate_limited_total", map[string]string{"reason": "other"}, 0)
+	if v := wantSample(t, fams, "envvault_tasks", map[string]string{"state": "queued"}, 1); v != 1 {
+		t.Errorf("envvault_tasks{state=queued} = %v, want 1", v)
+	}
+	if v := wantSample(t, fams, "envvault_task_queue_depth", nil, 1); v != 1 {
+		t.Errorf("envvault_task_queue_depth = %v, want 1", v)
+	}
+	wantSample(t, fams, "envvault_tasks", map[string]string{"state": "running"}, 0)
+	wantSample(t, fams, "envvault_data_keys", map[string]string{"master_key": "current"}, 1)
+	if v, _ := sample(fams, "envvault_data_keys", map[string]string{"master_key": "other"}); v != 0 {
+		t.Errorf("envvault_data_keys{master_key=other} = %v, want 0", v)
+	}
+	wantSample(t, fams, "envvault_store_reachable", nil, 1)
+	for _, name := range []string{"envvault_task_start_latency_seconds", "envvault_tasks_finished_total", "envvault_logs_masked_bytes_total", "envvault_logs_mask_seconds_total", "go_goroutines"} {
+		if fams[name] == nil {
+			t.Errorf("no family %s in the scrape", name)
+		}
+	}
+
+	// Labels only from fixed sets: every route is a template.
+	for _, route := range labelValues(fams, "envvault_http_requests_total", "route") {
+		if route != "unmatched" && (!strings.HasPrefix(route, "/") || strings.ContainsAny(route, "?#_")) {
+			t.Errorf("route label %q is not a template", route)
+		}
+	}
+	for _, secretPart := range []string{canary, secretName, token, badToken, "c4n4ry5ecretp4rt", "canarybadtokenid", secret.ID, prof.ID, task.ID, "canary-profile-5a1c", "canary-prompt-7c3f", "doesnotexist"} {
+		if strings.Contains(body, secretPart) {
+			t.Errorf("the scrape holds %q", secretPart)
+		}
+	}
+
+	// Each listener serves only its own: no metrics on --addr, no API on
+	// --metrics-addr.
+	wantStatus(t, srv.url()+"/metrics", http.StatusNotFound)
+	wantStatus(t, "http://"+srv.m.MetricsAddr()+"/v1/secrets", http.StatusNotFound)
+	wantStatus(t, "http://"+srv.m.MetricsAddr()+"/", http.StatusNotFound)
+}
+
+// runner --metrics-addr serves the worker's metrics; without the flag
+// there is no metrics listener.
+func TestMetricsRunner(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
+	createUser(t, env, "alice", "--data-dir", dir)
+	run := mustStart(t, env, "runner", "--metrics-addr", "127.0.0.1:0", "--data-dir", dir)
+	_, fams := scrape(t, "http://"+run.m.MetricsAddr()+"/metrics")
+	wantSample(t, fams, "envvault_tasks", map[string]string{"state": "queued"}, 0)
+	wantSample(t, fams, "envvault_store_reachable", nil, 1)
+	if fams["envvault_task_start_latency_seconds"] == nil {
+		t.Error("no envvault_task_start_latency_seconds in the runner's scrape")
+	}
+
+	off := mustStart(t, env, "serve", "--addr", "127.0.0.1:0", "--no-worker", "--data-dir", dir)
+	if a := off.m.MetricsAddr(); a != "" {
+		t.Errorf("without --metrics-addr the metrics listen on %s", a)
+	}
+}
