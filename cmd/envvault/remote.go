@@ -188,16 +188,18 @@ func (m *Main) runRemote(ctx context.Context) (ok bool, err error) {
 		return false, nil
 	}
 	if m.Config.Command == cmdLogin {
-		return true, m.runLogin(ctx, nil)
+		// login makes its own client, of the server it is told.
+		err = m.runLogin(ctx, nil)
+	} else {
+		var c *vclient.Client
+		if c, err = m.client(); err != nil {
+			return true, err
+		}
+		err = run(ctx, c)
 	}
-	c, err := m.client()
-	if err != nil {
-		return true, err
-	}
-	err = run(ctx, c)
 	var ae *vclient.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
-		err = &exitError{code: exitAuth, err: fmt.Errorf("%w (the server at %s refused the token: check ENVVAULT_TOKEN or run envvault login)", err, m.Config.Client.URL)}
+		err = &exitError{code: exitAuth, err: fmt.Errorf("%w (the server refused the token: check ENVVAULT_TOKEN, or run envvault login)", err)}
 	}
 	return true, err
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"slices"
 	"strconv"
@@ -177,8 +178,24 @@ func (m *Main) secretsNamed(ctx context.Context, api *vclient.Client, name strin
 	return slices.DeleteFunc(all, func(s vclient.Secret) bool { return s.Name != name }), nil
 }
 
+// selectFlags are --scope and --profile of the commands that pick one
+// secret by name, when the name is held by several.
+func selectFlags(fs *flag.FlagSet, c *Config) {
+	fs.Func("scope", "when NAME names several secrets: the one of scope all, or of scope agents", func(s string) error {
+		if s != "all" && s != "agents" {
+			return errors.New("must be all or agents")
+		}
+		c.Client.Scope = s
+		return nil
+	})
+	fs.Func("profile", "when NAME names several agents secrets: the one granting exactly these profiles (name or id; repeatable)", func(s string) error {
+		c.Client.Profiles = append(c.Client.Profiles, s)
+		return nil
+	})
+}
+
 // secret finds the secret ref names: an id (sec_…), or a name that names
-// exactly one of the user's secrets.
+// exactly one of the user's secrets of --scope and --profile, if given.
 func (m *Main) secret(ctx context.Context, api *vclient.Client, ref string) (*vclient.Secret, error) {
 	if strings.HasPrefix(ref, "sec_") {
 		return api.GetSecret(ctx, ref)
@@ -187,9 +204,21 @@ func (m *Main) secret(ctx context.Context, api *vclient.Client, ref string) (*vc
 	if err != nil {
 		return nil, err
 	}
+	cc := &m.Config.Client
+	if cc.Scope != "" {
+		same = slices.DeleteFunc(same, func(s vclient.Secret) bool { return string(s.Scope) != cc.Scope })
+	}
+	if len(cc.Profiles) > 0 {
+		ids, err := m.profileIDs(ctx, api, cc.Profiles)
+		if err != nil {
+			return nil, err
+		}
+		slices.Sort(ids)
+		same = slices.DeleteFunc(same, func(s vclient.Secret) bool { return !slices.Equal(s.ProfileIds, ids) })
+	}
 	switch len(same) {
 	case 0:
-		return nil, notFoundError(fmt.Errorf("no secret named %s (secrets list shows yours)", ref))
+		return nil, notFoundError(fmt.Errorf("no secret named %s%s (secrets list shows yours)", ref, cc.selection()))
 	case 1:
 		return &same[0], nil
 	}
@@ -197,7 +226,7 @@ func (m *Main) secret(ctx context.Context, api *vclient.Client, ref string) (*vc
 	for _, s := range same {
 		ids = append(ids, fmt.Sprintf("%s (scope %s)", s.Id, s.Scope))
 	}
-	return nil, invalidError(fmt.Errorf("%s names %d secrets: %s; give the id", ref, len(same), strings.Join(ids, ", ")))
+	return nil, invalidError(fmt.Errorf("%s names %d secrets: %s; give the id, or --scope (and --profile)", ref, len(same), strings.Join(ids, ", ")))
 }
 
 // secretsLsCommand is `envvault secrets list`.
@@ -259,8 +288,9 @@ func granted(s vclient.Secret, names map[string]string) string {
 // secretsGetCommand is `envvault secrets get NAME-or-ID`.
 func (m *Main) secretsGetCommand() *ffcli.Command {
 	c, fs := m.remoteCommand(cmdSecretsGet)
+	selectFlags(fs, c)
 	return m.remoteLeaf(c, fs, 1, 1, &ffcli.Command{
-		ShortUsage: "envvault secrets get NAME-or-ID [--json]",
+		ShortUsage: "envvault secrets get NAME-or-ID [--scope all|agents] [--profile NAME-or-ID]... [--json]",
 		ShortHelp:  "show a secret: its name, scope, profiles, version and dates; values are write-only",
 	})
 }
@@ -288,8 +318,9 @@ func (m *Main) runSecretsGet(ctx context.Context, api *vclient.Client) error {
 // secretsDeleteCommand is `envvault secrets delete NAME-or-ID`.
 func (m *Main) secretsDeleteCommand() *ffcli.Command {
 	c, fs := m.remoteCommand(cmdSecretsDelete)
+	selectFlags(fs, c)
 	return m.remoteLeaf(c, fs, 1, 1, &ffcli.Command{
-		ShortUsage: "envvault secrets delete NAME-or-ID [--json]",
+		ShortUsage: "envvault secrets delete NAME-or-ID [--scope all|agents] [--profile NAME-or-ID]... [--json]",
 		ShortHelp:  "delete a secret and its history",
 	})
 }
@@ -313,8 +344,9 @@ func (m *Main) runSecretsDelete(ctx context.Context, api *vclient.Client) error 
 // secretsVersionsCommand is `envvault secrets versions NAME-or-ID`.
 func (m *Main) secretsVersionsCommand() *ffcli.Command {
 	c, fs := m.remoteCommand(cmdSecretsVersions)
+	selectFlags(fs, c)
 	return m.remoteLeaf(c, fs, 1, 1, &ffcli.Command{
-		ShortUsage: "envvault secrets versions NAME-or-ID [--json]",
+		ShortUsage: "envvault secrets versions NAME-or-ID [--scope …] [--profile …] [--json]",
 		ShortHelp:  "list a secret's versions, current first (never a value)",
 	})
 }
@@ -354,8 +386,9 @@ func (m *Main) runSecretsVersions(ctx context.Context, api *vclient.Client) erro
 // secretsRollbackCommand is `envvault secrets rollback NAME-or-ID VERSION`.
 func (m *Main) secretsRollbackCommand() *ffcli.Command {
 	c, fs := m.remoteCommand(cmdSecretsRollback)
+	selectFlags(fs, c)
 	return m.remoteLeaf(c, fs, 2, 2, &ffcli.Command{
-		ShortUsage: "envvault secrets rollback NAME-or-ID VERSION [--json]",
+		ShortUsage: "envvault secrets rollback NAME-or-ID VERSION [--scope …] [--profile …] [--json]",
 		ShortHelp:  "make an earlier version's value the current one (as a new version)",
 		Exec: func(_ context.Context, args []string) error {
 			if v, err := strconv.Atoi(args[1]); err != nil || v < 1 {
@@ -399,4 +432,17 @@ func nonNil[T any](list []T) []T {
 		return []T{}
 	}
 	return list
+}
+
+// selection says which --scope and --profile narrowed a search, for a
+// message.
+func (cc *clientConfig) selection() string {
+	s := ""
+	if cc.Scope != "" {
+		s += " of scope " + cc.Scope
+	}
+	if len(cc.Profiles) > 0 {
+		s += " granting exactly " + strings.Join(cc.Profiles, ",")
+	}
+	return s
 }

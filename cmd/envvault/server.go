@@ -188,15 +188,15 @@ func (m *Main) printDevBanner(url, token string) {
 	fmt.Fprintf(&b, "Dashboard: open %s/ in a browser and sign in with the API token.\n\n", url)
 	if token == "" {
 		fmt.Fprintf(&b, "The token of the user \"dev\" was printed when %s was first set up.\n", m.Config.DataDir)
-		fmt.Fprintf(&b, "Lost it? Make another user while this runs:\n  go run ./cmd/envvault user create alice --data-dir %s\n\n", m.Config.DataDir)
+		fmt.Fprintf(&b, "Lost it? Make another user while this runs:\n  envvault user create alice --data-dir %s\n\n", m.Config.DataDir)
+		fmt.Fprintf(&b, "  export ENVVAULT_URL=%s\n\n", url)
 	} else {
 		fmt.Fprintf(&b, "Created the user \"dev\". Its API token is shown only this once:\n\n")
 		fmt.Fprintf(&b, "  export ENVVAULT_URL=%s\n", url)
 		fmt.Fprintf(&b, "  export ENVVAULT_TOKEN=%s\n\n", token)
-		fmt.Fprintf(&b, "Try it:\n")
-		fmt.Fprintf(&b, "  curl -s -X POST \"$ENVVAULT_URL/v1/secrets\" \\\n")
-		fmt.Fprintf(&b, "    -H \"Authorization: Bearer $ENVVAULT_TOKEN\" -H 'Content-Type: application/json' \\\n")
-		fmt.Fprintf(&b, "    -d '{\"name\":\"GITHUB_TOKEN\",\"value\":\"ghp_example\"}'\n")
+		fmt.Fprintf(&b, "Try it (the value comes from stdin, never from an argument):\n")
+		fmt.Fprintf(&b, "  printf %%s ghp_example | envvault secrets set GITHUB_TOKEN\n")
+		fmt.Fprintf(&b, "  envvault secrets list\n")
 		fmt.Fprintf(&b, "  curl -s \"$ENVVAULT_URL/v1/secrets\" -H \"Authorization: Bearer $ENVVAULT_TOKEN\"\n\n")
 	}
 	io.WriteString(m.Stdout, b.String())
