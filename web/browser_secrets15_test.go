@@ -18,7 +18,7 @@ func (b *browser) signIn() {
 	b.do(chromedp.Navigate(b.s.URL+"/login"), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), b.s.token),
 		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS("h1")))
+		chromedp.WaitVisible(chromedp.CSS("form.signout"))) // only a signed-in page has it
 }
 
 // tabTo moves the focus with the Tab key alone until the element sel

@@ -33,12 +33,18 @@ func addError(errs map[string]string, formErr *string, err error, fieldOf func(s
 // "must match PATTERN (words)".
 var patternRule = regexp.MustCompile(`must match \S+ \(([^)]*)\)`)
 
-// inWords states the rule of a vault message for a person: a pattern
-// the message quotes with its words in brackets becomes the words alone
-// (the API's clients get the pattern; a person reads the words).
+// inWords states the rule of a vault or dotenv message for a person: a
+// pattern the message quotes with its words in brackets becomes the words
+// alone, and the name pattern quoted alone becomes its words (the API's
+// and CLI's users get the pattern; a page's reader gets the words).
 func inWords(msg string) string {
-	return patternRule.ReplaceAllString(msg, "must use only $1")
+	msg = patternRule.ReplaceAllString(msg, "must use only $1")
+	return strings.ReplaceAll(msg, "must match "+vault.NamePattern, "must use only "+nameRuleWords)
 }
+
+// nameRuleWords is vault.NamePattern in words, for the messages that
+// quote the pattern alone (the dotenv parser's).
+const nameRuleWords = "upper-case letters, digits and underscores, not starting with a digit"
 
 // refuseStatus is the status of a refused form: 409 for a conflict, 429
 // for a full queue, 422 for a broken rule.
