@@ -46,6 +46,9 @@ type Spec struct {
 	Env map[string]string
 	// Hardening is what the container may do and use (hardening.go).
 	Hardening Hardening
+	// EnvDelivery is how Env reaches the process: DeliveryEnv ("" too)
+	// or DeliveryStdin (delivery.go).
+	EnvDelivery string
 }
 
 // imageConfig is what the runner needs of an image's own configuration.
@@ -70,6 +73,9 @@ func (s *Spec) validate() error {
 		if strings.IndexByte(value, 0) >= 0 {
 			return newError(ErrInvalidSpec, fmt.Sprintf("the value of env %s contains a NUL byte", name), nil)
 		}
+	}
+	if s.EnvDelivery != "" && s.EnvDelivery != DeliveryEnv && s.EnvDelivery != DeliveryStdin {
+		return newError(ErrInvalidSpec, fmt.Sprintf("env delivery %q is neither %q nor %q", s.EnvDelivery, DeliveryEnv, DeliveryStdin), nil)
 	}
 	for i, arg := range slices.Concat(s.Command, s.SetupCommands) {
 		if strings.IndexByte(arg, 0) >= 0 {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -21,6 +22,8 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/envvault/envvault/runner/envblock"
 )
 
 // DefaultStopTimeout is how long Remove lets a running container handle
@@ -36,6 +39,12 @@ type Options struct {
 	// StopTimeout is the grace Remove gives a running container between
 	// SIGTERM and SIGKILL; DefaultStopTimeout if 0.
 	StopTimeout time.Duration
+	// InitPath is the envvault-init program (static, Linux) on this
+	// host, needed by specs with EnvDelivery DeliveryStdin; "" refuses
+	// them with ErrNoInit.
+	InitPath string
+	// InitName names the init's image and volume; DefaultInitName if "".
+	InitName string
 }
 
 // Runner runs task containers on one Docker Engine. It is safe for
@@ -43,14 +52,19 @@ type Options struct {
 type Runner struct {
 	cli         client.APIClient
 	stopTimeout time.Duration
+	initMu      sync.Mutex
+	init        initState
 }
 
 // New returns a runner on the engine cli talks to. It does not take
 // ownership of cli.
 func New(cli client.APIClient, opts Options) *Runner {
-	r := &Runner{cli: cli, stopTimeout: opts.StopTimeout}
+	r := &Runner{cli: cli, stopTimeout: opts.StopTimeout, init: initState{path: opts.InitPath, name: opts.InitName}}
 	if r.stopTimeout <= 0 {
 		r.stopTimeout = DefaultStopTimeout
+	}
+	if r.init.name == "" {
+		r.init.name = DefaultInitName
 	}
 	return r
 }
@@ -93,14 +107,34 @@ func (r *Runner) Ping(ctx context.Context) error {
 // ErrConflict (spec.Name is taken) or ErrRefused, each with a message
 // written by the runner that never holds an env value; or the context's
 // error. A container that was created but failed to start is removed.
+//
+// With DeliveryStdin no env value reaches the engine's configuration: the
+// start also returns ErrNoInit (no usable init program) and ErrInvalidSpec
+// for an env over envblock.MaxSize, and a command that cannot be executed
+// is found only inside the container, after the start: the init ends it
+// with status 127 (not found) or 126 and says so in its logs, as a shell
+// would.
 func (r *Runner) Start(ctx context.Context, spec Spec) (string, error) {
 	if err := spec.validate(); err != nil {
 		return "", err
 	}
+	stdin := spec.EnvDelivery == DeliveryStdin
+	var block []byte
+	var vol string
+	if stdin {
+		var err error
+		if block, err = envblock.Encode(spec.Env); err != nil {
+			return "", newError(ErrInvalidSpec, err.Error(), nil)
+		}
+		if vol, err = r.ensureInit(ctx); err != nil {
+			return "", err
+		}
+	}
 	var img imageConfig
-	if _, setup := setupScript(spec.SetupCommands); setup {
-		// The shell replaces the image's entrypoint, so the argv it
-		// execs must be rebuilt from the image's own configuration.
+	if _, setup := setupScript(spec.SetupCommands); setup || stdin {
+		// The shell, or the init, replaces the image's entrypoint, so
+		// the argv it execs must be rebuilt from the image's own
+		// configuration.
 		inspect, err := r.cli.ImageInspect(ctx, spec.Image)
 		if err != nil {
 			return "", startError(ctx, r, stepImage, &spec, err)
@@ -110,15 +144,25 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (string, error) {
 		}
 	}
 	cfg, host := toConfig(spec, img)
+	if stdin {
+		if err := stdinConfig(cfg, host, &spec, img, vol); err != nil {
+			return "", err
+		}
+	}
 	created, err := r.cli.ContainerCreate(ctx, cfg, host, nil, nil, spec.Name)
 	if err != nil {
 		return "", startError(ctx, r, stepCreate, &spec, err)
 	}
-	if err := r.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+	if stdin {
+		err = r.deliver(ctx, created.ID, &spec, block)
+	} else if err = r.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		err = startError(ctx, r, stepStart, &spec, err)
+	}
+	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		_ = r.cli.ContainerRemove(cctx, created.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
-		return "", startError(ctx, r, stepStart, &spec, err)
+		return "", err
 	}
 	return created.ID, nil
 }
@@ -282,7 +326,8 @@ func (r *Runner) Inspect(ctx context.Context, id string) (*Container, error) {
 // Env returns the environment the engine recorded for the container
 // (`docker inspect`'s Config.Env): the spec's env plus what the image
 // sets. The orchestrator reads it after a restart of envvault to rebuild
-// the log masks of a container started before it. It holds secret values:
+// the log masks of a container started before it; a container of
+// DeliveryStdin shows only its image's env here. It holds secret values:
 // never log or return it. Returns ErrContainerNotFound, ErrUnavailable or
 // ErrRefused.
 func (r *Runner) Env(ctx context.Context, id string) ([]string, error) {

@@ -16,6 +16,7 @@
 //	base64 NAME         print the value of NAME as standard, raw standard, URL-safe and
 //	                    raw URL-safe base64, one per line
 //	lines N             print N lines "line 1" … "line N"
+//	cmdline             print PID 1's command line (/proc/1/cmdline), its words joined by spaces
 //	sleep DURATION      sleep (a Go duration, or "forever"); SIGTERM ends it with exit code 143
 //	hang                ignore SIGTERM and sleep forever (only SIGKILL ends it)
 //	touch PATH          create the file PATH (and its directories)
@@ -95,6 +96,7 @@ var stepKinds = map[string]struct {
 	"straddle":      {1, straddle},
 	"base64":        {1, printBase64},
 	"lines":         {1, lines},
+	"cmdline":       {0, func([]string) { cmdline() }},
 	"sleep":         {1, sleep},
 	"hang":          {0, func([]string) { hang() }},
 	"touch":         {1, touch},
@@ -173,6 +175,14 @@ func lines(args []string) {
 		fmt.Fprintf(&b, "line %d\n", i)
 	}
 	write(os.Stdout, b.String())
+}
+
+func cmdline() {
+	b, err := os.ReadFile("/proc/1/cmdline")
+	if err != nil {
+		fail("cmdline: %v", err)
+	}
+	write(os.Stdout, strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))+"\n")
 }
 
 func sleep(args []string) {
