@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/envvault/envvault/internal/testimage"
 	"github.com/envvault/envvault/seal"
 )
 
@@ -201,5 +202,50 @@ func TestMetricsRunner(t *testing.T) {
 	off := mustStart(t, env, "serve", "--addr", "127.0.0.1:0", "--no-worker", "--data-dir", dir)
 	if a := off.m.MetricsAddr(); a != "" {
 		t.Errorf("without --metrics-addr the metrics listen on %s", a)
+	}
+}
+
+// A task run on the real Docker Engine shows in the worker's metrics: its
+// start latency, its end, and the bytes of its output the masker went
+// through; the secret it was given does not.
+func TestMetricsTask(t *testing.T) {
+	t.Parallel()
+	_, envImage, _ := dockerImages(t)
+	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
+	dir := t.TempDir()
+	token := createUser(t, env, "ops", "--data-dir", dir)
+	srv := mustStart(t, env, "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--data-dir", dir)
+	c := &client{t: t, base: srv.url(), token: token}
+	var prof struct {
+		ID string `json:"id"`
+	}
+	c.expect(http.StatusCreated, "POST", "/v1/profiles", map[string]any{
+		"name": "probe", "image": envImage, "command": []string{testimage.EnvProbe, "env"},
+	}, &prof)
+	c.expect(http.StatusCreated, "POST", "/v1/secrets", map[string]any{"name": "GITHUB_TOKEN", "value": canary}, nil)
+	id := c.startTask(prof.ID, "metrics")
+	task, logs := c.awaitEnd(id)
+	if task.Status != "succeeded" || !strings.Contains(logs, "GITHUB_TOKEN=***") {
+		t.Fatalf("task ended %+v with logs:\n%s", task, logs)
+	}
+
+	body, fams := scrape(t, "http://"+srv.m.MetricsAddr()+"/metrics")
+	if v := wantSample(t, fams, "envvault_task_start_latency_seconds", nil, 1); v != 1 {
+		t.Errorf("%v task starts observed, want 1", v)
+	}
+	if v := wantSample(t, fams, "envvault_tasks_finished_total", map[string]string{"state": "succeeded"}, 1); v != 1 {
+		t.Errorf("%v tasks finished succeeded, want 1", v)
+	}
+	if v := wantSample(t, fams, "envvault_logs_masked_bytes_total", nil, 1); v < float64(len(logs)) {
+		t.Errorf("%v bytes masked, but the task printed %d", v, len(logs))
+	}
+	wantSample(t, fams, "envvault_logs_mask_seconds_total", nil, 0)
+	if v, _ := sample(fams, "envvault_logs_mask_seconds_total", nil); v <= 0 {
+		t.Errorf("masking took %v seconds", v)
+	}
+	for _, secretPart := range []string{canary, token, id, prof.ID} {
+		if strings.Contains(body, secretPart) {
+			t.Errorf("the scrape holds %q", secretPart)
+		}
 	}
 }
