@@ -125,10 +125,11 @@
     if (!all) {
       return;
     }
+    var agents = set.querySelector("fieldset.agents");
     function update() {
-      set.querySelectorAll("fieldset.agents input[type=checkbox]").forEach(function (box) {
-        box.disabled = all.checked;
-      });
+      if (agents) {
+        agents.disabled = all.checked; // and so every box in it
+      }
     }
     set.addEventListener("change", update);
     update();
