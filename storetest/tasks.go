@@ -28,6 +28,7 @@ var taskTests = []test{
 	{name: "ConcurrentLogAppends", fn: testTaskConcurrentLogAppends},
 	{name: "TaskOutlivesProfile", fn: testTaskOutlivesProfile},
 	{name: "DeletingUserDeletesTasks", fn: testTaskDeletingUserDeletesTasks},
+	{name: "LiveCounts", fn: testTaskLiveCounts}, // tasks_counts.go
 }
 
 // stamp is the fixture's clock as the orchestrator hands times to a store:
