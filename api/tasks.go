@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/envvault/envvault/metrics"
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/vault"
 )
@@ -130,6 +131,9 @@ func (s *Server) createTask(c echo.Context) error {
 	ctx := c.Request().Context()
 	t, err := o.CreateTask(ctx, UserID(ctx), req.ProfileID, req.Prompt)
 	if err != nil {
+		if vault.ErrorCode(err) == vault.ELIMIT {
+			metrics.RateLimited(ctx, metrics.LimitQueuedTasks)
+		}
 		return err
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/tasks/"+t.ID)

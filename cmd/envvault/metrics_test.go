@@ -117,7 +117,7 @@ func TestMetricsScrape(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
 	token := createUser(t, env, "alice", "--data-dir", dir)
-	srv := mustStart(t, env, "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--no-worker", "--data-dir", dir)
+	srv := mustStart(t, env, "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--no-worker", "--max-queued-per-user", "1", "--data-dir", dir)
 	if srv.m.MetricsAddr() == "" || srv.m.MetricsAddr() == srv.m.Addr() {
 		t.Fatalf("metrics address %q, API address %q", srv.m.MetricsAddr(), srv.m.Addr())
 	}
@@ -133,6 +133,7 @@ func TestMetricsScrape(t *testing.T) {
 	c.expect(http.StatusOK, "GET", "/v1/secrets/"+secret.ID, nil, nil)
 	c.expect(http.StatusNotFound, "GET", "/v1/secrets/sec_doesnotexist1", nil, nil)
 	c.expect(http.StatusAccepted, "POST", "/v1/tasks", map[string]any{"profile_id": prof.ID, "prompt": "canary-prompt-7c3f"}, &task)
+	c.expect(http.StatusTooManyRequests, "POST", "/v1/tasks", map[string]any{"profile_id": prof.ID, "prompt": "canary-prompt-7c3f"}, nil)
 	badToken := "evt_canarybadtokenid.c4n4ry5ecretp4rt"
 	(&client{t: t, base: srv.url(), token: badToken}).expect(http.StatusUnauthorized, "GET", "/v1/secrets", nil, nil)
 	wantStatus(t, srv.url()+"/login", http.StatusOK)
@@ -147,7 +148,12 @@ func TestMetricsScrape(t *testing.T) {
 	wantSample(t, fams, "envvault_http_requests_total", map[string]string{"route": "/login", "method": "GET", "code": "200"}, 1)
 	wantSample(t, fams, "envvault_http_request_duration_seconds", map[string]string{"route": "/v1/tasks", "method": "POST", "code": "202"}, 1)
 	wantSample(t, fams, "envvault_auth_failures_total", map[string]string{"reason": "other"}, 1)
-	wantSample(t, fams, "envvault_rate_limited_total", map[string]string{"reason": "other"}, 0)
+	if v := wantSample(t, fams, "envvault_rate_limited_total", map[string]string{"reason": "queued_tasks"}, 1); v != 1 {
+		t.Errorf("envvault_rate_limited_total{reason=queued_tasks} = %v, want 1", v)
+	}
+	if v, _ := sample(fams, "envvault_rate_limited_total", map[string]string{"reason": "other"}); v != 0 {
+		t.Errorf("envvault_rate_limited_total{reason=other} = %v, want 0: the queued-task limit names its reason", v)
+	}
 	if v := wantSample(t, fams, "envvault_tasks", map[string]string{"state": "queued"}, 1); v != 1 {
 		t.Errorf("envvault_tasks{state=queued} = %v, want 1", v)
 	}
