@@ -182,3 +182,54 @@ func TestBrowserOverrideDelete(t *testing.T) {
 	}
 	noCanary(t, s, map[string]*browser{"main": b}, "value-for-all-Qe4", "value-for-builder-Rt7", "value-review-only-Yu8", "value-for-reviewer-Op3")
 }
+
+// At 1280 px no secret name wraps mid-name; under "All profiles" the
+// agent checklist cannot be ticked (disabled), and "Only selected agents"
+// enables it again.
+func TestBrowserNamesAndAgentList(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	builder := s.mustProfile(t, "builder")
+	for _, name := range []string{"STRIPE_WEBHOOK_SIGNING_SECRET_FOR_PRODUCTION_EU_WEST", "GITHUB_APP_PRIVATE_KEY_FOR_RELEASE_AUTOMATION"} {
+		_, err := s.svc.CreateSecret(ctx, s.userID, vault.SecretInput{Name: name, Value: "value-of-" + name,
+			Description: "A long description that takes room in its column, as real descriptions of real secrets do, so the table must share its width."})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := newBrowser(t, s)
+	b.do(chromedp.EmulateViewport(1280, 900))
+	b.signIn()
+	b.do(chromedp.Navigate(s.URL+"/settings/secrets"), chromedp.WaitVisible(chromedp.ID("secrets")))
+	lines := js[[]int](b, `[...document.querySelectorAll("#secrets code.name")].map(c => c.getClientRects().length)`)
+	if len(lines) != 2 || lines[0] != 1 || lines[1] != 1 {
+		t.Fatalf("at 1280 px the names take %v lines each, want 1", lines)
+	}
+	if w := js[[]int](b, `[document.querySelector(".table-wrap").scrollWidth, document.querySelector(".table-wrap").clientWidth]`); w[0] > w[1] {
+		t.Fatalf("at 1280 px the table is %d px wide in %d px: its actions are cut off", w[0], w[1])
+	}
+
+	b.do(chromedp.Click(chromedp.ID("add-secret")), chromedp.WaitVisible(chromedp.ID("add-secret-dialog")))
+	box := "profile-" + builder.ID
+	if !js[bool](b, `document.getElementById("scope-all").checked && document.getElementById(`+jsString(box)+`).matches(":disabled")`) {
+		t.Fatal("under All profiles the agent checkbox is not disabled")
+	}
+	b.do(chromedp.Click(chromedp.CSS(`label[for="` + box + `"], label:has(#` + box + `)`)))
+	if js[bool](b, `document.getElementById(`+jsString(box)+`).checked`) {
+		t.Fatal("a click ticked an agent under All profiles")
+	}
+	b.do(chromedp.Click(chromedp.ID("scope-agents")), chromedp.Click(chromedp.ID(box)))
+	if !js[bool](b, `document.getElementById(`+jsString(box)+`).checked`) {
+		t.Fatal("under Only selected agents the agent cannot be ticked")
+	}
+	// Back to All profiles: the tick stays but is disabled, so it is not
+	// sent, and the secret is saved for all profiles.
+	b.do(chromedp.Click(chromedp.ID("scope-all")),
+		chromedp.SendKeys(chromedp.ID("secret-name"), "SHARED_KEY"), chromedp.SendKeys(chromedp.ID("secret-value"), "value-shared-Kd3"),
+		chromedp.Click(chromedp.CSS(`#add-secret-dialog button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-name="SHARED_KEY"]`)))
+	if sec := s.secretsByName(t)["SHARED_KEY"]; sec == nil || sec.Scope != vault.ScopeAll || len(sec.ProfileIDs) != 0 {
+		t.Fatalf("saved as %+v", sec)
+	}
+	b.screenshot("secrets-list.png")
+}

@@ -137,3 +137,33 @@ func TestSecretsLockedNameMarked(t *testing.T) {
 	add := c.get("/settings/secrets/new")
 	wantContains(t, add.Body, "Locked by the operator (always the platform’s value): <code>PLATFORM_URL</code>")
 }
+
+// A finished task's page says how it ended: no "Task queued." notice
+// from the link that started it, no "No output yet." once it finished;
+// the tasks list shows prompts, cut, not ids.
+func TestTaskPagesAfterTheEnd(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	p := s.mustProfile(t, "builder")
+	long := "Review every open pull request of the payments service and write a summary of the risky changes for the on-call engineer\nsecond line"
+	failed, err := s.orch.CreateTask(ctx, s.userID, p.ID, long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.client(t)
+	c.signIn()
+	page := c.get("/tasks/" + failed.ID + "?ok=task-started")
+	wantStatus(t, page, http.StatusOK)
+	wantContains(t, page.Body, "Task queued.", `data-follow=`) // queued: the notice and the live log
+	finish(t, s, failed.ID, "failed", "the image could not be pulled")
+	page = c.get("/tasks/" + failed.ID + "?ok=task-started")
+	wantStatus(t, page, http.StatusOK)
+	wantContains(t, page.Body, `id="task-status">failed`, "the image could not be pulled", `id="log-empty">The task failed without writing any output.`)
+	wantAbsent(t, page.Body, "Task queued.", `class="flash"`, `data-follow=`, `<pre class="log"`)
+
+	list := c.get("/tasks")
+	wantStatus(t, list, http.StatusOK)
+	cut := "Review every open pull request of the payments service and write a summary of t…"
+	wantContains(t, list.Body, `<a href="/tasks/`+failed.ID+`">`+cut+`<span class="visually-hidden"> (task `+failed.ID+`)</span></a>`)
+	wantAbsent(t, list.Body, "on-call engineer", "second line")
+}
