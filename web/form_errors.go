@@ -64,6 +64,20 @@ func (s *server) addSecretError(ctx context.Context, u *user, f *secretForm, ids
 	if !addError(f.Errors, &f.FormError, err, fieldOf) {
 		return false
 	}
+	if vault.ErrorCode(err) == vault.EINVALID && vaultField(err) == "profile_ids" {
+		// The vault names the id it does not know; the form names none:
+		// a ticked profile was deleted since the page was shown.
+		if profiles, lookErr := s.allProfiles(ctx, u.ID); lookErr == nil {
+			names := profileNames(profiles)
+			for _, id := range ids {
+				if _, ok := names[id]; !ok {
+					f.Errors["scope"] = "A profile you ticked no longer exists (it was deleted since this page was shown): tick the agents again."
+					break
+				}
+			}
+		}
+		return true
+	}
 	if vault.ErrorCode(err) != vault.ECONFLICT || vault.ValidateName("name", f.Name) != nil {
 		return true
 	}
