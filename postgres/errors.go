@@ -21,6 +21,9 @@ const (
 	profilesUserFkey  = "profiles_user_id_fkey"
 	secretsUserFkey   = "secrets_user_id_fkey"
 	grantsProfileFkey = "secret_grants_profile_id_fkey"
+	// A session opened with a token revoked meanwhile (sessions.go).
+	sessionsTokenFkey = "sessions_token_id_fkey"
+	sessionsUserFkey  = "sessions_user_id_fkey"
 )
 
 // SQLSTATEs the store turns into vault errors.
@@ -59,8 +62,10 @@ func convert(err error) error {
 		}
 	case foreignKeyViolation:
 		switch pe.ConstraintName {
-		case tokensUserFkey, profilesUserFkey, secretsUserFkey:
+		case tokensUserFkey, profilesUserFkey, secretsUserFkey, sessionsUserFkey:
 			return vault.Errorf(vault.ENOTFOUND, "user not found")
+		case sessionsTokenFkey:
+			return vault.Errorf(vault.ENOTFOUND, "token not found")
 		case grantsProfileFkey:
 			return &vault.Error{Code: vault.EINVALID, Field: "profile_ids",
 				Message: "profile_ids: one of these profiles is not one of your profiles (it was deleted)"}

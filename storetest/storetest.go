@@ -83,6 +83,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Audit", auditTests},
 		{"Import", importTests},
 		{"Tokens", tokenTests},
+		{"Sessions", sessionTests},
 	} {
 		t.Run(s.name, func(t *testing.T) { run(t, newHarness, s.tests) })
 	}

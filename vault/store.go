@@ -73,6 +73,8 @@ type Store interface {
 	AuditStore
 	// Tokens outside a user's transaction (token.go).
 	TokenStore
+	// Dashboard sessions (session.go).
+	SessionStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -75,6 +75,7 @@ type Credential struct {
 	UserID  string
 	TokenID string
 	Scope   TokenScope
+	Expires time.Time // the token's expiry; zero for never
 }
 
 // TokenTx is what a user's transaction does with the user's tokens.
@@ -292,7 +293,7 @@ func (s *Service) AuthenticateToken(ctx context.Context, token string) (Credenti
 	sum := sha256.Sum256([]byte(secret))
 	now := s.now()
 	if e, ok := s.tokens.get(id, sum); ok {
-		c := Credential{UserID: e.userID, TokenID: id, Scope: e.scope}
+		c := Credential{UserID: e.userID, TokenID: id, Scope: e.scope, Expires: e.tokenExpires}
 		if expiredAt(e.tokenExpires, now) {
 			return Credential{}, s.authFailed(ctx, id, "expired")
 		}
@@ -323,7 +324,7 @@ func (s *Service) AuthenticateToken(ctx context.Context, token string) (Credenti
 		}
 	}
 	s.tokens.put(t, gen)
-	return Credential{UserID: t.UserID, TokenID: t.ID, Scope: t.Scope}, nil
+	return Credential{UserID: t.UserID, TokenID: t.ID, Scope: t.Scope, Expires: t.ExpiresAt}, nil
 }
 
 var errTokenGone = Errorf(EUNAUTHORIZED, "the API token has been deleted or belongs to another user")

@@ -135,7 +135,12 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, cookie, err := s.sessions.signIn(r.Context(), token, s.ttl)
-	if vault.ErrorCode(err) == vault.EUNAUTHORIZED {
+	if vault.ErrorCode(err) == vault.EFORBIDDEN {
+		s.log.Info("sign-in refused: token scope", slog.String("request_id", requestID(r.Context())))
+		s.renderLogin(w, r, http.StatusForbidden,
+			"This token may only use the API (its scope is read or tasks). Sign in with a token of scope full.", "")
+		return
+	} else if vault.ErrorCode(err) == vault.EUNAUTHORIZED {
 		s.log.Info("sign-in refused: bad token", slog.String("request_id", requestID(r.Context())))
 		s.renderLogin(w, r, http.StatusUnauthorized,
 			"This token is not valid. Use a token printed by envvault dev or envvault user create.", "")
@@ -151,9 +156,12 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/settings/secrets", http.StatusSeeOther)
 }
 
-// logout clears the session cookie. The cookie is stateless: a copy taken
-// before sign-out stays valid until it expires or its token is deleted.
+// logout ends the session on the server (a copy of the cookie taken
+// before is refused from now on, by every process) and clears the cookie.
 func (s *server) logout(w http.ResponseWriter, r *http.Request, u *user) error {
+	if err := s.sessions.signOut(r.Context(), u.Session); err != nil {
+		return err
+	}
 	s.clearSession(w, r)
 	http.Redirect(w, r, "/login?ok=signed-out", http.StatusSeeOther)
 	return nil
@@ -173,6 +181,7 @@ var flashes = map[string]string{
 	"task-restarting":  "Restart requested: the task gets a fresh container with the current values.",
 	"task-started":     "Task queued.",
 	"secret-not-found": "That secret no longer exists.",
+	"token-revoked":    "Token revoked: it is refused from now on, and its dashboard sessions are ended.",
 }
 
 func flash(r *http.Request) string { return flashes[r.URL.Query().Get("ok")] }

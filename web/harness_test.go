@@ -45,7 +45,10 @@ type stack struct {
 
 type stackOptions struct {
 	// store is the stack's store; nil for a fresh SQLite file.
-	store   storetest.Store
+	store storetest.Store
+	// keys is the stack's keyring; nil for a fresh one. Two stacks on one
+	// store need the same.
+	keys    *seal.Keyring
 	noTasks bool
 	names   vault.NamePolicy // the operator's locked and allowed names
 	secure  bool
@@ -65,7 +68,10 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		s.store = testvault.MustSQLite(t, s.dbPath)
 	}
 	store := s.store
-	keys := testvault.MustKeyring(t)
+	keys := o.keys
+	if keys == nil {
+		keys = testvault.MustKeyring(t)
+	}
 	s.keys = keys
 	s.svc = vault.NewService(store, keys, vault.Options{Names: o.names})
 	if err := s.svc.CheckKeys(ctx); err != nil {

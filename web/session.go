@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -12,17 +11,21 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-// A browser session is a signed cookie, not a stored row: it holds the user
-// id, the API token id it was made from, its expiry and a random session
-// id, followed by an HMAC-SHA256 of all that under a key derived from the
-// current master key:
+// A browser session is a stored row (vault.Session: server-side, in the
+// database every process shares) named by a signed cookie. The cookie
+// holds the user id, the API token id the session was opened with, its
+// expiry and the session's random id, followed by an HMAC-SHA256 of all
+// that under a key derived from the current master key:
 //
 //	version (1) | expiry, unix seconds (8, big endian) | session id (16) |
 //	user id length (1) | user id | token id length (1) | token id | HMAC-SHA256 (32)
 //
-// The whole is base64url without padding. Deleting the token ends every
-// session made from it, since verify asks the vault about the token on
-// every request; rotating the master key ends every session.
+// The whole is base64url without padding. The signature lets a forged or
+// altered cookie be refused without a database read; the row decides
+// whether the session still holds (vault.Service.CheckSession): sign-out
+// deletes it, revoking its token deletes it, and it ends after its
+// absolute expiry or an idle time. A copy of the cookie is then refused
+// by every process. Rotating the master key ends every session too.
 const (
 	sessionVersion  byte = 1
 	sessionIDSize        = 16
@@ -63,41 +66,45 @@ type sessions struct {
 	sign  *seal.MAC // signs session cookies
 	csrf  *seal.MAC // makes CSRF tokens
 	now   func() time.Time
+	idle  time.Duration // a session ends after this long without a request
 }
 
 // newSessions returns sessions signed under keys derived from the current
-// key of keys, signing in through svc.
-func newSessions(svc *vault.Service, keys *seal.Keyring, now func() time.Time) *sessions {
-	return &sessions{vault: svc, now: now,
+// key of keys, signing in through svc, that end after idle without a
+// request (vault.DefaultSessionIdle if 0 or less).
+func newSessions(svc *vault.Service, keys *seal.Keyring, now func() time.Time, idle time.Duration) *sessions {
+	if idle <= 0 {
+		idle = vault.DefaultSessionIdle
+	}
+	return &sessions{vault: svc, now: now, idle: idle,
 		sign: keys.MAC(sessionSalt, infoSessionSign), csrf: keys.MAC(sessionSalt, infoCSRF)}
 }
 
 var errBadSession = vault.Errorf(vault.EUNAUTHORIZED, "not signed in or the session has ended")
 
-// signIn signs in with an API token: it returns a session of the token's
-// user lasting ttl (DefaultSessionTTL if 0 or less, at most MaxSessionTTL)
-// and the cookie value that carries it. Returns EUNAUTHORIZED for a bad
-// token, as vault.Service.Authenticate does.
+// signIn signs in with an API token: it opens a session of the token's
+// user lasting ttl (DefaultSessionTTL if 0 or less, at most MaxSessionTTL;
+// less if the token expires sooner) and returns it with the cookie value
+// that carries it. Returns EUNAUTHORIZED for a bad token and EFORBIDDEN
+// for a token whose scope is not full (vault.Service.OpenSession).
 func (m *sessions) signIn(ctx context.Context, token string, ttl time.Duration) (*session, string, error) {
-	userID, tokenID, err := m.vault.Authenticate(ctx, token)
-	if err != nil {
-		return nil, "", err
-	}
 	if ttl <= 0 {
 		ttl = DefaultSessionTTL
 	}
 	ttl = min(ttl, MaxSessionTTL)
+	vs, err := m.vault.OpenSession(ctx, token, ttl)
+	if err != nil {
+		return nil, "", err
+	}
+	userID, tokenID := vs.UserID, vs.TokenID
 	if len(userID) > 255 || len(tokenID) > 255 {
 		return nil, "", fmt.Errorf("new session: id too long for a session cookie")
 	}
-	sid := make([]byte, sessionIDSize)
-	if _, err := rand.Read(sid); err != nil {
-		return nil, "", fmt.Errorf("new session: read random id: %w", err)
+	sid, err := base64.RawURLEncoding.DecodeString(vs.ID)
+	if err != nil || len(sid) != sessionIDSize {
+		return nil, "", fmt.Errorf("new session: the vault's session id is not %d bytes", sessionIDSize)
 	}
-	sess := &session{
-		ID: base64.RawURLEncoding.EncodeToString(sid), UserID: userID, TokenID: tokenID,
-		Expires: m.now().Add(ttl).UTC().Truncate(time.Second),
-	}
+	sess := &session{ID: vs.ID, UserID: userID, TokenID: tokenID, Expires: vs.ExpiresAt.UTC().Truncate(time.Second)}
 	b := make([]byte, 0, sessionFixed+len(userID)+len(tokenID)+sessionMACSize)
 	b = append(b, sessionVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(sess.Expires.Unix()))
@@ -111,22 +118,31 @@ func (m *sessions) signIn(ctx context.Context, token string, ttl time.Duration) 
 }
 
 // verify returns the session a cookie value carries, once its signature
-// (compared in constant time), its expiry and its token, which must still
-// exist and belong to its user (vault.Service.CheckToken), have been
-// checked. Returns EUNAUTHORIZED, with one message for every cause,
-// otherwise.
+// (compared in constant time) and its expiry have been checked, and the
+// vault has found its row still holding, opened with the cookie's token
+// (vault.Service.CheckSession). Returns EUNAUTHORIZED, with one message
+// for every cause, otherwise.
 func (m *sessions) verify(ctx context.Context, cookie string) (*session, error) {
 	sess, ok := m.parse(cookie)
 	if !ok || !m.now().Before(sess.Expires) {
 		return nil, errBadSession
 	}
-	err := m.vault.CheckToken(ctx, sess.UserID, sess.TokenID)
+	vs, err := m.vault.CheckSession(ctx, sess.UserID, sess.ID, m.idle)
 	if vault.ErrorCode(err) == vault.EUNAUTHORIZED {
 		return nil, errBadSession
 	} else if err != nil {
-		return nil, fmt.Errorf("check the token of a session: %w", err)
+		return nil, fmt.Errorf("check a session: %w", err)
+	}
+	if vs.TokenID != sess.TokenID {
+		return nil, errBadSession
 	}
 	return sess, nil
+}
+
+// signOut ends the session on the server: every copy of its cookie is
+// refused from now on, by every process.
+func (m *sessions) signOut(ctx context.Context, sess *session) error {
+	return m.vault.CloseSession(ctx, sess.UserID, sess.ID)
 }
 
 // parse checks a cookie value's signature and decodes it. It checks every

@@ -67,7 +67,7 @@ func newSessionEnv(t testing.TB, keys ...[]byte) *sessionEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &sessionEnv{svc: svc, sess: newSessions(svc, kr, c.Now), store: store, path: path, clock: c, userID: u.ID, token: token}
+	return &sessionEnv{svc: svc, sess: newSessions(svc, kr, c.Now, 0), store: store, path: path, clock: c, userID: u.ID, token: token}
 }
 
 // withKeys is sessions of a second Service over the same store under
@@ -78,7 +78,7 @@ func (e *sessionEnv) withKeys(t *testing.T, current []byte, previous ...[]byte) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newSessions(vault.NewService(e.store, kr, vault.Options{Now: e.clock.Now}), kr, e.clock.Now)
+	return newSessions(vault.NewService(e.store, kr, vault.Options{Now: e.clock.Now}), kr, e.clock.Now, 0)
 }
 
 func mustKey(t testing.TB) []byte {
@@ -156,13 +156,35 @@ func TestSessionExpires(t *testing.T) {
 	e := newSessionEnv(t)
 	ctx := context.Background()
 	_, cookie := mustSession(t, e)
-	e.clock.Add(DefaultSessionTTL - time.Second)
-	if _, err := e.sess.verify(ctx, cookie); err != nil {
-		t.Fatalf("a second before expiry: %v", err)
+	// A request every 20 minutes keeps it from the idle timeout up to its
+	// absolute expiry.
+	for left := DefaultSessionTTL - time.Second; left > 0; left -= min(left, 20*time.Minute) {
+		e.clock.Add(min(left, 20*time.Minute))
+		if _, err := e.sess.verify(ctx, cookie); err != nil {
+			t.Fatalf("%v before expiry: %v", left, err)
+		}
 	}
 	e.clock.Add(time.Second)
 	_, err := e.sess.verify(ctx, cookie)
 	wantUnauthorized(t, err, "at expiry")
+}
+
+// TestSessionIdle: a session ends after vault.DefaultSessionIdle without a
+// request, and its copy with it.
+func TestSessionIdle(t *testing.T) {
+	e := newSessionEnv(t)
+	ctx := context.Background()
+	_, cookie := mustSession(t, e)
+	e.clock.Add(vault.DefaultSessionIdle - time.Minute)
+	if _, err := e.sess.verify(ctx, cookie); err != nil {
+		t.Fatalf("a minute before the idle timeout: %v", err)
+	}
+	e.clock.Add(vault.DefaultSessionIdle)
+	_, err := e.sess.verify(ctx, cookie)
+	wantUnauthorized(t, err, "after the idle timeout")
+	e.clock.Add(-vault.DefaultSessionIdle) // its row is gone: no going back
+	_, err = e.sess.verify(ctx, cookie)
+	wantUnauthorized(t, err, "after the idle timeout, with the clock put back")
 }
 
 func TestSessionBadToken(t *testing.T) {
@@ -350,7 +372,7 @@ func TestCSRFGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := hex.DecodeString("7b00afad83c82695af920d79ac8e612f283106ae041c50883b20d126c4fd8ff9")
-	m := newSessions(nil, kr, time.Now)
+	m := newSessions(nil, kr, time.Now, 0)
 	if got := m.csrfToken("golden-session"); got != base64.RawURLEncoding.EncodeToString(want) {
 		t.Fatalf("csrfToken = %s", got)
 	}

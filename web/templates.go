@@ -30,6 +30,7 @@ var pageNames = []string{
 	"secrets", "secret_form", "secret_delete", "secret_import", "secret_rollback",
 	"profiles", "profile_form", "profile_delete",
 	"tasks", "task",
+	"tokens",
 }
 
 func parsePages(a *assets) map[string]*template.Template {

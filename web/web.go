@@ -49,6 +49,9 @@ type Config struct {
 	Secure bool
 	// SessionTTL is how long a sign-in lasts; DefaultSessionTTL if 0.
 	SessionTTL time.Duration
+	// SessionIdle ends a session after this long without a request;
+	// vault.DefaultSessionIdle if 0.
+	SessionIdle time.Duration
 }
 
 // server is the dashboard's state; New returns its handler.
@@ -76,7 +79,7 @@ func New(c Config) http.Handler {
 	if c.Keys == nil {
 		panic("web: Config.Keys is nil")
 	}
-	s := &server{vault: c.Vault, sessions: newSessions(c.Vault, c.Keys, time.Now), orch: c.Orchestrator, log: c.Logger, secureCookies: c.Secure, ttl: c.SessionTTL}
+	s := &server{vault: c.Vault, sessions: newSessions(c.Vault, c.Keys, time.Now, c.SessionIdle), orch: c.Orchestrator, log: c.Logger, secureCookies: c.Secure, ttl: c.SessionTTL}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -114,6 +117,10 @@ func (s *server) routes() {
 	m.Handle("POST /settings/secrets/import", s.action(s.secretImport))
 	m.Handle("GET /settings/secrets/{id}/rollback", s.page(s.secretRollbackPage))
 	m.Handle("POST /settings/secrets/{id}/rollback", s.action(s.secretRollback))
+
+	m.Handle("GET /settings/tokens", s.page(s.tokensList))
+	m.Handle("POST /settings/tokens", s.action(s.tokenCreate))
+	m.Handle("POST /settings/tokens/{id}/revoke", s.action(s.tokenRevoke))
 
 	m.Handle("GET /profiles", s.page(s.profilesList))
 	m.Handle("GET /profiles/new", s.page(s.profileNew))
