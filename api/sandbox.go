@@ -15,11 +15,12 @@ type sandboxJSON struct {
 	CapAdd         []string `json:"cap_add"`
 	Network        string   `json:"network"`
 	WritableRootfs bool     `json:"writable_rootfs"`
+	EnvDelivery    string   `json:"env_delivery"`
 }
 
 func newSandboxJSON(s vault.Sandbox) sandboxJSON {
 	return sandboxJSON{User: s.User, MemoryMB: s.MemoryMB, CPUMillis: s.CPUMillis, PidsLimit: s.PidsLimit,
-		CapAdd: nonNil(s.CapAdd), Network: s.Network, WritableRootfs: s.WritableRootfs}
+		CapAdd: nonNil(s.CapAdd), Network: s.Network, WritableRootfs: s.WritableRootfs, EnvDelivery: s.EnvDelivery}
 }
 
 func (s *sandboxJSON) sandbox() vault.Sandbox {
@@ -27,7 +28,7 @@ func (s *sandboxJSON) sandbox() vault.Sandbox {
 		return vault.Sandbox{}
 	}
 	return vault.Sandbox{User: s.User, MemoryMB: s.MemoryMB, CPUMillis: s.CPUMillis, PidsLimit: s.PidsLimit,
-		CapAdd: s.CapAdd, Network: s.Network, WritableRootfs: s.WritableRootfs}
+		CapAdd: s.CapAdd, Network: s.Network, WritableRootfs: s.WritableRootfs, EnvDelivery: s.EnvDelivery}
 }
 
 // taskSandboxJSON is what a task's container got: its profile's request
@@ -44,15 +45,22 @@ type taskSandboxJSON struct {
 	Tmpfs           []string `json:"tmpfs"`
 	NoNewPrivileges bool     `json:"no_new_privileges"`
 	Privileged      bool     `json:"privileged"`
+	EnvDelivery     string   `json:"env_delivery"`
 }
 
 func newTaskSandboxJSON(s *vault.SandboxSettings) *taskSandboxJSON {
 	if s == nil {
 		return nil
 	}
-	return &taskSandboxJSON{
+	out := &taskSandboxJSON{
 		User: s.User, MemoryMB: s.MemoryMB, CPUMillis: s.CPUMillis, PidsLimit: s.PidsLimit,
 		CapDrop: []string{"ALL"}, CapAdd: nonNil(s.CapAdd), Network: s.Network, ReadOnlyRootfs: s.ReadOnlyRootfs,
-		Tmpfs: []string{runner.TmpDir}, NoNewPrivileges: true, Privileged: false,
+		Tmpfs: []string{runner.TmpDir}, NoNewPrivileges: true, Privileged: false, EnvDelivery: s.EnvDelivery,
 	}
+	if out.EnvDelivery == "" {
+		// Started before env_delivery existed: its env was the
+		// container's configuration.
+		out.EnvDelivery = vault.EnvDeliveryEnv
+	}
+	return out
 }

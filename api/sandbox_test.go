@@ -30,6 +30,7 @@ func TestProfileSandboxRefused(t *testing.T) {
 		{`{"network":"host"}`, "sandbox.network"},
 		{`{"writable_rootfs":true}`, "sandbox.writable_rootfs"},
 		{`{"user":"a b"}`, "sandbox.user"},
+		{`{"env_delivery":"file"}`, "sandbox.env_delivery"},
 	} {
 		r := e.call("POST", "/v1/profiles", tok, `{"name":"p","image":"img","sandbox":`+tc.sandbox+`}`)
 		want(t, r, http.StatusUnprocessableEntity, tc.field)
@@ -57,7 +58,7 @@ func TestProfileSandboxRefused(t *testing.T) {
 	}
 	r = e.call("PATCH", "/v1/profiles/"+id, tok, `{"sandbox":null}`)
 	want(t, r, http.StatusOK, "")
-	if !strings.Contains(string(r.body), `"sandbox":{"user":"","memory_mb":0,"cpu_millis":0,"pids_limit":0,"cap_add":[],"network":"","writable_rootfs":false}`) {
+	if !strings.Contains(string(r.body), `"sandbox":{"user":"","memory_mb":0,"cpu_millis":0,"pids_limit":0,"cap_add":[],"network":"","writable_rootfs":false,"env_delivery":""}`) {
 		t.Fatalf("sandbox null should ask for the defaults: %s", r.body)
 	}
 }
@@ -94,7 +95,7 @@ func TestTaskSandboxInJSONAndInspect(t *testing.T) {
 	got := e.taskSandbox(tok, task.ID)
 	wantJSON := map[string]any{"user": "1234:5678", "memory_mb": 64.0, "cpu_millis": 500.0, "pids_limit": 40.0,
 		"cap_drop": []any{"ALL"}, "cap_add": []any{}, "network": "none", "read_only_rootfs": true,
-		"tmpfs": []any{"/tmp"}, "no_new_privileges": true, "privileged": false}
+		"tmpfs": []any{"/tmp"}, "no_new_privileges": true, "privileged": false, "env_delivery": "stdin"}
 	if !reflect.DeepEqual(got, wantJSON) {
 		t.Fatalf("task sandbox %v, want %v", got, wantJSON)
 	}

@@ -72,7 +72,7 @@ func newTaskEnv(t *testing.T, o taskEnvOptions) *taskEnv {
 	if o.docker {
 		e.cli = testenv.RequireDocker(t)
 		e.envImage, e.shellImage = testimage.Build(t, e.cli)
-		e.runner = runner.New(e.cli, runner.Options{StopTimeout: 5 * time.Second})
+		e.runner = newTestRunner(t, e.cli)
 	}
 	dbPath := filepath.Join(t.TempDir(), "v.db")
 	db := testvault.MustSQLite(t, dbPath)
@@ -330,14 +330,11 @@ func (e *taskEnv) rawLogs(id string) string {
 	return out.String()
 }
 
-// containerEnv is `docker inspect`'s Config.Env of a container.
+// containerEnv is the env of a running container's process, what
+// `docker inspect` shows with env delivery "env" (pid1Env).
 func (e *taskEnv) containerEnv(id string) map[string]string {
 	e.t.Helper()
-	env, err := e.runner.Env(context.Background(), id)
-	if err != nil {
-		e.t.Fatalf("env of container %s: %v", id, err)
-	}
-	return envMap(e.t, env)
+	return envMap(e.t, pid1Env(e.t, e.cli, id))
 }
 
 func (e *taskEnv) running(id string) bool {

@@ -66,7 +66,7 @@ func TestComposeEnvFile(t *testing.T) {
 	f.run(o)
 	task := f.create(o, f.profile(f.envImage, testimage.EnvProbe, "print", "up", "--", "sleep", "forever"))
 	running := f.await(task.ID, "running", isRunning, o)
-	ours := envMap(t, execOutput(t, f, running.ContainerID, testimage.EnvProbe, "envjson"))
+	ours := envMap(t, execOutput(t, f, running.ContainerID, testimage.EnvProbe, "pid1envjson"))
 	theirs := envMap(t, composeRun(t, bin, f.envImage))
 	if len(entries) != 7 {
 		t.Fatalf("parsed %d entries, want 7", len(entries))

@@ -29,9 +29,10 @@ func maskable(secrets []vault.ReleasedSecret, baseline map[string]string) []stri
 // the logs of a container started before it: the values the container was
 // given (its env as the engine recorded it) of every name not recorded as
 // coming from the profile or the task — all of them if the start was never
-// recorded —, and the profile's current secret and baseline values. The
-// vault keeps only a secret's current value, so a secret rotated since the
-// container started is found in the container's env, not in the vault.
+// recorded —, the values of the secret versions its env sources name (a
+// secret rotated since the container started: with stdin delivery the
+// engine holds no value, and the vault keeps the last versions), and the
+// profile's current secret and baseline values.
 func (o *Orchestrator) maskValues(ctx context.Context, t *Task, containerID string) ([]string, error) {
 	env, err := o.runner.Env(ctx, containerID)
 	if err != nil {
@@ -50,6 +51,19 @@ func (o *Orchestrator) maskValues(ctx context.Context, t *Task, containerID stri
 			values = append(values, value)
 		}
 	}
+	// With stdin delivery the engine holds none of the values: the vault
+	// gives those of the versions the container was given.
+	var given []vault.EnvSecret
+	for _, s := range t.EnvSources {
+		if s.Source == SourceSecret {
+			given = append(given, vault.EnvSecret{Name: s.Name, SecretID: s.SecretID, Version: s.Version})
+		}
+	}
+	old, err := o.vault.ValuesAtVersions(ctx, t.UserID, given)
+	if err != nil && !errors.Is(err, vault.ErrDecrypt) {
+		return nil, err
+	}
+	values = append(values, old...)
 	secrets, err := o.vault.GetDecryptedForProfileWithSources(ctx, t.UserID, t.ProfileID)
 	if err != nil && vault.ErrorCode(err) != vault.ENOTFOUND && !errors.Is(err, vault.ErrDecrypt) {
 		return nil, err

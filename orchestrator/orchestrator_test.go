@@ -2,7 +2,10 @@ package orchestrator_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -97,9 +100,9 @@ func newFixture(t *testing.T, store taskStore, docker bool) *fixture {
 	if docker {
 		f.cli = testenv.RequireDocker(t)
 		f.envImage, f.shellImage = testimage.Build(t, f.cli)
-		f.runner = runner.New(f.cli, runner.Options{StopTimeout: 5 * time.Second})
+		f.runner = newRunner(t, f.cli)
 	}
-	f.svc = vault.NewService(store, testvault.MustKeyring(t), vault.Options{})
+	f.svc = vault.NewService(store, testvault.MustKeyring(t), vault.Options{Sandbox: testPolicy()})
 	u, _, err := f.svc.CreateUser(context.Background(), "alice")
 	if err != nil {
 		t.Fatal(err)
@@ -461,4 +464,34 @@ func TestLogs(t *testing.T) {
 	if s := <-done; s != "one\ntwo\nthree\n" {
 		t.Errorf("followed: %q", s)
 	}
+}
+
+// testDelivery is the env delivery the tests' profiles get by default:
+// the policy's own (stdin), or ENVVAULT_TEST_ENV_DELIVERY, so that the
+// same end-to-end tests run in both modes:
+//
+//	ENVVAULT_TEST_ENV_DELIVERY=env go test ./orchestrator/
+func testPolicy() vault.SandboxPolicy {
+	if d := os.Getenv("ENVVAULT_TEST_ENV_DELIVERY"); d != "" {
+		return vault.SandboxPolicy{EnvDeliveries: []string{d}}
+	}
+	return vault.SandboxPolicy{}
+}
+
+// newRunner returns a runner on cli with an init of its own (image and
+// volume named for this test, removed when it ends).
+func newRunner(t *testing.T, cli client.APIClient) *runner.Runner {
+	t.Helper()
+	var raw [6]byte
+	_, _ = rand.Read(raw[:])
+	r := runner.New(cli, runner.Options{StopTimeout: 5 * time.Second,
+		InitPath: testimage.Init(t), InitName: "envvault-init-test-" + hex.EncodeToString(raw[:])})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
+		defer cancel()
+		if err := r.RemoveInit(ctx); err != nil {
+			t.Errorf("remove the test's init: %v", err)
+		}
+	})
+	return r
 }

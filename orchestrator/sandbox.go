@@ -19,3 +19,11 @@ func hardening(s *vault.SandboxSettings) runner.Hardening {
 		ReadOnlyRootfs: s.ReadOnlyRootfs,
 	}
 }
+
+// delivery is the runner's env delivery for a task's sandbox settings.
+func delivery(s *vault.SandboxSettings) string {
+	if s.EnvDelivery == vault.EnvDeliveryStdin {
+		return runner.DeliveryStdin
+	}
+	return runner.DeliveryEnv
+}

@@ -261,7 +261,7 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 	id, err := o.runner.Start(ctx, runner.Spec{
 		TaskID: t.ID, UserID: t.UserID, ProfileID: t.ProfileID, Name: name,
 		Image: p.Image, Command: p.Command, SetupCommands: p.SetupCommands, Env: env,
-		Hardening: hardening(sandbox),
+		Hardening: hardening(sandbox), EnvDelivery: delivery(sandbox),
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("start container: %w", err)

@@ -182,3 +182,44 @@ func releaseDetails(r TaskRelease, released []ReleasedSecret) map[string]any {
 	}
 	return map[string]any{"profile_id": r.ProfileID, "attempt": r.Attempt, "secrets": b.String()}
 }
+
+// ValuesAtVersions returns the values the given secrets of userID had at
+// the given versions (the current value or a kept one), in no particular
+// order, for masking the logs of a container that was given them: after a
+// restart of envvault the vault is the only place left that knows a value
+// rotated since the container started, once the engine does not hold the
+// container's env (stdin delivery). A secret deleted since, or a version
+// no longer kept, is skipped; one that cannot be opened is an error
+// wrapping ErrDecrypt and naming its id. The values never leave envvault.
+func (s *Service) ValuesAtVersions(ctx context.Context, userID string, refs []EnvSecret) ([]string, error) {
+	out := make([]string, 0, len(refs))
+	err := s.store.View(ctx, userID, func(tx Tx) error {
+		for _, ref := range refs {
+			sec, err := tx.Secret(ctx, ref.SecretID)
+			if ErrorCode(err) == ENOTFOUND {
+				continue
+			} else if err != nil {
+				return fmt.Errorf("read secret %s: %w", ref.SecretID, err)
+			}
+			if sec.Version != ref.Version {
+				kept, err := tx.KeptVersion(ctx, ref.SecretID, ref.Version)
+				if ErrorCode(err) == ENOTFOUND {
+					continue
+				} else if err != nil {
+					return fmt.Errorf("read secret %s version %d: %w", ref.SecretID, ref.Version, err)
+				}
+				sec = kept.sealed()
+			}
+			v, err := s.keys.openSecret(sec)
+			if err != nil {
+				return fmt.Errorf("secret %s version %d: %w: %w", ref.SecretID, ref.Version, ErrDecrypt, err)
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

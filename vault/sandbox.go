@@ -23,6 +23,21 @@ const (
 	NonRootUser = "65534:65534"
 )
 
+// How a task's env reaches its process (Sandbox.EnvDelivery).
+const (
+	// EnvDeliveryStdin: no value stands in the container's configuration
+	// (docker inspect, the engine's API and its on-disk config); a small
+	// init reads the env from the container's stdin and execs the command.
+	EnvDeliveryStdin = "stdin"
+	// EnvDeliveryEnv: the env is the container's configured Env, as
+	// `docker run --env` gives it; docker inspect shows every value.
+	EnvDeliveryEnv = "env"
+)
+
+// DefaultEnvDeliveries are the env deliveries a profile may ask for
+// unless the operator says otherwise; the first is the default.
+var DefaultEnvDeliveries = []string{EnvDeliveryStdin, EnvDeliveryEnv}
+
 // DefaultNetworks are the network modes a profile may ask for unless the
 // operator says otherwise; the first is the default.
 var DefaultNetworks = []string{"bridge", "none"}
@@ -52,17 +67,21 @@ type Sandbox struct {
 	Network   string   `json:"network,omitempty"`
 	// WritableRootfs opts out of the read-only root filesystem.
 	WritableRootfs bool `json:"writable_rootfs,omitempty"`
+	// EnvDelivery is EnvDeliveryStdin or EnvDeliveryEnv; "" takes the
+	// operator's default.
+	EnvDelivery string `json:"env_delivery,omitempty"`
 }
 
 // IsZero reports whether s asks for nothing but the defaults.
 func (s Sandbox) IsZero() bool {
 	return s.User == "" && s.MemoryMB == 0 && s.CPUMillis == 0 && s.PidsLimit == 0 &&
-		len(s.CapAdd) == 0 && s.Network == "" && !s.WritableRootfs
+		len(s.CapAdd) == 0 && s.Network == "" && !s.WritableRootfs && s.EnvDelivery == ""
 }
 
 func (s Sandbox) equal(o Sandbox) bool {
 	return s.User == o.User && s.MemoryMB == o.MemoryMB && s.CPUMillis == o.CPUMillis && s.PidsLimit == o.PidsLimit &&
-		slices.Equal(s.CapAdd, o.CapAdd) && s.Network == o.Network && s.WritableRootfs == o.WritableRootfs
+		slices.Equal(s.CapAdd, o.CapAdd) && s.Network == o.Network && s.WritableRootfs == o.WritableRootfs &&
+		s.EnvDelivery == o.EnvDelivery
 }
 
 // SandboxSettings are the settings a task's container gets: its profile's
@@ -77,6 +96,7 @@ type SandboxSettings struct {
 	CapAdd         []string `json:"cap_add"`
 	Network        string   `json:"network"`
 	ReadOnlyRootfs bool     `json:"read_only_rootfs"`
+	EnvDelivery    string   `json:"env_delivery"` // "" in tasks started before it existed: env
 }
 
 // SandboxPolicy is the operator's: defaults and maxima of a task
@@ -95,6 +115,9 @@ type SandboxPolicy struct {
 	// AllowWritableRootfs lets a profile opt out of the read-only root
 	// filesystem.
 	AllowWritableRootfs bool
+	// EnvDeliveries are the env deliveries a profile may choose; the
+	// first is the default. DefaultEnvDeliveries if empty.
+	EnvDeliveries []string
 	// ForbidRoot refuses profiles that run as root (uid 0 or gid 0) or as
 	// a user name (its uid is the image's to say), and runs profiles that
 	// name no user as NonRootUser.
@@ -116,6 +139,9 @@ func (p SandboxPolicy) withDefaults() SandboxPolicy {
 	def(&p.MaxPids, max(DefaultMaxPids, p.DefaultPids))
 	if len(p.Networks) == 0 {
 		p.Networks = DefaultNetworks
+	}
+	if len(p.EnvDeliveries) == 0 {
+		p.EnvDeliveries = DefaultEnvDeliveries
 	}
 	return p
 }
@@ -144,6 +170,11 @@ func (p SandboxPolicy) Check() error {
 			return fmt.Errorf("sandbox policy: network %q is not allowed: a task gets bridge, none or a named network, never the host's or another container's", n)
 		}
 	}
+	for _, d := range p.EnvDeliveries {
+		if !slices.Contains(DefaultEnvDeliveries, d) {
+			return fmt.Errorf("sandbox policy: env delivery %q is neither %s nor %s", d, EnvDeliveryStdin, EnvDeliveryEnv)
+		}
+	}
 	return nil
 }
 
@@ -157,7 +188,7 @@ var (
 // the request asks for more than the policy allows.
 func (p SandboxPolicy) Settings(req Sandbox) (*SandboxSettings, error) {
 	p = p.withDefaults()
-	out := &SandboxSettings{Network: p.Networks[0], ReadOnlyRootfs: !req.WritableRootfs, CapAdd: []string{}}
+	out := &SandboxSettings{Network: p.Networks[0], ReadOnlyRootfs: !req.WritableRootfs, CapAdd: []string{}, EnvDelivery: p.EnvDeliveries[0]}
 	var err error
 	if out.MemoryMB, err = limit("sandbox.memory_mb", req.MemoryMB, p.DefaultMemoryMB, p.MaxMemoryMB); err != nil {
 		return nil, err
@@ -176,6 +207,15 @@ func (p SandboxPolicy) Settings(req Sandbox) (*SandboxSettings, error) {
 			return nil, Invalid("sandbox.network", "%q is not allowed by the operator (allowed: %s)", truncate(req.Network, 64), strings.Join(p.Networks, ", "))
 		}
 		out.Network = req.Network
+	}
+	if req.EnvDelivery != "" {
+		switch {
+		case !slices.Contains(DefaultEnvDeliveries, req.EnvDelivery):
+			return nil, Invalid("sandbox.env_delivery", "must be %s or %s", EnvDeliveryStdin, EnvDeliveryEnv)
+		case !slices.Contains(p.EnvDeliveries, req.EnvDelivery):
+			return nil, Invalid("sandbox.env_delivery", "%s is not allowed by the operator (allowed: %s)", req.EnvDelivery, strings.Join(p.EnvDeliveries, ", "))
+		}
+		out.EnvDelivery = req.EnvDelivery
 	}
 	for _, c := range req.CapAdd {
 		switch {
@@ -246,7 +286,7 @@ func listOrNone(l []string) string {
 // without CAP_, sorted, once each), so that a stored profile compares and
 // prints alike however it was typed.
 func (s *Sandbox) normalize() {
-	s.User, s.Network = strings.TrimSpace(s.User), strings.TrimSpace(s.Network)
+	s.User, s.Network, s.EnvDelivery = strings.TrimSpace(s.User), strings.TrimSpace(s.Network), strings.TrimSpace(s.EnvDelivery)
 	if len(s.CapAdd) == 0 {
 		s.CapAdd = nil
 		return

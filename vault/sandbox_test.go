@@ -13,7 +13,8 @@ func TestSandboxSettings(t *testing.T) {
 		Networks: []string{"none", "bridge", "agents"}, AllowWritableRootfs: true}
 	noRoot := SandboxPolicy{MaxCPUMillis: 2000, ForbidRoot: true}
 	defaults := SandboxSettings{MemoryMB: DefaultMemoryMB, CPUMillis: DefaultCPUMillis, PidsLimit: DefaultPidsLimit,
-		CapAdd: []string{}, Network: "bridge", ReadOnlyRootfs: true}
+		CapAdd: []string{}, Network: "bridge", ReadOnlyRootfs: true, EnvDelivery: EnvDeliveryStdin}
+	envOnly := SandboxPolicy{MaxCPUMillis: 2000, EnvDeliveries: []string{EnvDeliveryEnv}}
 	with := func(f func(*SandboxSettings)) *SandboxSettings { s := defaults; f(&s); return &s }
 	for _, tc := range []struct {
 		name      string
@@ -51,6 +52,13 @@ func TestSandboxSettings(t *testing.T) {
 		{name: "no root: uid 0", policy: noRoot, req: Sandbox{User: "0"}, wantField: "sandbox.user", wantMsg: "root is forbidden"},
 		{name: "no root: gid 0", policy: noRoot, req: Sandbox{User: "1000:0"}, wantField: "sandbox.user"},
 		{name: "no root: a name", policy: noRoot, req: Sandbox{User: "root"}, wantField: "sandbox.user"},
+		{name: "env delivery: stdin by default", policy: strict, want: &defaults},
+		{name: "env delivery: env asked", policy: strict, req: Sandbox{EnvDelivery: EnvDeliveryEnv},
+			want: with(func(s *SandboxSettings) { s.EnvDelivery = EnvDeliveryEnv })},
+		{name: "env delivery: unknown", policy: strict, req: Sandbox{EnvDelivery: "file"}, wantField: "sandbox.env_delivery", wantMsg: "must be stdin or env"},
+		{name: "env delivery: the operator's first is the default", policy: envOnly,
+			want: with(func(s *SandboxSettings) { s.EnvDelivery = EnvDeliveryEnv })},
+		{name: "env delivery: not allowed", policy: envOnly, req: Sandbox{EnvDelivery: EnvDeliveryStdin}, wantField: "sandbox.env_delivery", wantMsg: "allowed: env"},
 		{name: "no root: numeric user", policy: noRoot, req: Sandbox{User: "1000:1000"}, want: with(func(s *SandboxSettings) { s.User = "1000:1000" })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,6 +90,8 @@ func TestSandboxPolicyCheck(t *testing.T) {
 		{"host network", SandboxPolicy{Networks: []string{"bridge", "host"}}, `"host"`},
 		{"another container's network", SandboxPolicy{Networks: []string{"container:db"}}, "container:db"},
 		{"named network", SandboxPolicy{Networks: []string{"agents-net", "none"}}, ""},
+		{"unknown env delivery", SandboxPolicy{EnvDeliveries: []string{"stdin", "file"}}, `env delivery "file"`},
+		{"env delivery env only", SandboxPolicy{EnvDeliveries: []string{"env"}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.policy.Check()

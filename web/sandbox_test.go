@@ -64,5 +64,21 @@ func TestProfileSandboxForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantContains(t, c.get("/tasks/"+task.ID).Body, `id="sandbox"`, "<code>1000:1000</code>", "256 MiB, no swap", "1000 thousandths of a CPU",
-		"at most 512", "all dropped", "<code>none</code>", "read-only, <code>/tmp</code> a tmpfs", "no-new-privileges")
+		"at most 512", "all dropped", "<code>none</code>", "read-only, <code>/tmp</code> a tmpfs", "no-new-privileges",
+		`id="sandbox-env-delivery"><code>stdin</code>: no value in <code>docker inspect</code>`)
+
+	// The env delivery a profile asks for is kept, shown and checked.
+	form.Set("name", "env-delivered")
+	form.Set("sandbox_env_delivery", "file")
+	res = c.post("/profiles", form)
+	wantStatus(t, res, http.StatusUnprocessableEntity)
+	wantContains(t, res.Body, `id="profile-sandbox-env_delivery-error" aria-live="polite">must be stdin or env`)
+	form.Set("sandbox_env_delivery", "env")
+	res = c.post("/profiles", form)
+	wantStatus(t, res, http.StatusSeeOther)
+	id = strings.TrimSuffix(strings.TrimPrefix(res.Header.Get("Location"), "/profiles/"), "?ok=profile-added")
+	if p, err := s.svc.Profile(context.Background(), s.userID, id); err != nil || p.Sandbox.EnvDelivery != vault.EnvDeliveryEnv {
+		t.Fatalf("stored env delivery: %+v, %v", p, err)
+	}
+	wantContains(t, c.get("/profiles/"+id).Body, `<option value="env" selected>`)
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 
 	"github.com/envvault/envvault/orchestrator"
@@ -18,6 +21,10 @@ type taskConfig struct {
 	MaxRunning       int // --max-running, MAX_RUNNING
 	UserShare        int // --user-share, USER_SHARE (percent)
 	MaxQueuedPerUser int // --max-queued-per-user, MAX_QUEUED_PER_USER
+	// EnvInit is --env-init, ENV_INIT: the envvault-init program that
+	// stdin env delivery puts in task containers; "" looks for
+	// envvault-init beside the envvault executable, then on PATH.
+	EnvInit string
 }
 
 // slotFlags are the flags that bound a worker's work and a user's queue.
@@ -26,6 +33,29 @@ func slotFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&t.MaxRunning, "max-running", orchestrator.DefaultMaxRunning(), "most task containers this worker starts or runs at once (default: two per core); further tasks wait queued")
 	fs.IntVar(&t.UserShare, "user-share", orchestrator.DefaultUserSharePercent, "percent of --max-running one user's tasks may hold (at least one task), so that others' tasks still start")
 	fs.IntVar(&t.MaxQueuedPerUser, "max-queued-per-user", orchestrator.DefaultMaxQueuedPerUser, "most queued tasks one user may have; creating another answers 429 with Retry-After")
+	fs.StringVar(&t.EnvInit, "env-init", "", "path of the static envvault-init program for env delivery stdin (default: envvault-init beside this executable, else on PATH)")
+}
+
+// initName is the file name of the init program looked for by default.
+const initName = "envvault-init"
+
+// envInit returns the init program the runner is given: --env-init, else
+// envvault-init beside the executable, else on PATH; "" if none is found
+// (tasks with env delivery stdin then fail saying so).
+func (t taskConfig) envInit() string {
+	if t.EnvInit != "" {
+		return t.EnvInit
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), initName)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(initName); err == nil {
+		return p
+	}
+	return ""
 }
 
 // sandboxFlags are the flags of the sandbox policy. Give every process on
@@ -53,6 +83,15 @@ func sandboxFlags(fs *flag.FlagSet, c *Config) {
 		p.Networks = append(p.Networks, splitNames(s)...)
 		return nil
 	})
+	p.EnvDeliveries = vault.DefaultEnvDeliveries
+	deliveriesSet := false
+	fs.Func("env-deliveries", "comma-separated env deliveries a profile may choose, the first the default for profiles that name none (default stdin,env; stdin keeps values out of docker inspect)", func(s string) error {
+		if !deliveriesSet {
+			p.EnvDeliveries, deliveriesSet = nil, true
+		}
+		p.EnvDeliveries = append(p.EnvDeliveries, splitNames(s)...)
+		return nil
+	})
 	fs.BoolVar(&p.AllowWritableRootfs, "allow-writable-rootfs", false, "let a profile opt out of the read-only root filesystem (its writes are not bounded by any limit)")
 	fs.BoolVar(&p.ForbidRoot, "forbid-root", false, "refuse profiles whose user is root, gid 0 or a name, and run profiles without a user as 65534:65534")
 }
@@ -70,7 +109,7 @@ func (c *Config) checkTasks() error {
 		return fmt.Errorf("--max-queued-per-user (MAX_QUEUED_PER_USER) is %d: it must be at least 1", t.MaxQueuedPerUser)
 	}
 	if err := c.Tasks.Sandbox.Check(); err != nil {
-		return fmt.Errorf("%w (see --default-memory-mb, --allowed-caps, --networks and the other sandbox flags)", err)
+		return fmt.Errorf("%w (see --default-memory-mb, --allowed-caps, --networks, --env-deliveries and the other sandbox flags)", err)
 	}
 	return nil
 }

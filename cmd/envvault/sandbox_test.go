@@ -24,7 +24,7 @@ func TestSandboxFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := vault.SandboxPolicy{DefaultMemoryMB: 1024, MaxMemoryMB: 4096, DefaultCPUMillis: 1000, MaxCPUMillis: int64(runtime.NumCPU()) * 1000,
-		DefaultPids: 512, MaxPids: 4096, Networks: []string{"bridge", "none"}}
+		DefaultPids: 512, MaxPids: 4096, Networks: []string{"bridge", "none"}, EnvDeliveries: []string{"stdin", "env"}}
 	if got := m.Config.Tasks.Sandbox; !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults %+v, want %+v", got, want)
 	}
@@ -36,12 +36,13 @@ func TestSandboxFlags(t *testing.T) {
 		t.Errorf("slot flags: %+v, %v", m.Config.Tasks, err)
 	}
 	m, err = parseOnly(t, "serve", "--networks", "none", "--networks", "agents", "--allowed-caps", "NET_BIND_SERVICE,CHOWN",
-		"--forbid-root", "--allow-writable-rootfs", "--max-memory-mb", "512", "--default-memory-mb", "256", "--max-pids", "64", "--default-pids", "64")
+		"--forbid-root", "--allow-writable-rootfs", "--max-memory-mb", "512", "--default-memory-mb", "256", "--max-pids", "64", "--default-pids", "64", "--env-deliveries", "env")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want.Networks, want.AllowedCaps, want.ForbidRoot, want.AllowWritableRootfs = []string{"none", "agents"}, []string{"NET_BIND_SERVICE", "CHOWN"}, true, true
 	want.MaxMemoryMB, want.DefaultMemoryMB, want.MaxPids, want.DefaultPids = 512, 256, 64, 64
+	want.EnvDeliveries = []string{"env"}
 	if got := m.Config.Tasks.Sandbox; !reflect.DeepEqual(got, want) {
 		t.Errorf("flags gave %+v, want %+v", got, want)
 	}
@@ -54,6 +55,7 @@ func TestSandboxFlags(t *testing.T) {
 		{[]string{"serve", "--allowed-caps", "ALL"}, `"ALL" is not a Linux capability`},
 		{[]string{"serve", "--max-memory-mb", "512"}, "default memory limit 1024 is above its maximum 512"},
 		{[]string{"serve", "--max-pids", "10"}, "pids"},
+		{[]string{"serve", "--env-deliveries", "stdin,file"}, `env delivery "file" is neither stdin nor env`},
 		{[]string{"serve", "--max-running", "0"}, "--max-running (MAX_RUNNING) is 0"},
 		{[]string{"serve", "--user-share", "101"}, "percent from 1 to 100"},
 		{[]string{"runner", "--worker-id", "w", "--max-queued-per-user", "0"}, "--max-queued-per-user"},

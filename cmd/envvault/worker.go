@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	dockerclient "github.com/docker/docker/client"
@@ -62,7 +63,11 @@ func (m *Main) newOrchestrator(svc *vault.Service) (*orchestrator.Orchestrator, 
 			return nil, fmt.Errorf("the Docker client cannot be made from DOCKER_HOST and the other DOCKER_* variables: %w", err)
 		}
 		m.docker = cli
-		r = runner.New(cli, runner.Options{})
+		init := m.Config.Tasks.envInit()
+		if init == "" && slices.Contains(m.Config.Tasks.Sandbox.EnvDeliveries, vault.EnvDeliveryStdin) {
+			m.logger.Error("no envvault-init program found beside envvault or on PATH: tasks with env delivery stdin fail until one is installed or named by --env-init (ENV_INIT)")
+		}
+		r = runner.New(cli, runner.Options{InitPath: init})
 	}
 	return orchestrator.New(orchestrator.Config{
 		Vault:    svc,
@@ -194,7 +199,7 @@ func (m *Main) openOrchestrator(ctx context.Context) (svc *vault.Service, orch *
 	if err != nil {
 		return nil, nil, false, err
 	}
-	if err := m.startMetrics(); err != nil {
+	if err := m.startMetrics(m.keys.CurrentID()); err != nil {
 		return nil, nil, false, err
 	}
 	orch, err = m.newOrchestrator(svc)

@@ -7,6 +7,8 @@
 //
 //	env                 print the environment, sorted, one NAME=value per line
 //	envjson             print the environment, sorted, as one JSON array of "NAME=value"
+//	pid1envjson         the same for PID 1's environment (/proc/1/environ): run by docker exec,
+//	                    what the container's process got, not what the exec got
 //	echo NAME...        print the value of each NAME on its own line (stdout)
 //	echoerr NAME...     the same on stderr
 //	print TEXT...       print TEXT (words joined by spaces) and a newline
@@ -88,7 +90,8 @@ var stepKinds = map[string]struct {
 	do   stepFunc
 }{
 	"env":           {0, func([]string) { printEnv() }},
-	"envjson":       {0, func([]string) { printEnvJSON() }},
+	"envjson":       {0, func([]string) { printEnvJSON(environ()) }},
+	"pid1envjson":   {0, func([]string) { printEnvJSON(pid1Environ()) }},
 	"echo":          {0, func(args []string) { echo(os.Stdout, args) }},
 	"echoerr":       {0, func(args []string) { echo(os.Stderr, args) }},
 	"print":         {0, func(args []string) { write(os.Stdout, strings.Join(args, " ")+"\n") }},
@@ -125,8 +128,8 @@ func printEnv() {
 	}
 }
 
-func printEnvJSON() {
-	b, err := json.Marshal(environ())
+func printEnvJSON(env []string) {
+	b, err := json.Marshal(env)
 	if err != nil {
 		fail("envjson: %v", err)
 	}
@@ -226,6 +229,16 @@ func exit(args []string) {
 
 func environ() []string {
 	env := os.Environ()
+	slices.Sort(env)
+	return env
+}
+
+func pid1Environ() []string {
+	b, err := os.ReadFile("/proc/1/environ")
+	if err != nil {
+		fail("pid1envjson: %v", err)
+	}
+	env := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
 	slices.Sort(env)
 	return env
 }
