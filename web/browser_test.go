@@ -27,10 +27,11 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-// updateDocs makes the browser test also write the README's screenshot,
-// docs/secrets-page.png: go test ./web -run TestBrowser -update-docs. It
-// is off by default so that a test run never changes the repository.
-var updateDocs = flag.Bool("update-docs", false, "write docs/secrets-page.png from the browser test")
+// updateDocs makes TestDocsScreenshots write the README's screenshots,
+// docs/screenshots/*.png: go test ./web -run TestDocsScreenshots
+// -update-docs. It is off by default so that a test run never changes the
+// repository.
+var updateDocs = flag.Bool("update-docs", false, "write docs/screenshots/*.png (TestDocsScreenshots)")
 
 // browser is one Chromium tab on the stack, with every page it held kept
 // for the canary check: each document the tab received (every navigation,
@@ -250,16 +251,6 @@ func (b *browser) screenshot(name string) string {
 		b.t.Fatal(err)
 	}
 	b.t.Logf("screenshot: %s", path)
-	if *updateDocs && name == "secrets-add.png" {
-		docs := filepath.Join("..", "docs", "secrets-page.png")
-		if err := os.MkdirAll(filepath.Dir(docs), 0o755); err != nil {
-			b.t.Fatal(err)
-		}
-		if err := os.WriteFile(docs, png, 0o644); err != nil {
-			b.t.Fatal(err)
-		}
-		b.t.Logf("screenshot for the README: %s", docs)
-	}
 	return path
 }
 

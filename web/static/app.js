@@ -93,10 +93,11 @@
     button.type = "button";
     button.className = "button quiet toggle-value";
     button.setAttribute("aria-controls", area.id);
+    var noun = area.getAttribute("data-secret-value") || "value";
     function set(shown) {
       area.classList.toggle("masked", !shown);
       button.setAttribute("aria-pressed", shown ? "true" : "false");
-      button.textContent = shown ? "Hide value" : "Show value";
+      button.textContent = (shown ? "Hide " : "Show ") + noun;
     }
     set(false);
     button.addEventListener("click", function () {
