@@ -37,6 +37,8 @@ type Metrics struct {
 	tasksFinished *prometheus.CounterVec
 	maskedBytes   prometheus.Counter
 	maskSeconds   prometheus.Counter
+
+	rotation rotation
 }
 
 // New returns the metrics on a new registry, with the Go runtime's and the
@@ -49,6 +51,7 @@ func New() *Metrics {
 	)
 	m.httpMetrics()
 	m.taskMetrics()
+	m.rotationMetrics()
 	return m
 }
 

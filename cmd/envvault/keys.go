@@ -51,6 +51,7 @@ func (m *Main) keysCommand() *ffcli.Command {
 func (m *Main) keysRotateCommand() *ffcli.Command {
 	c, fs := m.newCommand(cmdKeysRotate, "text")
 	fs.IntVar(&c.BatchSize, "batch-size", vault.DefaultRotateBatchSize, "data keys re-wrapped per transaction")
+	metricsFlag(fs, c)
 	selected := m.selected(c)
 	return m.leaf(c, fs, &ffcli.Command{
 		ShortUsage: "envvault keys rotate [flags]",
@@ -142,6 +143,9 @@ func (m *Main) runKeysRotate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := m.startMetrics(keys.CurrentID()); err != nil {
+		return err
+	}
 	out := m.Stdout
 	fmt.Fprintf(out, "Re-wrapping data keys under master key %s (%s), %d per batch.\n",
 		keys.CurrentID(), m.Config.Keys.Source, m.Config.BatchSize)
@@ -154,6 +158,7 @@ func (m *Main) runKeysRotate(ctx context.Context) error {
 	res, err := svc.RotateKeys(ctx, vault.RotateOptions{
 		BatchSize: m.Config.BatchSize,
 		Progress: func(done, total int) {
+			m.metrics.m.RotationProgress(done, total)
 			if total > 0 {
 				show.progress(done, total, time.Since(started))
 			}

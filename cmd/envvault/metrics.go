@@ -12,8 +12,8 @@ import (
 	"github.com/envvault/envvault/metrics"
 )
 
-// metricsFlag is --metrics-addr, of the commands that serve or work (dev,
-// serve, runner).
+// metricsFlag is --metrics-addr, of the commands that serve, work or run
+// long (dev, serve, runner, keys rotate).
 func metricsFlag(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this host:port, apart from --addr: "+
 		"keep it where only the platform's scraper reaches it, never tenants (off when empty)")
@@ -37,12 +37,13 @@ func (m *Main) MetricsAddr() string {
 }
 
 // startMetrics, with --metrics-addr, makes the metrics, has every scrape
-// read the task counts and data keys from the open store, and serves them
+// read the task counts and data keys (currentKeyID's and others') from the
+// open store, and serves them
 // at /metrics on their own listener (and nothing else there: the API and
 // the dashboard are not reachable through it, nor the metrics through
 // --addr). Call it after the store is open and before the orchestrator is
 // made.
-func (m *Main) startMetrics() error {
+func (m *Main) startMetrics(currentKeyID string) error {
 	addr := m.Config.MetricsAddr
 	if addr == "" {
 		return nil
@@ -52,7 +53,7 @@ func (m *Main) startMetrics() error {
 		return fmt.Errorf("--metrics-addr: the store %s cannot count tasks for the metrics", m.storeName())
 	}
 	mx := metrics.New()
-	mx.WatchStore(st, m.keys.CurrentID(), m.logger)
+	mx.WatchStore(st, currentKeyID, m.logger)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (--metrics-addr, METRICS_ADDR): %w", addr, err)
@@ -81,14 +82,19 @@ func (m *Main) startMetrics() error {
 }
 
 // closeMetrics stops the metrics listener: a scrape in flight gets the
-// shutdown timeout to finish.
+// shutdown timeout (--shutdown-timeout, or its default for keys rotate,
+// which has no such flag) to finish.
 func (m *Main) closeMetrics() error {
 	s := m.metrics.server
 	if s == nil {
 		return nil
 	}
 	m.metrics.server = nil
-	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+	timeout := m.Config.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = defaultShutdownTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
 		return errors.Join(fmt.Errorf("shut down metrics server: %w", err), s.Close())

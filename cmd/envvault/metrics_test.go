@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -252,6 +253,42 @@ func TestMetricsTask(t *testing.T) {
 	for _, secretPart := range []string{canary, token, id, prof.ID} {
 		if strings.Contains(body, secretPart) {
 			t.Errorf("the scrape holds %q", secretPart)
+		}
+	}
+}
+
+// keys rotate --metrics-addr shows its progress, done of total, and the
+// data keys per master key read from the store.
+func TestMetricsKeyRotation(t *testing.T) {
+	dir := t.TempDir()
+	oldKey, newKey := seal.GenerateKey(), seal.GenerateKey()
+	token := createUser(t, map[string]string{"ENCRYPTION_KEY": oldKey}, "alice", "--data-dir", dir)
+	srv := mustStart(t, map[string]string{"ENCRYPTION_KEY": oldKey}, "serve", "--addr", "127.0.0.1:0", "--no-worker", "--data-dir", dir)
+	c := &client{t: t, base: srv.url(), token: token}
+	const secrets = 3
+	for i := range secrets {
+		c.expect(http.StatusCreated, "POST", "/v1/secrets", map[string]any{"name": fmt.Sprintf("S%d", i), "value": canary}, nil)
+	}
+	if err := srv.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rot := mustStart(t, map[string]string{"ENCRYPTION_KEY": newKey, "ENCRYPTION_KEY_PREVIOUS": oldKey},
+		"keys", "rotate", "--metrics-addr", "127.0.0.1:0", "--data-dir", dir)
+	body, fams := scrape(t, "http://"+rot.m.MetricsAddr()+"/metrics")
+	for name, want := range map[string]float64{"envvault_key_rotation_done": secrets, "envvault_key_rotation_total": secrets} {
+		if v := wantSample(t, fams, name, nil, 0); v != want {
+			t.Errorf("%s = %v, want %v", name, v, want)
+		}
+	}
+	if v := wantSample(t, fams, "envvault_data_keys", map[string]string{"master_key": "current"}, secrets); v != secrets {
+		t.Errorf("envvault_data_keys{master_key=current} = %v, want %d", v, secrets)
+	}
+	if v, _ := sample(fams, "envvault_data_keys", map[string]string{"master_key": "other"}); v != 0 {
+		t.Errorf("envvault_data_keys{master_key=other} = %v after the rotation", v)
+	}
+	for _, s := range []string{canary, oldKey, newKey, token} {
+		if strings.Contains(body, s) {
+			t.Errorf("the scrape holds %q", s)
 		}
 	}
 }
