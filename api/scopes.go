@@ -31,6 +31,7 @@ var (
 // tasks'.
 var routeScopes = map[string][]vault.TokenScope{
 	"POST /v1/secrets":              full,
+	"POST /v1/secrets/import":       full,
 	"GET /v1/secrets":               anyRead,
 	"GET /v1/secrets/:id":           anyRead,
 	"PATCH /v1/secrets/:id":         full,

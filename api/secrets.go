@@ -13,6 +13,7 @@ import (
 
 func (s *Server) secretRoutes(g authed) {
 	g.POST("/secrets", s.createSecret)
+	g.POST("/secrets/import", s.importSecrets) // import.go
 	g.GET("/secrets", s.listSecrets)
 	g.GET("/secrets/:id", s.getSecret)
 	g.PATCH("/secrets/:id", s.updateSecret)

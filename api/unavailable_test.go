@@ -43,6 +43,7 @@ func newPostgresEnv(t *testing.T) (*testEnv, *testenv.CutProxy) {
 // request reaches the store rather than a 422.
 var unavailableBodies = map[string]string{
 	"POST /v1/secrets":               `{"name":"NEW","value":"v"}`,
+	"POST /v1/secrets/import":        `{"content":"NEW_TOO=v1234"}`,
 	"PATCH /v1/secrets/{id}":         `{"value":"v2"}`,
 	"POST /v1/secrets/{id}/rollback": `{"version":1}`,
 	"POST /v1/profiles":              `{"name":"q","image":"img"}`,

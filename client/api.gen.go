@@ -153,6 +153,7 @@ func (e EnvSource1Source) Valid() bool {
 const (
 	ErrorErrorCodeBodyTooLarge         ErrorErrorCode = "body_too_large"
 	ErrorErrorCodeConflict             ErrorErrorCode = "conflict"
+	ErrorErrorCodeForbidden            ErrorErrorCode = "forbidden"
 	ErrorErrorCodeInternal             ErrorErrorCode = "internal"
 	ErrorErrorCodeInvalid              ErrorErrorCode = "invalid"
 	ErrorErrorCodeMalformedJson        ErrorErrorCode = "malformed_json"
@@ -171,6 +172,8 @@ func (e ErrorErrorCode) Valid() bool {
 		return true
 	case ErrorErrorCodeConflict:
 		return true
+	case ErrorErrorCodeForbidden:
+		return true
 	case ErrorErrorCodeInternal:
 		return true
 	case ErrorErrorCodeInvalid:
@@ -188,6 +191,45 @@ func (e ErrorErrorCode) Valid() bool {
 	case ErrorErrorCodeUnavailable:
 		return true
 	case ErrorErrorCodeUnsupportedMediaType:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportSecretsScope.
+const (
+	ImportSecretsScopeAgents ImportSecretsScope = "agents"
+	ImportSecretsScopeAll    ImportSecretsScope = "all"
+)
+
+// Valid indicates whether the value is a known member of the ImportSecretsScope enum.
+func (e ImportSecretsScope) Valid() bool {
+	switch e {
+	case ImportSecretsScopeAgents:
+		return true
+	case ImportSecretsScopeAll:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SandboxEnvDelivery.
+const (
+	SandboxEnvDeliveryEmpty SandboxEnvDelivery = ""
+	SandboxEnvDeliveryEnv   SandboxEnvDelivery = "env"
+	SandboxEnvDeliveryStdin SandboxEnvDelivery = "stdin"
+)
+
+// Valid indicates whether the value is a known member of the SandboxEnvDelivery enum.
+func (e SandboxEnvDelivery) Valid() bool {
+	switch e {
+	case SandboxEnvDeliveryEmpty:
+		return true
+	case SandboxEnvDeliveryEnv:
+		return true
+	case SandboxEnvDeliveryStdin:
 		return true
 	default:
 		return false
@@ -227,6 +269,24 @@ func (e StatusStatus) Valid() bool {
 	}
 }
 
+// Defines values for TaskSandboxEnvDelivery.
+const (
+	TaskSandboxEnvDeliveryEnv   TaskSandboxEnvDelivery = "env"
+	TaskSandboxEnvDeliveryStdin TaskSandboxEnvDelivery = "stdin"
+)
+
+// Valid indicates whether the value is a known member of the TaskSandboxEnvDelivery enum.
+func (e TaskSandboxEnvDelivery) Valid() bool {
+	switch e {
+	case TaskSandboxEnvDeliveryEnv:
+		return true
+	case TaskSandboxEnvDeliveryStdin:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TaskStatus.
 const (
 	Failed    TaskStatus = "failed"
@@ -257,6 +317,27 @@ func (e TaskStatus) Valid() bool {
 	}
 }
 
+// Defines values for TokenScope.
+const (
+	Full  TokenScope = "full"
+	Read  TokenScope = "read"
+	Tasks TokenScope = "tasks"
+)
+
+// Valid indicates whether the value is a known member of the TokenScope enum.
+func (e TokenScope) Valid() bool {
+	switch e {
+	case Full:
+		return true
+	case Read:
+		return true
+	case Tasks:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for UpdateSecretScope.
 const (
 	UpdateSecretScopeAgents UpdateSecretScope = "agents"
@@ -269,6 +350,21 @@ func (e UpdateSecretScope) Valid() bool {
 	case UpdateSecretScopeAgents:
 		return true
 	case UpdateSecretScopeAll:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Confirm.
+const (
+	ConfirmLastFullToken Confirm = "last-full-token"
+)
+
+// Valid indicates whether the value is a known member of the Confirm enum.
+func (e Confirm) Valid() bool {
+	switch e {
+	case ConfirmLastFullToken:
 		return true
 	default:
 		return false
@@ -317,6 +413,21 @@ func (e ListAuditEventsParamsAction) Valid() bool {
 	case ListAuditEventsParamsActionTokenCreate:
 		return true
 	case ListAuditEventsParamsActionUserCreate:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RevokeTokenParamsConfirm.
+const (
+	RevokeTokenParamsConfirmLastFullToken RevokeTokenParamsConfirm = "last-full-token"
+)
+
+// Valid indicates whether the value is a known member of the RevokeTokenParamsConfirm enum.
+func (e RevokeTokenParamsConfirm) Valid() bool {
+	switch e {
+	case RevokeTokenParamsConfirmLastFullToken:
 		return true
 	default:
 		return false
@@ -430,6 +541,43 @@ type CreateTask struct {
 	Prompt *string `json:"prompt,omitempty"`
 }
 
+// CreateToken defines model for CreateToken.
+type CreateToken struct {
+	// ExpiresAt An RFC 3339 time in the future; omitted or null for a token that never expires.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// Name At most 100 printable characters; spaces around it are dropped.
+	Name string `json:"name"`
+
+	// Scope What a token may do. `full`: everything its user may. `read`: read-only metadata: every GET (secrets' metadata, never a value; profiles; tasks and their masked logs; the audit trail; tokens), no write. `tasks`: start, read, stop and restart tasks and read profiles (and a profile's env sources); no secret read, no secret or profile write, no tokens, no audit. A route its scope does not allow answers 403 `forbidden`. The dashboard signs in with `full` tokens only.
+	Scope TokenScope `json:"scope"`
+}
+
+// CreatedToken A token just created, with its secret.
+type CreatedToken struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// ExpiresAt From this time on the token is refused (401). null if it never expires.
+	ExpiresAt *time.Time `json:"expires_at"`
+
+	// Id Example: tok_V1StGXR8_Z5jdHi6B-myT
+	Id string `json:"id"`
+
+	// LastUsedAt When the token last authenticated a request, to the minute: the server writes it at most once a minute per token. null if never used.
+	LastUsedAt *time.Time `json:"last_used_at"`
+
+	// Name The name given at creation. Tokens made before tokens had names (by `envvault user create` or `envvault dev`) are full tokens named `initial`.
+	Name string `json:"name"`
+
+	// Scope What a token may do. `full`: everything its user may. `read`: read-only metadata: every GET (secrets' metadata, never a value; profiles; tasks and their masked logs; the audit trail; tokens), no write. `tasks`: start, read, stop and restart tasks and read profiles (and a profile's env sources); no secret read, no secret or profile write, no tokens, no audit. A route its scope does not allow answers 403 `forbidden`. The dashboard signs in with `full` tokens only.
+	Scope TokenScope `json:"scope"`
+
+	// Token The whole token, `tok_<id>.<secret>`, to send as `Authorization: Bearer <token>`. Shown this once: no list, audit event or log holds it, and the server keeps only its SHA-256.
+	//
+	// Example: tok_V1StGXR8_Z5jdHi6B-myT.q0sUa8TmRcTk5l0gYHd3nVXf0kQe0bZlPq3Q4z1rZc8
+	Token string `json:"token"`
+}
+
 // EnvEntry An `agents` secret granting the profile wins over the `all` secret of the same name.
 type EnvEntry struct {
 	// Name Example: GITHUB_TOKEN
@@ -480,19 +628,52 @@ type EnvSource1Source string
 // Error The one error shape of every error response.
 type Error struct {
 	Error struct {
-		// Code 400 malformed_json, 401 unauthorized, 404 not_found, 405 method_not_allowed, 409 conflict, 413 body_too_large, 415 unsupported_media_type, 422 invalid, 500 internal, 503 unavailable.
+		// Code 400 malformed_json, 401 unauthorized, 403 forbidden, 404 not_found, 405 method_not_allowed, 409 conflict, 413 body_too_large, 415 unsupported_media_type, 422 invalid, 500 internal, 503 unavailable.
 		Code ErrorErrorCode `json:"code"`
 
 		// Field The input field the error concerns, when there is one: a top-level body field, a query parameter, or for an unknown key the key itself.
 		Field *string `json:"field,omitempty"`
+
+		// Lines Only in a 422 of `importSecrets` refused for its lines (then `field` is `content`): every bad line, in line order, its number and what is wrong with it, never its value.
+		Lines *[]struct {
+			Line    int    `json:"line"`
+			Message string `json:"message"`
+		} `json:"lines,omitempty"`
 
 		// Message For people; never contains a secret value. When `field` is set it starts with the field's name.
 		Message string `json:"message"`
 	} `json:"error"`
 }
 
-// ErrorErrorCode 400 malformed_json, 401 unauthorized, 404 not_found, 405 method_not_allowed, 409 conflict, 413 body_too_large, 415 unsupported_media_type, 422 invalid, 500 internal, 503 unavailable.
+// ErrorErrorCode 400 malformed_json, 401 unauthorized, 403 forbidden, 404 not_found, 405 method_not_allowed, 409 conflict, 413 body_too_large, 415 unsupported_media_type, 422 invalid, 500 internal, 503 unavailable.
 type ErrorErrorCode string
+
+// ImportResult defines model for ImportResult.
+type ImportResult struct {
+	// Created New secrets.
+	Created int `json:"created"`
+
+	// Unchanged Secrets that already held the value: left as they are, so a file imported twice makes no new versions.
+	Unchanged int `json:"unchanged"`
+
+	// Updated Secrets given a new value (a new version; the old value kept).
+	Updated int `json:"updated"`
+}
+
+// ImportSecrets No field may be null.
+type ImportSecrets struct {
+	// Content The dotenv file's text: `NAME=value` lines under the grammar of the README's *Import* section (comments, `export`, quotes, multi-line quoted values). Write-only: its values never appear in a response, log line or error message.
+	Content *string `json:"content,omitempty"`
+
+	// ProfileIds Required and non-empty with scope `agents`, refused with scope `all`; each one of your profiles.
+	ProfileIds *[]string `json:"profile_ids,omitempty"`
+
+	// Scope `all`: each line updates your secret of that name given to all profiles, or creates one. `agents`: each line updates your secret of that name granted to exactly `profile_ids`, or creates one.
+	Scope *ImportSecretsScope `json:"scope,omitempty"`
+}
+
+// ImportSecretsScope `all`: each line updates your secret of that name given to all profiles, or creates one. `agents`: each line updates your secret of that name granted to exactly `profile_ids`, or creates one.
+type ImportSecretsScope string
 
 // Profile An agent profile.
 type Profile struct {
@@ -553,6 +734,9 @@ type Sandbox struct {
 	// CpuMillis CPU limit in thousandths of a CPU (1000 is one); 0: the operator's default (1000). Above the maximum (--max-cpu-millis, the host's cores × 1000): 422 `sandbox.cpu_millis`.
 	CpuMillis *int `json:"cpu_millis,omitempty"`
 
+	// EnvDelivery How the task's env reaches its process. `stdin`: no value stands in the container's configuration (docker inspect, the engine's API, its on-disk config): envvault-init, mounted read-only from a volume, reads the env from the container's stdin and execs the command, which sees the same env as with `env`. `env`: the values are the container's configured env, as `docker run --env` gives it, and `docker inspect` shows them. "": the operator's default (the first of --env-deliveries, `stdin`); profiles saved before this field existed were set to `env`. Must be on the operator's list: 422 `sandbox.env_delivery` otherwise.
+	EnvDelivery *SandboxEnvDelivery `json:"env_delivery,omitempty"`
+
 	// MemoryMb Memory limit in MiB (no swap on top; /tmp counts against it); 0: the operator's default (1024 unless configured). Above the operator's maximum (--max-memory-mb, 4096): 422 `sandbox.memory_mb`.
 	MemoryMb *int `json:"memory_mb,omitempty"`
 
@@ -568,6 +752,9 @@ type Sandbox struct {
 	// WritableRootfs Opt out of the read-only root filesystem; only if the operator allows it (--allow-writable-rootfs, off by default): 422 `sandbox.writable_rootfs` otherwise.
 	WritableRootfs *bool `json:"writable_rootfs,omitempty"`
 }
+
+// SandboxEnvDelivery How the task's env reaches its process. `stdin`: no value stands in the container's configuration (docker inspect, the engine's API, its on-disk config): envvault-init, mounted read-only from a volume, reads the env from the container's stdin and execs the command, which sees the same env as with `env`. `env`: the values are the container's configured env, as `docker run --env` gives it, and `docker inspect` shows them. "": the operator's default (the first of --env-deliveries, `stdin`); profiles saved before this field existed were set to `env`. Must be on the operator's list: 422 `sandbox.env_delivery` otherwise.
+type SandboxEnvDelivery string
 
 // SavedSecret The answer to a create or update: the secret and `warnings` about what was saved.
 type SavedSecret struct {
@@ -741,6 +928,9 @@ type TaskSandbox struct {
 	// CpuMillis CPU limit, 1000 is one CPU.
 	CpuMillis int `json:"cpu_millis"`
 
+	// EnvDelivery How the env reached the process: `stdin` (no value in docker inspect; the envvault-init volume is the container's one mount, read-only) or `env` (the container's configured env).
+	EnvDelivery TaskSandboxEnvDelivery `json:"env_delivery"`
+
 	// MemoryMb Memory limit in MiB (swap limit the same).
 	MemoryMb int `json:"memory_mb"`
 
@@ -764,8 +954,42 @@ type TaskSandbox struct {
 	User string `json:"user"`
 }
 
+// TaskSandboxEnvDelivery How the env reached the process: `stdin` (no value in docker inspect; the envvault-init volume is the container's one mount, read-only) or `env` (the container's configured env).
+type TaskSandboxEnvDelivery string
+
 // TaskStatus `queued`: waiting for a worker. `starting`: claimed; its container is being made. `running`: its container runs. `succeeded`: exited 0. `failed`: exited non-zero, or could not start (see `error`). `stopped`: stopped by its user. The last three are final, until a restart queues the task again.
 type TaskStatus string
+
+// Token An API token: never its secret part, which only the answer to its creation holds.
+type Token struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// ExpiresAt From this time on the token is refused (401). null if it never expires.
+	ExpiresAt *time.Time `json:"expires_at"`
+
+	// Id Example: tok_V1StGXR8_Z5jdHi6B-myT
+	Id string `json:"id"`
+
+	// LastUsedAt When the token last authenticated a request, to the minute: the server writes it at most once a minute per token. null if never used.
+	LastUsedAt *time.Time `json:"last_used_at"`
+
+	// Name The name given at creation. Tokens made before tokens had names (by `envvault user create` or `envvault dev`) are full tokens named `initial`.
+	Name string `json:"name"`
+
+	// Scope What a token may do. `full`: everything its user may. `read`: read-only metadata: every GET (secrets' metadata, never a value; profiles; tasks and their masked logs; the audit trail; tokens), no write. `tasks`: start, read, stop and restart tasks and read profiles (and a profile's env sources); no secret read, no secret or profile write, no tokens, no audit. A route its scope does not allow answers 403 `forbidden`. The dashboard signs in with `full` tokens only.
+	Scope TokenScope `json:"scope"`
+}
+
+// TokenList defines model for TokenList.
+type TokenList struct {
+	Data []Token `json:"data"`
+
+	// NextCursor Always null: a user holds at most 50 tokens, all on one page.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// TokenScope What a token may do. `full`: everything its user may. `read`: read-only metadata: every GET (secrets' metadata, never a value; profiles; tasks and their masked logs; the audit trail; tokens), no write. `tasks`: start, read, stop and restart tasks and read profiles (and a profile's env sources); no secret read, no secret or profile write, no tokens, no audit. A route its scope does not allow answers 403 `forbidden`. The dashboard signs in with `full` tokens only.
+type TokenScope string
 
 // UpdateProfile PATCH: only the fields given change; for each field an omitted key, `null` and an empty value mean different things (see each field). `{}` changes nothing and answers the profile as it is, without moving `updated_at`.
 type UpdateProfile struct {
@@ -813,6 +1037,9 @@ type UpdateSecret struct {
 // UpdateSecretScope Omitted: unchanged. null: 422 `scope: cannot be null`. "": 422. `all` clears profile_ids by itself (giving a non-empty profile_ids with it is 422). `agents` needs profile_ids in the same request unless the secret already has scope `agents`, whose grants are then kept.
 type UpdateSecretScope string
 
+// Confirm defines model for Confirm.
+type Confirm string
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -834,11 +1061,17 @@ type SecretId = string
 // TaskId defines model for TaskId.
 type TaskId = string
 
+// TokenId defines model for TokenId.
+type TokenId = string
+
 // BadRequest The one error shape of every error response.
 type BadRequest = Error
 
 // Conflict The one error shape of every error response.
 type Conflict = Error
+
+// Forbidden The one error shape of every error response.
+type Forbidden = Error
 
 // Internal The one error shape of every error response.
 type Internal = Error
@@ -933,6 +1166,15 @@ type GetTaskLogsParams struct {
 	Follow *Follow `form:"follow,omitempty" json:"follow,omitempty"`
 }
 
+// RevokeTokenParams defines parameters for RevokeToken.
+type RevokeTokenParams struct {
+	// Confirm `last-full-token` confirms revoking your last unexpired `full` token (without one, no token can create another: only the operator's `envvault user` commands can). Without it that revocation is 409 `conflict` with field `confirm`; any other value is 422 with field `confirm`.
+	Confirm *RevokeTokenParamsConfirm `form:"confirm,omitempty" json:"confirm,omitempty"`
+}
+
+// RevokeTokenParamsConfirm defines parameters for RevokeToken.
+type RevokeTokenParamsConfirm string
+
 // CreateProfileJSONRequestBody defines body for CreateProfile for application/json ContentType.
 type CreateProfileJSONRequestBody = CreateProfile
 
@@ -942,6 +1184,9 @@ type UpdateProfileJSONRequestBody = UpdateProfile
 // CreateSecretJSONRequestBody defines body for CreateSecret for application/json ContentType.
 type CreateSecretJSONRequestBody = CreateSecret
 
+// ImportSecretsJSONRequestBody defines body for ImportSecrets for application/json ContentType.
+type ImportSecretsJSONRequestBody = ImportSecrets
+
 // UpdateSecretJSONRequestBody defines body for UpdateSecret for application/json ContentType.
 type UpdateSecretJSONRequestBody = UpdateSecret
 
@@ -950,6 +1195,9 @@ type RollbackSecretJSONRequestBody = RollbackSecret
 
 // CreateTaskJSONRequestBody defines body for CreateTask for application/json ContentType.
 type CreateTaskJSONRequestBody = CreateTask
+
+// CreateTokenJSONRequestBody defines body for CreateToken for application/json ContentType.
+type CreateTokenJSONRequestBody = CreateToken
 
 // AsEnvSource0 returns the union data inside the EnvSource as a EnvSource0
 func (t EnvSource) AsEnvSource0() (EnvSource0, error) {
@@ -1202,6 +1450,24 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/secrets (the `CreateSecret` operationId).
 	CreateSecret(ctx context.Context, body CreateSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ImportSecretsWithBody Create or update many secrets from a dotenv file, all or nothing
+	//
+	// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/secrets/import (the `ImportSecrets` operationId).
+	ImportSecretsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportSecrets Create or update many secrets from a dotenv file, all or nothing
+	//
+	// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/secrets/import (the `ImportSecrets` operationId).
+	ImportSecrets(ctx context.Context, body ImportSecretsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// DeleteSecret Delete a secret
 	//
 	// Corresponds with DELETE /v1/secrets/{id} (the `DeleteSecret` operationId).
@@ -1325,6 +1591,38 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/tasks/{id}/stop (the `StopTask` operationId).
 	StopTask(ctx context.Context, id TaskId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListTokens List your API tokens
+	//
+	// Every token of yours, oldest first, without secrets. Scopes: full, read.
+	//
+	// Corresponds with GET /v1/tokens (the `ListTokens` operationId).
+	ListTokens(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTokenWithBody Create an API token
+	//
+	// Makes a token of the scope asked, and answers it with its secret, shown this once. Audited as `token.create` (id, name, scope, expiry: never the secret). A user holds at most 50 tokens (409 beyond). Scope: full.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/tokens (the `CreateToken` operationId).
+	CreateTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateToken Create an API token
+	//
+	// Makes a token of the scope asked, and answers it with its secret, shown this once. Audited as `token.create` (id, name, scope, expiry: never the secret). A user holds at most 50 tokens (409 beyond). Scope: full.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/tokens (the `CreateToken` operationId).
+	CreateToken(ctx context.Context, body CreateTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeToken Revoke an API token
+	//
+	// Deletes the token: every envvault process sharing the database refuses it at once (PostgreSQL: within a second, by LISTEN/NOTIFY), and its dashboard sessions end. Revoking your last unexpired full token needs `confirm=last-full-token`. Audited as `token.revoke`. Scope: full.
+	//
+	// Corresponds with DELETE /v1/tokens/{id} (the `RevokeToken` operationId).
+	RevokeToken(ctx context.Context, id TokenId, params *RevokeTokenParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // Healthz The process is up
@@ -1592,6 +1890,44 @@ func (c *RawClient) CreateSecret(ctx context.Context, body CreateSecretJSONReque
 	return c.Client.Do(req)
 }
 
+// ImportSecretsWithBody Create or update many secrets from a dotenv file, all or nothing
+//
+// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/secrets/import (the `ImportSecrets` operationId).
+func (c *RawClient) ImportSecretsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportSecretsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportSecrets Create or update many secrets from a dotenv file, all or nothing
+//
+// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/secrets/import (the `ImportSecrets` operationId).
+func (c *RawClient) ImportSecrets(ctx context.Context, body ImportSecretsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportSecretsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // DeleteSecret Delete a secret
 //
 // Corresponds with DELETE /v1/secrets/{id} (the `DeleteSecret` operationId).
@@ -1846,6 +2182,78 @@ func (c *RawClient) RestartTask(ctx context.Context, id TaskId, reqEditors ...Re
 // Corresponds with POST /v1/tasks/{id}/stop (the `StopTask` operationId).
 func (c *RawClient) StopTask(ctx context.Context, id TaskId, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewStopTaskRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListTokens List your API tokens
+//
+// Every token of yours, oldest first, without secrets. Scopes: full, read.
+//
+// Corresponds with GET /v1/tokens (the `ListTokens` operationId).
+func (c *RawClient) ListTokens(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTokensRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTokenWithBody Create an API token
+//
+// Makes a token of the scope asked, and answers it with its secret, shown this once. Audited as `token.create` (id, name, scope, expiry: never the secret). A user holds at most 50 tokens (409 beyond). Scope: full.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/tokens (the `CreateToken` operationId).
+func (c *RawClient) CreateTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTokenRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateToken Create an API token
+//
+// Makes a token of the scope asked, and answers it with its secret, shown this once. Audited as `token.create` (id, name, scope, expiry: never the secret). A user holds at most 50 tokens (409 beyond). Scope: full.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/tokens (the `CreateToken` operationId).
+func (c *RawClient) CreateToken(ctx context.Context, body CreateTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTokenRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeToken Revoke an API token
+//
+// Deletes the token: every envvault process sharing the database refuses it at once (PostgreSQL: within a second, by LISTEN/NOTIFY), and its dashboard sessions end. Revoking your last unexpired full token needs `confirm=last-full-token`. Audited as `token.revoke`. Scope: full.
+//
+// Corresponds with DELETE /v1/tokens/{id} (the `RevokeToken` operationId).
+func (c *RawClient) RevokeToken(ctx context.Context, id TokenId, params *RevokeTokenParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeTokenRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2436,6 +2844,46 @@ func NewCreateSecretRequestWithBody(server string, contentType string, body io.R
 	return req, nil
 }
 
+// NewImportSecretsRequest calls the generic ImportSecrets builder with application/json body
+func NewImportSecretsRequest(server string, body ImportSecretsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewImportSecretsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewImportSecretsRequestWithBody constructs an http.Request for the ImportSecrets method, with any body, and a specified content type
+func NewImportSecretsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/secrets/import")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewDeleteSecretRequest constructs an http.Request for the DeleteSecret method
 func NewDeleteSecretRequest(server string, id SecretId) (*http.Request, error) {
 	var err error
@@ -2901,6 +3349,134 @@ func NewStopTaskRequest(server string, id TaskId) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListTokensRequest constructs an http.Request for the ListTokens method
+func NewListTokensRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tokens")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateTokenRequest calls the generic CreateToken builder with application/json body
+func NewCreateTokenRequest(server string, body CreateTokenJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateTokenRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateTokenRequestWithBody constructs an http.Request for the CreateToken method, with any body, and a specified content type
+func NewCreateTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tokens")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRevokeTokenRequest constructs an http.Request for the RevokeToken method
+func NewRevokeTokenRequest(server string, id TokenId, params *RevokeTokenParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tokens/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Confirm != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "confirm", *params.Confirm, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 func (c *RawClient) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -3078,6 +3654,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/secrets (the `CreateSecret` operationId).
 	CreateSecretWithResponse(ctx context.Context, body CreateSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSecretResponse, error)
 
+	// ImportSecretsWithBodyWithResponse Create or update many secrets from a dotenv file, all or nothing
+	//
+	// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/secrets/import (the `ImportSecrets` operationId).
+	ImportSecretsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportSecretsResponse, error)
+
+	// ImportSecretsWithResponse Create or update many secrets from a dotenv file, all or nothing
+	//
+	// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/secrets/import (the `ImportSecrets` operationId).
+	ImportSecretsWithResponse(ctx context.Context, body ImportSecretsJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportSecretsResponse, error)
+
 	// DeleteSecretWithResponse Delete a secret
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -3217,6 +3811,42 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/tasks/{id}/stop (the `StopTask` operationId).
 	StopTaskWithResponse(ctx context.Context, id TaskId, reqEditors ...RequestEditorFn) (*StopTaskResponse, error)
+
+	// ListTokensWithResponse List your API tokens
+	//
+	// Every token of yours, oldest first, without secrets. Scopes: full, read.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tokens (the `ListTokens` operationId).
+	ListTokensWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListTokensResponse, error)
+
+	// CreateTokenWithBodyWithResponse Create an API token
+	//
+	// Makes a token of the scope asked, and answers it with its secret, shown this once. Audited as `token.create` (id, name, scope, expiry: never the secret). A user holds at most 50 tokens (409 beyond). Scope: full.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tokens (the `CreateToken` operationId).
+	CreateTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTokenResponse, error)
+
+	// CreateTokenWithResponse Create an API token
+	//
+	// Makes a token of the scope asked, and answers it with its secret, shown this once. Audited as `token.create` (id, name, scope, expiry: never the secret). A user holds at most 50 tokens (409 beyond). Scope: full.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tokens (the `CreateToken` operationId).
+	CreateTokenWithResponse(ctx context.Context, body CreateTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTokenResponse, error)
+
+	// RevokeTokenWithResponse Revoke an API token
+	//
+	// Deletes the token: every envvault process sharing the database refuses it at once (PostgreSQL: within a second, by LISTEN/NOTIFY), and its dashboard sessions end. Revoking your last unexpired full token needs `confirm=last-full-token`. Audited as `token.revoke`. Scope: full.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/tokens/{id} (the `RevokeToken` operationId).
+	RevokeTokenWithResponse(ctx context.Context, id TokenId, params *RevokeTokenParams, reqEditors ...RequestEditorFn) (*RevokeTokenResponse, error)
 }
 
 // HealthzResponse200Headers the declared response headers of an HTTP 200 response for Healthz
@@ -3340,6 +3970,11 @@ type ListAuditEventsResponse401Headers struct {
 	XRequestId      string
 }
 
+// ListAuditEventsResponse403Headers the declared response headers of an HTTP 403 response for ListAuditEvents
+type ListAuditEventsResponse403Headers struct {
+	XRequestId string
+}
+
 // ListAuditEventsResponse422Headers the declared response headers of an HTTP 422 response for ListAuditEvents
 type ListAuditEventsResponse422Headers struct {
 	XRequestId string
@@ -3362,6 +3997,8 @@ type ListAuditEventsResponse struct {
 	JSON200 *AuditEventList
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Unprocessable
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -3372,6 +4009,8 @@ type ListAuditEventsResponse struct {
 	Headers200 *ListAuditEventsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListAuditEventsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListAuditEventsResponse403Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ListAuditEventsResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -3388,6 +4027,11 @@ func (r ListAuditEventsResponse) GetJSON200() *AuditEventList {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ListAuditEventsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListAuditEventsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
@@ -3604,6 +4248,11 @@ type CreateProfileResponse401Headers struct {
 	XRequestId      string
 }
 
+// CreateProfileResponse403Headers the declared response headers of an HTTP 403 response for CreateProfile
+type CreateProfileResponse403Headers struct {
+	XRequestId string
+}
+
 // CreateProfileResponse409Headers the declared response headers of an HTTP 409 response for CreateProfile
 type CreateProfileResponse409Headers struct {
 	XRequestId string
@@ -3643,6 +4292,8 @@ type CreateProfileResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -3661,6 +4312,8 @@ type CreateProfileResponse struct {
 	Headers400 *CreateProfileResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateProfileResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateProfileResponse403Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *CreateProfileResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -3688,6 +4341,11 @@ func (r CreateProfileResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r CreateProfileResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateProfileResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -3760,6 +4418,11 @@ type DeleteProfileResponse401Headers struct {
 	XRequestId      string
 }
 
+// DeleteProfileResponse403Headers the declared response headers of an HTTP 403 response for DeleteProfile
+type DeleteProfileResponse403Headers struct {
+	XRequestId string
+}
+
 // DeleteProfileResponse404Headers the declared response headers of an HTTP 404 response for DeleteProfile
 type DeleteProfileResponse404Headers struct {
 	XRequestId string
@@ -3780,6 +4443,8 @@ type DeleteProfileResponse struct {
 	HTTPResponse *http.Response
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -3790,6 +4455,8 @@ type DeleteProfileResponse struct {
 	Headers204 *DeleteProfileResponse204Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DeleteProfileResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteProfileResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *DeleteProfileResponse404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -3801,6 +4468,11 @@ type DeleteProfileResponse struct {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r DeleteProfileResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteProfileResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -3968,6 +4640,11 @@ type UpdateProfileResponse401Headers struct {
 	XRequestId      string
 }
 
+// UpdateProfileResponse403Headers the declared response headers of an HTTP 403 response for UpdateProfile
+type UpdateProfileResponse403Headers struct {
+	XRequestId string
+}
+
 // UpdateProfileResponse404Headers the declared response headers of an HTTP 404 response for UpdateProfile
 type UpdateProfileResponse404Headers struct {
 	XRequestId string
@@ -4012,6 +4689,8 @@ type UpdateProfileResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
@@ -4032,6 +4711,8 @@ type UpdateProfileResponse struct {
 	Headers400 *UpdateProfileResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *UpdateProfileResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateProfileResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *UpdateProfileResponse404Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
@@ -4061,6 +4742,11 @@ func (r UpdateProfileResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r UpdateProfileResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdateProfileResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -4243,6 +4929,11 @@ type ListSecretsResponse401Headers struct {
 	XRequestId      string
 }
 
+// ListSecretsResponse403Headers the declared response headers of an HTTP 403 response for ListSecrets
+type ListSecretsResponse403Headers struct {
+	XRequestId string
+}
+
 // ListSecretsResponse422Headers the declared response headers of an HTTP 422 response for ListSecrets
 type ListSecretsResponse422Headers struct {
 	XRequestId string
@@ -4265,6 +4956,8 @@ type ListSecretsResponse struct {
 	JSON200 *SecretList
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Unprocessable
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -4275,6 +4968,8 @@ type ListSecretsResponse struct {
 	Headers200 *ListSecretsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListSecretsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListSecretsResponse403Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ListSecretsResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -4291,6 +4986,11 @@ func (r ListSecretsResponse) GetJSON200() *SecretList {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ListSecretsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListSecretsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
@@ -4354,6 +5054,11 @@ type CreateSecretResponse401Headers struct {
 	XRequestId      string
 }
 
+// CreateSecretResponse403Headers the declared response headers of an HTTP 403 response for CreateSecret
+type CreateSecretResponse403Headers struct {
+	XRequestId string
+}
+
 // CreateSecretResponse409Headers the declared response headers of an HTTP 409 response for CreateSecret
 type CreateSecretResponse409Headers struct {
 	XRequestId string
@@ -4393,6 +5098,8 @@ type CreateSecretResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -4411,6 +5118,8 @@ type CreateSecretResponse struct {
 	Headers400 *CreateSecretResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateSecretResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateSecretResponse403Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *CreateSecretResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -4438,6 +5147,11 @@ func (r CreateSecretResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r CreateSecretResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateSecretResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -4499,6 +5213,181 @@ func (r CreateSecretResponse) ContentType() string {
 	return ""
 }
 
+// ImportSecretsResponse200Headers the declared response headers of an HTTP 200 response for ImportSecrets
+type ImportSecretsResponse200Headers struct {
+	XRequestId string
+}
+
+// ImportSecretsResponse400Headers the declared response headers of an HTTP 400 response for ImportSecrets
+type ImportSecretsResponse400Headers struct {
+	XRequestId string
+}
+
+// ImportSecretsResponse401Headers the declared response headers of an HTTP 401 response for ImportSecrets
+type ImportSecretsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ImportSecretsResponse403Headers the declared response headers of an HTTP 403 response for ImportSecrets
+type ImportSecretsResponse403Headers struct {
+	XRequestId string
+}
+
+// ImportSecretsResponse409Headers the declared response headers of an HTTP 409 response for ImportSecrets
+type ImportSecretsResponse409Headers struct {
+	XRequestId string
+}
+
+// ImportSecretsResponse413Headers the declared response headers of an HTTP 413 response for ImportSecrets
+type ImportSecretsResponse413Headers struct {
+	XRequestId string
+}
+
+// ImportSecretsResponse415Headers the declared response headers of an HTTP 415 response for ImportSecrets
+type ImportSecretsResponse415Headers struct {
+	XRequestId string
+}
+
+// ImportSecretsResponse422Headers the declared response headers of an HTTP 422 response for ImportSecrets
+type ImportSecretsResponse422Headers struct {
+	XRequestId string
+}
+
+// ImportSecretsResponse500Headers the declared response headers of an HTTP 500 response for ImportSecrets
+type ImportSecretsResponse500Headers struct {
+	XRequestId string
+}
+
+// ImportSecretsResponse503Headers the declared response headers of an HTTP 503 response for ImportSecrets
+type ImportSecretsResponse503Headers struct {
+	XRequestId string
+}
+
+type ImportSecretsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ImportResult
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Error
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StoreUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ImportSecretsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ImportSecretsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ImportSecretsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ImportSecretsResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *ImportSecretsResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *ImportSecretsResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *ImportSecretsResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ImportSecretsResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ImportSecretsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ImportSecretsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ImportSecretsResponse) GetJSON200() *ImportResult {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ImportSecretsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ImportSecretsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ImportSecretsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ImportSecretsResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ImportSecretsResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r ImportSecretsResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r ImportSecretsResponse) GetJSON422() *Error {
+	return r.JSON422
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ImportSecretsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ImportSecretsResponse) GetJSON503() *StoreUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ImportSecretsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ImportSecretsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ImportSecretsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ImportSecretsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // DeleteSecretResponse204Headers the declared response headers of an HTTP 204 response for DeleteSecret
 type DeleteSecretResponse204Headers struct {
 	XRequestId string
@@ -4508,6 +5397,11 @@ type DeleteSecretResponse204Headers struct {
 type DeleteSecretResponse401Headers struct {
 	WWWAuthenticate string
 	XRequestId      string
+}
+
+// DeleteSecretResponse403Headers the declared response headers of an HTTP 403 response for DeleteSecret
+type DeleteSecretResponse403Headers struct {
+	XRequestId string
 }
 
 // DeleteSecretResponse404Headers the declared response headers of an HTTP 404 response for DeleteSecret
@@ -4530,6 +5424,8 @@ type DeleteSecretResponse struct {
 	HTTPResponse *http.Response
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -4540,6 +5436,8 @@ type DeleteSecretResponse struct {
 	Headers204 *DeleteSecretResponse204Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DeleteSecretResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteSecretResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *DeleteSecretResponse404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -4551,6 +5449,11 @@ type DeleteSecretResponse struct {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r DeleteSecretResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteSecretResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -4608,6 +5511,11 @@ type GetSecretResponse401Headers struct {
 	XRequestId      string
 }
 
+// GetSecretResponse403Headers the declared response headers of an HTTP 403 response for GetSecret
+type GetSecretResponse403Headers struct {
+	XRequestId string
+}
+
 // GetSecretResponse404Headers the declared response headers of an HTTP 404 response for GetSecret
 type GetSecretResponse404Headers struct {
 	XRequestId string
@@ -4630,6 +5538,8 @@ type GetSecretResponse struct {
 	JSON200 *Secret
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -4640,6 +5550,8 @@ type GetSecretResponse struct {
 	Headers200 *GetSecretResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetSecretResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetSecretResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetSecretResponse404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -4656,6 +5568,11 @@ func (r GetSecretResponse) GetJSON200() *Secret {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r GetSecretResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetSecretResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -4718,6 +5635,11 @@ type UpdateSecretResponse401Headers struct {
 	XRequestId      string
 }
 
+// UpdateSecretResponse403Headers the declared response headers of an HTTP 403 response for UpdateSecret
+type UpdateSecretResponse403Headers struct {
+	XRequestId string
+}
+
 // UpdateSecretResponse404Headers the declared response headers of an HTTP 404 response for UpdateSecret
 type UpdateSecretResponse404Headers struct {
 	XRequestId string
@@ -4762,6 +5684,8 @@ type UpdateSecretResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
@@ -4782,6 +5706,8 @@ type UpdateSecretResponse struct {
 	Headers400 *UpdateSecretResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *UpdateSecretResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateSecretResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *UpdateSecretResponse404Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
@@ -4811,6 +5737,11 @@ func (r UpdateSecretResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r UpdateSecretResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdateSecretResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -4893,6 +5824,11 @@ type RollbackSecretResponse401Headers struct {
 	XRequestId      string
 }
 
+// RollbackSecretResponse403Headers the declared response headers of an HTTP 403 response for RollbackSecret
+type RollbackSecretResponse403Headers struct {
+	XRequestId string
+}
+
 // RollbackSecretResponse404Headers the declared response headers of an HTTP 404 response for RollbackSecret
 type RollbackSecretResponse404Headers struct {
 	XRequestId string
@@ -4932,6 +5868,8 @@ type RollbackSecretResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -4950,6 +5888,8 @@ type RollbackSecretResponse struct {
 	Headers400 *RollbackSecretResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RollbackSecretResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RollbackSecretResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *RollbackSecretResponse404Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -4977,6 +5917,11 @@ func (r RollbackSecretResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r RollbackSecretResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RollbackSecretResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -5049,6 +5994,11 @@ type ListSecretVersionsResponse401Headers struct {
 	XRequestId      string
 }
 
+// ListSecretVersionsResponse403Headers the declared response headers of an HTTP 403 response for ListSecretVersions
+type ListSecretVersionsResponse403Headers struct {
+	XRequestId string
+}
+
 // ListSecretVersionsResponse404Headers the declared response headers of an HTTP 404 response for ListSecretVersions
 type ListSecretVersionsResponse404Headers struct {
 	XRequestId string
@@ -5071,6 +6021,8 @@ type ListSecretVersionsResponse struct {
 	JSON200 *SecretVersionList
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -5081,6 +6033,8 @@ type ListSecretVersionsResponse struct {
 	Headers200 *ListSecretVersionsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListSecretVersionsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListSecretVersionsResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *ListSecretVersionsResponse404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -5097,6 +6051,11 @@ func (r ListSecretVersionsResponse) GetJSON200() *SecretVersionList {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ListSecretVersionsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListSecretVersionsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -5266,6 +6225,11 @@ type CreateTaskResponse401Headers struct {
 	XRequestId      string
 }
 
+// CreateTaskResponse403Headers the declared response headers of an HTTP 403 response for CreateTask
+type CreateTaskResponse403Headers struct {
+	XRequestId string
+}
+
 // CreateTaskResponse413Headers the declared response headers of an HTTP 413 response for CreateTask
 type CreateTaskResponse413Headers struct {
 	XRequestId string
@@ -5307,6 +6271,8 @@ type CreateTaskResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *PayloadTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -5325,6 +6291,8 @@ type CreateTaskResponse struct {
 	Headers400 *CreateTaskResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateTaskResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateTaskResponse403Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *CreateTaskResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -5352,6 +6320,11 @@ func (r CreateTaskResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r CreateTaskResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateTaskResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -5643,6 +6616,11 @@ type RestartTaskResponse401Headers struct {
 	XRequestId      string
 }
 
+// RestartTaskResponse403Headers the declared response headers of an HTTP 403 response for RestartTask
+type RestartTaskResponse403Headers struct {
+	XRequestId string
+}
+
 // RestartTaskResponse404Headers the declared response headers of an HTTP 404 response for RestartTask
 type RestartTaskResponse404Headers struct {
 	XRequestId string
@@ -5666,6 +6644,8 @@ type RestartTaskResponse struct {
 	JSON202 *Task
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -5676,6 +6656,8 @@ type RestartTaskResponse struct {
 	Headers202 *RestartTaskResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RestartTaskResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RestartTaskResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *RestartTaskResponse404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -5692,6 +6674,11 @@ func (r RestartTaskResponse) GetJSON202() *Task {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r RestartTaskResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RestartTaskResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -5749,6 +6736,11 @@ type StopTaskResponse401Headers struct {
 	XRequestId      string
 }
 
+// StopTaskResponse403Headers the declared response headers of an HTTP 403 response for StopTask
+type StopTaskResponse403Headers struct {
+	XRequestId string
+}
+
 // StopTaskResponse404Headers the declared response headers of an HTTP 404 response for StopTask
 type StopTaskResponse404Headers struct {
 	XRequestId string
@@ -5772,6 +6764,8 @@ type StopTaskResponse struct {
 	JSON202 *Task
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -5782,6 +6776,8 @@ type StopTaskResponse struct {
 	Headers202 *StopTaskResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *StopTaskResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *StopTaskResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *StopTaskResponse404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -5798,6 +6794,11 @@ func (r StopTaskResponse) GetJSON202() *Task {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r StopTaskResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r StopTaskResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -5838,6 +6839,427 @@ func (r StopTaskResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r StopTaskResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListTokensResponse200Headers the declared response headers of an HTTP 200 response for ListTokens
+type ListTokensResponse200Headers struct {
+	XRequestId string
+}
+
+// ListTokensResponse401Headers the declared response headers of an HTTP 401 response for ListTokens
+type ListTokensResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListTokensResponse403Headers the declared response headers of an HTTP 403 response for ListTokens
+type ListTokensResponse403Headers struct {
+	XRequestId string
+}
+
+// ListTokensResponse500Headers the declared response headers of an HTTP 500 response for ListTokens
+type ListTokensResponse500Headers struct {
+	XRequestId string
+}
+
+// ListTokensResponse503Headers the declared response headers of an HTTP 503 response for ListTokens
+type ListTokensResponse503Headers struct {
+	XRequestId string
+}
+
+type ListTokensResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StoreUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListTokensResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListTokensResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListTokensResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListTokensResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListTokensResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTokensResponse) GetJSON200() *TokenList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListTokensResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListTokensResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListTokensResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListTokensResponse) GetJSON503() *StoreUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTokensResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTokensResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTokensResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTokensResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateTokenResponse201Headers the declared response headers of an HTTP 201 response for CreateToken
+type CreateTokenResponse201Headers struct {
+	Location   string
+	XRequestId string
+}
+
+// CreateTokenResponse400Headers the declared response headers of an HTTP 400 response for CreateToken
+type CreateTokenResponse400Headers struct {
+	XRequestId string
+}
+
+// CreateTokenResponse401Headers the declared response headers of an HTTP 401 response for CreateToken
+type CreateTokenResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// CreateTokenResponse403Headers the declared response headers of an HTTP 403 response for CreateToken
+type CreateTokenResponse403Headers struct {
+	XRequestId string
+}
+
+// CreateTokenResponse409Headers the declared response headers of an HTTP 409 response for CreateToken
+type CreateTokenResponse409Headers struct {
+	XRequestId string
+}
+
+// CreateTokenResponse413Headers the declared response headers of an HTTP 413 response for CreateToken
+type CreateTokenResponse413Headers struct {
+	XRequestId string
+}
+
+// CreateTokenResponse415Headers the declared response headers of an HTTP 415 response for CreateToken
+type CreateTokenResponse415Headers struct {
+	XRequestId string
+}
+
+// CreateTokenResponse422Headers the declared response headers of an HTTP 422 response for CreateToken
+type CreateTokenResponse422Headers struct {
+	XRequestId string
+}
+
+// CreateTokenResponse500Headers the declared response headers of an HTTP 500 response for CreateToken
+type CreateTokenResponse500Headers struct {
+	XRequestId string
+}
+
+// CreateTokenResponse503Headers the declared response headers of an HTTP 503 response for CreateToken
+type CreateTokenResponse503Headers struct {
+	XRequestId string
+}
+
+type CreateTokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *CreatedToken
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Unprocessable
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StoreUnavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateTokenResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateTokenResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateTokenResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateTokenResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateTokenResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateTokenResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CreateTokenResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateTokenResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CreateTokenResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateTokenResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateTokenResponse) GetJSON201() *CreatedToken {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateTokenResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateTokenResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateTokenResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CreateTokenResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateTokenResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CreateTokenResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r CreateTokenResponse) GetJSON422() *Unprocessable {
+	return r.JSON422
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateTokenResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateTokenResponse) GetJSON503() *StoreUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateTokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateTokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateTokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RevokeTokenResponse204Headers the declared response headers of an HTTP 204 response for RevokeToken
+type RevokeTokenResponse204Headers struct {
+	XRequestId string
+}
+
+// RevokeTokenResponse401Headers the declared response headers of an HTTP 401 response for RevokeToken
+type RevokeTokenResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// RevokeTokenResponse403Headers the declared response headers of an HTTP 403 response for RevokeToken
+type RevokeTokenResponse403Headers struct {
+	XRequestId string
+}
+
+// RevokeTokenResponse404Headers the declared response headers of an HTTP 404 response for RevokeToken
+type RevokeTokenResponse404Headers struct {
+	XRequestId string
+}
+
+// RevokeTokenResponse409Headers the declared response headers of an HTTP 409 response for RevokeToken
+type RevokeTokenResponse409Headers struct {
+	XRequestId string
+}
+
+// RevokeTokenResponse422Headers the declared response headers of an HTTP 422 response for RevokeToken
+type RevokeTokenResponse422Headers struct {
+	XRequestId string
+}
+
+// RevokeTokenResponse500Headers the declared response headers of an HTTP 500 response for RevokeToken
+type RevokeTokenResponse500Headers struct {
+	XRequestId string
+}
+
+// RevokeTokenResponse503Headers the declared response headers of an HTTP 503 response for RevokeToken
+type RevokeTokenResponse503Headers struct {
+	XRequestId string
+}
+
+type RevokeTokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Unprocessable
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StoreUnavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *RevokeTokenResponse204Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RevokeTokenResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RevokeTokenResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RevokeTokenResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RevokeTokenResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *RevokeTokenResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RevokeTokenResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeTokenResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RevokeTokenResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RevokeTokenResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RevokeTokenResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RevokeTokenResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r RevokeTokenResponse) GetJSON422() *Unprocessable {
+	return r.JSON422
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RevokeTokenResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RevokeTokenResponse) GetJSON503() *StoreUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeTokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeTokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeTokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeTokenResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6067,6 +7489,36 @@ func (c *ClientWithResponses) CreateSecretWithResponse(ctx context.Context, body
 	return ParseCreateSecretResponse(rsp)
 }
 
+// ImportSecretsWithBodyWithResponse Create or update many secrets from a dotenv file, all or nothing
+//
+// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/secrets/import (the `ImportSecrets` operationId).
+func (c *ClientWithResponses) ImportSecretsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportSecretsResponse, error) {
+	rsp, err := c.ImportSecretsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportSecretsResponse(rsp)
+}
+
+// ImportSecretsWithResponse Create or update many secrets from a dotenv file, all or nothing
+//
+// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/secrets/import (the `ImportSecrets` operationId).
+func (c *ClientWithResponses) ImportSecretsWithResponse(ctx context.Context, body ImportSecretsJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportSecretsResponse, error) {
+	rsp, err := c.ImportSecrets(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportSecretsResponse(rsp)
+}
+
 // DeleteSecretWithResponse Delete a secret
 //
 // Returns a wrapper object for the known response body format(s).
@@ -6291,6 +7743,66 @@ func (c *ClientWithResponses) StopTaskWithResponse(ctx context.Context, id TaskI
 	return ParseStopTaskResponse(rsp)
 }
 
+// ListTokensWithResponse List your API tokens
+//
+// Every token of yours, oldest first, without secrets. Scopes: full, read.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tokens (the `ListTokens` operationId).
+func (c *ClientWithResponses) ListTokensWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListTokensResponse, error) {
+	rsp, err := c.ListTokens(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTokensResponse(rsp)
+}
+
+// CreateTokenWithBodyWithResponse Create an API token
+//
+// Makes a token of the scope asked, and answers it with its secret, shown this once. Audited as `token.create` (id, name, scope, expiry: never the secret). A user holds at most 50 tokens (409 beyond). Scope: full.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tokens (the `CreateToken` operationId).
+func (c *ClientWithResponses) CreateTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTokenResponse, error) {
+	rsp, err := c.CreateTokenWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTokenResponse(rsp)
+}
+
+// CreateTokenWithResponse Create an API token
+//
+// Makes a token of the scope asked, and answers it with its secret, shown this once. Audited as `token.create` (id, name, scope, expiry: never the secret). A user holds at most 50 tokens (409 beyond). Scope: full.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tokens (the `CreateToken` operationId).
+func (c *ClientWithResponses) CreateTokenWithResponse(ctx context.Context, body CreateTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTokenResponse, error) {
+	rsp, err := c.CreateToken(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTokenResponse(rsp)
+}
+
+// RevokeTokenWithResponse Revoke an API token
+//
+// Deletes the token: every envvault process sharing the database refuses it at once (PostgreSQL: within a second, by LISTEN/NOTIFY), and its dashboard sessions end. Revoking your last unexpired full token needs `confirm=last-full-token`. Audited as `token.revoke`. Scope: full.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/tokens/{id} (the `RevokeToken` operationId).
+func (c *ClientWithResponses) RevokeTokenWithResponse(ctx context.Context, id TokenId, params *RevokeTokenParams, reqEditors ...RequestEditorFn) (*RevokeTokenResponse, error) {
+	rsp, err := c.RevokeToken(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeTokenResponse(rsp)
+}
+
 // ParseHealthzResponse parses an HTTP response from a HealthzWithResponse call
 func ParseHealthzResponse(rsp *http.Response) (*HealthzResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -6414,6 +7926,13 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Unprocessable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6465,6 +7984,16 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListAuditEventsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListAuditEventsResponse422Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -6688,6 +8217,13 @@ func ParseCreateProfileResponse(rsp *http.Response) (*CreateProfileResponse, err
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6777,6 +8313,16 @@ func ParseCreateProfileResponse(rsp *http.Response) (*CreateProfileResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateProfileResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 409:
 		var headers CreateProfileResponse409Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -6866,6 +8412,13 @@ func ParseDeleteProfileResponse(rsp *http.Response) (*DeleteProfileResponse, err
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6917,6 +8470,16 @@ func ParseDeleteProfileResponse(rsp *http.Response) (*DeleteProfileResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteProfileResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers DeleteProfileResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -7101,6 +8664,13 @@ func ParseUpdateProfileResponse(rsp *http.Response) (*UpdateProfileResponse, err
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7190,6 +8760,16 @@ func ParseUpdateProfileResponse(rsp *http.Response) (*UpdateProfileResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateProfileResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers UpdateProfileResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -7407,6 +8987,13 @@ func ParseListSecretsResponse(rsp *http.Response) (*ListSecretsResponse, error) 
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Unprocessable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7458,6 +9045,16 @@ func ParseListSecretsResponse(rsp *http.Response) (*ListSecretsResponse, error) 
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListSecretsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListSecretsResponse422Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -7527,6 +9124,13 @@ func ParseCreateSecretResponse(rsp *http.Response) (*CreateSecretResponse, error
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
@@ -7617,6 +9221,16 @@ func ParseCreateSecretResponse(rsp *http.Response) (*CreateSecretResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateSecretResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 409:
 		var headers CreateSecretResponse409Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -7682,6 +9296,205 @@ func ParseCreateSecretResponse(rsp *http.Response) (*CreateSecretResponse, error
 	return response, nil
 }
 
+// ParseImportSecretsResponse parses an HTTP response from a ImportSecretsWithResponse call
+func ParseImportSecretsResponse(rsp *http.Response) (*ImportSecretsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ImportSecretsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ImportResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ImportSecretsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ImportSecretsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ImportSecretsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ImportSecretsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers ImportSecretsResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers ImportSecretsResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers ImportSecretsResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers ImportSecretsResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers ImportSecretsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ImportSecretsResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseDeleteSecretResponse parses an HTTP response from a DeleteSecretWithResponse call
 func ParseDeleteSecretResponse(rsp *http.Response) (*DeleteSecretResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -7705,6 +9518,13 @@ func ParseDeleteSecretResponse(rsp *http.Response) (*DeleteSecretResponse, error
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
@@ -7757,6 +9577,16 @@ func ParseDeleteSecretResponse(rsp *http.Response) (*DeleteSecretResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteSecretResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers DeleteSecretResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -7820,6 +9650,13 @@ func ParseGetSecretResponse(rsp *http.Response) (*GetSecretResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7871,6 +9708,16 @@ func ParseGetSecretResponse(rsp *http.Response) (*GetSecretResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetSecretResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers GetSecretResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -7940,6 +9787,13 @@ func ParseUpdateSecretResponse(rsp *http.Response) (*UpdateSecretResponse, error
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
@@ -8030,6 +9884,16 @@ func ParseUpdateSecretResponse(rsp *http.Response) (*UpdateSecretResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateSecretResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers UpdateSecretResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -8140,6 +10004,13 @@ func ParseRollbackSecretResponse(rsp *http.Response) (*RollbackSecretResponse, e
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8222,6 +10093,16 @@ func ParseRollbackSecretResponse(rsp *http.Response) (*RollbackSecretResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RollbackSecretResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers RollbackSecretResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -8315,6 +10196,13 @@ func ParseListSecretVersionsResponse(rsp *http.Response) (*ListSecretVersionsRes
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8366,6 +10254,16 @@ func ParseListSecretVersionsResponse(rsp *http.Response) (*ListSecretVersionsRes
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListSecretVersionsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers ListSecretVersionsResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -8557,6 +10455,13 @@ func ParseCreateTaskResponse(rsp *http.Response) (*CreateTaskResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8646,6 +10551,16 @@ func ParseCreateTaskResponse(rsp *http.Response) (*CreateTaskResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateTaskResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 413:
 		var headers CreateTaskResponse413Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -9005,6 +10920,13 @@ func ParseRestartTaskResponse(rsp *http.Response) (*RestartTaskResponse, error) 
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9056,6 +10978,16 @@ func ParseRestartTaskResponse(rsp *http.Response) (*RestartTaskResponse, error) 
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RestartTaskResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers RestartTaskResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -9126,6 +11058,13 @@ func ParseStopTaskResponse(rsp *http.Response) (*StopTaskResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9177,6 +11116,16 @@ func ParseStopTaskResponse(rsp *http.Response) (*StopTaskResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers StopTaskResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers StopTaskResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -9206,6 +11155,487 @@ func ParseStopTaskResponse(rsp *http.Response) (*StopTaskResponse, error) {
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListTokensResponse parses an HTTP response from a ListTokensWithResponse call
+func ParseListTokensResponse(rsp *http.Response) (*ListTokensResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTokensResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListTokensResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListTokensResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListTokensResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListTokensResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListTokensResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateTokenResponse parses an HTTP response from a CreateTokenWithResponse call
+func ParseCreateTokenResponse(rsp *http.Response) (*CreateTokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateTokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest CreatedToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateTokenResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateTokenResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateTokenResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateTokenResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateTokenResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateTokenResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers CreateTokenResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateTokenResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers CreateTokenResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateTokenResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokeTokenResponse parses an HTTP response from a RevokeTokenWithResponse call
+func ParseRevokeTokenResponse(rsp *http.Response) (*RevokeTokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeTokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers RevokeTokenResponse204Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 401:
+		var headers RevokeTokenResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RevokeTokenResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers RevokeTokenResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers RevokeTokenResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers RevokeTokenResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers RevokeTokenResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers RevokeTokenResponse503Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

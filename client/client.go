@@ -74,6 +74,14 @@ type APIError struct {
 	Message    string
 	RequestID  string // X-Request-Id, to find the server's log lines
 	RetryAfter string // Retry-After of a 429 or 503, if sent
+	// Lines are the bad lines of a refused importSecrets, in line order.
+	Lines []ImportLine
+}
+
+// ImportLine is one bad line of a refused import: never its value.
+type ImportLine struct {
+	Line    int    `json:"line"`
+	Message string `json:"message"`
 }
 
 func (e *APIError) Error() string {
@@ -98,13 +106,17 @@ func (c *Client) transport(err error) error {
 // apiError is the *APIError of an answer with status.
 func apiError(hr *http.Response, body []byte) error {
 	e := &APIError{Status: hr.StatusCode, RequestID: hr.Header.Get("X-Request-Id"), RetryAfter: hr.Header.Get("Retry-After")}
-	var shape Error // the document's error shape
+	// The document's error shape (Error), with the lines of ImportRefusal.
+	var shape struct {
+		Error struct {
+			Code    string       `json:"code"`
+			Message string       `json:"message"`
+			Field   string       `json:"field"`
+			Lines   []ImportLine `json:"lines"`
+		} `json:"error"`
+	}
 	if json.Unmarshal(body, &shape) == nil && shape.Error.Code != "" {
-		e.Code = string(shape.Error.Code)
-		e.Message = shape.Error.Message
-		if shape.Error.Field != nil {
-			e.Field = *shape.Error.Field
-		}
+		e.Code, e.Message, e.Field, e.Lines = shape.Error.Code, shape.Error.Message, shape.Error.Field, shape.Error.Lines
 		return e
 	}
 	// Not the API's shape: a proxy in between, or not envvault at all.

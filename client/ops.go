@@ -258,3 +258,52 @@ func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsPar
 	}
 	return page(l.Data, l.NextCursor), nil
 }
+
+// ImportSecrets is POST /v1/secrets/import: the NAME=value lines of a
+// dotenv file's content into the user's secrets, all or nothing. A refusal
+// for its lines is an *APIError whose Lines name each bad line.
+func (c *Client) ImportSecrets(ctx context.Context, body ImportSecrets) (*ImportResult, error) {
+	r, err := c.gen.ImportSecretsWithResponse(ctx, body)
+	if err != nil {
+		return nil, c.transport(err)
+	}
+	return result(c, r.HTTPResponse, r.Body, http.StatusOK, r.JSON200)
+}
+
+// ListTokens is GET /v1/tokens: the user's tokens, never their secrets.
+func (c *Client) ListTokens(ctx context.Context) ([]Token, error) {
+	r, err := c.gen.ListTokensWithResponse(ctx)
+	if err != nil {
+		return nil, c.transport(err)
+	}
+	l, err := result(c, r.HTTPResponse, r.Body, http.StatusOK, r.JSON200)
+	if err != nil {
+		return nil, err
+	}
+	return l.Data, nil
+}
+
+// CreateToken is POST /v1/tokens: the new token with its secret, which
+// only this answer holds.
+func (c *Client) CreateToken(ctx context.Context, body CreateToken) (*CreatedToken, error) {
+	r, err := c.gen.CreateTokenWithResponse(ctx, body)
+	if err != nil {
+		return nil, c.transport(err)
+	}
+	return result(c, r.HTTPResponse, r.Body, http.StatusCreated, r.JSON201)
+}
+
+// RevokeToken is DELETE /v1/tokens/{id}; confirmLast must be true to
+// revoke the user's last unexpired full token.
+func (c *Client) RevokeToken(ctx context.Context, id string, confirmLast bool) error {
+	var params RevokeTokenParams
+	if confirmLast {
+		confirm := RevokeTokenParamsConfirm("last-full-token")
+		params.Confirm = &confirm
+	}
+	r, err := c.gen.RevokeTokenWithResponse(ctx, id, &params)
+	if err != nil {
+		return c.transport(err)
+	}
+	return c.noContent(r.HTTPResponse, r.Body, http.StatusNoContent)
+}

@@ -38,6 +38,7 @@ Client:       envvault login, then envvault secrets set NAME < value-file`,
 			m.remoteSecretsCommand(),
 			m.profilesCommand(),
 			m.tasksCommand(),
+			m.tokensCommand(),
 			// Server-side commands.
 			m.devCommand(),
 			m.serveCommand(),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 
 	vclient "github.com/envvault/envvault/client"
 )
@@ -54,7 +55,7 @@ func notFoundError(err error) error { return &exitError{code: exitNotFound, err:
 func exitCode(err error, otherwise int) int {
 	var ee *exitError
 	var ae *vclient.APIError
-	var ne net.Error
+	var ue *url.Error // what http.Client.Do returns: the server was not reached, or cut the connection
 	var oe *net.OpError
 	switch {
 	case err == nil:
@@ -63,7 +64,7 @@ func exitCode(err error, otherwise int) int {
 		return ee.code
 	case errors.As(err, &ae):
 		return statusExit(ae.Status)
-	case errors.As(err, &oe), errors.As(err, &ne):
+	case errors.As(err, &ue), errors.As(err, &oe):
 		return exitServer
 	}
 	return otherwise

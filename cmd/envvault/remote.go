@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
@@ -47,6 +48,9 @@ type clientConfig struct {
 
 	Prompt string // tasks start --prompt
 	Follow bool   // tasks start --follow, tasks logs --follow
+
+	ExpiresIn   time.Duration // tokens create --expires-in
+	ConfirmLast bool          // tokens revoke --confirm-last
 }
 
 // remoteCommand returns a Config for a client command and its flag set,
@@ -170,6 +174,10 @@ func (m *Main) runRemote(ctx context.Context) (ok bool, err error) {
 		cmdSecretsDelete:   m.runSecretsDelete,
 		cmdSecretsVersions: m.runSecretsVersions,
 		cmdSecretsRollback: m.runSecretsRollback,
+		cmdSecretsImportC:  m.runSecretsImportRemote,
+		cmdTokensCreate:    m.runTokensCreate,
+		cmdTokensList:      m.runTokensList,
+		cmdTokensRevoke:    m.runTokensRevoke,
 		cmdProfilesCreate:  m.runProfilesCreate,
 		cmdProfilesList:    m.runProfilesList,
 		cmdProfilesGet:     m.runProfilesGet,

@@ -456,3 +456,78 @@ func TestClientFollow(t *testing.T) {
 		t.Fatalf("tasks logs: %s", r)
 	}
 }
+
+// TestClientImport: secrets import over the API, all or nothing, every
+// bad line named as the server-side import names it, no value printed.
+func TestClientImport(t *testing.T) {
+	t.Parallel()
+	url, token := devServer(t, "--no-worker")
+	c := newCLI(t, url, token)
+	good := writeTemp(t, "app.env", "# app\nexport API_KEY='"+canary+"'\nREGION=eu-west-1 # inline comment\n")
+	r := c.ok("", "secrets", "import", good)
+	if !strings.Contains(r.stdout, "Imported "+good+" (scope all): 2 created, 0 updated, 0 unchanged.") {
+		t.Fatalf("import: %s", r)
+	}
+	var res map[string]int
+	c.jsonOf(&res, "", "secrets", "import", good)
+	if res["created"] != 0 || res["unchanged"] != 2 {
+		t.Fatalf("import again --json: %v", res)
+	}
+	bad := writeTemp(t, "bad.env", "NEW_ONE="+canary+"\nnot a line\nLD_PRELOAD=/tmp/x.so\nAPI_KEY="+canary+"-changed\n")
+	r = c.exits(exitInvalid, bad+": 2 bad lines, nothing imported:\n  line 2: expected NAME=value\n  line 3: name: LD_PRELOAD changes how programs load code", "", "secrets", "import", bad)
+	var list []secretOut
+	c.jsonOf(&list, "", "secrets", "list")
+	if len(list) != 2 || list[0].Version != 1 || list[1].Version != 1 {
+		t.Fatalf("a refused import changed the secrets: %+v", list)
+	}
+	// From stdin, with scope agents granted by profile name.
+	c.ok("", "profiles", "create", "coder", "--image", "i")
+	r = c.ok("API_KEY="+canary+"-coder\n", "secrets", "import", "-", "--scope", "agents", "--profile", "coder")
+	if !strings.Contains(r.stdout, "1 created") {
+		t.Fatalf("import - --scope agents: %s", r)
+	}
+	c.exits(exitFailure, "no such file or directory", "", "secrets", "import", filepath.Join(t.TempDir(), "missing.env"))
+}
+
+// TestClientTokens: a new token's secret alone on stdout, scopes enforced,
+// never listed, revoked by name.
+func TestClientTokens(t *testing.T) {
+	t.Parallel()
+	url, token := devServer(t, "--no-worker")
+	c := newCLI(t, url, token)
+	r := c.ok("", "tokens", "create", "ci reader", "--scope", "read", "--expires-in", "720h")
+	read := strings.TrimSpace(r.stdout)
+	if !strings.HasPrefix(read, "tok_") || strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stderr, `Created token "ci reader"`) || strings.Contains(r.stderr, read) {
+		t.Fatalf("tokens create: %s", r)
+	}
+	reader := newCLI(t, url, read)
+	reader.ok("", "secrets", "list")
+	reader.exits(exitAuth, "needs scope", "v-1234", "secrets", "set", "X")
+
+	var tokens []struct {
+		ID        string  `json:"id"`
+		Name      string  `json:"name"`
+		Scope     string  `json:"scope"`
+		ExpiresAt *string `json:"expires_at"`
+	}
+	r = c.run("", "tokens", "list", "--json")
+	if strings.Contains(r.stdout, read) || strings.Contains(r.stdout, token) {
+		t.Fatalf("tokens list shows a secret: %s", r)
+	}
+	c.jsonOf(&tokens, "", "tokens", "list")
+	if len(tokens) != 2 {
+		t.Fatalf("tokens list: %+v", tokens)
+	}
+	var created struct {
+		ID    string `json:"id"`
+		Token string `json:"token"`
+	}
+	c.jsonOf(&created, "", "tokens", "create", "runner", "--scope", "tasks")
+	if !strings.HasPrefix(created.Token, created.ID+".") {
+		t.Fatalf("tokens create --json: %+v", created)
+	}
+	c.ok("", "tokens", "revoke", "ci reader")
+	reader.exits(exitAuth, "refused the token", "", "secrets", "list")
+	c.exits(exitNotFound, "no token named", "", "tokens", "revoke", "ci reader")
+	c.exits(exitUsage, "must be full, read or tasks", "", "tokens", "create", "x", "--scope", "admin")
+}

@@ -178,16 +178,6 @@ func (m *Main) runSecretsImport(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("secrets import: %w", err) // names the file
 	}
-	entries, parseErr := dotenv.Parse(data)
-	var bad []vault.ImportLineError
-	var lineErrs dotenv.Errors
-	if errors.As(parseErr, &lineErrs) {
-		for _, e := range lineErrs {
-			bad = append(bad, vault.ImportLineError{Line: e.Line, Message: e.Reason})
-		}
-	} else if parseErr != nil {
-		return fmt.Errorf("%s: %w", c.ImportFile, parseErr)
-	}
 	// The locked names are the operator's, as serve applies them.
 	baseline, err := orchestrator.LoadBaseline("", c.LockedNames)
 	if err != nil {
@@ -198,31 +188,17 @@ func (m *Main) runSecretsImport(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	in := make([]vault.ImportEntry, len(entries))
-	for i, e := range entries {
-		in[i] = vault.ImportEntry{Line: e.Line, Name: e.Name, Value: e.Value}
-	}
-	// The lines the parser took are checked against the vault's rules
-	// too, so that one run names every bad line.
-	var ie *vault.ImportError
-	if err := svc.CheckImport(in); errors.As(err, &ie) {
-		bad = append(bad, ie.Lines...)
-	} else if err != nil {
-		return err
+	// dotenv.Import holds the rules and messages of every import (this
+	// command, the API's, the dashboard's).
+	res, bad, err := dotenv.Import(ctx, svc, c.UserID, data, vault.Scope(c.Scope), c.ProfileIDs)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.ImportFile, err)
 	}
 	if len(bad) == 0 {
-		res, err := svc.ImportSecrets(ctx, c.UserID, in, vault.Scope(c.Scope), c.ProfileIDs)
-		if errors.As(err, &ie) {
-			bad = ie.Lines
-		} else if err != nil {
-			return fmt.Errorf("%s: %w", c.ImportFile, err)
-		} else {
-			_, err = fmt.Fprintf(m.Stdout, "Imported %s for user %s (scope %s): %d created, %d updated, %d unchanged.\n",
-				c.ImportFile, c.UserID, c.Scope, res.Created, res.Updated, res.Unchanged)
-			return err
-		}
+		_, err = fmt.Fprintf(m.Stdout, "Imported %s for user %s (scope %s): %d created, %d updated, %d unchanged.\n",
+			c.ImportFile, c.UserID, c.Scope, res.Created, res.Updated, res.Unchanged)
+		return err
 	}
-	slices.SortStableFunc(bad, func(a, b vault.ImportLineError) int { return a.Line - b.Line })
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d bad lines, nothing imported:", c.ImportFile, len(bad))
 	for _, l := range bad {

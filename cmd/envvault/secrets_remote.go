@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,7 +36,7 @@ func (m *Main) remoteSecretsCommand() *ffcli.Command {
 		ShortHelp:  "manage your secrets on a server: values from stdin or a prompt, never shown",
 		Subcommands: []*ffcli.Command{
 			m.secretsSetCommand(), m.secretsLsCommand(), m.secretsGetCommand(), m.secretsDeleteCommand(),
-			m.secretsVersionsCommand(), m.secretsRollbackCommand(),
+			m.secretsVersionsCommand(), m.secretsRollbackCommand(), m.secretsImportRemoteCommand(),
 		},
 	})
 }
@@ -445,4 +447,67 @@ func (cc *clientConfig) selection() string {
 		s += " granting exactly " + strings.Join(cc.Profiles, ",")
 	}
 	return s
+}
+
+// secretsImportRemoteCommand is `envvault secrets import FILE.env`.
+func (m *Main) secretsImportRemoteCommand() *ffcli.Command {
+	c, fs := m.remoteCommand(cmdSecretsImportC)
+	grantFlags(c, fs.Func)
+	return m.remoteLeaf(c, fs, 1, 1, &ffcli.Command{
+		ShortUsage: "envvault secrets import FILE.env [--scope all|agents] [--profile NAME-or-ID]... [--json]",
+		ShortHelp:  "create or update many secrets from a dotenv file, all or nothing",
+		LongHelp: `Sends the file's NAME=value lines (the dotenv grammar of the README's Import
+section; - reads stdin) to the server, which imports them in one
+transaction: all of them, or, if any line is bad, none, naming every bad
+line by number, never its value. With --scope all (the default) a line
+updates your secret of that name given to all profiles, or creates one;
+with --scope agents, the one granted to exactly the --profile profiles.`,
+		Exec: func(context.Context, []string) error { return checkGrants(c) },
+	})
+}
+
+// runSecretsImportRemote is `envvault secrets import`.
+func (m *Main) runSecretsImportRemote(ctx context.Context, api *vclient.Client) error {
+	cc := &m.Config.Client
+	file := cc.Args[0]
+	var data []byte
+	var err error
+	if file == "-" {
+		data, err = io.ReadAll(io.LimitReader(m.Stdin, 16<<20))
+	} else {
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return fmt.Errorf("secrets import: %w", err) // names the file, never its content
+	}
+	profiles, err := m.profileIDs(ctx, api, cc.Profiles)
+	if err != nil {
+		return err
+	}
+	content := string(data)
+	body := vclient.ImportSecrets{Content: &content}
+	scope := vclient.ImportSecretsScope(cc.Scope)
+	body.Scope = &scope
+	if cc.Scope == "agents" {
+		body.ProfileIds = &profiles
+	}
+	res, err := api.ImportSecrets(ctx, body)
+	var ae *vclient.APIError
+	if errors.As(err, &ae) && len(ae.Lines) > 0 {
+		// The server-side import's message, line by line.
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s: %d bad lines, nothing imported:", file, len(ae.Lines))
+		for _, l := range ae.Lines {
+			fmt.Fprintf(&b, "\n  line %d: %s", l.Line, l.Message)
+		}
+		return invalidError(errors.New(b.String()))
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if cc.JSON {
+		return m.printJSON(res)
+	}
+	_, err = fmt.Fprintf(m.Stdout, "Imported %s (scope %s): %d created, %d updated, %d unchanged.\n", file, cc.Scope, res.Created, res.Updated, res.Unchanged)
+	return err
 }
