@@ -73,6 +73,9 @@ func (m *Main) startMetrics(currentKeyID string) error {
 	go func(s *http.Server, done chan<- error) {
 		err := s.Serve(ln)
 		if !errors.Is(err, http.ErrServerClosed) {
+			// The API and the worker go on without their metrics: say so
+			// now, and again at Close.
+			m.logger.Error("metrics server stopped: no metrics until restart", "addr", ln.Addr().String(), "error", err.Error())
 			done <- fmt.Errorf("metrics server: %w", err)
 		}
 		close(done)
