@@ -15,11 +15,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/envvault/envvault/api"
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/runner"
 	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/storetest"
 	"github.com/envvault/envvault/vault"
@@ -51,8 +53,11 @@ type stackOptions struct {
 	keys    *seal.Keyring
 	noTasks bool
 	names   vault.NamePolicy // the operator's locked and allowed names
-	secure  bool
-	tls     bool
+	// runner runs the stack's tasks: with one, a worker runs for the
+	// test; without, tasks stay queued.
+	runner *runner.Runner
+	secure bool
+	tls    bool
 }
 
 func newStack(t testing.TB, opts ...stackOptions) *stack {
@@ -85,7 +90,19 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 
 	logger := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if !o.noTasks {
-		s.orch = orchestrator.New(orchestrator.Config{Vault: s.svc, Store: store, Logger: logger})
+		s.orch = orchestrator.New(orchestrator.Config{Vault: s.svc, Store: store, Logger: logger,
+			Runner: o.runner, Worker: "web-test", Poll: 50 * time.Millisecond})
+	}
+	if o.runner != nil && s.orch != nil {
+		runCtx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.orch.Run(runCtx) }()
+		t.Cleanup(func() {
+			stop()
+			if err := <-done; err != nil && runCtx.Err() == nil {
+				t.Errorf("worker: %v", err)
+			}
+		})
 	}
 	apiHandler := api.NewServer(api.Config{Service: s.svc, Logger: logger, Orchestrator: s.orch}).Handler()
 	mux := http.NewServeMux()
