@@ -221,7 +221,9 @@ func TestMetricsTask(t *testing.T) {
 	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
 	dir := t.TempDir()
 	token := createUser(t, env, "ops", "--data-dir", dir)
-	srv := mustStart(t, env, "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--data-dir", dir)
+	// Env delivery env needs no envvault-init program: the metrics do not
+	// depend on how the env gets in.
+	srv := mustStart(t, env, "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--env-deliveries", "env", "--data-dir", dir)
 	c := &client{t: t, base: srv.url(), token: token}
 	var prof struct {
 		ID string `json:"id"`
