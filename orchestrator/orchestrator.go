@@ -129,17 +129,17 @@ func (o *Orchestrator) CreateTask(ctx context.Context, userID, profileID, prompt
 	if len(prompt) > MaxPromptLen || !utf8.ValidString(prompt) || strings.IndexByte(prompt, 0) >= 0 {
 		return nil, vault.Invalid("prompt", "must be valid UTF-8 of at most %d bytes without NUL bytes", MaxPromptLen)
 	}
-	if err := o.checkQueue(ctx, userID); err != nil {
-		return nil, err
-	}
 	now := o.timestamp()
 	t := &Task{
 		ID: vault.NewID(vault.PrefixTask), UserID: userID, ProfileID: profileID, Prompt: prompt,
 		Status: StatusQueued, Attempt: 1, CreatedAt: now, UpdatedAt: now,
 	}
-	if err := o.store.CreateTask(ctx, t); err != nil {
-		if vault.ErrorCode(err) == vault.ENOTFOUND {
+	if err := o.insertQueued(ctx, t); err != nil {
+		switch vault.ErrorCode(err) {
+		case vault.ENOTFOUND:
 			return nil, vault.Invalid("profile_id", "is not one of your profiles")
+		case vault.ELIMIT:
+			return nil, err
 		}
 		return nil, fmt.Errorf("create task: %w", err)
 	}

@@ -2,7 +2,6 @@ package orchestrator
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"slices"
 	"time"
@@ -104,16 +103,35 @@ func (o *Orchestrator) claim(ctx context.Context) (*Task, error) {
 	return nil, vault.Errorf(vault.ENOTFOUND, "no queued task this worker has a slot for")
 }
 
-// checkQueue refuses a new task of a user who has maxQueued waiting. Two
-// requests of one user at the same moment may both pass it: the limit
-// bounds a flood, not a count to the task.
-func (o *Orchestrator) checkQueue(ctx context.Context, userID string) error {
-	n, err := o.store.QueuedTasks(ctx, userID)
+// QueueLimiter is a Store that counts a user's queued tasks and inserts a
+// new one under the user's lock, so that concurrent creations, from any
+// process, never take a user past the limit. Both stores here are one
+// (storetest checks it).
+type QueueLimiter interface {
+	// CreateQueuedTask is CreateTask, refused with QueueFull when t's
+	// user has maxQueued tasks queued already.
+	CreateQueuedTask(ctx context.Context, t *Task, maxQueued int) error
+}
+
+// QueueFull is the ELIMIT error of a user who has n tasks queued, the
+// most allowed.
+func QueueFull(n int) error {
+	return vault.Errorf(vault.ELIMIT, "you have %d tasks queued, the most this platform holds for one user: retry once some have started", n)
+}
+
+// insertQueued stores a new queued task under the queue limit: exactly,
+// with a QueueLimiter; else counted first, so that two requests of one
+// user at the same moment may both pass.
+func (o *Orchestrator) insertQueued(ctx context.Context, t *Task) error {
+	if ql, ok := o.store.(QueueLimiter); ok {
+		return ql.CreateQueuedTask(ctx, t, o.maxQueued)
+	}
+	n, err := o.store.QueuedTasks(ctx, t.UserID)
 	if err != nil {
-		return fmt.Errorf("create task: %w", err)
+		return err
 	}
 	if n >= o.maxQueued {
-		return vault.Errorf(vault.ELIMIT, "you have %d tasks queued, the most this platform holds for one user: retry once some have started", n)
+		return QueueFull(n)
 	}
-	return nil
+	return o.store.CreateTask(ctx, t)
 }

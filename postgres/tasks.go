@@ -48,21 +48,24 @@ func mutableTaskValues(t *orchestrator.Task) []any {
 		t.StopRequested, t.RestartRequested, t.UpdatedAt, t.StartedAt, t.FinishedAt, t.Sandbox}
 }
 
+// insertTask inserts a task of the values of CreateTask's arguments ($1 to
+// $18) from the rows of the FROM clause that follows it. The casts type the
+// parameters, which a SELECT list would otherwise leave as text.
+const insertTask = `INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, ` + sqlstore.MutableTaskColumns + `)
+	SELECT $1::text, $2::text, $3::text, $4::text, $5::timestamptz,
+		$6::text, $7::integer, $8::text, $9::text, $10::jsonb, $11::text, $12::integer,
+		$13::boolean, $14::boolean, $15::timestamptz, $16::timestamptz, $17::timestamptz, $18::jsonb`
+
 // CreateTask inserts t as given. Returns ENOTFOUND if its profile does not
 // exist or is not its user's, ECONFLICT if its id is taken.
 func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
 	// The profile check and the insert are one statement: a row is
 	// inserted only if the profile is the user's. The profile is not a
-	// foreign key, as a task outlives it. The casts type the parameters,
-	// which a SELECT list would otherwise leave as text.
+	// foreign key, as a task outlives it.
 	args := append([]any{t.ID, t.UserID, t.ProfileID, t.Prompt, t.CreatedAt}, mutableTaskValues(t)...)
 	var tag pgconn.CommandTag
 	err := db.userBatch(ctx, t.UserID, func(b *pgx.Batch) {
-		b.Queue(`INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+sqlstore.MutableTaskColumns+`)
-		SELECT $1::text, $2::text, $3::text, $4::text, $5::timestamptz,
-			$6::text, $7::integer, $8::text, $9::text, $10::jsonb, $11::text, $12::integer,
-			$13::boolean, $14::boolean, $15::timestamptz, $16::timestamptz, $17::timestamptz, $18::jsonb
-		FROM profiles WHERE id = $3 AND user_id = $2`, args...).Exec(func(ct pgconn.CommandTag) error {
+		b.Queue(insertTask+` FROM profiles WHERE id = $3 AND user_id = $2`, args...).Exec(func(ct pgconn.CommandTag) error {
 			tag = ct
 			return nil
 		})
@@ -72,6 +75,35 @@ func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
 	}
 	if tag.RowsAffected() == 0 {
 		return vault.Errorf(vault.ENOTFOUND, "profile not found")
+	}
+	return nil
+}
+
+// CreateQueuedTask is CreateTask under the user's row lock, taken first,
+// in the same pipeline: the count of the user's queued tasks and the
+// insert are one statement, and a concurrent creation of the same user
+// waits for the lock, then counts this task. Returns
+// orchestrator.QueueFull when the user has maxQueued queued already.
+func (db *DB) CreateQueuedTask(ctx context.Context, t *orchestrator.Task, maxQueued int) error {
+	args := append([]any{t.ID, t.UserID, t.ProfileID, t.Prompt, t.CreatedAt}, mutableTaskValues(t)...)
+	args = append(args, maxQueued)
+	var queued int
+	var inserted, profile bool
+	err := db.userBatch(ctx, t.UserID, func(b *pgx.Batch) {
+		b.Queue(lockUser, t.UserID).Exec(func(pgconn.CommandTag) error { return nil })
+		b.Queue(`WITH n AS (SELECT count(*)::integer AS queued FROM tasks WHERE user_id = $2 AND status = 'queued'),
+		ins AS (`+insertTask+` FROM profiles, n WHERE profiles.id = $3 AND profiles.user_id = $2 AND n.queued < $19::integer
+			RETURNING 1)
+		SELECT n.queued, EXISTS (SELECT 1 FROM ins), EXISTS (SELECT 1 FROM profiles WHERE id = $3 AND user_id = $2) FROM n`,
+			args...).QueryRow(func(row pgx.Row) error { return row.Scan(&queued, &inserted, &profile) })
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("create task %s: %w", t.ID, convert(err))
+	case !profile:
+		return vault.Errorf(vault.ENOTFOUND, "profile not found")
+	case !inserted:
+		return orchestrator.QueueFull(queued)
 	}
 	return nil
 }

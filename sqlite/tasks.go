@@ -90,6 +90,27 @@ func taskValues(t *orchestrator.Task) ([]any, error) {
 // CreateTask inserts t as given. Returns ENOTFOUND if its profile does not
 // exist or is not its user's, ECONFLICT if its id is taken.
 func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
+	return db.writeTx(ctx, func(stx *sql.Tx) error { return insertTask(ctx, stx, t) })
+}
+
+// CreateQueuedTask is CreateTask refused with orchestrator.QueueFull when
+// the user has maxQueued tasks queued already: counted and inserted in one
+// write transaction, which holds the database's one writer lock.
+func (db *DB) CreateQueuedTask(ctx context.Context, t *orchestrator.Task, maxQueued int) error {
+	return db.writeTx(ctx, func(stx *sql.Tx) error {
+		var n int
+		if err := stx.QueryRowContext(ctx, `SELECT count(*) FROM tasks WHERE user_id = ? AND status = 'queued'`, t.UserID).Scan(&n); err != nil {
+			return convert(err, "count queued tasks")
+		}
+		if n >= maxQueued {
+			return orchestrator.QueueFull(n)
+		}
+		return insertTask(ctx, stx, t)
+	})
+}
+
+// insertTask inserts t if its profile is its user's.
+func insertTask(ctx context.Context, stx *sql.Tx, t *orchestrator.Task) error {
 	vals, err := taskValues(t)
 	if err != nil {
 		return err
@@ -99,16 +120,14 @@ func (db *DB) CreateTask(ctx context.Context, t *orchestrator.Task) error {
 	// foreign key, as a task outlives it.
 	args := append([]any{t.ID, t.UserID, t.ProfileID, t.Prompt, micros(t.CreatedAt)}, vals...)
 	args = append(args, t.ProfileID, t.UserID)
-	return db.writeTx(ctx, func(stx *sql.Tx) error {
-		res, err := stx.ExecContext(ctx, `
-			INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+sqlstore.MutableTaskColumns+`)
-			SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-			FROM profiles WHERE id = ? AND user_id = ?`, args...)
-		if err != nil {
-			return convert(err, "insert task "+t.ID, conflictAs("id", "a task of this id already exists"))
-		}
-		return oneRow(res, "profile")
-	})
+	res, err := stx.ExecContext(ctx, `
+		INSERT INTO tasks (id, user_id, profile_id, prompt, created_at, `+sqlstore.MutableTaskColumns+`)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+		FROM profiles WHERE id = ? AND user_id = ?`, args...)
+	if err != nil {
+		return convert(err, "insert task "+t.ID, conflictAs("id", "a task of this id already exists"))
+	}
+	return oneRow(res, "profile")
 }
 
 // Task returns a task of userID. Returns ENOTFOUND if it does not exist or

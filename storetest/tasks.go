@@ -29,6 +29,7 @@ var taskTests = []test{
 	{name: "TaskOutlivesProfile", fn: testTaskOutlivesProfile},
 	{name: "DeletingUserDeletesTasks", fn: testTaskDeletingUserDeletesTasks},
 	{name: "LiveCounts", fn: testTaskLiveCounts}, // tasks_counts.go
+	{name: "QueueLimit", fn: testTaskQueueLimit}, // tasks_queue.go
 }
 
 // stamp is the fixture's clock as the orchestrator hands times to a store:
