@@ -138,6 +138,8 @@ func TestMetricsScrape(t *testing.T) {
 	badToken := "evt_canarybadtokenid.c4n4ry5ecretp4rt"
 	(&client{t: t, base: srv.url(), token: badToken}).expect(http.StatusUnauthorized, "GET", "/v1/secrets", nil, nil)
 	wantStatus(t, srv.url()+"/login", http.StatusOK)
+	wantStatus(t, srv.url()+"/v1/no-such-route/CANARYPATH1", http.StatusNotFound)
+	wantStatus(t, srv.url()+"/settings/no-such-page/CANARYPATH2", http.StatusNotFound)
 
 	body, fams := scrape(t, "http://"+srv.m.MetricsAddr()+"/metrics")
 
@@ -179,7 +181,7 @@ func TestMetricsScrape(t *testing.T) {
 			t.Errorf("route label %q is not a template", route)
 		}
 	}
-	for _, secretPart := range []string{canary, secretName, token, badToken, "c4n4ry5ecretp4rt", "canarybadtokenid", secret.ID, prof.ID, task.ID, "canary-profile-5a1c", "canary-prompt-7c3f", "doesnotexist"} {
+	for _, secretPart := range []string{canary, secretName, token, badToken, "c4n4ry5ecretp4rt", "canarybadtokenid", secret.ID, prof.ID, task.ID, "canary-profile-5a1c", "canary-prompt-7c3f", "doesnotexist", "CANARYPATH"} {
 		if strings.Contains(body, secretPart) {
 			t.Errorf("the scrape holds %q", secretPart)
 		}
