@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -107,25 +108,29 @@ func (s *server) secretImport(w http.ResponseWriter, r *http.Request, u *user) e
 	var err error
 	if len(f.Errors) == 0 {
 		var res vault.ImportResult
-		res, f.Lines, err = dotenv.Import(r.Context(), s.vault, u.ID, []byte(text), f.Scope, ids)
-		if err == nil && len(f.Lines) == 0 {
+		res, err = dotenv.Import(r.Context(), s.vault, u.ID, []byte(text), f.Scope, ids)
+		if err == nil {
 			q := url.Values{"ok": {"secrets-imported"}, "created": {strconv.Itoa(res.Created)},
 				"updated": {strconv.Itoa(res.Updated)}, "unchanged": {strconv.Itoa(res.Unchanged)}}
 			http.Redirect(w, r, "/settings/secrets?"+q.Encode(), http.StatusSeeOther)
 			return nil
 		}
-		if err != nil && !addError(f.Errors, &f.FormError, err, importField) {
+		var ie *vault.ImportError
+		switch {
+		case errors.As(err, &ie):
+			f.Lines = ie.Lines
+			if err := s.nameConflicts(r, u, f, text, ids, vault.ErrorCode(err) == vault.ECONFLICT); err != nil {
+				return err
+			}
+		case !addError(f.Errors, &f.FormError, err, importField):
 			return err
-		}
-		for i := range f.Lines {
-			f.Lines[i].Message = inWords(f.Lines[i].Message)
 		}
 	}
 	f.Dropped = text != ""
 	f.Read = dotenv.Names([]byte(text))
 	status := http.StatusUnprocessableEntity
 	if err != nil {
-		status = refuseStatus(err)
+		status = refuseStatus(err) // 409 for lines that collide with secrets
 	}
 	return s.renderImport(w, r, u, status, f)
 }
@@ -150,4 +155,29 @@ func importNotice(q url.Values) string {
 // Picker is the form's scope choice.
 func (f *importForm) Picker() scopePicker {
 	return scopePicker{Prefix: "import-", ErrorID: "import-scope-error", Scope: f.Scope, Selected: f.Selected, Profiles: f.Profiles, Error: f.Errors["scope"]}
+}
+
+// nameConflicts puts the import's line errors in words: each rule in
+// words, and, when the lines were refused for colliding with the user's
+// secrets (conflicts: the vault's ECONFLICT), which secret and profiles,
+// by name, instead of the vault's ids.
+func (s *server) nameConflicts(r *http.Request, u *user, f *importForm, text string, ids []string, conflicts bool) error {
+	names := map[int]string{}
+	for _, e := range dotenv.Names([]byte(text)) {
+		names[e.Line] = e.Name
+	}
+	for i, l := range f.Lines {
+		f.Lines[i].Message = inWords(l.Message)
+		if !conflicts || names[l.Line] == "" {
+			continue
+		}
+		msg, err := s.conflictMessage(r.Context(), u.ID, &secretForm{Name: names[l.Line], Scope: f.Scope}, ids)
+		if err != nil {
+			return err
+		}
+		if msg != "" {
+			f.Lines[i].Message = msg
+		}
+	}
+	return nil
 }

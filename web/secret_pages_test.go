@@ -167,3 +167,24 @@ func TestTaskPagesAfterTheEnd(t *testing.T) {
 	wantContains(t, list.Body, `<a href="/tasks/`+failed.ID+`">`+cut+`<span class="visually-hidden"> (task `+failed.ID+`)</span></a>`)
 	wantAbsent(t, list.Body, "on-call engineer", "second line")
 }
+
+// An import whose lines collide with the user's secrets is a 409 that
+// names the other secret's profiles, not its id; nothing is imported.
+func TestImportConflictNamesProfiles(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	builder := s.mustProfile(t, "builder")
+	if _, err := s.svc.CreateSecret(ctx, s.userID, vault.SecretInput{Name: "API_TOKEN", Value: "old-value-Ty5", Scope: vault.ScopeAgents, ProfileIDs: []string{builder.ID, s.mustProfile(t, "other").ID}}); err != nil {
+		t.Fatal(err)
+	}
+	c := s.client(t)
+	c.signIn()
+	res := c.post("/settings/secrets/import", url.Values{"csrf": {c.csrf("/settings/secrets/import")}, "env": {"NEW_ONE=new-value-Gh6\r\nAPI_TOKEN=new-value-Jk7\r\n"},
+		"scope": {"agents"}, "profile_ids": {builder.ID}})
+	wantStatus(t, res, http.StatusConflict)
+	wantContains(t, res.Body, `<li data-line="2">Line 2: Another secret API_TOKEN already goes to builder`)
+	wantAbsent(t, res.Body, "sec_", "new-value-Gh6", "new-value-Jk7")
+	if n := len(s.secretsByName(t)); n != 1 {
+		t.Fatalf("%d secrets after a refused import, want 1", n)
+	}
+}

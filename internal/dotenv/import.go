@@ -15,21 +15,23 @@ type Importer interface {
 }
 
 // Import reads data as a dotenv file and imports its entries into the
-// user's secrets, all or nothing: the lines the parser refuses and the
-// entries that break a vault rule (vault.Service.CheckImport, then the
-// checks ImportSecrets makes against the user's secrets) are all named,
-// by line, in line order, and then nothing is imported. Bad is non-empty
-// exactly when the import was refused for its lines; err is any other
-// error (a bad scope or profile, the secret limit, the store).
-func Import(ctx context.Context, svc Importer, userID string, data []byte, scope vault.Scope, profileIDs []string) (res vault.ImportResult, bad []vault.ImportLineError, err error) {
+// user's secrets, all or nothing. An import refused for its lines returns
+// a *vault.ImportError naming every bad line, by number, in line order:
+// the lines the parser refuses and the entries that break a vault rule
+// (vault.Service.CheckImport), code EINVALID; or, when those pass, the
+// entries that collide with the user's secrets (ImportSecrets), code
+// ECONFLICT. Any other error is returned as it is (a bad scope or
+// profile, the secret limit, the store).
+func Import(ctx context.Context, svc Importer, userID string, data []byte, scope vault.Scope, profileIDs []string) (vault.ImportResult, error) {
 	entries, parseErr := Parse(data)
+	var bad []vault.ImportLineError
 	var lineErrs Errors
 	if errors.As(parseErr, &lineErrs) {
 		for _, e := range lineErrs {
 			bad = append(bad, vault.ImportLineError{Line: e.Line, Message: e.Reason})
 		}
 	} else if parseErr != nil {
-		return res, nil, parseErr
+		return vault.ImportResult{}, parseErr
 	}
 	in := make([]vault.ImportEntry, len(entries))
 	for i, e := range entries {
@@ -41,17 +43,13 @@ func Import(ctx context.Context, svc Importer, userID string, data []byte, scope
 	if err := svc.CheckImport(in); errors.As(err, &ie) {
 		bad = append(bad, ie.Lines...)
 	} else if err != nil {
-		return res, nil, err
+		return vault.ImportResult{}, err
 	}
-	if len(bad) == 0 {
-		res, err = svc.ImportSecrets(ctx, userID, in, scope, profileIDs)
-		if !errors.As(err, &ie) {
-			return res, nil, err
-		}
-		bad = ie.Lines
+	if len(bad) > 0 {
+		slices.SortStableFunc(bad, func(a, b vault.ImportLineError) int { return a.Line - b.Line })
+		return vault.ImportResult{}, &vault.ImportError{Lines: bad}
 	}
-	slices.SortStableFunc(bad, func(a, b vault.ImportLineError) int { return a.Line - b.Line })
-	return vault.ImportResult{}, bad, nil
+	return svc.ImportSecrets(ctx, userID, in, scope, profileIDs)
 }
 
 // Names returns the name and line of each entry data holds that Parse
