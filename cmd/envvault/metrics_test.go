@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/internal/testimage"
 	"github.com/envvault/envvault/seal"
 )
@@ -115,10 +116,19 @@ func labelValues(fams map[string]*dto.MetricFamily, name, label string) []string
 // data keys show in a scrape of its own address, parsed by the Prometheus
 // text parser; no label holds an id, a name, a value or a token.
 func TestMetricsScrape(t *testing.T) {
-	dir := t.TempDir()
-	env := map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}
-	token := createUser(t, env, "alice", "--data-dir", dir)
-	srv := mustStart(t, env, "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--no-worker", "--max-queued-per-user", "1", "--data-dir", dir)
+	testMetricsScrape(t, map[string]string{"ENCRYPTION_KEY": seal.GenerateKey()}, "--data-dir", t.TempDir())
+}
+
+// The same on PostgreSQL, served as the row-level-security service role:
+// the counts read at each scrape are every user's all the same.
+func TestMetricsScrapePostgresRLS(t *testing.T) {
+	roles := testenv.RequirePostgresRoles(t)
+	testMetricsScrape(t, map[string]string{"ENCRYPTION_KEY": seal.GenerateKey(), "DATABASE_URL": roles.Service, "DATABASE_MIGRATE_URL": roles.Owner})
+}
+
+func testMetricsScrape(t *testing.T, env map[string]string, storeArgs ...string) {
+	token := createUser(t, env, "alice", storeArgs...)
+	srv := mustStart(t, env, append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--no-worker", "--max-queued-per-user", "1"}, storeArgs...)...)
 	if srv.m.MetricsAddr() == "" || srv.m.MetricsAddr() == srv.m.Addr() {
 		t.Fatalf("metrics address %q, API address %q", srv.m.MetricsAddr(), srv.m.Addr())
 	}
