@@ -123,6 +123,7 @@ func TestAccessibility(t *testing.T) {
 		{"tasks", "/tasks"},
 		{"queued task", "/tasks/" + queued.ID},
 		{"failed task", "/tasks/" + failed.ID},
+		{"tokens", "/settings/tokens"},
 		{"not found", "/nowhere"},
 	}
 	b := newBrowser(t, s)
