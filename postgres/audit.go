@@ -30,24 +30,31 @@ import (
 // the link pass after the commit. The details are stored in their
 // canonical form, which the pass hashes as verify will.
 func appendAudit(ctx context.Context, q querier, ev *vault.AuditEvent) error {
+	sql, args, err := auditInsert(ev)
+	if err != nil {
+		return err
+	}
+	if _, err = q.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("insert audit event %s: %w", ev.Action, convert(err))
+	}
+	return nil
+}
+
+// auditInsert is the statement that appends ev, unlinked.
+func auditInsert(ev *vault.AuditEvent) (string, []any, error) {
 	details, err := ev.DetailsJSON()
 	if err != nil {
-		return fmt.Errorf("audit event %s: %w", ev.Action, err)
+		return "", nil, fmt.Errorf("audit event %s: %w", ev.Action, err)
 	}
 	var user *string
 	if ev.UserID != "" {
 		user = &ev.UserID
 	}
-	_, err = q.Exec(ctx, `
-		INSERT INTO audit_events (time, user_id, token_id, request_id, client_addr, action,
+	return `INSERT INTO audit_events (time, user_id, token_id, request_id, client_addr, action,
 			target_type, target_id, details)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		ev.Time, user, ev.TokenID, ev.RequestID, ev.ClientAddr, ev.Action,
-		ev.TargetType, ev.TargetID, string(details))
-	if err != nil {
-		return fmt.Errorf("insert audit event %s: %w", ev.Action, convert(err))
-	}
-	return nil
+		[]any{ev.Time, user, ev.TokenID, ev.RequestID, ev.ClientAddr, ev.Action,
+			ev.TargetType, ev.TargetID, string(details)}, nil
 }
 
 // appendAudits appends events in order.
@@ -87,7 +94,16 @@ func (t *tx) AppendAudit(ctx context.Context, ev *vault.AuditEvent) error {
 	if err := t.checkOwner("audit event", ev.Action, ev.UserID); err != nil {
 		return err
 	}
-	return appendAudit(ctx, t.tx, ev)
+	sql, args, err := auditInsert(ev)
+	if err != nil {
+		return err
+	}
+	return t.later(ctx, sql, args, func(_ pgconn.CommandTag, err error) error {
+		if err != nil {
+			return fmt.Errorf("insert audit event %s: %w", ev.Action, convert(err))
+		}
+		return nil
+	})
 }
 
 // AuditEvents returns up to f.Limit of the user's events matching f,
@@ -95,6 +111,9 @@ func (t *tx) AppendAudit(ctx context.Context, ev *vault.AuditEvent) error {
 func (t *tx) AuditEvents(ctx context.Context, f vault.AuditFilter) ([]*vault.AuditEvent, error) {
 	if f.Limit <= 0 {
 		return nil, nil
+	}
+	if err := t.db.linkFirst(ctx); err != nil {
+		return nil, err
 	}
 	w := sqlstore.AuditWhere(sqlstore.Dollar, timeArg, t.userID, f)
 	// An event not yet linked has no seq: it is listed once it is.
@@ -120,7 +139,7 @@ func (db *DB) AppendAuditEvent(ctx context.Context, ev *vault.AuditEvent) error 
 	if err != nil {
 		return fmt.Errorf("append audit event: %w", err)
 	}
-	db.linkAfter(ctx)
+	db.linkAfter()
 	return nil
 }
 
@@ -139,6 +158,9 @@ func readAuditHead(ctx context.Context, q querier, lock bool) (vault.AuditHead, 
 // AuditHead returns the state of the audit chain.
 func (db *DB) AuditHead(ctx context.Context) (vault.AuditHead, error) {
 	var h vault.AuditHead
+	if err := db.linkFirst(ctx); err != nil {
+		return h, err
+	}
 	err := db.systemTx(ctx, readOnly, func(tx pgx.Tx) (err error) {
 		h, err = readAuditHead(ctx, tx, false)
 		return err
@@ -150,6 +172,9 @@ func (db *DB) AuditHead(ctx context.Context) (vault.AuditHead, error) {
 // order; it reads in system mode.
 func (db *DB) AuditChain(ctx context.Context, afterSeq int64, limit int) ([]*vault.AuditEvent, error) {
 	var list []*vault.AuditEvent
+	if err := db.linkFirst(ctx); err != nil {
+		return nil, err
+	}
 	err := db.systemTx(ctx, readOnly, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT `+auditCols+` FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`,
 			afterSeq, limit)
@@ -176,6 +201,9 @@ var pruneBatch int64 = 5000
 // mode, and needs the tables' owner: the service's role may not delete
 // events.
 func (db *DB) PruneAudit(ctx context.Context, before time.Time) (int64, vault.AuditHead, error) {
+	if err := db.linkFirst(ctx); err != nil {
+		return 0, vault.AuditHead{}, err
+	}
 	var total int64
 	for {
 		var n int64

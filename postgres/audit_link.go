@@ -46,6 +46,7 @@ var linkTimeout = 30 * time.Second
 // arrives meanwhile shares that next pass.
 type linker struct {
 	mu      sync.Mutex
+	wg      sync.WaitGroup // the running loop
 	running bool
 	next    *linkPass // the pass that begins when the running one ends
 }
@@ -58,18 +59,8 @@ type linkPass struct {
 
 // do returns the result of a pass of run that began after do was called,
 // or ctx's error if ctx ends first (the pass goes on).
-func (l *linker) do(ctx context.Context, run func() (int64, error)) (int64, error) {
-	l.mu.Lock()
-	if l.next == nil {
-		l.next = &linkPass{done: make(chan struct{})}
-	}
-	p := l.next
-	if !l.running {
-		l.running = true
-		l.next = nil
-		go l.loop(p, run)
-	}
-	l.mu.Unlock()
+func (l *linker) do(ctx context.Context, run func(context.Context) (int64, error)) (int64, error) {
+	p := l.start(run)
 	select {
 	case <-p.done:
 		return p.n, p.err
@@ -78,11 +69,37 @@ func (l *linker) do(ctx context.Context, run func() (int64, error)) (int64, erro
 	}
 }
 
+// start makes sure a pass of run begins after this call, sharing one with
+// every caller that arrives while the running pass runs, and returns it
+// without waiting. The pass runs in the background, bounded by
+// linkTimeout, whatever becomes of the caller.
+func (l *linker) start(run func(context.Context) (int64, error)) *linkPass {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.next == nil {
+		l.next = &linkPass{done: make(chan struct{})}
+	}
+	p := l.next
+	if !l.running {
+		l.running = true
+		l.next = nil
+		l.wg.Add(1)
+		go l.loop(p, run)
+	}
+	return p
+}
+
+// wait returns when no pass runs.
+func (l *linker) wait() { l.wg.Wait() }
+
 // loop runs p and then the passes callers queue meanwhile, until none is
 // queued.
-func (l *linker) loop(p *linkPass, run func() (int64, error)) {
+func (l *linker) loop(p *linkPass, run func(context.Context) (int64, error)) {
+	defer l.wg.Done()
 	for p != nil {
-		p.n, p.err = run()
+		ctx, cancel := context.WithTimeout(context.Background(), linkTimeout)
+		p.n, p.err = run(ctx)
+		cancel()
 		close(p.done)
 		l.mu.Lock()
 		p, l.next = l.next, nil
@@ -91,22 +108,27 @@ func (l *linker) loop(p *linkPass, run func() (int64, error)) {
 	}
 }
 
-// linkAfter links the events committed so far, after a write: the write
-// is committed whatever happens here, and so is its event, so a pass that
-// fails leaves it to the next pass (or audit verify) rather than report a
-// committed write as failed.
-func (db *DB) linkAfter(ctx context.Context) {
-	_, _ = db.LinkAudit(ctx)
+// linkAfter starts a link pass after a write without waiting for it: the
+// write is committed, and so is its event, whatever the pass meets; a pass
+// that fails leaves it to the next pass (or audit verify).
+func (db *DB) linkAfter() { db.linker.start(db.linkPass) }
+
+// linkFirst links the events committed so far before a read of the trail,
+// so that a reader sees every write that returned (their events are linked
+// after the commit, without the write waiting). With no event left
+// unlinked it costs one round trip.
+func (db *DB) linkFirst(ctx context.Context) error {
+	if db == nil {
+		return nil
+	}
+	_, err := db.LinkAudit(ctx)
+	return err
 }
 
 // LinkAudit links every event committed but not yet in the chain, in
 // order of append, and returns how many this call's pass linked.
 func (db *DB) LinkAudit(ctx context.Context) (int64, error) {
-	n, err := db.linker.do(ctx, func() (int64, error) {
-		pass, cancel := context.WithTimeout(context.Background(), linkTimeout)
-		defer cancel()
-		return db.linkPass(pass)
-	})
+	n, err := db.linker.do(ctx, db.linkPass)
 	if err != nil {
 		return n, fmt.Errorf("link audit events: %w", err)
 	}

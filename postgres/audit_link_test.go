@@ -43,6 +43,11 @@ func holdWrite(t *testing.T, store *postgres.DB, userID string, lock func(vault.
 			if err := tx.AppendAudit(ctx, ev); err != nil {
 				return err
 			}
+			// Update's pipeline sends the lock and the event with the next
+			// statement whose answer is read: this one.
+			if _, err := tx.CountSecrets(ctx); err != nil {
+				return err
+			}
 			close(held)
 			<-h.release
 			return nil
@@ -124,7 +129,10 @@ func TestWritesDoNotWait(t *testing.T) {
 			t.Fatalf("%s: %v", w.what, err)
 		}
 		held.stillOpen(t, w.what)
-		// The held write's event is not committed, so no pass sees it.
+		// A write returns before its event is linked; a reader waits for
+		// the pass it started. The held write's event is not committed,
+		// so no pass sees it.
+		waitLinked(t, d.service)
 		if n := unlinked(t, d.Super); n != 0 {
 			t.Fatalf("after %s returned: %d committed events unlinked, want 0", w.what, n)
 		}
@@ -224,12 +232,22 @@ func unlinked(t *testing.T, superURL string) int {
 // and the chain verifies with want events.
 func wantLinkedAndVerified(t *testing.T, store vault.AuditStore, superURL string, want int64) {
 	t.Helper()
+	waitLinked(t, store)
 	if n := unlinked(t, superURL); n != 0 {
 		t.Fatalf("%d events left unlinked after every write returned", n)
 	}
 	rep, err := vault.VerifyAudit(t.Context(), store)
 	if err != nil || rep.Break != nil || rep.Events != want || rep.Linked != 0 {
 		t.Fatalf("verify: %+v, %v; want %d events intact, none linked by verify", rep, err, want)
+	}
+}
+
+// waitLinked waits, as every read of the trail does, for a link pass that
+// begins after every write that returned.
+func waitLinked(t *testing.T, store vault.AuditStore) {
+	t.Helper()
+	if _, err := store.LinkAudit(t.Context()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -275,9 +293,9 @@ func TestLinkNoneSkipped(t *testing.T) {
 
 // TestLinkOrphans leaves events committed but unlinked, as a process that
 // stops between a write's commit and its link pass leaves them, more than
-// a batch of them, and checks that the next write's pass links them all,
-// in order of append, and that until then a user's list leaves them out.
-// Verify links the ones left before it walks, and says how many.
+// a batch of them, and checks that the next read of the trail (a user's
+// list) links them all first, in order of append, and lists them. Verify
+// links the ones left before it walks, and says how many.
 func TestLinkOrphans(t *testing.T) {
 	defer postgres.SetLinkBatch(3)()
 	d := newRLSDB(t)
@@ -291,21 +309,23 @@ func TestLinkOrphans(t *testing.T) {
 				VALUES (now(), '%s', 'secret.delete', 'secret', 'orphan-%d', '{"name":"X"}')`, alice, i))
 		}
 	}
+	waitLinked(t, d.service)
 	orphans(7)
 	err := d.service.View(ctx, alice, func(tx vault.Tx) error {
 		list, err := tx.AuditEvents(ctx, vault.AuditFilter{Limit: 100})
-		if len(list) != 2 {
-			t.Errorf("alice's list holds %d events, want her 2 linked ones", len(list))
+		if len(list) != 2+7 {
+			t.Errorf("alice's list holds %d events, want her 2 and the 7 orphans, linked by the read", len(list))
 		}
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustSecret(t, svc, bob, vault.SecretInput{Name: "B", Value: "b"}) // bob's write links alice's orphans
 	if n := unlinked(t, d.Super); n != 0 {
-		t.Fatalf("%d orphans left after the next write", n)
+		t.Fatalf("%d orphans left after a read of the trail", n)
 	}
+	mustSecret(t, svc, bob, vault.SecretInput{Name: "B", Value: "b"})
+	waitLinked(t, d.service)
 	var targets []string
 	for _, e := range chainOf(t, d.service) {
 		if strings.HasPrefix(e.TargetID, "orphan-") || e.UserID == bob && e.Action == vault.ActionSecretCreate {
@@ -341,6 +361,7 @@ func TestLinkGuarded(t *testing.T) {
 	ctx := t.Context()
 	svc := newService(t, d.service, vault.Options{})
 	alice := mustUser(t, svc)
+	waitLinked(t, d.service)
 	superExec(t, d.Super, fmt.Sprintf(`INSERT INTO audit_events (time, user_id, action) VALUES (now(), '%s', 'secret.delete')`, alice))
 	conn, err := pgx.Connect(ctx, d.Super)
 	if err != nil {
@@ -387,6 +408,7 @@ func TestLinkPassGivesUp(t *testing.T) {
 	ctx := t.Context()
 	svc := newService(t, d.service, vault.Options{})
 	alice := mustUser(t, svc)
+	waitLinked(t, d.service)
 	conn, err := pgx.Connect(ctx, d.Super)
 	if err != nil {
 		t.Fatal(err)
@@ -416,3 +438,52 @@ func TestLinkPassGivesUp(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// TestWriteReturnsBeforeItsLink holds the chain's lock (audit_head's row),
+// as a long link pass of another process would: a write returns all the
+// same, its event committed and not yet linked (the unlinked window); once
+// the lock is free, the pass the write started links it with no further
+// call, and verify then finds it in the chain, linked by no one else.
+func TestWriteReturnsBeforeItsLink(t *testing.T) {
+	d := newRLSDB(t)
+	ctx := t.Context()
+	svc := newService(t, d.service, vault.Options{})
+	alice := mustUser(t, svc)
+	waitLinked(t, d.service)
+	conn, err := pgx.Connect(ctx, d.Super)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	lock, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(ctx, `SELECT FROM audit_head FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	// A write that waited for the lock would wait for ever: the deadline
+	// turns that into a failure, and asserts no speed.
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := svc.CreateSecret(wctx, alice, vault.SecretInput{Name: "A", Value: "a"}); err != nil {
+		t.Fatalf("a write while the chain's lock is held: %v", err)
+	}
+	if n := unlinked(t, d.Super); n != 1 {
+		t.Fatalf("%d events unlinked after the write returned, want its one", n)
+	}
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for unlinked(t, d.Super) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the write's own link pass never linked its event")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rep, err := vault.VerifyAudit(ctx, d.service)
+	if err != nil || rep.Break != nil || rep.Linked != 0 || rep.Events != 3 {
+		t.Fatalf("verify: %+v, %v; want 3 events intact, none linked by verify", rep, err)
+	}
+}

@@ -12,10 +12,9 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -78,6 +77,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close releases the pool's connections.
 func (db *DB) Close() error {
 	db.stopFeed()
+	db.linker.wait()
 	db.pool.Close()
 	return nil
 }
@@ -94,60 +94,68 @@ const lockUser = `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`
 // two keys that collide only make two writes take turns.
 const lockObject = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`
 
-// userExists reads whether the user exists, taking no lock: a write that
-// needs the user to stay takes its lock (LockUser) or inserts a row whose
-// foreign key holds it.
-const userExists = `SELECT EXISTS (SELECT FROM users WHERE id = $1)`
+// userExists answers one row if the user exists, taking no lock: a write
+// that needs the user to stay takes its lock (LockUser) or inserts a row
+// whose foreign key holds it.
+const userExists = `SELECT FROM users WHERE id = $1`
 
 // Update runs fn in a read-committed transaction of the user, under
-// row-level security, taking no lock of its own, and then links the audit
-// events of every committed write (its own among them) before it returns.
-// Returns ENOTFOUND if the user does not exist, or fn's error unchanged.
+// row-level security, taking no lock of its own, in a pipeline
+// (pipeline.go). After the commit it starts a link pass for the audit
+// events committed so far and returns without waiting for it: a reader of
+// the trail waits for it instead (LinkAudit). Returns ENOTFOUND if the
+// user does not exist, or fn's error unchanged.
 func (db *DB) Update(ctx context.Context, userID string, fn func(vault.Tx) error) error {
-	err := db.userTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, userID, func(ptx pgx.Tx) error {
-		var exists bool
-		if err := ptx.QueryRow(ctx, userExists, userID).Scan(&exists); err != nil {
-			return fmt.Errorf("read user %s: %w", userID, err)
+	err := db.pipeTx(ctx, `BEGIN ISOLATION LEVEL READ COMMITTED`, settingUser, userID, func(p *pipe) error {
+		// BEGIN, the setting and this check go in one round trip, before
+		// fn: fn runs only for a user who exists.
+		if err := p.stmts(ctx, stmt{userExists, []any{userID}, userFound}); err != nil {
+			return err
 		}
-		if !exists {
-			return vault.Errorf(vault.ENOTFOUND, "user not found")
-		}
-		return fn(&tx{tx: ptx, userID: userID})
+		return fn(&tx{tx: p, userID: userID, db: db})
 	})
 	if err != nil {
 		return err
 	}
-	db.linkAfter(ctx)
+	db.linkAfter()
+	return nil
+}
+
+// userFound is the answer of userExists and lockUser: ENOTFOUND if the
+// user does not exist.
+func userFound(tag pgconn.CommandTag, err error) error {
+	if err != nil {
+		return fmt.Errorf("read user: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return vault.Errorf(vault.ENOTFOUND, "user not found")
+	}
 	return nil
 }
 
 // View runs fn in a read-only transaction over one snapshot (repeatable
-// read, which never fails a read-only transaction). It returns fn's error
-// unchanged.
+// read, which never fails a read-only transaction), in a pipeline: BEGIN
+// and the setting go with the first read. It returns fn's error unchanged.
 func (db *DB) View(ctx context.Context, userID string, fn func(vault.Tx) error) error {
-	return db.userTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, userID, func(ptx pgx.Tx) error {
-		return fn(&tx{tx: ptx, userID: userID})
+	return db.pipeTx(ctx, `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`, settingUser, userID, func(p *pipe) error {
+		return fn(&tx{tx: p, userID: userID, db: db})
 	})
 }
 
 // LockUser takes the user's row lock until the transaction ends. Returns
-// ENOTFOUND if the user does not exist.
+// ENOTFOUND if the user does not exist (from this call or, in Update's
+// pipeline, from the next that reaches the server).
 func (t *tx) LockUser(ctx context.Context) error {
-	var one int
-	err := t.tx.QueryRow(ctx, lockUser, t.userID).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return vault.Errorf(vault.ENOTFOUND, "user not found")
-	} else if err != nil {
-		return fmt.Errorf("lock user %s: %w", t.userID, err)
-	}
-	return nil
+	return t.later(ctx, lockUser, []any{t.userID}, userFound)
 }
 
 // Lock takes the advisory lock of the user's object id until the
 // transaction ends.
 func (t *tx) Lock(ctx context.Context, id string) error {
-	if _, err := t.tx.Exec(ctx, lockObject, t.userID+"/"+id); err != nil {
-		return fmt.Errorf("lock %s: %w", id, err)
-	}
-	return nil
+	return t.later(ctx, lockObject, []any{t.userID + "/" + id}, func(_ pgconn.CommandTag, err error) error {
+		if err != nil {
+			return fmt.Errorf("lock %s: %w", id, err)
+		}
+		return nil
+	})
 }

@@ -14,8 +14,8 @@ import (
 // vault.Tx handed to fn puts filterUser in every WHERE user_id. Only
 // row-level security then stands between fn and filterUser's rows.
 func (db *DB) UpdateMisfiltered(ctx context.Context, rlsUser, filterUser string, fn func(vault.Tx) error) error {
-	return db.userTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, rlsUser, func(ptx pgx.Tx) error {
-		return fn(&tx{tx: ptx, userID: filterUser})
+	return db.pipeTx(ctx, `BEGIN ISOLATION LEVEL READ COMMITTED`, settingUser, rlsUser, func(p *pipe) error {
+		return fn(&tx{tx: p, userID: filterUser})
 	})
 }
 

@@ -93,88 +93,95 @@ func (t *tx) CountSecrets(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// CreateSecret inserts a secret with its grants. Returns ECONFLICT if a
-// uniqueness rule of the database is broken.
+// CreateSecret inserts a secret with its grants, in one round trip.
+// Returns ECONFLICT if a uniqueness rule of the database is broken.
 func (t *tx) CreateSecret(ctx context.Context, s *vault.Secret) error {
 	if err := t.checkOwner("secret", s.ID, s.UserID); err != nil {
 		return err
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO secrets (id, user_id, name, scope, description, version,
+	return t.now(ctx, append([]stmt{{`INSERT INTO secrets (id, user_id, name, scope, description, version,
 			sealed_value, sealed_key, master_key_id, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		s.ID, t.userID, s.Name, string(s.Scope), s.Description, s.Version,
-		s.SealedValue, s.SealedKey, s.MasterKeyID, s.CreatedAt, s.UpdatedAt)
-	if err != nil {
-		return fmt.Errorf("create secret %s: %w", s.ID, convert(err))
-	}
-	if err := t.insertGrants(ctx, s); err != nil {
-		return fmt.Errorf("create secret %s: %w", s.ID, err)
-	}
-	return nil
+		[]any{s.ID, t.userID, s.Name, string(s.Scope), s.Description, s.Version,
+			s.SealedValue, s.SealedKey, s.MasterKeyID, s.CreatedAt, s.UpdatedAt},
+		failed("create secret %s", s.ID)}}, t.grants(s, "create")...)...)
 }
 
-// insertGrants grants s to s.ProfileIDs. That they are the user's profiles
-// is the service's rule, checked before; the schema's foreign key only
-// knows that a profile exists. So the grant's user is read from the
-// profile, joined on the transaction's user: a profile that is not the
-// user's gives a NULL user, which the column's NOT NULL (and, for the
-// service's role, the row-level security policy) refuses, and the
-// statement fails whole. The failure stays an internal error, as
-// it only comes from a caller that skipped the service's check.
-func (t *tx) insertGrants(ctx context.Context, s *vault.Secret) error {
+// failed is the answer check of a statement whose command tag says
+// nothing: its error, converted, in the context format and args give.
+func failed(format string, args ...any) func(pgconn.CommandTag, error) error {
+	return func(_ pgconn.CommandTag, err error) error {
+		if err != nil {
+			return fmt.Errorf(format+": %w", append(args, convert(err))...)
+		}
+		return nil
+	}
+}
+
+// found is failed, and ENOTFOUND (kind not found) if the statement
+// touched no row.
+func found(kind, format string, args ...any) func(pgconn.CommandTag, error) error {
+	fail := failed(format, args...)
+	return func(tag pgconn.CommandTag, err error) error {
+		if err != nil {
+			return fail(tag, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return vault.Errorf(vault.ENOTFOUND, "%s not found", kind)
+		}
+		return nil
+	}
+}
+
+// grants is the statement that grants s to s.ProfileIDs, if any. That
+// they are the user's profiles is the service's rule, checked before; the
+// schema's foreign key only knows that a profile exists. So the grant's
+// user is read from the profile, joined on the transaction's user: a
+// profile that is not the user's gives a NULL user, which the column's NOT
+// NULL (and, for the service's role, the row-level security policy)
+// refuses, and the statement fails whole. The failure stays an internal
+// error, as it only comes from a caller that skipped the service's check.
+func (t *tx) grants(s *vault.Secret, op string) []stmt {
 	if len(s.ProfileIDs) == 0 {
 		return nil
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO secret_grants (secret_id, profile_id, user_id, name)
-		SELECT $1, g.id, p.user_id, $2 FROM unnest($4::text[]) AS g(id)
+	// The join on the user's secret grants nothing for a secret that is
+	// not theirs: UpdateSecret sends this with its UPDATE, before it knows
+	// whether that found the secret.
+	return []stmt{{`INSERT INTO secret_grants (secret_id, profile_id, user_id, name)
+		SELECT s.id, g.id, p.user_id, $2 FROM unnest($4::text[]) AS g(id)
+		JOIN secrets s ON s.id = $1 AND s.user_id = $3
 		LEFT JOIN profiles p ON p.id = g.id AND p.user_id = $3`,
-		s.ID, s.Name, t.userID, s.ProfileIDs)
-	if err != nil {
-		return fmt.Errorf("grant profiles: %w", convert(err))
-	}
-	return nil
+		[]any{s.ID, s.Name, t.userID, s.ProfileIDs},
+		failed("%s secret %s: grant profiles", op, s.ID)}}
 }
 
-// UpdateSecret replaces a secret's row and grants. Returns ENOTFOUND if it
-// does not exist, ECONFLICT if a uniqueness rule is broken.
+// UpdateSecret replaces a secret's row and grants, in one round trip.
+// Returns ENOTFOUND if it does not exist, ECONFLICT if a uniqueness rule
+// is broken.
 func (t *tx) UpdateSecret(ctx context.Context, s *vault.Secret) error {
 	if s.UserID != t.userID {
 		return vault.Errorf(vault.ENOTFOUND, "secret not found")
 	}
-	tag, err := t.tx.Exec(ctx, `UPDATE secrets SET name = $3, scope = $4, description = $5, version = $6,
+	list := []stmt{{`UPDATE secrets SET name = $3, scope = $4, description = $5, version = $6,
 			sealed_value = $7, sealed_key = $8, master_key_id = $9, updated_at = $10
 		WHERE id = $1 AND user_id = $2`,
-		s.ID, t.userID, s.Name, string(s.Scope), s.Description, s.Version,
-		s.SealedValue, s.SealedKey, s.MasterKeyID, s.UpdatedAt)
-	if err != nil {
-		return fmt.Errorf("update secret %s: %w", s.ID, convert(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return vault.Errorf(vault.ENOTFOUND, "secret not found")
-	}
-	// The grants are replaced whole: they carry the name, which may have
-	// changed, and the old set must be gone before the unique
-	// (profile_id, name) index checks the new one.
-	if _, err := t.tx.Exec(ctx, `DELETE FROM secret_grants WHERE secret_id = $1`, s.ID); err != nil {
-		return fmt.Errorf("update secret %s: revoke grants: %w", s.ID, err)
-	}
-	if err := t.insertGrants(ctx, s); err != nil {
-		return fmt.Errorf("update secret %s: %w", s.ID, err)
-	}
-	return nil
+		[]any{s.ID, t.userID, s.Name, string(s.Scope), s.Description, s.Version,
+			s.SealedValue, s.SealedKey, s.MasterKeyID, s.UpdatedAt},
+		found("secret", "update secret %s", s.ID)},
+		// The grants are replaced whole: they carry the name, which may
+		// have changed, and the old set must be gone before the unique
+		// (profile_id, name) index checks the new one.
+		{`DELETE FROM secret_grants WHERE secret_id = $1 AND user_id = $2`, []any{s.ID, t.userID},
+			failed("update secret %s: revoke grants", s.ID)}}
+	return t.now(ctx, append(list, t.grants(s, "update")...)...)
 }
 
 // DeleteSecret deletes a secret and its grants. Returns ENOTFOUND if it
 // does not exist.
 func (t *tx) DeleteSecret(ctx context.Context, id string) error {
-	tag, err := t.tx.Exec(ctx, `DELETE FROM secrets WHERE id = $1 AND user_id = $2`, id, t.userID)
-	if err != nil {
-		return fmt.Errorf("delete secret %s: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return vault.Errorf(vault.ENOTFOUND, "secret not found")
-	}
-	return nil
+	return t.now(ctx, stmt{`DELETE FROM secrets WHERE id = $1 AND user_id = $2`, []any{id, t.userID},
+		found("secret", "delete secret %s", id)})
 }
 
 // forProfile is the one query behind SecretsForProfile, reading only what

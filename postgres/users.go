@@ -27,7 +27,7 @@ func (db *DB) CreateUser(ctx context.Context, u *vault.User, t *vault.Token, eve
 	if err != nil {
 		return fmt.Errorf("create user %s: %w", u.ID, err)
 	}
-	db.linkAfter(ctx)
+	db.linkAfter()
 	return nil
 }
 
@@ -44,7 +44,7 @@ func (db *DB) CreateToken(ctx context.Context, t *vault.Token, events ...*vault.
 	if err != nil {
 		return fmt.Errorf("create token %s: %w", t.ID, err)
 	}
-	db.linkAfter(ctx)
+	db.linkAfter()
 	return nil
 }
 

@@ -28,7 +28,7 @@ const setReadOnlyUser = `SELECT set_config($1, $2, true), set_config('transactio
 // fails with an internal error; a write fails as in View. It returns fn's
 // error unchanged, except that losing the database is EUNAVAILABLE.
 func (db *DB) ViewStatement(ctx context.Context, userID string, fn func(vault.Tx) error) error {
-	return unavailable(fn(&tx{tx: &oneStatement{db: db, userID: userID}, userID: userID}))
+	return unavailable(fn(&tx{tx: &oneStatement{db: db, userID: userID}, userID: userID, db: db}))
 }
 
 var _ vault.StatementViewer = (*DB)(nil)

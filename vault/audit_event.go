@@ -108,9 +108,11 @@ type AuditTx interface {
 	// with the write, or neither does. If it fails, the transaction must
 	// not commit. Where the store places it in the chain (ev.Chain) is the
 	// store's: SQLite inside the transaction, under its one writer's lock;
-	// PostgreSQL, which takes no lock here, just after the commit
-	// (AuditStore.LinkAudit). Either way it is in the chain when the
-	// store's Update returns.
+	// PostgreSQL, which takes no lock here, by a link pass that starts when
+	// the commit is done and that the store's every read of the trail
+	// (AuditEvents, AuditHead, AuditChain, PruneAudit) waits for
+	// (AuditStore.LinkAudit). Either way every read after Update returns
+	// sees it in the chain.
 	AppendAudit(ctx context.Context, ev *AuditEvent) error
 	// AuditEvents returns up to f.Limit of the user's events (those whose
 	// UserID is the transaction's user) that match f, newest first.

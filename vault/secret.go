@@ -278,8 +278,10 @@ func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretP
 		if err != nil {
 			return err
 		}
-		if err := checkGrants(ctx, tx, next); err != nil {
-			return err
+		if grantsChanged(cur, next) {
+			if err := checkGrants(ctx, tx, next); err != nil {
+				return err
+			}
 		}
 		if p.Value != nil {
 			err = s.storeNewVersion(ctx, tx, cur, next)
@@ -299,6 +301,14 @@ func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretP
 		return nil, fmt.Errorf("update secret %s: %w", id, err)
 	}
 	return sec, nil
+}
+
+// grantsChanged reports whether next differs from cur in what the grant
+// rule (checkGrants) judges: its name, scope or profiles. A change of value
+// or description alone cannot break the rule, which held when cur was
+// written and is checked again by every write to another secret.
+func grantsChanged(cur, next *Secret) bool {
+	return cur.Name != next.Name || cur.Scope != next.Scope || !slices.Equal(cur.ProfileIDs, next.ProfileIDs)
 }
 
 // validatePatch checks each field a patch sets, before any transaction.
