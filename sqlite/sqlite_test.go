@@ -340,3 +340,45 @@ func TestTamperedRowsFailToOpen(t *testing.T) {
 		})
 	}
 }
+
+// TestTamperedRowInALargeRelease tampers with one secret among 1,000, far
+// enough that the release opens it on another goroutine than the first
+// (vault.openAll splits a large release): the release fails whole, names
+// that secret, and returns no value.
+func TestTamperedRowInALargeRelease(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "envvault.db")
+	db := mustOpenPath(t, path)
+	svc := vault.NewService(db, testvault.MustKeyring(t), vault.Options{})
+	u, _, err := svc.CreateUser(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := svc.CreateProfile(t.Context(), u.ID, vault.ProfileInput{Name: "p", Image: "alpine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := make([]vault.ImportEntry, 1000)
+	for i := range entries {
+		entries[i] = vault.ImportEntry{Line: i + 1, Name: fmt.Sprintf("S%04d", i), Value: fmt.Sprintf("CANARY-%04d-value", i)}
+	}
+	if _, err := svc.ImportSecrets(t.Context(), u.ID, entries, vault.ScopeAll, nil); err != nil {
+		t.Fatal(err)
+	}
+	if env, err := svc.GetDecryptedForProfile(t.Context(), u.ID, p.ID); err != nil || len(env) != 1000 || env["S0999"] != "CANARY-0999-value" {
+		t.Fatalf("release before tampering: %d names, %v", len(env), err)
+	}
+	var id string
+	if err := rawDB(t, path).QueryRowContext(t.Context(), `SELECT id FROM secrets WHERE name = 'S0900'`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rawDB(t, path).ExecContext(t.Context(), `UPDATE secrets SET sealed_value = CAST(substr(sealed_value, 1, 20) || x'ff' || substr(sealed_value, 22) AS BLOB) WHERE id = ?`, id); err != nil {
+		t.Fatalf("tamper: %v", err)
+	}
+	env, err := svc.GetDecryptedForProfile(t.Context(), u.ID, p.ID)
+	if !errors.Is(err, vault.ErrDecrypt) || env != nil {
+		t.Fatalf("env of a tampered row: %d names, %v; want none and ErrDecrypt", len(env), err)
+	}
+	if !strings.Contains(err.Error(), id) || strings.Contains(err.Error(), "CANARY") {
+		t.Errorf("decrypt error %q must name %s and hold no value", err, id)
+	}
+}
