@@ -3,6 +3,7 @@
 # line for the non-root user it runs as, and its data directory.
 #
 #   CGO_ENABLED=0 go build -trimpath -o envvault ./cmd/envvault
+#   CGO_ENABLED=0 go build -trimpath -o envvault-init ./cmd/envvault-init
 #   docker build -t envvault .
 #   docker run -p 8080:8080 -e ENCRYPTION_KEY="$(go run ./cmd/envvault keygen)" \
 #     -v envvault-data:/data envvault
@@ -24,6 +25,9 @@ COPY scripts/docker/rootfs/etc/ /etc/
 COPY --chown=10001:10001 scripts/docker/rootfs/data/ /data/
 COPY --chown=10001:10001 scripts/docker/rootfs/tmp/ /tmp/
 COPY envvault /envvault
+# Put in task containers for env delivery stdin (read from here, handed to
+# the engine through its API: nothing of the host is mounted).
+COPY envvault-init /envvault-init
 
 USER 10001:10001
 WORKDIR /data

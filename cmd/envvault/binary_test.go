@@ -39,13 +39,24 @@ var (
 	binPath string
 	binErr  error
 	binDir  string
+	initDir string // envvault-init, first on PATH (env_init_test.go)
 )
 
 func TestMain(m *testing.M) {
+	var err error
+	if initDir, err = os.MkdirTemp("", "envvault-init-"); err == nil {
+		err = buildEnvInit(initDir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
+	removeEnvInit(initDir)
+	os.RemoveAll(initDir)
 	os.Exit(code)
 }
 
@@ -63,7 +74,14 @@ func staticBinary(t *testing.T) string {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
 		}
+		// Beside it, as the Dockerfile and the README want it.
+		init, err := os.ReadFile(filepath.Join(initDir, initName))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(binDir, initName), init, 0o755)
+		}
+		binErr = err
 	})
 	if binErr != nil {
 		t.Fatal(binErr)
@@ -400,6 +418,7 @@ func dockerContext(t *testing.T, bin string) io.Reader {
 	add("Dockerfile", 0o644, read(filepath.Join(root, "Dockerfile")))
 	add(".dockerignore", 0o644, read(filepath.Join(root, ".dockerignore")))
 	add("envvault", 0o755, read(bin))
+	add(initName, 0o755, read(filepath.Join(filepath.Dir(bin), initName)))
 	rootfs := filepath.Join(root, "scripts", "docker", "rootfs")
 	err := filepath.WalkDir(rootfs, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
