@@ -202,8 +202,13 @@ func TestBrowserRollback(t *testing.T) {
 	// JavaScript off: back to version 2's value, now version 4.
 	nojs := b.tab()
 	nojs.setScripts(false)
-	nojs.do(chromedp.Navigate(s.URL+"/settings/secrets/"+sec.ID+"/edit"), chromedp.WaitReady(chromedp.ID("version-list")),
-		chromedp.Click(chromedp.CSS(`#version-2 a.rollback`)), chromedp.WaitReady(chromedp.ID("confirm-rollback")),
+	nojs.do(chromedp.Navigate(s.URL+"/settings/secrets/"+sec.ID+"/edit"), chromedp.WaitReady(chromedp.ID("version-list")))
+	// Without JavaScript the value field is a plain textarea: no toggle,
+	// nothing masked.
+	if js[bool](nojs, `document.querySelector(".toggle-value") !== null || document.getElementById("secret-value").classList.contains("masked")`) {
+		t.Fatal("without JavaScript the value field is masked or has a toggle")
+	}
+	nojs.do(chromedp.Click(chromedp.CSS(`#version-2 a.rollback`)), chromedp.WaitReady(chromedp.ID("confirm-rollback")),
 		chromedp.Click(chromedp.ID("confirm-rollback")), chromedp.WaitReady(chromedp.CSS("#version-4.current")))
 	if got := release(); got != "canary-v2-Qw9" {
 		t.Fatal("after the second rollback the next task does not get version 2's value")

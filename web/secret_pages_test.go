@@ -188,3 +188,25 @@ func TestImportConflictNamesProfiles(t *testing.T) {
 		t.Fatalf("%d secrets after a refused import, want 1", n)
 	}
 }
+
+// Every refused form opens on its error summary: focus by autofocus (no
+// script), each error a link to its field, the rule in words.
+func TestErrorSummaries(t *testing.T) {
+	s := newStack(t)
+	c := s.client(t)
+	c.signIn()
+	csrf := c.csrf("/profiles/new")
+	res := c.post("/profiles", url.Values{"csrf": {csrf}, "name": {"p"}, "image": {"busybox"}, "env": {"lower=x"}})
+	wantStatus(t, res, http.StatusUnprocessableEntity)
+	wantContains(t, res.Body, `id="error-summary" role="alert" tabindex="-1" autofocus`,
+		`<a href="#profile-env">Env: line 1: a name must use only upper-case letters, digits and underscores, not starting with a digit</a>`)
+	res = c.post("/tasks", url.Values{"csrf": {csrf}, "profile_id": {""}, "prompt": {"x"}})
+	wantStatus(t, res, http.StatusUnprocessableEntity)
+	wantContains(t, res.Body, `id="error-summary" role="alert" tabindex="-1" autofocus`, `<a href="#task-profile">Profile: is required</a>`)
+	res = c.post("/settings/secrets", url.Values{"csrf": {csrf}, "name": {"9LIVES"}, "value": {""}, "scope": {"all"}})
+	wantStatus(t, res, http.StatusUnprocessableEntity)
+	wantContains(t, res.Body, `<a href="#secret-name">Name: must use only upper-case letters`, `<a href="#secret-value">Value: is required`)
+	wantAbsent(t, res.Body, "^[A-Z_]")
+	// A page that is not a refused form has no summary.
+	wantAbsent(t, c.get("/settings/secrets/new").Body, `id="error-summary"`)
+}
