@@ -55,6 +55,7 @@ type Spec struct {
 type imageConfig struct {
 	Entrypoint []string
 	Cmd        []string
+	Env        []string // read for PATH (stdin delivery)
 }
 
 // validate checks what Docker would otherwise reject with a message that

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"slices"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -225,4 +227,70 @@ func (r *Runner) deliver(ctx context.Context, id string, spec *Spec, block []byt
 		return newError(ErrRefused, "close the container's stdin after its env: "+class(err), nil)
 	}
 	return nil
+}
+
+// defaultPath is the PATH the engine gives a container whose env and
+// image set none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// checkProgram makes, in the created container, the check the runtime
+// makes at the start of a container whose entrypoint is its program: that
+// name (looked up in the PATH the process will have, if it holds no '/')
+// is an executable file. With stdin delivery the runtime starts the init
+// instead, so without it a missing command would only end the container,
+// after its start. Returns badCommand(spec) if the program is not found.
+func (r *Runner) checkProgram(ctx context.Context, id string, spec *Spec, img imageConfig, name string) error {
+	candidates := []string{name}
+	if !strings.Contains(name, "/") {
+		search, ok := spec.Env["PATH"]
+		for _, kv := range img.Env {
+			if v, found := strings.CutPrefix(kv, "PATH="); found && !ok {
+				search, ok = v, true
+			}
+		}
+		if !ok {
+			search = defaultPath
+		}
+		candidates = candidates[:0]
+		for _, dir := range strings.Split(search, ":") {
+			if dir == "" {
+				dir = "."
+			}
+			candidates = append(candidates, path.Join("/", dir, name))
+		}
+	}
+	for _, c := range candidates {
+		ok, err := r.executable(ctx, id, c)
+		if err != nil || ok {
+			return err
+		}
+	}
+	return badCommand(spec)
+}
+
+// executable reports whether p, in the container's filesystem, is (a
+// symbolic link to) a regular file that someone may execute.
+func (r *Runner) executable(ctx context.Context, id, p string) (bool, error) {
+	for range 8 { // symbolic links followed at most
+		st, err := r.cli.ContainerStatPath(ctx, id, p)
+		switch {
+		case cerrdefs.IsNotFound(err):
+			return false, nil
+		case err != nil:
+			// The engine's message may quote the path, which may hold a
+			// value (quoteSafe): only its class goes in the error.
+			return false, newError(ErrRefused, "look for the command in container "+id+": "+class(err), nil)
+		case st.Mode&os.ModeSymlink != 0 && st.LinkTarget != "":
+			// The engine resolves the link in the container's root;
+			// a relative target is taken from the link's directory.
+			if path.IsAbs(st.LinkTarget) {
+				p = st.LinkTarget
+			} else {
+				p = path.Join(path.Dir(p), st.LinkTarget)
+			}
+			continue
+		}
+		return st.Mode.IsRegular() && st.Mode&0o111 != 0, nil
+	}
+	return false, nil
 }

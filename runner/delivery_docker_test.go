@@ -257,18 +257,44 @@ func TestStdinNoInit(t *testing.T) {
 	}
 }
 
-// TestStdinBadCommand: a command the init cannot find ends the container
-// with 127 and the init's message, which names the command only.
+// TestStdinBadCommand: a command the image lacks is refused at the start,
+// as with env delivery (the runner looks for it in the created container),
+// naming the command only, and leaves no container. (One found but failing
+// to execute ends the container with the init's 126: cmd/envvault-init's
+// test.)
 func TestStdinBadCommand(t *testing.T) {
 	e := setupStdin(t)
-	spec := e.stdinSpec(t, e.image, "/no/such/binary", "arg")
-	code, logs := e.run(t, spec)
-	if code != 127 || !strings.Contains(logs, "envvault-init: exec /no/such/binary") || strings.Contains(logs, canary) {
-		t.Errorf("exit %d, logs %q; want 127 and the init naming the command", code, logs)
+	for _, tc := range []struct {
+		name  string
+		image string
+		cmd   []string
+		setup []string
+		says  string
+	}{
+		{"missing path", e.image, []string{"/no/such/binary", canary}, nil, `cannot run command "/no/such/binary"`},
+		{"not in PATH", e.image, []string{"nosuchcommand"}, nil, `cannot run command "nosuchcommand"`},
+		{"a value in the command is withheld", e.image, []string{"/bin/" + canary}, nil, "withheld"},
+		{"a directory", e.image, []string{"/tmp"}, nil, `cannot run command "/tmp"`},
+		{"no shell for the setup commands", e.image, []string{testimage.EnvProbe}, []string{"true"}, "no executable shell at /bin/sh"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := e.stdinSpec(t, tc.image, tc.cmd...)
+			spec.SetupCommands = tc.setup
+			id, err := e.r.Start(t.Context(), spec)
+			if err == nil {
+				_ = e.r.Remove(context.Background(), id)
+				t.Fatal("Start succeeded")
+			}
+			if !errors.Is(err, runner.ErrBadCommand) || !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("Start = %v, want ErrBadCommand saying %q", err, tc.says)
+			}
+			checkNoCanary(t, err)
+		})
 	}
-	spec = e.stdinSpec(t, e.image, "nosuchcommand")
-	code, logs = e.run(t, spec)
-	if code != 127 || !strings.Contains(logs, "nosuchcommand: not found in PATH") {
-		t.Errorf("exit %d, logs %q; want 127 and not found in PATH", code, logs)
-	}
+	t.Run("found through a symbolic link, in PATH", func(t *testing.T) {
+		spec := e.stdinSpec(t, e.shell, "sh", "-c", "echo linked")
+		if code, logs := e.run(t, spec); code != 0 || logs != "linked\n" {
+			t.Errorf("exit %d, logs %q", code, logs)
+		}
+	})
 }

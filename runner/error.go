@@ -85,20 +85,27 @@ func startError(ctx context.Context, r *Runner, step string, spec *Spec, err err
 		// The engine says invalid argument for a start only when the
 		// runtime could not execute the process (daemon/start.go,
 		// translateContainerdStartErr).
-		if _, setup := setupScript(spec.SetupCommands); setup {
-			return newError(ErrBadCommand, fmt.Sprintf("image %s cannot run the setup commands: it has no executable shell at %s", image, Shell), nil)
-		}
-		what := "the image's own command"
-		if len(spec.Command) > 0 {
-			what = "command " + quoteSafe(spec, spec.Command[0])
-		}
-		return newError(ErrBadCommand, fmt.Sprintf("image %s cannot run %s: no such executable file, or it cannot be executed", image, what), nil)
+		return badCommand(spec)
 	case step == stepStart && cerrdefs.IsNotFound(err):
 		return newError(ErrContainerNotFound, "the container was removed before it started", nil)
 	case step == stepImage:
 		return newError(ErrRefused, fmt.Sprintf("Docker Engine refused to inspect image %s (%s)", image, class(err)), nil)
 	}
 	return newError(ErrRefused, fmt.Sprintf("Docker Engine refused to %s the container for image %s (%s)", step, image, class(err)), nil)
+}
+
+// badCommand is the ErrBadCommand of spec: its image cannot execute the
+// shell of its setup commands, or its command.
+func badCommand(spec *Spec) error {
+	image := quoteSafe(spec, spec.Image)
+	if _, setup := setupScript(spec.SetupCommands); setup {
+		return newError(ErrBadCommand, fmt.Sprintf("image %s cannot run the setup commands: it has no executable shell at %s", image, Shell), nil)
+	}
+	what := "the image's own command"
+	if len(spec.Command) > 0 {
+		what = "command " + quoteSafe(spec, spec.Command[0])
+	}
+	return newError(ErrBadCommand, fmt.Sprintf("image %s cannot run %s: no such executable file, or it cannot be executed", image, what), nil)
 }
 
 // opError turns an engine error met doing what (say, "stop container

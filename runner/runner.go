@@ -140,7 +140,7 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (string, error) {
 			return "", startError(ctx, r, stepImage, &spec, err)
 		}
 		if inspect.Config != nil {
-			img = imageConfig{Entrypoint: inspect.Config.Entrypoint, Cmd: inspect.Config.Cmd}
+			img = imageConfig{Entrypoint: inspect.Config.Entrypoint, Cmd: inspect.Config.Cmd, Env: inspect.Config.Env}
 		}
 	}
 	cfg, host := toConfig(spec, img)
@@ -154,7 +154,9 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (string, error) {
 		return "", startError(ctx, r, stepCreate, &spec, err)
 	}
 	if stdin {
-		err = r.deliver(ctx, created.ID, &spec, block)
+		if err = r.checkProgram(ctx, created.ID, &spec, img, cfg.Cmd[0]); err == nil {
+			err = r.deliver(ctx, created.ID, &spec, block)
+		}
 	} else if err = r.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		err = startError(ctx, r, stepStart, &spec, err)
 	}
