@@ -81,7 +81,8 @@ input { border: 1px solid #ddd; }
 
 // Every page of the dashboard, in light and dark mode, passes the
 // accessibility check: text and non-text contrast computed from the
-// styles (WCAG 2.2 formula), every control labelled, one h1, unique ids.
+// styles (WCAG 2.2 formula), every control labelled, one h1, unique ids;
+// and at 320 CSS px none scrolls sideways (reflow).
 func TestAccessibility(t *testing.T) {
 	s := newStack(t)
 	ctx := context.Background()
@@ -163,6 +164,14 @@ func TestAccessibility(t *testing.T) {
 		b.do(chromedp.Navigate(s.URL+"/settings/secrets"), chromedp.WaitVisible(chromedp.ID("add-secret")),
 			chromedp.Click(chromedp.ID("add-secret")), chromedp.WaitVisible(chromedp.ID("add-secret-dialog")))
 		failures = append(failures, b.checkA11y(script, mode+" add dialog")...)
+	}
+	// Reflow (WCAG 1.4.10): at 320 CSS px no page scrolls sideways.
+	b.do(chromedp.EmulateViewport(320, 700))
+	for _, p := range pages {
+		b.do(chromedp.Navigate(s.URL+p.path), chromedp.WaitVisible(chromedp.CSS("h1")))
+		if w := js[[]int](b, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
+			failures = append(failures, fmt.Sprintf("%s at 320 px: the page is %d px wide", p.name, w[0]))
+		}
 	}
 	if len(failures) > 0 {
 		t.Fatalf("%d accessibility failures:\n%s", len(failures), strings.Join(failures, "\n"))
