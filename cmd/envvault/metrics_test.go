@@ -13,6 +13,7 @@ import (
 
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/internal/testimage"
+	"github.com/envvault/envvault/metrics"
 	"github.com/envvault/envvault/seal"
 )
 
@@ -160,7 +161,22 @@ func testMetricsScrape(t *testing.T, env map[string]string, storeArgs ...string)
 	wantSample(t, fams, "envvault_http_requests_total", map[string]string{"route": "/v1/secrets", "method": "GET", "code": "401"}, 1)
 	wantSample(t, fams, "envvault_http_requests_total", map[string]string{"route": "/login", "method": "GET", "code": "200"}, 1)
 	wantSample(t, fams, "envvault_http_request_duration_seconds", map[string]string{"route": "/v1/tasks", "method": "POST", "code": "202"}, 1)
-	wantSample(t, fams, "envvault_auth_failures_total", map[string]string{"reason": "other"}, 1)
+	// The bad token's refusal is counted under the reason the auth code
+	// names (or "other"); every reason is one of the fixed set.
+	failures := 0.0
+	for _, m := range fams["envvault_auth_failures_total"].GetMetric() {
+		failures += m.GetCounter().GetValue()
+	}
+	if failures < 1 {
+		t.Errorf("envvault_auth_failures_total sums to %v after a 401, want at least 1", failures)
+	}
+	reasons := map[string]bool{metrics.ReasonMissing: true, metrics.ReasonMalformed: true, metrics.ReasonUnknown: true, metrics.ReasonMismatch: true,
+		metrics.ReasonExpired: true, metrics.ReasonRevoked: true, metrics.ReasonScope: true, metrics.ReasonSignIn: true, metrics.ReasonOther: true}
+	for _, r := range labelValues(fams, "envvault_auth_failures_total", "reason") {
+		if !reasons[r] {
+			t.Errorf("auth failure reason %q is not of the fixed set", r)
+		}
+	}
 	if v := wantSample(t, fams, "envvault_rate_limited_total", map[string]string{"reason": "queued_tasks"}, 1); v != 1 {
 		t.Errorf("envvault_rate_limited_total{reason=queued_tasks} = %v, want 1", v)
 	}
