@@ -38,7 +38,7 @@ func (db *DB) Session(ctx context.Context, userID, key string) (*vault.Session, 
 		FROM sessions s JOIN tokens t ON t.id = s.token_id AND t.user_id = s.user_id
 		WHERE s.id = ? AND s.user_id = ?`, key, userID).Scan(&s.UserID, &s.TokenID, &created, &seen, &expires)
 	if err != nil {
-		return nil, convert(err, "read session", noRowsAs(notFound("session")))
+		return nil, db.unavailable(db.read, convert(err, "read session", noRowsAs(notFound("session"))))
 	}
 	s.CreatedAt, s.LastSeenAt, s.ExpiresAt = fromMicros(created), fromMicros(seen), fromMicros(expires)
 	return &s, nil
@@ -49,7 +49,7 @@ func (db *DB) TouchSession(ctx context.Context, userID, key string, at time.Time
 	_, err := db.write.ExecContext(ctx, `UPDATE sessions SET last_seen_at = ? WHERE id = ? AND user_id = ? AND last_seen_at < ?`,
 		micros(at), key, userID, micros(at))
 	if err != nil {
-		return fmt.Errorf("touch session: %w", err)
+		return db.unavailable(db.write, fmt.Errorf("touch session: %w", err))
 	}
 	return nil
 }
@@ -57,7 +57,7 @@ func (db *DB) TouchSession(ctx context.Context, userID, key string, at time.Time
 // DeleteSession deletes a session; there being none is not an error.
 func (db *DB) DeleteSession(ctx context.Context, userID, key string) error {
 	if _, err := db.write.ExecContext(ctx, `DELETE FROM sessions WHERE id = ? AND user_id = ?`, key, userID); err != nil {
-		return fmt.Errorf("delete session: %w", err)
+		return db.unavailable(db.write, fmt.Errorf("delete session: %w", err))
 	}
 	return nil
 }

@@ -53,7 +53,7 @@ func insertToken(ctx context.Context, e execer, t *vault.Token) error {
 func (db *DB) Token(ctx context.Context, id string) (*vault.Token, error) {
 	t, err := scanToken(db.read.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = ?`, id))
 	if err != nil {
-		return nil, convert(err, "read token", noRowsAs(notFound("token")))
+		return nil, db.unavailable(db.read, convert(err, "read token", noRowsAs(notFound("token"))))
 	}
 	return t, nil
 }
@@ -63,7 +63,7 @@ func (db *DB) TouchToken(ctx context.Context, userID, id string, at time.Time) e
 	_, err := db.write.ExecContext(ctx, `UPDATE tokens SET last_used_at = ?
 		WHERE id = ? AND user_id = ? AND (last_used_at IS NULL OR last_used_at < ?)`, micros(at), id, userID, micros(at))
 	if err != nil {
-		return fmt.Errorf("record the use of token %s: %w", id, err)
+		return db.unavailable(db.write, fmt.Errorf("record the use of token %s: %w", id, err))
 	}
 	return nil
 }

@@ -168,6 +168,12 @@ func TestVanishedDirectoryIsUnavailable(t *testing.T) {
 	}
 	_, err := f.svc.Secrets(ctx, f.userID, vault.ListOptions{})
 	wantUnavailable(t, err)
+	// The reads of every request's authentication, straight on the pool:
+	// unavailable too, not "no such token" (401) or an internal error.
+	_, err = f.db.Token(ctx, "tok_nonexistent")
+	wantUnavailable(t, err)
+	_, err = f.db.Session(ctx, f.userID, "nonexistent")
+	wantUnavailable(t, err)
 	if err := os.Rename(moved, dir); err != nil {
 		t.Fatal(err)
 	}
