@@ -5,7 +5,9 @@
 // that the command becomes PID 1 with its env set and no value ever stands
 // in the container's configuration or on its command line.
 //
-//	envvault-init [-f FILE] -- COMMAND [ARG...]
+//	envvault-init [-f FILE] [-t TIMEOUT] -- COMMAND [ARG...]
+//
+// TIMEOUT (a Go duration) replaces ReadTimeout.
 //
 // It must be static (CGO_ENABLED=0): it runs in any image, FROM scratch
 // ones included. Exit codes, as shells and `docker run` use them: 125 the
@@ -30,12 +32,13 @@ import (
 const ReadTimeout = 60 * time.Second
 
 func main() {
-	file, argv, err := parseArgs(os.Args[1:])
+	a, err := parseArgs(os.Args[1:])
 	if err != nil {
 		fail(125, err.Error())
 	}
-	timer := time.AfterFunc(ReadTimeout, func() {
-		fail(125, fmt.Sprintf("no env block within %s", ReadTimeout))
+	file, argv := a.file, a.argv
+	timer := time.AfterFunc(a.timeout, func() {
+		fail(125, fmt.Sprintf("no env block within %s", a.timeout))
 	})
 	entries, err := readBlock(file)
 	if err != nil {
@@ -55,14 +58,35 @@ func main() {
 	fail(code, fmt.Sprintf("exec %s: %v", argv[0], err))
 }
 
-func parseArgs(args []string) (file string, argv []string, err error) {
-	if len(args) >= 2 && args[0] == "-f" {
-		file, args = args[1], args[2:]
+type args struct {
+	file    string
+	timeout time.Duration
+	argv    []string
+}
+
+func parseArgs(in []string) (args, error) {
+	a := args{timeout: ReadTimeout}
+	usage := fmt.Errorf("usage: envvault-init [-f FILE] [-t TIMEOUT] -- COMMAND [ARG...]")
+	for len(in) >= 2 && in[0] != "--" {
+		switch in[0] {
+		case "-f":
+			a.file = in[1]
+		case "-t":
+			d, err := time.ParseDuration(in[1])
+			if err != nil || d <= 0 {
+				return a, usage
+			}
+			a.timeout = d
+		default:
+			return a, usage
+		}
+		in = in[2:]
 	}
-	if len(args) < 2 || args[0] != "--" {
-		return "", nil, fmt.Errorf("usage: envvault-init [-f FILE] -- COMMAND [ARG...]")
+	if len(in) < 2 || in[0] != "--" {
+		return a, usage
 	}
-	return file, args[1:], nil
+	a.argv = in[1:]
+	return a, nil
 }
 
 func readBlock(file string) ([]string, error) {

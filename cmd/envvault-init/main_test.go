@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/envvault/envvault/internal/testimage"
 	"github.com/envvault/envvault/runner/envblock"
@@ -82,6 +83,8 @@ func TestInit(t *testing.T) {
 		{"not found", block, []string{"--", "no-such-command-x"}, 127, "not found in PATH"},
 		{"missing path", block, []string{"--", "/no/such"}, 127, "exec /no/such"},
 		{"not executable", block, []string{"--", "/etc/hostname"}, 126, "exec /etc/hostname"},
+		{"bad timeout", block, []string{"-t", "soon", "--", "env"}, 125, "usage"},
+		{"unknown flag", block, []string{"-x", "y", "--", "env"}, 125, "usage"},
 	} {
 		code, out, stderr := run(t, init, tc.stdin, tc.args...)
 		if code != tc.code || !strings.Contains(stderr, tc.says) || out != "" {
@@ -90,5 +93,30 @@ func TestInit(t *testing.T) {
 		if strings.Contains(stderr, canary) {
 			t.Errorf("%s: stderr holds the value", tc.name)
 		}
+	}
+}
+
+// TestInitTimeout: an init whose stdin stays open without a block gives up
+// after its timeout (ReadTimeout, 60 s, unless -t).
+func TestInitTimeout(t *testing.T) {
+	init := testimage.Init(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	defer r.Close()
+	cmd := exec.Command(init, "-t", "200ms", "--", "env")
+	cmd.Stdin = r
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 125 || !strings.Contains(stderr.String(), "no env block within 200ms") {
+		t.Fatalf("%v, stderr %q; want exit 125 saying no env block within 200ms", err, stderr.String())
+	}
+	if time.Since(start) < 200*time.Millisecond {
+		t.Errorf("gave up after %v, before its timeout", time.Since(start))
 	}
 }
