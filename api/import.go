@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -60,20 +61,22 @@ func (s *Server) importSecrets(c echo.Context) error {
 		scope = vault.Scope(*req.Scope)
 	}
 	ctx := c.Request().Context()
-	res, bad, err := dotenv.Import(ctx, s.svc, UserID(ctx), []byte(*req.Content), scope, req.ProfileIDs)
+	res, err := dotenv.Import(ctx, s.svc, UserID(ctx), []byte(*req.Content), scope, req.ProfileIDs)
+	var ie *vault.ImportError
+	if errors.As(err, &ie) {
+		// Lines that break a rule are 422; lines that collide with the
+		// user's secrets, 409.
+		code := vault.ErrorCode(err)
+		return writeJSON(c, statusOf[code], importRefusal(code, ie.Lines))
+	}
 	if err != nil {
 		return err
-	}
-	if len(bad) > 0 {
-		return writeJSON(c, http.StatusUnprocessableEntity, importRefusal(bad))
 	}
 	return writeJSON(c, http.StatusOK, importResultJSON{Created: res.Created, Updated: res.Updated, Unchanged: res.Unchanged})
 }
 
 // importRefusal is the answer to an import refused for its lines.
-// Lines that collide with the user's secrets are bad lines too, as the
-// command line reports them.
-func importRefusal(bad []vault.ImportLineError) importErrorBody {
+func importRefusal(code string, bad []vault.ImportLineError) importErrorBody {
 	lines := make([]importLineJSON, len(bad))
 	msgs := make([]string, len(bad))
 	for i, l := range bad {
@@ -81,7 +84,7 @@ func importRefusal(bad []vault.ImportLineError) importErrorBody {
 		msgs[i] = fmt.Sprintf("line %d: %s", l.Line, l.Message)
 	}
 	return importErrorBody{Error: importErrorDetail{
-		errorDetail: errorDetail{Code: vault.EINVALID, Field: "content",
+		errorDetail: errorDetail{Code: code, Field: "content",
 			Message: fmt.Sprintf("content: %d bad lines, nothing imported: %s", len(bad), strings.Join(msgs, "; "))},
 		Lines: lines,
 	}}

@@ -634,7 +634,7 @@ type Error struct {
 		// Field The input field the error concerns, when there is one: a top-level body field, a query parameter, or for an unknown key the key itself.
 		Field *string `json:"field,omitempty"`
 
-		// Lines Only in a 422 of `importSecrets` refused for its lines (then `field` is `content`): every bad line, in line order, its number and what is wrong with it, never its value.
+		// Lines Only in a 422 or 409 of `importSecrets` refused for its lines (then `field` is `content`): every bad line, in line order, its number and what is wrong with it, never its value.
 		Lines *[]struct {
 			Line    int    `json:"line"`
 			Message string `json:"message"`
@@ -1452,7 +1452,7 @@ type ClientInterface interface {
 
 	// ImportSecretsWithBody Create or update many secrets from a dotenv file, all or nothing
 	//
-	// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+	// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named, by number and never by value, in `lines` of one error, and nothing changes: 422 for lines the grammar refuses and names or values breaking a rule of `createSecret` (a name given twice too); when those all pass, 409 for lines that clash with your secrets (a name another secret already gives to one of the profiles). The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 without `lines` when the import would take you past the most secrets allowed. Scope: full.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1461,7 +1461,7 @@ type ClientInterface interface {
 
 	// ImportSecrets Create or update many secrets from a dotenv file, all or nothing
 	//
-	// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+	// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named, by number and never by value, in `lines` of one error, and nothing changes: 422 for lines the grammar refuses and names or values breaking a rule of `createSecret` (a name given twice too); when those all pass, 409 for lines that clash with your secrets (a name another secret already gives to one of the profiles). The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 without `lines` when the import would take you past the most secrets allowed. Scope: full.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1892,7 +1892,7 @@ func (c *RawClient) CreateSecret(ctx context.Context, body CreateSecretJSONReque
 
 // ImportSecretsWithBody Create or update many secrets from a dotenv file, all or nothing
 //
-// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named, by number and never by value, in `lines` of one error, and nothing changes: 422 for lines the grammar refuses and names or values breaking a rule of `createSecret` (a name given twice too); when those all pass, 409 for lines that clash with your secrets (a name another secret already gives to one of the profiles). The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 without `lines` when the import would take you past the most secrets allowed. Scope: full.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1911,7 +1911,7 @@ func (c *RawClient) ImportSecretsWithBody(ctx context.Context, contentType strin
 
 // ImportSecrets Create or update many secrets from a dotenv file, all or nothing
 //
-// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named, by number and never by value, in `lines` of one error, and nothing changes: 422 for lines the grammar refuses and names or values breaking a rule of `createSecret` (a name given twice too); when those all pass, 409 for lines that clash with your secrets (a name another secret already gives to one of the profiles). The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 without `lines` when the import would take you past the most secrets allowed. Scope: full.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3656,7 +3656,7 @@ type ClientWithResponsesInterface interface {
 
 	// ImportSecretsWithBodyWithResponse Create or update many secrets from a dotenv file, all or nothing
 	//
-	// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+	// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named, by number and never by value, in `lines` of one error, and nothing changes: 422 for lines the grammar refuses and names or values breaking a rule of `createSecret` (a name given twice too); when those all pass, 409 for lines that clash with your secrets (a name another secret already gives to one of the profiles). The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 without `lines` when the import would take you past the most secrets allowed. Scope: full.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3665,7 +3665,7 @@ type ClientWithResponsesInterface interface {
 
 	// ImportSecretsWithResponse Create or update many secrets from a dotenv file, all or nothing
 	//
-	// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+	// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named, by number and never by value, in `lines` of one error, and nothing changes: 422 for lines the grammar refuses and names or values breaking a rule of `createSecret` (a name given twice too); when those all pass, 409 for lines that clash with your secrets (a name another secret already gives to one of the profiles). The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 without `lines` when the import would take you past the most secrets allowed. Scope: full.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7491,7 +7491,7 @@ func (c *ClientWithResponses) CreateSecretWithResponse(ctx context.Context, body
 
 // ImportSecretsWithBodyWithResponse Create or update many secrets from a dotenv file, all or nothing
 //
-// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named, by number and never by value, in `lines` of one error, and nothing changes: 422 for lines the grammar refuses and names or values breaking a rule of `createSecret` (a name given twice too); when those all pass, 409 for lines that clash with your secrets (a name another secret already gives to one of the profiles). The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 without `lines` when the import would take you past the most secrets allowed. Scope: full.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7506,7 +7506,7 @@ func (c *ClientWithResponses) ImportSecretsWithBodyWithResponse(ctx context.Cont
 
 // ImportSecretsWithResponse Create or update many secrets from a dotenv file, all or nothing
 //
-// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named (a line the grammar refuses, a name or value breaking a rule of `createSecret`, a name given twice, a clash with your secrets) in one 422 with `lines`; nothing changes then. The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 when the import would take you past the most secrets allowed. Scope: full.
+// Reads `content` as a dotenv file and creates or updates your secrets, one per `NAME=value` line, in one transaction: all of them, or, if any line is bad, none. Every bad line is named, by number and never by value, in `lines` of one error, and nothing changes: 422 for lines the grammar refuses and names or values breaking a rule of `createSecret` (a name given twice too); when those all pass, 409 for lines that clash with your secrets (a name another secret already gives to one of the profiles). The same rules and messages as `envvault admin secrets import` and the dashboard's import. 409 without `lines` when the import would take you past the most secrets allowed. Scope: full.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

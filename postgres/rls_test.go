@@ -93,7 +93,7 @@ var noPolicy = []string{"audit_head", "goose_db_version", "key_checks"}
 
 // systemReads are the tables whose rows system mode sees (of every user);
 // it sees no row of the others.
-var systemReads = []string{"tokens", "secrets", "secret_versions", "tasks", "task_logs", "audit_events"}
+var systemReads = []string{"tokens", "secrets", "secret_versions", "tasks", "task_logs", "audit_events", "users"}
 
 // twoUsers is a user's data in every table, twice over.
 type twoUsers struct {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 
 	vclient "github.com/envvault/envvault/client"
+	"github.com/envvault/envvault/vault"
 )
 
 // Exit codes, documented in `envvault --help` (exitHelp) and the README.
@@ -66,6 +67,18 @@ func exitCode(err error, otherwise int) int {
 		return statusExit(ae.Status)
 	case errors.As(err, &ue), errors.As(err, &oe):
 		return exitServer
+	}
+	// The server-side commands meet the vault's errors directly.
+	var ve *vault.Error
+	if errors.As(err, &ve) {
+		switch ve.Code {
+		case vault.ENOTFOUND:
+			return exitNotFound
+		case vault.EINVALID:
+			return exitInvalid
+		case vault.ECONFLICT:
+			return exitConflict
+		}
 	}
 	return otherwise
 }

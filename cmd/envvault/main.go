@@ -140,6 +140,7 @@ func (m *Main) Run(ctx context.Context) error {
 		cmdVersion:       m.runVersion,
 		cmdCompletion:    m.runCompletion,
 		cmdLogout:        m.runLogout,
+		cmdUserList:      m.runUserList,
 	}[m.Config.Command]
 	if run == nil {
 		if ok, err := m.runRemote(ctx); ok {

@@ -143,15 +143,15 @@ func (m *Main) selectSecrets(fs *flag.FlagSet, c *Config, args []string) error {
 	if err := flagsFromEnv(fs); err != nil {
 		return err
 	}
-	if !strings.HasPrefix(c.UserID, vault.PrefixUser) {
-		return fmt.Errorf("envvault %s needs --user, the id of the user (%s…) whose secrets these are", c.Command, vault.PrefixUser)
+	if strings.TrimSpace(c.UserID) == "" {
+		return fmt.Errorf("envvault %s needs --user, the name or id (%s…) of the user whose secrets these are", c.Command, vault.PrefixUser)
 	}
 	m.Config = *c
 	return nil
 }
 
 func userFlag(fs *flag.FlagSet, c *Config) {
-	fs.StringVar(&c.UserID, "user", "", "id of the user (usr_…) whose secrets these are; required")
+	fs.StringVar(&c.UserID, "user", "", "name or id (usr_…) of the user whose secrets these are; required")
 }
 
 // flagsFromEnv sets each of secretsEnvFlags not given on the command line
@@ -188,23 +188,30 @@ func (m *Main) runSecretsImport(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// dotenv.Import holds the rules and messages of every import (this
-	// command, the API's, the dashboard's).
-	res, bad, err := dotenv.Import(ctx, svc, c.UserID, data, vault.Scope(c.Scope), c.ProfileIDs)
+	u, err := svc.UserByRef(ctx, c.UserID)
 	if err != nil {
-		return fmt.Errorf("%s: %w", c.ImportFile, err)
-	}
-	if len(bad) == 0 {
-		_, err = fmt.Fprintf(m.Stdout, "Imported %s for user %s (scope %s): %d created, %d updated, %d unchanged.\n",
-			c.ImportFile, c.UserID, c.Scope, res.Created, res.Updated, res.Unchanged)
 		return err
 	}
+	// dotenv.Import holds the rules and messages of every import (this
+	// command, the API's, the dashboard's).
+	res, err := dotenv.Import(ctx, svc, u.ID, data, vault.Scope(c.Scope), c.ProfileIDs)
+	var ie *vault.ImportError
+	if err == nil {
+		_, err = fmt.Fprintf(m.Stdout, "Imported %s for user %s (scope %s): %d created, %d updated, %d unchanged.\n",
+			c.ImportFile, u.ID, c.Scope, res.Created, res.Updated, res.Unchanged)
+		return err
+	}
+	if !errors.As(err, &ie) {
+		return fmt.Errorf("%s: %w", c.ImportFile, err)
+	}
+	bad := ie.Lines
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d bad lines, nothing imported:", c.ImportFile, len(bad))
 	for _, l := range bad {
 		fmt.Fprintf(&b, "\n  line %d: %s", l.Line, l.Message)
 	}
-	return errors.New(b.String())
+	// The exit code of the lines' code: invalid (4) or conflict (5).
+	return &exitError{code: exitCode(err, exitInvalid), err: errors.New(b.String())}
 }
 
 // runSecretsList is `envvault secrets list`.
@@ -213,7 +220,11 @@ func (m *Main) runSecretsList(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	userID := m.Config.UserID
+	u, err := svc.UserByRef(ctx, m.Config.UserID)
+	if err != nil {
+		return err
+	}
+	userID := u.ID
 	secrets, err := walkPages(func(cursor string) (vault.Page[*vault.Secret], error) {
 		return svc.Secrets(ctx, userID, vault.ListOptions{Cursor: cursor, Limit: vault.MaxPageLimit})
 	})

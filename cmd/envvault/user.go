@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"text/tabwriter"
+	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
@@ -11,9 +13,9 @@ import (
 func (m *Main) userCommand() *ffcli.Command {
 	return m.group(&ffcli.Command{
 		Name:        "user",
-		ShortUsage:  "envvault user create NAME [--json]",
-		ShortHelp:   "manage users",
-		Subcommands: []*ffcli.Command{m.userCreateCommand()},
+		ShortUsage:  "envvault user create NAME [--json] | envvault user list [--json]",
+		ShortHelp:   "create users (each name once) and list them",
+		Subcommands: []*ffcli.Command{m.userCreateCommand(), m.userListCommand()},
 	})
 }
 
@@ -57,7 +59,7 @@ func (m *Main) runUserCreate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	u, token, err := svc.CreateUser(ctx, m.Config.UserName)
+	u, token, err := svc.CreateUniqueUser(ctx, m.Config.UserName)
 	if err != nil {
 		return fmt.Errorf("create user %q: %w", m.Config.UserName, err)
 	}
@@ -69,4 +71,42 @@ func (m *Main) runUserCreate(ctx context.Context) error {
 		"  curl -H \"Authorization: Bearer $TOKEN\" http://HOST:PORT/v1/secrets\n",
 		u.Name, u.ID, token)
 	return err
+}
+
+// cmdUserList is `envvault user list`.
+const cmdUserList = "user list"
+
+// userListCommand is `envvault user list`.
+func (m *Main) userListCommand() *ffcli.Command {
+	c, fs := m.newCommand(cmdUserList, "text")
+	fs.BoolVar(&c.JSON, "json", false, `print [{"id":"usr_…","name":"…","created_at":"…"}] instead of a table`)
+	return m.leaf(c, fs, &ffcli.Command{
+		ShortUsage: "envvault user list [--json]",
+		ShortHelp:  "list the users of the store: name, id, creation; never a token",
+		LongHelp:   "Lists every user of the store that serve and dev use, oldest first.\n\n" + envHelp + "\n\n" + keyHelp,
+	})
+}
+
+func (m *Main) runUserList(ctx context.Context) error {
+	svc, _, err := m.openService(ctx)
+	if err != nil {
+		return err
+	}
+	users, err := svc.Users(ctx)
+	if err != nil {
+		return err
+	}
+	if m.Config.JSON {
+		out := make([]map[string]string, len(users))
+		for i, u := range users {
+			out[i] = map[string]string{"id": u.ID, "name": u.Name, "created_at": u.CreatedAt.Format(time.RFC3339Nano)}
+		}
+		return writeJSON(m.Stdout, out)
+	}
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tID\tCREATED")
+	for _, u := range users {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", u.Name, u.ID, u.CreatedAt.Format("2006-01-02 15:04:05Z"))
+	}
+	return w.Flush()
 }
