@@ -176,8 +176,9 @@ func TestBrowserRollback(t *testing.T) {
 	b.do(chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.ID("version-list")))
 	panel := b.text("#version-list")
 	tokenID, _, _ := strings.Cut(s.token, ".")
-	if !strings.Contains(panel, "v2") || !strings.Contains(panel, "current") || !strings.Contains(panel, "v1") || !strings.Contains(panel, tokenID) {
-		t.Fatalf("the version panel shows %q, want v2 current saved by token %s and v1", panel, tokenID)
+	if !strings.Contains(panel, "v2") || !strings.Contains(panel, "current") || !strings.Contains(panel, "v1") ||
+		!strings.Contains(panel, vault.InitialTokenName+" "+tokenID) {
+		t.Fatalf("the version panel shows %q, want v2 current saved by token %s (%s) and v1", panel, vault.InitialTokenName, tokenID)
 	}
 	if !js[bool](b, `!!document.querySelector("#version-2 time[datetime][title]")`) {
 		t.Fatal("the version panel's times have no exact time")

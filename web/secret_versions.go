@@ -13,15 +13,24 @@ import (
 // shows it: who saved it and when, never the value.
 type versionRow struct {
 	vault.SecretVersion
+	// By and ReplacedBy name the tokens of ActorTokenID and
+	// ReplacedByTokenID: "" if unknown or since revoked.
+	By, ReplacedBy string
 	// Mine says the token that saved it is the one this session signed
 	// in with.
 	Mine bool
 }
 
-func versionRows(versions []vault.SecretVersion, sessionTokenID string) []versionRow {
+// versionRows describes versions with the names of the user's tokens.
+func versionRows(versions []vault.SecretVersion, tokens []*vault.Token, sessionTokenID string) []versionRow {
+	names := make(map[string]string, len(tokens))
+	for _, t := range tokens {
+		names[t.ID] = t.Name
+	}
 	out := make([]versionRow, len(versions))
 	for i, v := range versions {
-		out[i] = versionRow{SecretVersion: v, Mine: v.ActorTokenID != "" && v.ActorTokenID == sessionTokenID}
+		out[i] = versionRow{SecretVersion: v, By: names[v.ActorTokenID], ReplacedBy: names[v.ReplacedByTokenID],
+			Mine: v.ActorTokenID != "" && v.ActorTokenID == sessionTokenID}
 	}
 	return out
 }

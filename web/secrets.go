@@ -512,7 +512,11 @@ func (s *server) secretPage(ctx context.Context, u *user, id string) (*secretFor
 	if err != nil {
 		return nil, err
 	}
-	return &secretFormPage{Secret: sec, Versions: versionRows(versions, u.Session.TokenID)}, nil
+	tokens, err := s.vault.Tokens(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &secretFormPage{Secret: sec, Versions: versionRows(versions, tokens, u.Session.TokenID)}, nil
 }
 
 func (s *server) secretEdit(w http.ResponseWriter, r *http.Request, u *user) error {
