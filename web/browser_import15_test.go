@@ -180,6 +180,9 @@ func TestBrowserRollback(t *testing.T) {
 		!strings.Contains(panel, vault.InitialTokenName+" "+tokenID) {
 		t.Fatalf("the version panel shows %q, want v2 current saved by token %s (%s) and v1", panel, vault.InitialTokenName, tokenID)
 	}
+	if w := js[[]int](b, `(w => [w.scrollWidth, w.clientWidth])(document.querySelector("#versions .table-wrap"))`); w[0] > w[1] {
+		t.Fatalf("the version panel is %d px wide in %d px: its actions are cut off", w[0], w[1])
+	}
 	if !js[bool](b, `!!document.querySelector("#version-2 time[datetime][title]")`) {
 		t.Fatal("the version panel's times have no exact time")
 	}
