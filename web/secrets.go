@@ -204,23 +204,24 @@ func (f *secretForm) Action() string {
 	return "/settings/secrets"
 }
 
+// secretFields are the secret form's fields in page order: the key of
+// Errors, the id the summary links to and its label.
+var secretFields = [][3]string{
+	{"name", "secret-name", "Name"}, {"value", "secret-value", "Value"},
+	{"description", "secret-description", "Description"}, {"scope", "scope-all", "Available to"},
+}
+
 // Summary lists the form's errors for the summary above it, in the
 // order of the fields.
 func (f *secretForm) Summary() []summaryItem {
 	var out []summaryItem
-	for _, x := range []summaryItem{{"secret-name", "Name", ""}, {"secret-value", "Value", ""},
-		{"secret-description", "Description", ""}, {"scope-all", "Available to", ""}} {
-		field := strings.TrimPrefix(strings.TrimPrefix(x.ID, "secret-"), "scope-")
-		if x.ID == "scope-all" {
-			field = "scope"
-		}
-		msg := f.Errors[field]
-		if field == "value" && f.ValueDropped {
+	for _, x := range secretFields {
+		msg := f.Errors[x[0]]
+		if x[0] == "value" && f.ValueDropped {
 			msg = strings.TrimSpace(msg + " " + valueDroppedMsg)
 		}
 		if msg != "" {
-			x.Message = msg
-			out = append(out, x)
+			out = append(out, summaryItem{ID: x[1], Label: x[2], Message: msg})
 		}
 	}
 	if f.FormError != "" {
@@ -662,3 +663,6 @@ type scopePicker struct {
 func (f *secretForm) Picker() scopePicker {
 	return scopePicker{ErrorID: "secret-scope-error", Scope: f.Scope, Selected: f.Selected, Profiles: f.Profiles, Error: f.Errors["scope"]}
 }
+
+// ValueDroppedMessage says a refused form did not keep the value typed.
+func (f *secretForm) ValueDroppedMessage() string { return valueDroppedMsg }
