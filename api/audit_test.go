@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -201,15 +202,26 @@ func TestAuditFailedSignIn(t *testing.T) {
 	unknown := "tok_" + strings.Repeat("u", 21) + ".whatever-8c2e"
 	want(t, e.callAs("GET", "/v1/profiles", unknown, "", "req-unknown", ""), http.StatusUnauthorized, "")
 	want(t, e.call("GET", "/v1/secrets", "garbage", ""), http.StatusUnauthorized, "")
+	want(t, e.call("GET", "/v1/secrets", "garbage-too", ""), http.StatusUnauthorized, "")
 	want(t, e.call("GET", "/v1/secrets", "", ""), http.StatusUnauthorized, "")
+	if n := head(); n != before {
+		t.Fatalf("%d events before the failures' window ended: they are written when it does", n-before)
+	}
+	if err := e.svc.FlushAuthFailures(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 
 	events, err := e.store.AuditChain(context.Background(), before, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(events) != 2 {
-		t.Fatalf("%d events for two failed sign-ins with tokens that parse, want 2", len(events))
+	if len(events) != 3 {
+		t.Fatalf("%d events for failed sign-ins from one address with two token ids and two malformed tokens, want 3", len(events))
 	}
+	if m := events[2]; m.TargetID != "malformed" || m.ClientAddr != "127.0.0.1" || fmt.Sprint(m.Details["failed"]) != "2" {
+		t.Errorf("the malformed tokens' event: %+v", m)
+	}
+	events = events[:2]
 	for i, c := range []struct{ target, request, reason string }{
 		{tokenIDOf(tok), "req-wrong", "wrong secret"},
 		{tokenIDOf(unknown), "req-unknown", "unknown token"},

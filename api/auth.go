@@ -2,11 +2,13 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/envvault/envvault/metrics"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -28,11 +30,13 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		req := c.Request()
 		token, ok := bearerToken(req.Header)
 		if !ok {
+			metrics.AuthFailure(req.Context(), metrics.ReasonMissing)
 			return errNoToken
 		}
 		cred, err := s.svc.AuthenticateToken(req.Context(), token)
 		if err != nil {
-			return err // EUNAUTHORIZED is 401; anything else is logged and 500
+			countRefusal(req.Context(), err)
+			return err // EUNAUTHORIZED is 401, ELIMIT 429; anything else is logged and 500
 		}
 		ctx := context.WithValue(req.Context(), ctxUserID, cred.UserID)
 		ctx = context.WithValue(ctx, ctxTokenID, cred.TokenID)
@@ -40,6 +44,19 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx = withUser(ctx, cred.UserID, cred.TokenID)
 		c.SetRequest(req.WithContext(ctx))
 		return next(c)
+	}
+}
+
+// countRefusal counts, for the metrics, why a credential was refused: the
+// vault's reason of an EUNAUTHORIZED (its names are the metrics'), or the
+// limiter of an ELIMIT.
+func countRefusal(ctx context.Context, err error) {
+	if reason := vault.AuthFailureReason(err); reason != "" {
+		metrics.AuthFailure(ctx, reason)
+	}
+	var le *vault.LimitError
+	if errors.As(err, &le) {
+		metrics.RateLimited(ctx, le.Limit)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -92,8 +93,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="envvault"`)
 	}
 	if status == http.StatusTooManyRequests {
-		// The only 429 is a full task queue (orchestrator.QueueFull).
-		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(int(orchestrator.QueueRetryAfter.Seconds())))
+		// A limit that says when to retry (failed authentication, writes:
+		// vault.LimitError), else a full task queue (orchestrator.QueueFull).
+		retry := orchestrator.QueueRetryAfter
+		if d, ok := vault.RetryAfter(err); ok {
+			retry = d
+		}
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(retry.Seconds())))))
 	}
 	if vault.ErrorCode(err) == vault.EUNAVAILABLE {
 		// The store cannot be reached (openapi.json: Unavailable).

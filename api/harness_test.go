@@ -117,6 +117,14 @@ type envOptions struct {
 	bodyLimit  int64
 	setup      func(*Server)    // runs before the HTTP server starts
 	now        func() time.Time // the service's clock; time.Now if nil
+	// writeRate and writeBurst are Config.WritesPerSecond and WriteBurst.
+	writeRate  float64
+	writeBurst int
+	// limits turns on the default limits of failed authentication and of
+	// writes (vault/abuse.go, limits.go), off for the tests of other
+	// things, which send many requests at once; a writeRate set here is
+	// used either way.
+	limits bool
 }
 
 func newTestEnv(t *testing.T, opts ...envOptions) *testEnv {
@@ -127,10 +135,13 @@ func newTestEnv(t *testing.T, opts ...envOptions) *testEnv {
 	}
 	dbPath := filepath.Join(t.TempDir(), "v.db")
 	db := testvault.MustSQLite(t, dbPath)
-	svc := testvault.MustService(t, db, vault.Options{MaxSecrets: o.maxSecrets, Now: o.now})
+	svc := testvault.MustService(t, db, vault.Options{MaxSecrets: o.maxSecrets, Now: o.now, AuthLimits: vault.AuthLimits{Off: !o.limits}})
+	if o.writeRate == 0 && !o.limits {
+		o.writeRate = -1
+	}
 	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s := NewServer(Config{Service: svc, Logger: logger, BodyLimit: o.bodyLimit})
+	s := NewServer(Config{Service: svc, Logger: logger, BodyLimit: o.bodyLimit, WritesPerSecond: o.writeRate, WriteBurst: o.writeBurst})
 	if o.setup != nil {
 		o.setup(s)
 	}

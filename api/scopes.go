@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/envvault/envvault/metrics"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -80,6 +81,7 @@ func (s *Server) checkScope(next echo.HandlerFunc) echo.HandlerFunc {
 		if slices.Contains(allowed, scope) {
 			return next(c)
 		}
+		metrics.AuthFailure(c.Request().Context(), metrics.ReasonScope)
 		names := make([]string, len(allowed))
 		for i, a := range allowed {
 			names[i] = string(a)

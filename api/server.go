@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/envvault/envvault/internal/ratelimit"
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/vault"
 )
@@ -29,6 +30,11 @@ type Config struct {
 	// Orchestrator serves the task routes; if nil they answer 503
 	// unavailable (the routes stay registered and documented).
 	Orchestrator *orchestrator.Orchestrator
+	// WritesPerSecond and WriteBurst limit each user's writes (limits.go):
+	// DefaultWritesPerSecond and DefaultWriteBurst if 0, no limit if
+	// WritesPerSecond is negative.
+	WritesPerSecond float64
+	WriteBurst      int
 }
 
 // Server serves the API. It sets no timeouts: the http.Server that carries
@@ -41,6 +47,10 @@ type Server struct {
 	echo      *echo.Echo
 	// v1 registers routes under /v1 that require a bearer token.
 	v1 authed
+	// writes limits each user's writes (limits.go); nil if off.
+	writes     *ratelimit.Set
+	writeRate  float64
+	writeBurst int
 }
 
 // NewServer returns a Server with every route registered.
@@ -51,6 +61,14 @@ func NewServer(c Config) *Server {
 	}
 	if s.bodyLimit <= 0 {
 		s.bodyLimit = DefaultBodyLimit
+	}
+	s.writes = newWriteLimiter(c)
+	s.writeRate, s.writeBurst = c.WritesPerSecond, c.WriteBurst
+	if s.writeRate == 0 {
+		s.writeRate = DefaultWritesPerSecond
+	}
+	if s.writeBurst <= 0 {
+		s.writeBurst = DefaultWriteBurst
 	}
 	e := echo.New()
 	e.HideBanner = true
@@ -71,7 +89,7 @@ func (s *Server) Handler() http.Handler { return s.echo }
 func (s *Server) routes() {
 	s.healthRoutes(s.echo)
 	s.openapiRoutes(s.echo)
-	s.v1 = authed{group: s.echo.Group("/v1"), auth: s.authenticate, scope: s.checkScope}
+	s.v1 = authed{group: s.echo.Group("/v1"), auth: s.authenticate, scope: s.checkScope, limit: s.limitWritesOf}
 	s.secretRoutes(s.v1)
 	s.historyRoutes(s.v1)
 	s.profileRoutes(s.v1)
@@ -80,39 +98,41 @@ func (s *Server) routes() {
 	s.tokenRoutes(s.v1)
 }
 
-// authed registers routes on a group, each behind the auth middleware
-// and then the scope check (scopes.go). (Group-level middleware would do,
+// authed registers routes on a group, each behind the auth middleware,
+// then the scope check (scopes.go), then the write limit (limits.go).
+// (Group-level middleware would do,
 // but echo then adds a catch-all route to the group that answers 404
 // where 405 is right.)
 type authed struct {
 	group *echo.Group
 	auth  echo.MiddlewareFunc
 	scope echo.MiddlewareFunc
+	limit echo.MiddlewareFunc
 }
 
 // GET registers an authenticated GET route.
 func (a authed) GET(path string, h echo.HandlerFunc) *echo.Route {
-	return a.group.GET(path, h, a.auth, a.scope)
+	return a.group.GET(path, h, a.auth, a.scope, a.limit)
 }
 
 // POST registers an authenticated POST route.
 func (a authed) POST(path string, h echo.HandlerFunc) *echo.Route {
-	return a.group.POST(path, h, a.auth, a.scope)
+	return a.group.POST(path, h, a.auth, a.scope, a.limit)
 }
 
 // PUT registers an authenticated PUT route.
 func (a authed) PUT(path string, h echo.HandlerFunc) *echo.Route {
-	return a.group.PUT(path, h, a.auth, a.scope)
+	return a.group.PUT(path, h, a.auth, a.scope, a.limit)
 }
 
 // PATCH registers an authenticated PATCH route.
 func (a authed) PATCH(path string, h echo.HandlerFunc) *echo.Route {
-	return a.group.PATCH(path, h, a.auth, a.scope)
+	return a.group.PATCH(path, h, a.auth, a.scope, a.limit)
 }
 
 // DELETE registers an authenticated DELETE route.
 func (a authed) DELETE(path string, h echo.HandlerFunc) *echo.Route {
-	return a.group.DELETE(path, h, a.auth, a.scope)
+	return a.group.DELETE(path, h, a.auth, a.scope, a.limit)
 }
 
 // writeJSON answers status with v as JSON. It marshals first, so a failure

@@ -93,7 +93,8 @@ func benchTaskStart(b *testing.B, delivery string) {
 		Vault: svc, Store: db, Runner: r, Baseline: baseline, Worker: "bench-" + vault.NewID(""),
 		Logger: slog.New(slog.DiscardHandler),
 	})
-	srv := httptest.NewServer(NewServer(Config{Service: svc, Orchestrator: orch, Logger: slog.New(slog.DiscardHandler)}).Handler())
+	// No write limit: the benchmark measures starts, not the limit.
+	srv := httptest.NewServer(NewServer(Config{Service: svc, Orchestrator: orch, Logger: slog.New(slog.DiscardHandler), WritesPerSecond: -1}).Handler())
 	b.Cleanup(srv.Close)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -177,7 +177,8 @@ func TestPostgresStoppedMidLoad(t *testing.T) {
 	}
 	svc := testvault.MustService(t, db, vault.Options{})
 	logs := &testenv.SyncBuffer{}
-	srv := httptest.NewServer(NewServer(Config{Service: svc, Logger: slog.New(slog.NewJSONHandler(logs, nil))}).Handler())
+	// No write limit: the load is the test's, not a user's abuse.
+	srv := httptest.NewServer(NewServer(Config{Service: svc, Logger: slog.New(slog.NewJSONHandler(logs, nil)), WritesPerSecond: -1}).Handler())
 	t.Cleanup(srv.Close)
 
 	const clients, users = 8, 4

@@ -168,30 +168,37 @@ func (s *auditScript) importAndRollback(p *vault.Profile, all *vault.Secret) {
 	}
 }
 
-// signIns: a token that does not parse is not recorded; one that parses
-// but fails is, as no user's, without the token; a good one is not.
+// signIns: a failed check is recorded, as no user's, without the token,
+// counted per client address and token id ("malformed" for a token that
+// does not parse) and written when its window ends (here: at the flush);
+// a good one is not recorded.
 func (s *auditScript) signIns(token string) {
 	t, svc := s.t, s.f.svc
-	c, _ := s.next()
+	c, a := s.next()
 	if _, _, err := svc.Authenticate(c.ctx, "not-a-token"); vault.ErrorCode(err) != vault.EUNAUTHORIZED {
 		t.Fatalf("malformed token: %v", err)
 	}
-	c, a := s.next()
+	s.expect(wantEvent{vault.ActionAuthFailed, vault.TargetToken, "malformed",
+		vault.Actor{RequestID: a.RequestID, ClientAddr: a.ClientAddr}, map[string]any{"reason": "malformed token", "failed": 1, "limited": 0}})
+	c, a = s.next()
 	unknown := "tok_" + strings.Repeat("x", 21)
 	if _, _, err := svc.Authenticate(c.ctx, unknown+"."+canary); vault.ErrorCode(err) != vault.EUNAUTHORIZED {
 		t.Fatalf("unknown token: %v", err)
 	}
 	s.expect(wantEvent{vault.ActionAuthFailed, vault.TargetToken, unknown,
-		vault.Actor{RequestID: a.RequestID, ClientAddr: a.ClientAddr}, map[string]any{"reason": "unknown token"}})
+		vault.Actor{RequestID: a.RequestID, ClientAddr: a.ClientAddr}, map[string]any{"reason": "unknown token", "failed": 1}})
 	c, a = s.next()
 	if _, _, err := svc.Authenticate(c.ctx, s.tok+".wrong-"+canary); vault.ErrorCode(err) != vault.EUNAUTHORIZED {
 		t.Fatalf("wrong secret: %v", err)
 	}
 	s.expect(wantEvent{vault.ActionAuthFailed, vault.TargetToken, s.tok,
-		vault.Actor{RequestID: a.RequestID, ClientAddr: a.ClientAddr}, map[string]any{"reason": "wrong secret"}})
+		vault.Actor{RequestID: a.RequestID, ClientAddr: a.ClientAddr}, map[string]any{"reason": "wrong secret", "failed": 1}})
 	c, _ = s.next()
 	if _, _, err := svc.Authenticate(c.ctx, token); err != nil {
 		t.Fatalf("good token: %v", err)
+	}
+	if err := svc.FlushAuthFailures(c.ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 

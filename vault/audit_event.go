@@ -164,25 +164,6 @@ func (s *Service) audit(ctx context.Context, tx Tx, userID, action, targetType, 
 	return nil
 }
 
-// authFailed records a failed sign-in with a token that parses, as an
-// event of no user whose target is the token id presented (never the
-// token). It is written even if the request has gone: the attempt was
-// made. Returns errBadToken once it is recorded.
-func (s *Service) authFailed(ctx context.Context, tokenID, reason string) error {
-	a := ActorFrom(ctx)
-	ev := &AuditEvent{
-		Time:       s.timestamp(),
-		Actor:      Actor{RequestID: a.RequestID, ClientAddr: a.ClientAddr},
-		Action:     ActionAuthFailed,
-		TargetType: TargetToken, TargetID: tokenID,
-		Details: map[string]any{"reason": reason},
-	}
-	if err := s.store.AppendAuditEvent(context.WithoutCancel(ctx), ev); err != nil {
-		return fmt.Errorf("record a failed sign-in in the audit trail: %w", err)
-	}
-	return errBadToken
-}
-
 // secretDetails describes a secret in an event: never its value.
 func secretDetails(sec *Secret) map[string]any {
 	ids := sec.ProfileIDs

@@ -35,6 +35,9 @@ type Service struct {
 
 	// sandbox is the operator's policy for task containers (sandbox.go).
 	sandbox SandboxPolicy
+
+	// guard limits and counts failed authentication (abuse.go).
+	guard *authGuard
 }
 
 // Options tune a Service; zero values take the defaults.
@@ -56,6 +59,10 @@ type Options struct {
 	// profile's sandbox request is checked against; zero fields take the
 	// defaults. Check it with SandboxPolicy.Check first.
 	Sandbox SandboxPolicy
+
+	// AuthLimits bound failed authentication per client address and per
+	// token id; zero fields take the defaults (abuse.go).
+	AuthLimits AuthLimits
 }
 
 // NewService returns a service over store, sealing under keys.
@@ -72,6 +79,7 @@ func NewService(store Store, keys *seal.Keyring, opts Options) *Service {
 	}
 	s.tokens = newTokenCache(opts.TokenCacheTTL, TokenCacheSize, s.now)
 	s.watchTokens()
+	s.guard = newAuthGuard(opts.AuthLimits, s)
 	s.sandbox = opts.Sandbox.withDefaults()
 	return s
 }

@@ -280,22 +280,27 @@ func (s *Service) Authenticate(ctx context.Context, token string) (userID, token
 }
 
 // AuthenticateToken returns what a token proves: its user, its id and
-// its scope. Returns EUNAUTHORIZED, with one message for every cause (a
-// malformed, unknown, wrong, revoked or expired token), otherwise. A
-// token it confirmed in the last TTL is checked against its cached hash
-// without the store (see DefaultTokenCacheTTL). It writes the token's
-// last use at most once per TokenTouchInterval.
+// its scope. Returns EUNAUTHORIZED (an *AuthError), with one message for
+// every cause (a malformed, unknown, wrong, revoked or expired token),
+// otherwise, or ELIMIT (a *LimitError) while the client address or the
+// token id has failed too often (abuse.go). A token it confirmed in the
+// last TTL is checked against its cached hash without the store (see
+// DefaultTokenCacheTTL). It writes the token's last use at most once per
+// TokenTouchInterval.
 func (s *Service) AuthenticateToken(ctx context.Context, token string) (Credential, error) {
 	id, secret, ok := splitToken(token)
 	if !ok {
-		return Credential{}, errBadToken
+		if err := s.guard.check(ctx, malformedTarget); err != nil {
+			return Credential{}, err
+		}
+		return Credential{}, s.refused(ctx, malformedTarget, ReasonMalformed, "malformed token")
 	}
 	sum := sha256.Sum256([]byte(secret))
 	now := s.now()
 	if e, ok := s.tokens.get(id, sum); ok {
 		c := Credential{UserID: e.userID, TokenID: id, Scope: e.scope, Expires: e.tokenExpires}
 		if expiredAt(e.tokenExpires, now) {
-			return Credential{}, s.authFailed(ctx, id, "expired")
+			return Credential{}, s.refused(ctx, id, ReasonExpired, "expired")
 		}
 		if s.tokens.claimTouch(id, now) {
 			if err := s.store.TouchToken(ctx, c.UserID, id, now.UTC().Truncate(time.Microsecond)); err != nil {
@@ -304,18 +309,25 @@ func (s *Service) AuthenticateToken(ctx context.Context, token string) (Credenti
 		}
 		return c, nil
 	}
+	// A token this process confirmed before is not the flood the
+	// limiters are for (abuse.go): its holder is never limited.
+	if !s.tokens.known(id, sum) {
+		if err := s.guard.check(ctx, id); err != nil {
+			return Credential{}, err
+		}
+	}
 	gen := s.tokens.generation()
 	t, err := s.store.Token(ctx, id)
 	if ErrorCode(err) == ENOTFOUND {
-		return Credential{}, s.authFailed(ctx, id, "unknown token")
+		return Credential{}, s.refused(ctx, id, ReasonUnknown, "unknown token")
 	} else if err != nil {
 		return Credential{}, fmt.Errorf("read token %s: %w", id, err)
 	}
 	if !t.matches(secret) {
-		return Credential{}, s.authFailed(ctx, id, "wrong secret")
+		return Credential{}, s.refused(ctx, id, ReasonMismatch, "wrong secret")
 	}
 	if t.expired(now) {
-		return Credential{}, s.authFailed(ctx, id, "expired")
+		return Credential{}, s.refused(ctx, id, ReasonExpired, "expired")
 	}
 	if now.Sub(t.LastUsedAt) >= TokenTouchInterval {
 		t.LastUsedAt = now.UTC().Truncate(time.Microsecond)

@@ -96,6 +96,19 @@ func (c *tokenCache) get(id string, sum [sha256.Size]byte) (cachedToken, bool) {
 	return e, true
 }
 
+// known reports whether token id with the secret of hash sum was
+// confirmed by this process and is still in the cache, its entry's TTL
+// past or not.
+func (c *tokenCache) known(id string, sum [sha256.Size]byte) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	e, ok := c.m[id]
+	c.mu.Unlock()
+	return ok && subtle.ConstantTimeCompare(e.hash[:], sum[:]) == 1
+}
+
 // generation returns the current generation, to be passed to put.
 func (c *tokenCache) generation() uint64 {
 	if c == nil {

@@ -3,11 +3,16 @@ package web
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/envvault/envvault/metrics"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -135,12 +140,25 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, cookie, err := s.sessions.signIn(r.Context(), token, s.ttl)
+	var limited *vault.LimitError
+	if errors.As(err, &limited) {
+		// Too many failed sign-ins from this address or with this token
+		// (vault/abuse.go): the token was not even looked up.
+		metrics.RateLimited(r.Context(), limited.Limit)
+		secs := max(1, int(math.Ceil(limited.RetryAfter.Seconds())))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		s.renderLogin(w, r, http.StatusTooManyRequests,
+			fmt.Sprintf("Too many failed sign-ins from here. Wait %d seconds, then try again.", secs), "")
+		return
+	}
 	if vault.ErrorCode(err) == vault.EFORBIDDEN {
+		metrics.AuthFailure(r.Context(), metrics.ReasonScope)
 		s.log.Info("sign-in refused: token scope", slog.String("request_id", requestID(r.Context())))
 		s.renderLogin(w, r, http.StatusForbidden,
 			"This token may only use the API (its scope is read or tasks). Sign in with a token of scope full.", "")
 		return
 	} else if vault.ErrorCode(err) == vault.EUNAUTHORIZED {
+		metrics.AuthFailure(r.Context(), metrics.ReasonSignIn)
 		s.log.Info("sign-in refused: bad token", slog.String("request_id", requestID(r.Context())))
 		s.renderLogin(w, r, http.StatusUnauthorized,
 			"This token is not valid. Use a token printed by envvault dev or envvault user create.", "")

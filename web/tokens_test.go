@@ -82,3 +82,27 @@ func TestTokensPage(t *testing.T) {
 	wantRedirect(t, c.get("/settings/tokens"), "/login")
 	wantAbsent(t, s.logs.String(), secret, strings.SplitN(s.token, ".", 2)[1])
 }
+
+// TestSignInLimited: past the address's burst of failed sign-ins, a
+// sign-in with a token this server has not confirmed answers 429 with
+// Retry-After, the token not even checked; one it confirmed before still
+// signs in.
+func TestSignInLimited(t *testing.T) {
+	s := newStack(t)
+	good := s.client(t)
+	good.signIn()
+	c := s.client(t)
+	bad := strings.SplitN(s.token, ".", 2)[0] + ".wrong-secret"
+	for range vault.DefaultAuthFailureBurst {
+		wantStatus(t, c.post("/login", url.Values{"csrf": {c.csrf("/login")}, "token": {vault.NewID(vault.PrefixToken) + ".x"}}), http.StatusUnauthorized)
+	}
+	res := c.post("/login", url.Values{"csrf": {c.csrf("/login")}, "token": {bad}})
+	wantStatus(t, res, http.StatusTooManyRequests)
+	wantContains(t, res.Body, "Too many failed sign-ins")
+	if res.Header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	other := s.client(t)
+	other.signIn()
+	wantStatus(t, other.get("/settings/secrets"), http.StatusOK)
+}

@@ -90,6 +90,10 @@ type Main struct {
 	listener net.Listener
 	serveErr chan error
 	metrics  metricsServer // --metrics-addr (metrics.go)
+	// flushAuth writes the failed authentications counted so far to the
+	// audit trail (vault.Service.FlushAuthFailures): Close calls it once
+	// the server has stopped, so that none counted is lost.
+	flushAuth func(context.Context) error
 
 	// helpFor is the command whose help was asked for (-h, --help), and
 	// helpPath its full name; ParseFlags prints it.
@@ -208,6 +212,14 @@ func (m *Main) Close() error {
 		}
 		m.server = nil
 		m.logger.Info("http server stopped")
+	}
+	if m.flushAuth != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		if err := m.flushAuth(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+		m.flushAuth = nil
 	}
 	if err := m.closeMetrics(); err != nil {
 		errs = append(errs, err)

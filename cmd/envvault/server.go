@@ -79,6 +79,8 @@ func serverFlags(fs *flag.FlagSet, c *Config, addr string) {
 	fs.StringVar(&c.Addr, "addr", addr, "address to listen on, host:port (port 0 picks a free one, logged as \"listening\")")
 	fs.IntVar(&c.MaxSecrets, "max-secrets", 1000, "most secrets one user may hold")
 	fs.Int64Var(&c.BodyLimit, "body-limit", api.DefaultBodyLimit, "largest request body in bytes (413 above)")
+	fs.Float64Var(&c.WriteRate, "write-rate", api.DefaultWritesPerSecond, "each user's API writes a second (429 above, with Retry-After); 0 for no limit")
+	fs.IntVar(&c.WriteBurst, "write-burst", api.DefaultWriteBurst, "each user's API writes allowed at once above --write-rate")
 	fs.BoolVar(&c.SecureCookies, "secure-cookies", false, "mark the dashboard's cookies Secure even on plain HTTP, behind a proxy that terminates TLS (requests over TLS always get them)")
 	fs.Func("allow-names", "comma-separated secret names to take off the denied list (LD_PRELOAD, NODE_OPTIONS, ...)", func(s string) error {
 		c.AllowNames = append(c.AllowNames, splitNames(s)...)
@@ -135,11 +137,18 @@ func (m *Main) serverWriteTimeout() time.Duration {
 // the dashboard on the rest, each request cancellable by m.streams.
 func (m *Main) handler(svc *vault.Service, orch *orchestrator.Orchestrator) http.Handler {
 	m.streams = newStreams(m.serverWriteTimeout())
+	m.flushAuth = svc.FlushAuthFailures
+	writeRate := m.Config.WriteRate
+	if writeRate <= 0 {
+		writeRate = -1 // api.Config: no limit
+	}
 	apiHandler := api.NewServer(api.Config{
-		Service:      svc,
-		Orchestrator: orch,
-		Logger:       m.logger,
-		BodyLimit:    m.Config.BodyLimit,
+		Service:         svc,
+		Orchestrator:    orch,
+		Logger:          m.logger,
+		BodyLimit:       m.Config.BodyLimit,
+		WritesPerSecond: writeRate,
+		WriteBurst:      m.Config.WriteBurst,
 	}).Handler()
 	mux := http.NewServeMux()
 	for _, p := range []string{"/v1", "/v1/", "/healthz", "/readyz"} {
