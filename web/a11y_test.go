@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +129,11 @@ func TestAccessibility(t *testing.T) {
 		{"tokens", "/settings/tokens"},
 		{"not found", "/nowhere"},
 	}
+	var paths []string
+	for _, p := range pages {
+		paths = append(paths, p.path)
+	}
+	wantEveryPage(t, append(paths, "/login", "/settings/secrets/new"))
 	b := newBrowser(t, s)
 	b.do(chromedp.Navigate(s.URL+"/login"), chromedp.WaitVisible(chromedp.ID("token")))
 	var failures []string
@@ -191,5 +198,35 @@ func finish(t *testing.T, s *stack, id string, st orchestrator.Status, why strin
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// routeRE finds the GET routes web.go registers.
+var routeRE = regexp.MustCompile(`m\.Handle(?:Func)?\("GET (/[^"]*)"`)
+
+// notPages are GET routes that answer no HTML page of their own.
+var notPages = map[string]bool{"/static/": true, "/{$}": true, "/settings": true, "/tasks/{id}/logs": true}
+
+// wantEveryPage fails the test unless paths visit every page route of
+// web.go, so that a new page cannot miss the accessibility check.
+func wantEveryPage(t *testing.T, paths []string) {
+	t.Helper()
+	src, err := os.ReadFile("web.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := routeRE.FindAllStringSubmatch(string(src), -1)
+	if len(routes) < 10 {
+		t.Fatalf("found %d GET routes in web.go: the pattern no longer reads it", len(routes))
+	}
+	for _, m := range routes {
+		route := m[1]
+		if notPages[route] {
+			continue
+		}
+		re := regexp.MustCompile("^" + regexp.MustCompile(`\\\{[a-z]+\\\}`).ReplaceAllString(regexp.QuoteMeta(route), "[^/?]+") + `(\?|$)`)
+		if !slices.ContainsFunc(paths, re.MatchString) {
+			t.Errorf("the accessibility check visits no page of route GET %s: add it to TestAccessibility", route)
+		}
 	}
 }
