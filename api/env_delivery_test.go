@@ -3,8 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -19,22 +17,9 @@ import (
 	"github.com/envvault/envvault/runner"
 )
 
-// newTestRunner returns a runner on cli with an init of its own (image
-// and volume named for this test, removed when it ends).
+// newTestRunner returns a runner on cli with an init of its own.
 func newTestRunner(tb testing.TB, cli client.APIClient) *runner.Runner {
-	tb.Helper()
-	var raw [6]byte
-	_, _ = rand.Read(raw[:])
-	r := runner.New(cli, runner.Options{StopTimeout: 5 * time.Second,
-		InitPath: testimage.Init(tb), InitName: "envvault-init-test-" + hex.EncodeToString(raw[:])})
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
-		defer cancel()
-		if err := r.RemoveInit(ctx); err != nil {
-			tb.Errorf("remove the test's init: %v", err)
-		}
-	})
-	return r
+	return testimage.NewRunner(tb, cli, runner.Options{StopTimeout: 5 * time.Second})
 }
 
 // pid1Env is the env of a running container's process (PID 1), as the

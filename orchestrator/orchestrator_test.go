@@ -2,8 +2,6 @@ package orchestrator_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -478,20 +476,7 @@ func testPolicy() vault.SandboxPolicy {
 	return vault.SandboxPolicy{}
 }
 
-// newRunner returns a runner on cli with an init of its own (image and
-// volume named for this test, removed when it ends).
+// newRunner returns a runner on cli with an init of its own.
 func newRunner(t *testing.T, cli client.APIClient) *runner.Runner {
-	t.Helper()
-	var raw [6]byte
-	_, _ = rand.Read(raw[:])
-	r := runner.New(cli, runner.Options{StopTimeout: 5 * time.Second,
-		InitPath: testimage.Init(t), InitName: "envvault-init-test-" + hex.EncodeToString(raw[:])})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
-		defer cancel()
-		if err := r.RemoveInit(ctx); err != nil {
-			t.Errorf("remove the test's init: %v", err)
-		}
-	})
-	return r
+	return testimage.NewRunner(t, cli, runner.Options{StopTimeout: 5 * time.Second})
 }

@@ -3,9 +3,7 @@ package runner_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -15,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/docker/docker/api/types/mount"
 
@@ -24,22 +21,11 @@ import (
 	"github.com/envvault/envvault/runner/envblock"
 )
 
-// setupStdin is setup with a runner that has an init of its own (image
-// and volume named for this test alone, removed when it ends).
+// setupStdin is setup with a runner that has an init of its own.
 func setupStdin(t *testing.T) *env {
 	t.Helper()
 	e := setup(t, runner.Options{})
-	var raw [6]byte
-	_, _ = rand.Read(raw[:])
-	e.r = runner.New(e.cli, runner.Options{InitPath: testimage.Init(t), InitName: "envvault-init-test-" + hex.EncodeToString(raw[:])})
-	// Registered first, so it runs after every container is removed.
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := e.r.RemoveInit(ctx); err != nil {
-			t.Errorf("RemoveInit: %v", err)
-		}
-	})
+	e.r = testimage.NewRunner(t, e.cli, runner.Options{})
 	return e
 }
 
@@ -53,17 +39,8 @@ func (e *env) stdinSpec(t *testing.T, image string, cmd ...string) runner.Spec {
 func TestStdinEnvArrivesExactly(t *testing.T) {
 	e := setupStdin(t)
 	spec := e.stdinSpec(t, e.image, testimage.EnvProbe, "envjson")
-	spec.Env = map[string]string{
-		"CANARY":      canary,
-		"SPACES":      "  two  spaces  ",
-		"EQUALS":      "a=b=c",
-		"MULTI_LINE":  "-----BEGIN KEY-----\nline two\n-----END KEY-----\n",
-		"QUOTES":      `it's "quoted" $HOME ${X} \n`,
-		"UNICODE":     "clé → ✓",
-		"EMPTY":       "",
-		"LOWER_case1": "x",
-		"PATH":        "/custom/bin:/bin", // replaces the engine's, as with env delivery
-	}
+	spec.Env = trickyEnv()
+	spec.Env["PATH"] = "/custom/bin:/bin" // replaces the engine's, as with env delivery
 	code, logs := e.run(t, spec)
 	if code != 0 {
 		t.Fatalf("exit code %d; logs:\n%s", code, logs)

@@ -147,10 +147,9 @@ func checkEnv(t *testing.T, where string, got []string, want map[string]string) 
 	}
 }
 
-func TestEnvArrivesExactly(t *testing.T) {
-	e := setup(t, runner.Options{})
-	spec := e.spec(t, e.image, testimage.EnvProbe, "envjson")
-	spec.Env = map[string]string{
+// trickyEnv is an env of values a shell or a parser would get wrong.
+func trickyEnv() map[string]string {
+	return map[string]string{
 		"CANARY":      canary,
 		"SPACES":      "  two  spaces  ",
 		"EQUALS":      "a=b=c",
@@ -160,6 +159,12 @@ func TestEnvArrivesExactly(t *testing.T) {
 		"EMPTY":       "",
 		"LOWER_case1": "x",
 	}
+}
+
+func TestEnvArrivesExactly(t *testing.T) {
+	e := setup(t, runner.Options{})
+	spec := e.spec(t, e.image, testimage.EnvProbe, "envjson")
+	spec.Env = trickyEnv()
 	code, logs := e.run(t, spec)
 	if code != 0 {
 		t.Fatalf("exit code %d; logs:\n%s", code, logs)

@@ -2,6 +2,8 @@ package testimage
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +12,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/client"
+
+	"github.com/envvault/envvault/runner"
 )
 
 var (
@@ -58,4 +64,23 @@ func buildInit(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("go build ./cmd/envvault-init: %w\n%s", err, msg)
 	}
 	return os.ReadFile(out)
+}
+
+// NewRunner returns a runner on cli with opts and an init (Init) whose
+// image and volume are named for t alone and removed when t ends, after
+// the containers of cleanups registered later.
+func NewRunner(t testing.TB, cli client.APIClient, opts runner.Options) *runner.Runner {
+	t.Helper()
+	var raw [6]byte
+	_, _ = rand.Read(raw[:])
+	opts.InitPath, opts.InitName = Init(t), "envvault-init-test-"+hex.EncodeToString(raw[:])
+	r := runner.New(cli, opts)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := r.RemoveInit(ctx); err != nil {
+			t.Errorf("remove the test's init: %v", err)
+		}
+	})
+	return r
 }
