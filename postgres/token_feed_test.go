@@ -115,10 +115,16 @@ func TestRevocationReachesOtherProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer super.Close(context.Background())
+	const listeners = `FROM pg_stat_activity WHERE application_name = 'envvault token feed' AND datname = current_database()`
+	await(t, 10*time.Second, "both processes listen", func() bool {
+		var n int
+		if err := super.QueryRow(t.Context(), `SELECT count(*) `+listeners).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 2
+	})
 	var killed int
-	err = super.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE application_name = 'envvault token feed' AND datname = current_database()`).Scan(&killed)
-	if err != nil || killed != 2 {
+	if err := super.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) `+listeners).Scan(&killed); err != nil || killed != 2 {
 		t.Fatalf("terminate the two listeners: %d, %v", killed, err)
 	}
 	await(t, 5*time.Second, "process B stops serving from its cache", func() bool { return !b.cached(t, other) })

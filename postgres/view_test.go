@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -115,7 +116,21 @@ func TestReadRoundTrips(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	request() // prepares the statements, caches the token
+	// The first request prepares the statements and caches the token;
+	// the token cache serves only once the store's revocation feed
+	// listens (token_feed.go), so until then a request also reads the
+	// token: wait for one of two round trips.
+	for i := 0; ; i++ {
+		before := proxy.sends.Load()
+		request()
+		if proxy.sends.Load()-before == 2 {
+			break
+		}
+		if i == 200 {
+			t.Fatal("the token cache never served: the revocation feed did not come up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	// The write's link pass runs after it returned: let it end first.
 	if _, err := store.LinkAudit(ctx); err != nil {
 		t.Fatal(err)
