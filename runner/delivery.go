@@ -158,6 +158,14 @@ func (r *Runner) importInit(ctx context.Context, ref, hash string, prog []byte) 
 	return nil
 }
 
+// forgetInit makes the next start with stdin delivery prepare the init
+// again.
+func (r *Runner) forgetInit() {
+	r.initMu.Lock()
+	r.init.volume = ""
+	r.initMu.Unlock()
+}
+
 // RemoveInit removes the init image and volume this runner prepared, if
 // no container uses them. Tests call it; an operator keeps them.
 func (r *Runner) RemoveInit(ctx context.Context) error {
@@ -240,6 +248,15 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // instead, so without it a missing command would only end the container,
 // after its start. Returns badCommand(spec) if the program is not found.
 func (r *Runner) checkProgram(ctx context.Context, id string, spec *Spec, img imageConfig, name string) error {
+	// The init first: its volume may have been removed by hand since it
+	// was filled, and the engine then mounts a new, empty one.
+	if ok, err := r.executable(ctx, id, InitProgram); err != nil || !ok {
+		if err == nil {
+			r.forgetInit()
+			err = newError(ErrNoInit, "the envvault-init volume lost its program (removed by hand?); it is filled again at the next start", nil)
+		}
+		return err
+	}
 	candidates := []string{name}
 	if !strings.Contains(name, "/") {
 		search, ok := spec.Env["PATH"]

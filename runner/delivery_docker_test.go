@@ -275,3 +275,28 @@ func TestStdinBadCommand(t *testing.T) {
 		}
 	})
 }
+
+// TestStdinInitVolumeRemoved: a start after the init's volume was removed
+// by hand fails saying so, and the next start fills it again.
+func TestStdinInitVolumeRemoved(t *testing.T) {
+	e := setupStdin(t)
+	first := e.stdinSpec(t, e.image, testimage.EnvProbe, "echo", "CANARY")
+	id := e.start(t, first)
+	c, err := e.cli.ContainerInspect(t.Context(), id)
+	if err != nil || len(c.Mounts) != 1 {
+		t.Fatalf("inspect: %v, mounts %+v", err, c.Mounts)
+	}
+	if err := e.r.Remove(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cli.VolumeRemove(t.Context(), c.Mounts[0].Name, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.r.Start(t.Context(), e.stdinSpec(t, e.image, testimage.EnvProbe, "echo", "CANARY"))
+	if !errors.Is(err, runner.ErrNoInit) || !strings.Contains(err.Error(), "filled again") {
+		t.Fatalf("start without the volume: %v, want ErrNoInit", err)
+	}
+	if code, logs := e.run(t, e.stdinSpec(t, e.image, testimage.EnvProbe, "echo", "CANARY")); code != 0 || logs != canary+"\n" {
+		t.Errorf("the next start: exit %d, logs %q", code, logs)
+	}
+}
