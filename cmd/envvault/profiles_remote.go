@@ -317,11 +317,7 @@ func (m *Main) runProfilesDelete(ctx context.Context, api *vclient.Client) error
 	if err := api.DeleteProfile(ctx, p.Id); err != nil {
 		return err
 	}
-	if m.Config.Client.JSON {
-		return m.printJSON(map[string]any{"id": p.Id, "name": p.Name, "deleted": true})
-	}
-	_, err = fmt.Fprintf(m.Stdout, "Deleted profile %s (%s).\n", p.Name, p.Id)
-	return err
+	return m.printDeleted("profile", p.Name, p.Id)
 }
 
 // profilesEnvCommand is `envvault profiles env NAME-or-ID`.

@@ -225,3 +225,13 @@ func (m *Main) stdinTerminal() (*os.File, bool) {
 	}
 	return f, isTerminal(f)
 }
+
+// printDeleted says that the kind (secret, profile) name with id was
+// deleted: {"id","name","deleted":true} with --json.
+func (m *Main) printDeleted(kind, name, id string) error {
+	if m.Config.Client.JSON {
+		return m.printJSON(map[string]any{"id": id, "name": name, "deleted": true})
+	}
+	_, err := fmt.Fprintf(m.Stdout, "Deleted %s %s (%s).\n", kind, name, id)
+	return err
+}

@@ -336,11 +336,7 @@ func (m *Main) runSecretsDelete(ctx context.Context, api *vclient.Client) error 
 	if err := api.DeleteSecret(ctx, s.Id); err != nil {
 		return err
 	}
-	if m.Config.Client.JSON {
-		return m.printJSON(map[string]any{"id": s.Id, "name": s.Name, "deleted": true})
-	}
-	_, err = fmt.Fprintf(m.Stdout, "Deleted secret %s (%s).\n", s.Name, s.Id)
-	return err
+	return m.printDeleted("secret", s.Name, s.Id)
 }
 
 // secretsVersionsCommand is `envvault secrets versions NAME-or-ID`.
