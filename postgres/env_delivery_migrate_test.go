@@ -1,12 +1,7 @@
 package postgres_test
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
-	"testing/fstest"
-
-	"github.com/pressly/goose/v3"
 
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/internal/testvault"
@@ -21,30 +16,7 @@ import (
 func TestMigrateEnvDelivery(t *testing.T) {
 	roles := testenv.RequirePostgresRoles(t)
 	ctx := t.Context()
-	old := fstest.MapFS{}
-	for _, name := range []string{"00001_init.sql", "00002_tasks.sql", "00003_secret_versions.sql", "00004_audit.sql",
-		"00005_rls.sql", "00006_audit_link.sql", "00007_sandbox.sql"} {
-		b, err := os.ReadFile(filepath.Join("..", "migrations", "postgres", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		old[name] = &fstest.MapFile{Data: b}
-	}
-	ownerPool, err := stdlibPool(t, roles.Owner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, ownerPool, old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		t.Fatalf("migrate to 00007: %v", err)
-	}
-	super, err := stdlibPool(t, roles.Super)
-	if err != nil {
-		t.Fatal(err)
-	}
+	super := migratedTo00007(t, roles)
 	for _, q := range []string{
 		`INSERT INTO users (id, name, created_at) VALUES ('usr_old', 'old', now())`,
 		`INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, sandbox, created_at, updated_at)

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"crypto/sha256"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,12 +16,12 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-// TestMigrateTokens: the owner migrates a database of tokens made before
-// tokens had names and scopes; they become full tokens named "initial",
-// never used, never expiring, and the service role authenticates them.
-func TestMigrateTokens(t *testing.T) {
-	roles := testenv.RequirePostgresRoles(t)
-	ctx := t.Context()
+// migratedTo00007 applies, as the owner, the migrations up to 00007 (the
+// schema before env delivery and tokens as a resource) to the database of
+// roles, for tests of later migrations, and returns a superuser handle on
+// it.
+func migratedTo00007(t *testing.T, roles testenv.PostgresRoles) *sql.DB {
+	t.Helper()
 	old := fstest.MapFS{}
 	for _, name := range []string{"00001_init.sql", "00002_tasks.sql", "00003_secret_versions.sql", "00004_audit.sql",
 		"00005_rls.sql", "00006_audit_link.sql", "00007_sandbox.sql"} {
@@ -38,13 +39,23 @@ func TestMigrateTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Up(ctx); err != nil {
+	if _, err := p.Up(t.Context()); err != nil {
 		t.Fatalf("migrate to 00007: %v", err)
 	}
 	super, err := stdlibPool(t, roles.Super)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return super
+}
+
+// TestMigrateTokens: the owner migrates a database of tokens made before
+// tokens had names and scopes; they become full tokens named "initial",
+// never used, never expiring, and the service role authenticates them.
+func TestMigrateTokens(t *testing.T) {
+	roles := testenv.RequirePostgresRoles(t)
+	ctx := t.Context()
+	super := migratedTo00007(t, roles)
 	const id = "tok_OLDOLDOLDOLDOLDOLDOLD"
 	sum := sha256.Sum256([]byte("old-secret"))
 	if _, err := super.ExecContext(ctx, `INSERT INTO users (id, name, created_at) VALUES ('usr_old', 'old', now())`); err != nil {

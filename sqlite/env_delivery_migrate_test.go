@@ -1,13 +1,8 @@
 package sqlite_test
 
 import (
-	"database/sql"
-	"os"
 	"path/filepath"
 	"testing"
-	"testing/fstest"
-
-	"github.com/pressly/goose/v3"
 
 	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/vault"
@@ -19,26 +14,7 @@ import (
 func TestMigrateEnvDelivery(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "envvault.db")
-	old := fstest.MapFS{}
-	for _, name := range []string{"00001_init.sql", "00002_tasks.sql", "00003_secret_versions.sql", "00004_audit.sql", "00007_sandbox.sql"} {
-		b, err := os.ReadFile(filepath.Join("..", "migrations", "sqlite", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		old[name] = &fstest.MapFile{Data: b}
-	}
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	p, err := goose.NewProvider(goose.DialectSQLite3, raw, old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		t.Fatalf("migrate to 00007: %v", err)
-	}
+	raw := migratedTo00007(t, path)
 	for _, q := range []string{
 		`INSERT INTO users (id, name, created_at) VALUES ('usr_old', 'old', 1)`,
 		`INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, sandbox, created_at, updated_at)

@@ -14,12 +14,11 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-// TestMigrateTokens: tokens made before tokens had names and scopes (by
-// `envvault user create` or `envvault dev`) become full tokens named
-// "initial", never used and never expiring, and still authenticate.
-func TestMigrateTokens(t *testing.T) {
-	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "envvault.db")
+// migratedTo00007 opens the SQLite file at path with the migrations up to
+// 00007 applied (the schema before env delivery and tokens as a
+// resource), for tests of later migrations; it closes in t.Cleanup.
+func migratedTo00007(t *testing.T, path string) *sql.DB {
+	t.Helper()
 	old := fstest.MapFS{}
 	for _, name := range []string{"00001_init.sql", "00002_tasks.sql", "00003_secret_versions.sql", "00004_audit.sql", "00007_sandbox.sql"} {
 		b, err := os.ReadFile(filepath.Join("..", "migrations", "sqlite", name))
@@ -32,14 +31,24 @@ func TestMigrateTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer raw.Close()
+	t.Cleanup(func() { raw.Close() })
 	p, err := goose.NewProvider(goose.DialectSQLite3, raw, old)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Up(ctx); err != nil {
+	if _, err := p.Up(t.Context()); err != nil {
 		t.Fatalf("migrate to 00007: %v", err)
 	}
+	return raw
+}
+
+// TestMigrateTokens: tokens made before tokens had names and scopes (by
+// `envvault user create` or `envvault dev`) become full tokens named
+// "initial", never used and never expiring, and still authenticate.
+func TestMigrateTokens(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "envvault.db")
+	raw := migratedTo00007(t, path)
 	const id = "tok_OLDOLDOLDOLDOLDOLDOLD"
 	sum := sha256.Sum256([]byte("old-secret"))
 	if _, err := raw.ExecContext(ctx, `INSERT INTO users (id, name, created_at) VALUES ('usr_old', 'old', 1)`); err != nil {

@@ -187,12 +187,9 @@ func (s *Service) IssueToken(ctx context.Context, userID string, spec TokenSpec)
 	t, token := newToken(userID, spec, s.timestamp())
 	err := s.store.Update(ctx, userID, func(tx Tx) error {
 		// The limit counts the user's tokens: creates take turns.
-		if err := tx.LockUser(ctx); err != nil {
-			return err
-		}
-		list, err := tx.Tokens(ctx)
+		list, err := lockedTokens(ctx, tx)
 		if err != nil {
-			return fmt.Errorf("list tokens: %w", err)
+			return err
 		}
 		if len(list) >= MaxTokensPerUser {
 			return Errorf(ECONFLICT, "token limit reached: a user holds at most %d tokens; revoke one first", MaxTokensPerUser)
@@ -206,6 +203,19 @@ func (s *Service) IssueToken(ctx context.Context, userID string, spec TokenSpec)
 		return nil, "", fmt.Errorf("create token: %w", err)
 	}
 	return t, token, nil
+}
+
+// lockedTokens takes the user's lock (Tx.LockUser), which the writes whose
+// rule counts the user's tokens take first, and returns the tokens.
+func lockedTokens(ctx context.Context, tx Tx) ([]*Token, error) {
+	if err := tx.LockUser(ctx); err != nil {
+		return nil, err
+	}
+	list, err := tx.Tokens(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return list, nil
 }
 
 // CreateToken makes a new full API token named "cli" for an existing
@@ -243,12 +253,9 @@ func (s *Service) RevokeToken(ctx context.Context, userID, id, confirm string) e
 	err := s.store.Update(ctx, userID, func(tx Tx) error {
 		// Two revocations of a user's last two full tokens take turns, so
 		// that both cannot pass the check below.
-		if err := tx.LockUser(ctx); err != nil {
-			return err
-		}
-		list, err := tx.Tokens(ctx)
+		list, err := lockedTokens(ctx, tx)
 		if err != nil {
-			return fmt.Errorf("list tokens: %w", err)
+			return err
 		}
 		i := slices.IndexFunc(list, func(t *Token) bool { return t.ID == id })
 		if i < 0 {
