@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -100,7 +102,8 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.NewServer(api.Config{Service: svc}).Handler())
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := httptest.NewServer(api.NewServer(api.Config{Service: svc, Logger: quiet}).Handler())
 	t.Cleanup(srv.Close)
 	c, err := client.New(srv.URL, token, client.Options{})
 	if err != nil {
