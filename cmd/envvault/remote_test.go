@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/envvault/envvault/seal"
 )
@@ -530,4 +532,85 @@ func TestClientTokens(t *testing.T) {
 	reader.exits(exitAuth, "refused the token", "", "secrets", "list")
 	c.exits(exitNotFound, "no token named", "", "tokens", "revoke", "ci reader")
 	c.exits(exitUsage, "must be full, read or tasks", "", "tokens", "create", "x", "--scope", "admin")
+}
+
+// TestClientPrompt types a value at the hidden prompt of secrets set, in a
+// terminal (script(1) gives the binary a pseudo-terminal): the prompt is
+// shown, the value is not echoed, and it is saved.
+func TestClientPrompt(t *testing.T) {
+	t.Parallel()
+	scriptPath, err := exec.LookPath("script")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("script (util-linux) is missing: apt-get install -y util-linux")
+		}
+		t.Skip("script (util-linux) is missing: the prompt needs a terminal")
+	}
+	url, token := devServer(t, "--no-worker")
+	c := newCLI(t, url, token)
+	cmd := exec.CommandContext(t.Context(), scriptPath, "-qec", c.bin+" secrets set PROMPTED", "/dev/null")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + c.home, "ENVVAULT_URL=" + url, "ENVVAULT_TOKEN=" + token, "TERM=dumb"}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	chunks := make(chan string)
+	go func() {
+		defer close(chunks)
+		buf := make([]byte, 4096)
+		for {
+			n, err := stdout.Read(buf)
+			if n > 0 {
+				chunks <- string(buf[:n])
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var out strings.Builder
+	await := func(what string) {
+		t.Helper()
+		timeout := time.After(60 * time.Second)
+		for !strings.Contains(out.String(), what) {
+			select {
+			case c, ok := <-chunks:
+				if !ok {
+					t.Fatalf("output ended before %q:\n%s", what, out.String())
+				}
+				out.WriteString(c)
+			case <-timeout:
+				t.Fatalf("timed out waiting for %q:\n%s", what, out.String())
+			}
+		}
+	}
+	// Type only once the prompt is up (it ends no line): the terminal
+	// echoes what comes before envvault turns echo off.
+	await("Value of PROMPTED (not shown): ")
+	if _, err := io.WriteString(stdin, canary+"\r"); err != nil {
+		t.Fatal(err)
+	}
+	await("Created secret PROMPTED")
+	stdin.Close()
+	for c := range chunks {
+		out.WriteString(c)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("script: %v\n%s", err, out.String())
+	}
+	if strings.Contains(out.String(), canary) {
+		t.Fatalf("the typed value was echoed:\n%s", out.String())
+	}
+	var list []secretOut
+	c.jsonOf(&list, "", "secrets", "list")
+	if len(list) != 1 || list[0].Name != "PROMPTED" {
+		t.Fatalf("secrets after the prompt: %+v", list)
+	}
 }
