@@ -42,6 +42,7 @@ type Config struct {
 	BodyLimit       int64         // --body-limit, BODY_LIMIT (bytes)
 	WriteRate       float64       // --write-rate, WRITE_RATE: each user's writes a second; 0 for no limit
 	WriteBurst      int           // --write-burst, WRITE_BURST
+	SessionIdle     time.Duration // --session-idle, SESSION_IDLE (dashboard)
 	SecureCookies   bool          // --secure-cookies, SECURE_COOKIES (dashboard)
 	AllowNames      []string      // --allow-names, ALLOW_NAMES (comma-separated)
 	LogFormat       string        // --log-format, LOG_FORMAT: text or json

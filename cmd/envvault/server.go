@@ -79,8 +79,7 @@ func serverFlags(fs *flag.FlagSet, c *Config, addr string) {
 	fs.StringVar(&c.Addr, "addr", addr, "address to listen on, host:port (port 0 picks a free one, logged as \"listening\")")
 	fs.IntVar(&c.MaxSecrets, "max-secrets", 1000, "most secrets one user may hold")
 	fs.Int64Var(&c.BodyLimit, "body-limit", api.DefaultBodyLimit, "largest request body in bytes (413 above)")
-	fs.Float64Var(&c.WriteRate, "write-rate", api.DefaultWritesPerSecond, "each user's API writes a second (429 above, with Retry-After); 0 for no limit")
-	fs.IntVar(&c.WriteBurst, "write-burst", api.DefaultWriteBurst, "each user's API writes allowed at once above --write-rate")
+	limitFlags(fs, c)
 	fs.BoolVar(&c.SecureCookies, "secure-cookies", false, "mark the dashboard's cookies Secure even on plain HTTP, behind a proxy that terminates TLS (requests over TLS always get them)")
 	fs.Func("allow-names", "comma-separated secret names to take off the denied list (LD_PRELOAD, NODE_OPTIONS, ...)", func(s string) error {
 		c.AllowNames = append(c.AllowNames, splitNames(s)...)
@@ -154,7 +153,8 @@ func (m *Main) handler(svc *vault.Service, orch *orchestrator.Orchestrator) http
 	for _, p := range []string{"/v1", "/v1/", "/healthz", "/readyz"} {
 		mux.Handle(p, apiHandler)
 	}
-	mux.Handle("/", web.New(web.Config{Vault: svc, Keys: m.keys, Orchestrator: orch, Logger: m.logger, Secure: m.Config.SecureCookies}))
+	mux.Handle("/", web.New(web.Config{Vault: svc, Keys: m.keys, Orchestrator: orch, Logger: m.logger, Secure: m.Config.SecureCookies,
+		SessionIdle: m.Config.SessionIdle}))
 	return m.streams.wrap(m.metrics.m.Instrument(mux))
 }
 
