@@ -108,13 +108,14 @@ func (s *Service) OpenSession(ctx context.Context, token string, ttl time.Durati
 // CheckSession returns the user's session of id if it still holds: its
 // row exists (not signed out, its token not revoked), it has not expired
 // and has not been idle for idle or longer. It writes the session's last
-// request at most once per SessionTouchInterval. Returns EUNAUTHORIZED,
-// with one message for every cause, otherwise.
+// request at most once per SessionTouchInterval. Returns EUNAUTHORIZED (an
+// *AuthError saying why), with one message for every cause, otherwise.
 func (s *Service) CheckSession(ctx context.Context, userID, id string, idle time.Duration) (*Session, error) {
 	key := SessionKey(id)
 	sess, err := s.store.Session(ctx, userID, key)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil, errBadSession
+		// Signed out, its token revoked, or never made.
+		return nil, &AuthError{Err: errBadSession, Reason: ReasonUnknown}
 	} else if err != nil {
 		return nil, fmt.Errorf("read session: %w", err)
 	}
@@ -123,7 +124,7 @@ func (s *Service) CheckSession(ctx context.Context, userID, id string, idle time
 		if err := s.store.DeleteSession(ctx, userID, key); err != nil {
 			return nil, fmt.Errorf("delete an ended session: %w", err)
 		}
-		return nil, errBadSession
+		return nil, &AuthError{Err: errBadSession, Reason: ReasonExpired}
 	}
 	if now.Sub(sess.LastSeenAt) >= SessionTouchInterval {
 		if err := s.store.TouchSession(ctx, userID, key, now); err != nil {

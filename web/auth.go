@@ -74,6 +74,9 @@ func (s *server) signedIn(w http.ResponseWriter, r *http.Request) (*user, bool) 
 	}
 	sess, err := s.sessions.verify(r.Context(), cookie)
 	if err != nil {
+		if reason := vault.AuthFailureReason(err); reason != "" {
+			metrics.AuthFailure(r.Context(), reason)
+		}
 		s.fail(w, r, err) // EUNAUTHORIZED clears the cookie and redirects
 		return nil, false
 	}

@@ -120,21 +120,25 @@ func (m *sessions) signIn(ctx context.Context, token string, ttl time.Duration) 
 // verify returns the session a cookie value carries, once its signature
 // (compared in constant time) and its expiry have been checked, and the
 // vault has found its row still holding, opened with the cookie's token
-// (vault.Service.CheckSession). Returns EUNAUTHORIZED, with one message
-// for every cause, otherwise.
+// (vault.Service.CheckSession). Returns EUNAUTHORIZED (a *vault.AuthError
+// saying why, for the metrics), with one message for every cause,
+// otherwise.
 func (m *sessions) verify(ctx context.Context, cookie string) (*session, error) {
 	sess, ok := m.parse(cookie)
-	if !ok || !m.now().Before(sess.Expires) {
-		return nil, errBadSession
+	if !ok {
+		return nil, &vault.AuthError{Err: errBadSession, Reason: vault.ReasonMalformed}
+	}
+	if !m.now().Before(sess.Expires) {
+		return nil, &vault.AuthError{Err: errBadSession, Reason: vault.ReasonExpired}
 	}
 	vs, err := m.vault.CheckSession(ctx, sess.UserID, sess.ID, m.idle)
 	if vault.ErrorCode(err) == vault.EUNAUTHORIZED {
-		return nil, errBadSession
+		return nil, err
 	} else if err != nil {
 		return nil, fmt.Errorf("check a session: %w", err)
 	}
 	if vs.TokenID != sess.TokenID {
-		return nil, errBadSession
+		return nil, &vault.AuthError{Err: errBadSession, Reason: vault.ReasonMismatch}
 	}
 	return sess, nil
 }
