@@ -50,7 +50,11 @@ func completionNodes(root *ffcli.Command) []completionNode {
 	var walk func(c *ffcli.Command, path string)
 	walk = func(c *ffcli.Command, path string) {
 		n := completionNode{path: path, help: map[string]string{}}
-		c.FlagSet.VisitAll(func(f *flag.Flag) { n.flags = append(n.flags, "--"+f.Name) })
+		c.FlagSet.VisitAll(func(f *flag.Flag) {
+			if f.Usage != "" { // not the flags that only refuse themselves
+				n.flags = append(n.flags, "--"+f.Name)
+			}
+		})
 		for _, sub := range c.Subcommands {
 			n.subs = append(n.subs, sub.Name)
 			n.help[sub.Name] = sub.ShortHelp

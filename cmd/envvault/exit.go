@@ -19,14 +19,14 @@ const (
 	exitNotFound = 3 // 404: no such secret, profile or task (or a name that names none)
 	exitInvalid  = 4 // 400, 413, 415, 422, or input refused before sending (a value given as an argument)
 	exitConflict = 5 // 409: a name already taken
-	exitAuth     = 6 // 401, or no token configured
+	exitAuth     = 6 // 401 (no valid token), 403 (the token's scope), or no token configured
 	exitServer   = 7 // 5xx or 429 (try later), or the server cannot be reached
 )
 
 const exitHelp = `EXIT CODES
   0  success                         4  invalid input (HTTP 400, 413, 415, 422)
   1  other failure                   5  conflict (HTTP 409)
-  2  usage: unknown command or flag  6  not authenticated (HTTP 401, no token)
+  2  usage: unknown command or flag  6  not allowed (HTTP 401, 403, no token)
   3  not found (HTTP 404)            7  server error or unreachable (HTTP 5xx, 429)`
 
 // exitError is an error with the exit code it should end the process with.

@@ -127,13 +127,20 @@ func writeSubcommands(b *strings.Builder, c *ffcli.Command, path string) {
 // writeFlags lists the flags of fs as --name.
 func writeFlags(b *strings.Builder, fs *flag.FlagSet) {
 	n := 0
-	fs.VisitAll(func(*flag.Flag) { n++ })
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Usage != "" {
+			n++
+		}
+	})
 	if n == 0 {
 		return
 	}
 	b.WriteString("FLAGS\n")
 	tw := tabwriter.NewWriter(b, 0, 2, 2, ' ', 0)
 	fs.VisitAll(func(f *flag.Flag) {
+		if f.Usage == "" {
+			return // a flag that only refuses itself (noUserFlag)
+		}
 		arg, text := flag.UnquoteUsage(f)
 		if arg != "" {
 			arg = " " + arg

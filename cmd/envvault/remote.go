@@ -60,6 +60,7 @@ func (m *Main) remoteCommand(command string) (*Config, *flag.FlagSet) {
 	c.Client.remote = true
 	fs := m.flagSet("envvault " + command)
 	fs.BoolVar(&c.Client.JSON, "json", false, "print JSON (the API's objects) instead of text")
+	noUserFlag(fs, command)
 	return c, fs
 }
 
@@ -234,4 +235,14 @@ func (m *Main) printDeleted(kind, name, id string) error {
 	}
 	_, err := fmt.Fprintf(m.Stdout, "Deleted %s %s (%s).\n", kind, name, id)
 	return err
+}
+
+// noUserFlag gives fs a --user flag, left out of help, that refuses itself
+// with where it belongs: a client command acts as the token's user; --user
+// is the server-side commands'.
+func noUserFlag(fs *flag.FlagSet, command string) {
+	fs.Func("user", "", func(string) error {
+		return fmt.Errorf("envvault %s acts as the user of ENVVAULT_TOKEN (or envvault login) and takes no --user; "+
+			"on the server, for any user: envvault admin %s --user NAME", command, command)
+	})
 }

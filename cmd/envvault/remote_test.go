@@ -305,6 +305,7 @@ func TestClientExitCodes(t *testing.T) {
 	c := newCLI(t, url, token)
 	c.exits(exitUsage, "unknown command \"secrets lst\"", "", "secrets", "lst")
 	c.exits(exitUsage, "flag provided but not defined", "", "secrets", "list", "--bogus")
+	c.exits(exitUsage, "takes no --user; on the server, for any user: envvault admin secrets list --user NAME", "", "secrets", "list", "--user", "dev")
 	c.exits(exitNotFound, "secret not found", "", "secrets", "get", "sec_nope")
 	c.exits(exitInvalid, "name: must match", "v-1234", "secrets", "set", "bad-name")
 	c.ok("", "profiles", "create", "p", "--image", "i")
