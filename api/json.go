@@ -393,8 +393,10 @@ func describe(t reflect.Type) string {
 
 func plural(s string) string {
 	s = strings.TrimPrefix(strings.TrimPrefix(s, "a "), "an ")
-	if strings.HasPrefix(s, "array") || strings.HasPrefix(s, "object") {
-		return s[:strings.IndexByte(s, ' ')] + "s" + s[strings.IndexByte(s, ' '):]
+	// "array of …", "object whose …" pluralise their first word; a bare
+	// "object" (an array of structs) just takes the s.
+	if i := strings.IndexByte(s, ' '); i > 0 && (strings.HasPrefix(s, "array") || strings.HasPrefix(s, "object")) {
+		return s[:i] + "s" + s[i:]
 	}
 	return s + "s"
 }

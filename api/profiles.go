@@ -15,6 +15,7 @@ func (s *Server) profileRoutes(g authed) {
 	g.PATCH("/profiles/:id", s.updateProfile)
 	g.DELETE("/profiles/:id", s.deleteProfile)
 	g.GET("/profiles/:id/env", s.profileEnv)
+	g.GET("/profiles/:id/secret-keys", s.profileSecretKeys)
 }
 
 // profileJSON is a profile as responses show it; lists and env are never
@@ -27,14 +28,17 @@ type profileJSON struct {
 	SetupCommands []string          `json:"setup_commands"`
 	Env           map[string]string `json:"env"`
 	Sandbox       sandboxJSON       `json:"sandbox"`
-	CreatedAt     string            `json:"created_at"`
-	UpdatedAt     string            `json:"updated_at"`
+	// RequiredSecrets is never null.
+	RequiredSecrets []requiredSecretJSON `json:"required_secrets"`
+	CreatedAt       string               `json:"created_at"`
+	UpdatedAt       string               `json:"updated_at"`
 }
 
 func newProfileJSON(p *vault.Profile) profileJSON {
 	out := profileJSON{
 		ID: p.ID, Name: p.Name, Image: p.Image, Command: p.Command, SetupCommands: p.SetupCommands, Env: p.Env,
-		Sandbox: newSandboxJSON(p.Sandbox), CreatedAt: timestamp(p.CreatedAt), UpdatedAt: timestamp(p.UpdatedAt),
+		Sandbox: newSandboxJSON(p.Sandbox), RequiredSecrets: newRequiredSecretsJSON(p.RequiredSecrets),
+		CreatedAt: timestamp(p.CreatedAt), UpdatedAt: timestamp(p.UpdatedAt),
 	}
 	if out.Command == nil {
 		out.Command = []string{}
@@ -55,6 +59,8 @@ type createProfileRequest struct {
 	SetupCommands []string          `json:"setup_commands"`
 	Env           map[string]string `json:"env"`
 	Sandbox       *sandboxJSON      `json:"sandbox"`
+	// RequiredSecrets: {name, description} objects; unknown keys refused.
+	RequiredSecrets []requiredSecretJSON `json:"required_secrets"`
 }
 
 // updateProfileRequest is a PATCH: an omitted field is left as it is. name
@@ -68,6 +74,8 @@ type updateProfileRequest struct {
 	SetupCommands Nullable[[]string]          `json:"setup_commands"`
 	Env           Nullable[map[string]string] `json:"env"`
 	Sandbox       Nullable[sandboxJSON]       `json:"sandbox"`
+	// RequiredSecrets replaces the whole list; null clears it as [] does.
+	RequiredSecrets Nullable[[]requiredSecretJSON] `json:"required_secrets"`
 }
 
 // envEntryJSON says which secret supplies a name to a profile.
@@ -90,7 +98,7 @@ func (s *Server) createProfile(c echo.Context) error {
 	ctx := c.Request().Context()
 	p, err := s.svc.CreateProfile(ctx, UserID(ctx), vault.ProfileInput{
 		Name: req.Name, Image: req.Image, Command: req.Command, SetupCommands: req.SetupCommands, Env: req.Env,
-		Sandbox: req.Sandbox.sandbox(),
+		Sandbox: req.Sandbox.sandbox(), RequiredSecrets: requiredSecrets(req.RequiredSecrets),
 	})
 	if err != nil {
 		return err
@@ -140,6 +148,10 @@ func (s *Server) updateProfile(c echo.Context) error {
 	if req.Sandbox.Set {
 		sb := req.Sandbox.Value.sandbox() // null: the zero value, the defaults
 		pt.Sandbox = &sb
+	}
+	if req.RequiredSecrets.Set {
+		list := requiredSecrets(req.RequiredSecrets.Value)
+		pt.RequiredSecrets = &list
 	}
 	ctx := c.Request().Context()
 	id := c.Param("id")

@@ -10,11 +10,11 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-const profileCols = `p.id, p.user_id, p.name, p.image, p.command, p.setup_commands, p.env, p.sandbox, p.created_at, p.updated_at`
+const profileCols = `p.id, p.user_id, p.name, p.image, p.command, p.setup_commands, p.env, p.sandbox, p.required_secrets, p.created_at, p.updated_at`
 
 func scanProfile(row pgx.Row) (*vault.Profile, error) {
 	var p vault.Profile
-	err := row.Scan(&p.ID, &p.UserID, &p.Name, &p.Image, &p.Command, &p.SetupCommands, &p.Env, &p.Sandbox, &p.CreatedAt, &p.UpdatedAt)
+	err := row.Scan(&p.ID, &p.UserID, &p.Name, &p.Image, &p.Command, &p.SetupCommands, &p.Env, &p.Sandbox, &p.RequiredSecrets, &p.CreatedAt, &p.UpdatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -29,6 +29,9 @@ func scanProfile(row pgx.Row) (*vault.Profile, error) {
 	}
 	if p.Env == nil {
 		p.Env = map[string]string{}
+	}
+	if p.RequiredSecrets == nil {
+		p.RequiredSecrets = []vault.RequiredSecret{}
 	}
 	return &p, nil
 }
@@ -84,9 +87,9 @@ func (t *tx) CreateProfile(ctx context.Context, p *vault.Profile) error {
 	if err := t.checkOwner("profile", p.ID, p.UserID); err != nil {
 		return err
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, sandbox, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.Sandbox, p.CreatedAt, p.UpdatedAt)
+	_, err := t.tx.Exec(ctx, `INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, sandbox, required_secrets, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.Sandbox, requiredList(p.RequiredSecrets), p.CreatedAt, p.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("create profile %s: %w", p.ID, convert(err))
 	}
@@ -99,9 +102,9 @@ func (t *tx) UpdateProfile(ctx context.Context, p *vault.Profile) error {
 	if p.UserID != t.userID {
 		return vault.Errorf(vault.ENOTFOUND, "profile not found")
 	}
-	tag, err := t.tx.Exec(ctx, `UPDATE profiles SET name = $3, image = $4, command = $5, setup_commands = $6, env = $7, sandbox = $8, updated_at = $9
+	tag, err := t.tx.Exec(ctx, `UPDATE profiles SET name = $3, image = $4, command = $5, setup_commands = $6, env = $7, sandbox = $8, required_secrets = $9, updated_at = $10
 		WHERE id = $1 AND user_id = $2`,
-		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.Sandbox, p.UpdatedAt)
+		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.Sandbox, requiredList(p.RequiredSecrets), p.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("update profile %s: %w", p.ID, convert(err))
 	}
@@ -109,6 +112,14 @@ func (t *tx) UpdateProfile(ctx context.Context, p *vault.Profile) error {
 		return vault.Errorf(vault.ENOTFOUND, "profile not found")
 	}
 	return nil
+}
+
+// requiredList stores a nil list of required names as [], not null.
+func requiredList(l []vault.RequiredSecret) []vault.RequiredSecret {
+	if l == nil {
+		return []vault.RequiredSecret{}
+	}
+	return l
 }
 
 // DeleteProfile deletes a profile and, by cascade, the grants naming it; a

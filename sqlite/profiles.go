@@ -10,15 +10,15 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-const profileColumns = `p.id, p.name, p.image, p.command, p.setup_commands, p.env, p.sandbox, p.created_at, p.updated_at`
+const profileColumns = `p.id, p.name, p.image, p.command, p.setup_commands, p.env, p.sandbox, p.required_secrets, p.created_at, p.updated_at`
 
 func (t *tx) queryProfiles(ctx context.Context, query string, args ...any) ([]*vault.Profile, error) {
 	rows, err := t.tx.QueryContext(ctx, query, args...)
 	list, err := collect(rows, err, func(rows *sql.Rows) (*vault.Profile, error) {
 		p := &vault.Profile{UserID: t.userID}
-		var command, setup, env, sandbox string
+		var command, setup, env, sandbox, required string
 		var created, updated int64
-		if err := rows.Scan(&p.ID, &p.Name, &p.Image, &command, &setup, &env, &sandbox, &created, &updated); err != nil {
+		if err := rows.Scan(&p.ID, &p.Name, &p.Image, &command, &setup, &env, &sandbox, &required, &created, &updated); err != nil {
 			return nil, err
 		}
 		if err := errors.Join(
@@ -26,6 +26,7 @@ func (t *tx) queryProfiles(ctx context.Context, query string, args ...any) ([]*v
 			json.Unmarshal([]byte(setup), &p.SetupCommands),
 			json.Unmarshal([]byte(env), &p.Env),
 			json.Unmarshal([]byte(sandbox), &p.Sandbox),
+			json.Unmarshal([]byte(required), &p.RequiredSecrets),
 		); err != nil {
 			return nil, fmt.Errorf("decode profile %s: %w", p.ID, err)
 		}
@@ -90,7 +91,7 @@ func (t *tx) ExistingProfileIDs(ctx context.Context, ids []string) ([]string, er
 
 // profileJSON encodes the JSON columns of a profile; a nil list or map is
 // stored empty.
-func profileJSON(p *vault.Profile) (command, setup, env, sandbox string, err error) {
+func profileJSON(p *vault.Profile) (command, setup, env, sandbox, required string, err error) {
 	enc := func(v any) string {
 		b, e := json.Marshal(v)
 		err = errors.Join(err, e)
@@ -104,10 +105,15 @@ func profileJSON(p *vault.Profile) (command, setup, env, sandbox string, err err
 		env = enc(p.Env)
 	}
 	sandbox = enc(p.Sandbox)
-	if err != nil {
-		return "", "", "", "", fmt.Errorf("encode profile %s: %w", p.ID, err)
+	if p.RequiredSecrets == nil {
+		required = "[]"
+	} else {
+		required = enc(p.RequiredSecrets)
 	}
-	return command, setup, env, sandbox, nil
+	if err != nil {
+		return "", "", "", "", "", fmt.Errorf("encode profile %s: %w", p.ID, err)
+	}
+	return command, setup, env, sandbox, required, nil
 }
 
 func nonNil(s []string) []string {
@@ -125,14 +131,14 @@ func (t *tx) CreateProfile(ctx context.Context, p *vault.Profile) error {
 	if err := t.checkOwner("profile", p.ID, p.UserID); err != nil {
 		return err
 	}
-	command, setup, env, sandbox, err := profileJSON(p)
+	command, setup, env, sandbox, required, err := profileJSON(p)
 	if err != nil {
 		return err
 	}
 	_, err = t.tx.ExecContext(ctx, `
-		INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, sandbox, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.ID, t.userID, p.Name, p.Image, command, setup, env, sandbox, micros(p.CreatedAt), micros(p.UpdatedAt))
+		INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, sandbox, required_secrets, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, t.userID, p.Name, p.Image, command, setup, env, sandbox, required, micros(p.CreatedAt), micros(p.UpdatedAt))
 	if err != nil {
 		return t.insertError(ctx, err, "profiles", "profile", p.ID, profileNameTaken)
 	}
@@ -146,14 +152,14 @@ func (t *tx) UpdateProfile(ctx context.Context, p *vault.Profile) error {
 	if err := t.checkOwner("profile", p.ID, p.UserID); err != nil {
 		return err
 	}
-	command, setup, env, sandbox, err := profileJSON(p)
+	command, setup, env, sandbox, required, err := profileJSON(p)
 	if err != nil {
 		return err
 	}
 	res, err := t.tx.ExecContext(ctx, `
-		UPDATE profiles SET name = ?, image = ?, command = ?, setup_commands = ?, env = ?, sandbox = ?, updated_at = ?
+		UPDATE profiles SET name = ?, image = ?, command = ?, setup_commands = ?, env = ?, sandbox = ?, required_secrets = ?, updated_at = ?
 		WHERE id = ? AND user_id = ?`,
-		p.Name, p.Image, command, setup, env, sandbox, micros(p.UpdatedAt), p.ID, t.userID)
+		p.Name, p.Image, command, setup, env, sandbox, required, micros(p.UpdatedAt), p.ID, t.userID)
 	if err != nil {
 		return convert(err, "update profile "+p.ID, uniqueAs("name", profileNameTaken))
 	}

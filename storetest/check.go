@@ -141,6 +141,9 @@ func sameProfile(t *testing.T, got, want *vault.Profile) {
 	if !mapsEqual(got.Env, want.Env) || (got.Env == nil) != (want.Env == nil) {
 		t.Errorf("profile %s: env %#v, want %#v", want.ID, got.Env, want.Env)
 	}
+	if !slices.Equal(got.RequiredSecrets, want.RequiredSecrets) || (got.RequiredSecrets == nil) != (want.RequiredSecrets == nil) {
+		t.Errorf("profile %s: required_secrets %#v, want %#v", want.ID, got.RequiredSecrets, want.RequiredSecrets)
+	}
 	wantTime(t, "profile "+want.ID+" created_at", got.CreatedAt, want.CreatedAt)
 	wantTime(t, "profile "+want.ID+" updated_at", got.UpdatedAt, want.UpdatedAt)
 }

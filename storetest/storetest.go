@@ -125,6 +125,7 @@ var vaultTests = []test{
 	{name: "SecretRules", fn: testSecretRules},
 	{name: "SecretPatchRules", fn: testSecretPatchRules},
 	{name: "ProfileRules", fn: testProfileRules},
+	{name: "RequiredSecrets", fn: testRequiredSecrets},
 	{name: "OneAllSecretPerName", fn: testOneAllSecretPerName},
 	{name: "AgentsSecretsOfOneName", fn: testAgentsSecretsOfOneName},
 	{name: "OverrideRule", fn: testOverrideRule},

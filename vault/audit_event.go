@@ -214,6 +214,9 @@ func profileChanges(cur, next *Profile) []string {
 	if len(cur.Env) != len(next.Env) || !envEqual(cur.Env, next.Env) {
 		changed = append(changed, "env")
 	}
+	if !slices.Equal(cur.RequiredSecrets, next.RequiredSecrets) {
+		changed = append(changed, "required_secrets")
+	}
 	return changed
 }
 

@@ -28,8 +28,11 @@ type Profile struct {
 	SetupCommands []string          // shell lines run before Command
 	Env           map[string]string // non-secret NAME -> value
 	Sandbox       Sandbox           // what its containers ask beyond the operator's defaults
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// RequiredSecrets are the names its tasks need a value for before
+	// they start (required_secrets.go); never nil once read.
+	RequiredSecrets []RequiredSecret
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // ProfileInput is what a user gives to create a profile.
@@ -40,6 +43,8 @@ type ProfileInput struct {
 	SetupCommands []string
 	Env           map[string]string
 	Sandbox       Sandbox
+	// RequiredSecrets: see Profile.
+	RequiredSecrets []RequiredSecret
 }
 
 // ProfilePatch changes some fields of a profile; a nil field is left as it
@@ -51,6 +56,8 @@ type ProfilePatch struct {
 	SetupCommands *[]string
 	Env           *map[string]string
 	Sandbox       *Sandbox // replaces the whole request; the zero Sandbox asks for the defaults
+	// RequiredSecrets replaces the whole list; an empty list clears it.
+	RequiredSecrets *[]RequiredSecret
 }
 
 func (p *Profile) validate() error {
@@ -74,6 +81,9 @@ func (p *Profile) validate() error {
 		return err
 	}
 	if err := validateArgs("setup_commands", p.SetupCommands); err != nil {
+		return err
+	}
+	if err := validateRequired(p.RequiredSecrets); err != nil {
 		return err
 	}
 	if len(p.Env) > MaxProfileEnv {
@@ -133,7 +143,7 @@ func (s *Service) CreateProfile(ctx context.Context, userID string, in ProfileIn
 	p := &Profile{
 		ID: NewID(PrefixProfile), UserID: userID, Name: strings.TrimSpace(in.Name), Image: in.Image,
 		Command: nonNil(in.Command), SetupCommands: nonNil(in.SetupCommands), Env: in.Env,
-		Sandbox: in.Sandbox, CreatedAt: now, UpdatedAt: now,
+		Sandbox: in.Sandbox, RequiredSecrets: normalizeRequired(in.RequiredSecrets), CreatedAt: now, UpdatedAt: now,
 	}
 	p.Sandbox.normalize()
 	if p.Env == nil {
@@ -188,6 +198,9 @@ func (s *Service) UpdateProfile(ctx context.Context, userID, id string, pt Profi
 		if pt.Sandbox != nil {
 			p.Sandbox = *pt.Sandbox
 			p.Sandbox.normalize()
+		}
+		if pt.RequiredSecrets != nil {
+			p.RequiredSecrets = normalizeRequired(*pt.RequiredSecrets)
 		}
 		if err := p.validate(); err != nil {
 			return err
