@@ -212,16 +212,27 @@ func stdinConfig(cfg *container.Config, host *container.HostConfig, spec *Spec, 
 }
 
 // deliver writes the env block to the stdin of a created container: it
-// attaches first, so that no byte is lost, then starts it, writes and
-// closes stdin (StdinOnce: the init reads EOF after the block).
-func (r *Runner) deliver(ctx context.Context, id string, spec *Spec, block []byte) error {
+// attaches first, so that no byte is lost, then starts it; while the init
+// waits for the block it checks the init's program (checkProgram), then
+// writes the block and closes stdin (StdinOnce: the init reads EOF after
+// it). If the runtime cannot start the init, its volume was emptied.
+func (r *Runner) deliver(ctx context.Context, id string, spec *Spec, img imageConfig, program string, block []byte) error {
 	att, err := r.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true})
 	if err != nil {
 		return startError(ctx, r, stepCreate, spec, err)
 	}
 	defer att.Close()
 	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		if ok, serr := r.executable(ctx, id, InitProgram); cerrdefs.IsInvalidArgument(err) && serr == nil && !ok {
+			// The volume was removed by hand since it was filled,
+			// and the engine mounted a new, empty one.
+			r.forgetInit()
+			return newError(ErrNoInit, "the envvault-init volume lost its program (removed by hand?); it is filled again at the next start", nil)
+		}
 		return startError(ctx, r, stepStart, spec, err)
+	}
+	if err := r.checkProgram(ctx, id, spec, img, program); err != nil {
+		return err
 	}
 	_ = att.Conn.SetWriteDeadline(time.Now().Add(DeliveryTimeout))
 	if _, err := att.Conn.Write(block); err != nil {
@@ -241,22 +252,14 @@ func (r *Runner) deliver(ctx context.Context, id string, spec *Spec, block []byt
 // image set none.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// checkProgram makes, in the created container, the check the runtime
-// makes at the start of a container whose entrypoint is its program: that
-// name (looked up in the PATH the process will have, if it holds no '/')
-// is an executable file. With stdin delivery the runtime starts the init
-// instead, so without it a missing command would only end the container,
-// after its start. Returns badCommand(spec) if the program is not found.
+// checkProgram makes, in a container whose init waits for its block, the
+// check the runtime makes at the start of a container whose entrypoint is
+// its program: that name (looked up in the PATH the process will have, if
+// it holds no '/') is an executable file. With stdin delivery the runtime
+// starts the init instead, so without it a missing command would only end
+// the container, after the init's exec. Returns badCommand(spec) if the
+// program is not found.
 func (r *Runner) checkProgram(ctx context.Context, id string, spec *Spec, img imageConfig, name string) error {
-	// The init first: its volume may have been removed by hand since it
-	// was filled, and the engine then mounts a new, empty one.
-	if ok, err := r.executable(ctx, id, InitProgram); err != nil || !ok {
-		if err == nil {
-			r.forgetInit()
-			err = newError(ErrNoInit, "the envvault-init volume lost its program (removed by hand?); it is filled again at the next start", nil)
-		}
-		return err
-	}
 	candidates := []string{name}
 	if !strings.Contains(name, "/") {
 		search, ok := spec.Env["PATH"]

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -623,4 +624,83 @@ func BenchmarkStart(b *testing.B) {
 			remove(id)
 		}
 	})
+}
+
+// BenchmarkStartDelivery times, in one interleaved loop on one engine, a
+// bare ContainerCreate + ContainerStart with the env, the runner's Start
+// with env delivery, and with stdin delivery (the init prepared before the
+// timing): what each delivery adds to a start, beside its floor in the
+// same run. Metrics: each arm's mean and median, and the ratios of the
+// runner's arms to the bare one. Removals are not timed.
+//
+//	go test ./runner -run '^$' -bench BenchmarkStartDelivery -benchtime 30x
+func BenchmarkStartDelivery(b *testing.B) {
+	cli := testenv.RequireDocker(b)
+	img, _ := testimage.Build(b, cli)
+	ctx := context.Background()
+	r := testimage.NewRunner(b, cli, runner.Options{})
+	env := map[string]string{"A": "1", "TOKEN": canary, "MULTI": "a\nb"}
+	cmd := []string{testimage.EnvProbe, "exit", "0"}
+	spec := func(d string) runner.Spec {
+		return runner.Spec{TaskID: "tsk_bench", UserID: "usr_bench", ProfileID: "prof_bench", EnvDelivery: d, Image: img, Command: cmd, Env: env}
+	}
+	arms := []struct {
+		name  string
+		start func() (string, error)
+	}{
+		{"bare", func() (string, error) {
+			c, err := cli.ContainerCreate(ctx, &container.Config{Image: img, Cmd: cmd, Env: []string{"A=1", "MULTI=a\nb", "TOKEN=" + canary}}, nil, nil, nil, "")
+			if err != nil {
+				return "", err
+			}
+			return c.ID, cli.ContainerStart(ctx, c.ID, container.StartOptions{})
+		}},
+		{"env", func() (string, error) { return r.Start(ctx, spec(runner.DeliveryEnv)) }},
+		{"stdin", func() (string, error) { return r.Start(ctx, spec(runner.DeliveryStdin)) }},
+	}
+	times := make([][]time.Duration, len(arms))
+	run := func(i int) {
+		start := time.Now()
+		id, err := arms[i].start()
+		d := time.Since(start)
+		if err != nil {
+			b.Fatalf("%s: %v", arms[i].name, err)
+		}
+		times[i] = append(times[i], d)
+		if err := r.Remove(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range arms { // warm up, untimed
+		run(i)
+		times[i] = nil
+	}
+	b.ResetTimer()
+	for n := 0; b.Loop(); n++ {
+		for k := range arms {
+			run((n + k) % len(arms)) // each arm first in turn
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(0, "ns/op")
+	mean := func(ds []time.Duration) float64 {
+		var sum time.Duration
+		for _, d := range ds {
+			sum += d
+		}
+		return float64(sum) / float64(len(ds)) / 1e6
+	}
+	median := func(ds []time.Duration) float64 {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		return float64(s[len(s)/2]) / 1e6
+	}
+	for i, a := range arms {
+		b.ReportMetric(mean(times[i]), a.name+"-ms")
+		b.ReportMetric(median(times[i]), a.name+"-p50-ms")
+	}
+	b.ReportMetric(mean(times[1])/mean(times[0]), "env/bare")
+	b.ReportMetric(mean(times[2])/mean(times[0]), "stdin/bare")
+	b.ReportMetric(median(times[2])/median(times[0]), "stdin/bare-p50")
+	b.ReportMetric(mean(times[2])-mean(times[1]), "stdin-env-ms")
 }

@@ -154,9 +154,7 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (string, error) {
 		return "", startError(ctx, r, stepCreate, &spec, err)
 	}
 	if stdin {
-		if err = r.checkProgram(ctx, created.ID, &spec, img, cfg.Cmd[0]); err == nil {
-			err = r.deliver(ctx, created.ID, &spec, block)
-		}
+		err = r.deliver(ctx, created.ID, &spec, img, cfg.Cmd[0], block)
 	} else if err = r.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		err = startError(ctx, r, stepStart, &spec, err)
 	}
