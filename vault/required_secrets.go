@@ -24,15 +24,15 @@ func validateRequired(list []RequiredSecret) error {
 	}
 	seen := make(map[string]bool, len(list))
 	for i, r := range list {
-		if err := ValidateName(field, r.Name); err != nil {
-			return Invalid(field, "entry %d: name %s", i, ErrorMessage(err))
+		if err := ValidateName("name", r.Name); err != nil {
+			return Invalid(field, "entry %d: %s", i, ErrorMessage(err))
 		}
 		if seen[r.Name] {
 			return Invalid(field, "entry %d: name %s is given twice", i, r.Name)
 		}
 		seen[r.Name] = true
 		if err := validateDescription(r.Description); err != nil {
-			return Invalid(field, "entry %d (%s): description %s", i, r.Name, ErrorMessage(err))
+			return Invalid(field, "entry %d (%s): %s", i, r.Name, ErrorMessage(err))
 		}
 	}
 	return nil

@@ -29,7 +29,9 @@ type profileForm struct {
 	Command       string
 	SetupCommands string
 	Env           string
-	Sandbox       sandboxForm
+	// RequiredSecrets: "NAME — description" per line (required_secrets.go).
+	RequiredSecrets string
+	Sandbox         sandboxForm
 	Errors        map[string]string // by field: name, image, command, setup_commands, env, sandbox_user, …
 	FormError     string
 }
@@ -133,13 +135,13 @@ func readProfileForm(r *http.Request) *profileForm {
 	return &profileForm{
 		Name: pf.Get("name"), Image: strings.TrimSpace(pf.Get("image")),
 		Command: pf.Get("command"), SetupCommands: pf.Get("setup_commands"), Env: pf.Get("env"),
-		Sandbox: readSandboxForm(pf), Errors: map[string]string{},
+		RequiredSecrets: pf.Get("required_secrets"), Sandbox: readSandboxForm(pf), Errors: map[string]string{},
 	}
 }
 
 func profileField(field string) string {
 	switch field {
-	case "name", "image", "command", "setup_commands", "env":
+	case "name", "image", "command", "setup_commands", "env", "required_secrets":
 		return field
 	}
 	return sandboxField(field)
@@ -157,7 +159,7 @@ func (s *server) profileCreate(w http.ResponseWriter, r *http.Request, u *user) 
 		var p *vault.Profile
 		p, err = s.vault.CreateProfile(r.Context(), u.ID, vault.ProfileInput{
 			Name: f.Name, Image: f.Image, Command: splitLines(f.Command), SetupCommands: splitLines(f.SetupCommands), Env: env,
-			Sandbox: sandbox,
+			Sandbox: sandbox, RequiredSecrets: parseRequired(f.RequiredSecrets),
 		})
 		if err == nil {
 			http.Redirect(w, r, "/profiles/"+p.ID+"?ok=profile-added", http.StatusSeeOther)
@@ -180,7 +182,7 @@ func (s *server) profileShow(w http.ResponseWriter, r *http.Request, u *user) er
 	f := &profileForm{
 		CSRF: u.CSRF, Edit: true, ID: p.ID, Name: p.Name, Image: p.Image,
 		Command: strings.Join(p.Command, "\n"), SetupCommands: strings.Join(p.SetupCommands, "\n"), Env: formatEnv(p.Env),
-		Sandbox: newSandboxForm(p.Sandbox),
+		Sandbox: newSandboxForm(p.Sandbox), RequiredSecrets: formatRequired(p.RequiredSecrets),
 	}
 	return s.renderProfile(w, r, u, http.StatusOK, p, f)
 }
@@ -231,9 +233,10 @@ func (s *server) profileUpdate(w http.ResponseWriter, r *http.Request, u *user) 
 		sandbox, err = f.Sandbox.parse()
 	}
 	if err == nil {
-		cmd, setup := splitLines(f.Command), splitLines(f.SetupCommands)
+		cmd, setup, required := splitLines(f.Command), splitLines(f.SetupCommands), parseRequired(f.RequiredSecrets)
 		_, err = s.vault.UpdateProfile(ctx, u.ID, id, vault.ProfilePatch{
 			Name: &f.Name, Image: &f.Image, Command: &cmd, SetupCommands: &setup, Env: &env, Sandbox: &sandbox,
+			RequiredSecrets: &required,
 		})
 		if err == nil {
 			http.Redirect(w, r, "/profiles/"+id+"?ok=profile-saved", http.StatusSeeOther)
