@@ -32,8 +32,8 @@ type profileForm struct {
 	// RequiredSecrets: "NAME — description" per line (required_secrets.go).
 	RequiredSecrets string
 	Sandbox         sandboxForm
-	Errors        map[string]string // by field: name, image, command, setup_commands, env, sandbox_user, …
-	FormError     string
+	Errors          map[string]string // by field: name, image, command, setup_commands, env, sandbox_user, …
+	FormError       string
 }
 
 func (f *profileForm) Action() string {
