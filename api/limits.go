@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"math"
 	"net/http"
 	"time"
@@ -62,8 +61,8 @@ func (s *Server) limitWritesOf(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		metrics.RateLimited(ctx, limitWrites)
 		wait := time.Duration(math.Ceil(max(s.writes.Wait(user), time.Second).Seconds())) * time.Second
-		return vault.NewLimitError(limitWrites, wait, "%s", fmt.Sprintf(
+		return vault.NewLimitError(limitWrites, wait,
 			"too many writes: at most %g a second per user (bursts of %d); nothing was done: retry after %d s",
-			s.writeRate, s.writeBurst, int(wait.Seconds())))
+			s.writeRate, s.writeBurst, int(wait.Seconds()))
 	}
 }
