@@ -87,6 +87,48 @@ func TestAuthFailureLimits(t *testing.T) {
 	}
 }
 
+// TestAuthFailuresPerSource: 300 failures from three sources (one address
+// with malformed tokens, two with one unknown token id) are three events,
+// one per source, each with its count and reason.
+func TestAuthFailuresPerSource(t *testing.T) {
+	ctx := context.Background()
+	db := testvault.MustSQLite(t, filepath.Join(t.TempDir(), "vault.db"))
+	svc := testvault.MustService(t, db, vault.Options{AuthLimits: vault.AuthLimits{Off: true}})
+	h, err := db.AuditHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := vault.NewID(vault.PrefixToken)
+	for i := range 300 {
+		tok := id + ".wrong"
+		if i%3 == 0 {
+			tok = "garbage"
+		}
+		if _, err := svc.AuthenticateToken(from(ctx, fmt.Sprint("192.0.2.", i%3)), tok); vault.ErrorCode(err) != vault.EUNAUTHORIZED {
+			t.Fatal(err)
+		}
+	}
+	if err := svc.FlushAuthFailures(ctx); err != nil {
+		t.Fatal(err)
+	}
+	events, err := db.AuditChain(ctx, h.Seq, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range events {
+		got[e.ClientAddr+" "+e.TargetID] = fmt.Sprint(e.Details["failed"], " ", e.Details["reason"])
+	}
+	want := map[string]string{
+		"192.0.2.0 malformed": "100 malformed token",
+		"192.0.2.1 " + id:     "100 unknown token",
+		"192.0.2.2 " + id:     "100 unknown token",
+	}
+	if len(events) != 3 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("events by source: %v, want %v", got, want)
+	}
+}
+
 // TestAuthFailuresAggregated: failures are written as one event per
 // (address, token id or "malformed") per window, with counts, only when
 // the window ends; past MaxFailureRows sources, the rest share one event
