@@ -86,6 +86,7 @@ var ownerOf = map[string]string{
 	"task_logs":       "(SELECT t.user_id FROM tasks t WHERE t.id = task_logs.task_id)",
 	"audit_events":    "user_id",
 	"sessions":        "user_id",
+	"secret_requests": "user_id",
 }
 
 // noPolicy are the tables that hold no user's data and have no policy.
@@ -93,7 +94,7 @@ var noPolicy = []string{"audit_head", "goose_db_version", "key_checks"}
 
 // systemReads are the tables whose rows system mode sees (of every user);
 // it sees no row of the others.
-var systemReads = []string{"tokens", "secrets", "secret_versions", "tasks", "task_logs", "audit_events", "users"}
+var systemReads = []string{"tokens", "secrets", "secret_versions", "tasks", "task_logs", "audit_events", "users", "secret_requests"}
 
 // twoUsers is a user's data in every table, twice over.
 type twoUsers struct {
@@ -133,6 +134,9 @@ func seedTwoUsers(t *testing.T, d *rlsDB) twoUsers {
 		}
 		if user.id == u.b {
 			u.bTask = task.ID
+		}
+		if _, err := svc.OpenSecretRequest(ctx, user.id, user.profile, task.ID, []vault.RequiredSecret{{Name: "WANTED"}}, time.Hour); err != nil {
+			t.Fatalf("open secret request: %v", err)
 		}
 	}
 	superExec(t, d.Super, `INSERT INTO secret_versions
@@ -293,6 +297,7 @@ func TestRLSEveryTable(t *testing.T) {
 			{`DELETE FROM task_logs WHERE task_id = $1`, u.bTask},
 			{`DELETE FROM tokens WHERE user_id = $1`, u.b},
 			{`DELETE FROM users WHERE id = $1`, u.b},
+			{`UPDATE secret_requests SET status = 'cancelled' WHERE user_id = $1`, u.b},
 		} {
 			tag, err := tx.Exec(ctx, s.sql, s.what)
 			if err != nil {

@@ -84,6 +84,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Import", importTests},
 		{"Tokens", tokenTests},
 		{"Sessions", sessionTests},
+		{"SecretRequests", secretRequestTests},
 	} {
 		t.Run(s.name, func(t *testing.T) { run(t, newHarness, s.tests) })
 	}

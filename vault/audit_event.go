@@ -30,12 +30,18 @@ const (
 	ActionAuthFailed     = "auth.failed"
 	ActionTaskRelease    = "task.release"
 	ActionAuditPrune     = "audit.prune"
+	// Secret requests (secret_request.go): never a value in their details.
+	ActionSecretRequestOpen   = "secret_request.open"
+	ActionSecretRequestAnswer = "secret_request.answer"
+	ActionSecretRequestCancel = "secret_request.cancel"
+	ActionSecretRequestExpire = "secret_request.expire"
 )
 
 // AuditActions lists every action an event may have, sorted.
 var AuditActions = []string{
 	ActionAuditPrune, ActionAuthFailed, ActionProfileCreate, ActionProfileDelete, ActionProfileUpdate,
 	ActionSecretCreate, ActionSecretDelete, ActionSecretRollback, ActionSecretUpdate,
+	ActionSecretRequestAnswer, ActionSecretRequestCancel, ActionSecretRequestExpire, ActionSecretRequestOpen,
 	ActionTaskRelease, ActionTokenCreate, ActionTokenRevoke, ActionUserCreate,
 }
 
@@ -47,6 +53,8 @@ const (
 	TargetUser    = "user"
 	TargetTask    = "task"
 	TargetAudit   = "audit"
+	// TargetSecretRequest is a secret request (secret_request.go).
+	TargetSecretRequest = "secret_request"
 )
 
 // Actor is who a request acts as, and where it comes from. The API and the

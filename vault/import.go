@@ -110,66 +110,75 @@ func (s *Service) ImportSecrets(ctx context.Context, userID string, entries []Im
 	}
 	var res ImportResult
 	err = s.store.Update(ctx, userID, func(tx Tx) error {
-		res = ImportResult{}
-		// The quota counts the user's secrets: imports and creates take
-		// turns.
-		if err := tx.LockUser(ctx); err != nil {
-			return err
-		}
-		if err := checkProfiles(ctx, tx, ids); err != nil {
-			return err
-		}
-		// First every check, so that every bad entry is named; then the
-		// writes, once none is.
-		targets := make([]*Secret, len(entries))
-		var bad []ImportLineError
-		creates := 0
-		for i, e := range entries {
-			same, err := tx.SecretsNamed(ctx, e.Name)
-			if err != nil {
-				return fmt.Errorf("read secrets named %s: %w", e.Name, err)
-			}
-			targets[i] = importTarget(same, scope, ids)
-			if targets[i] != nil {
-				if targets[i], err = relockTarget(ctx, tx, targets[i]); err != nil {
-					return err
-				}
-				continue
-			}
-			creates++
-			err = checkGrants(ctx, tx, &Secret{UserID: userID, Name: e.Name, Scope: scope, ProfileIDs: ids})
-			if code := ErrorCode(err); code == EINVALID || code == ECONFLICT {
-				bad = append(bad, ImportLineError{e.Line, ErrorMessage(err)})
-			} else if err != nil {
-				return err
-			}
-		}
-		if len(bad) > 0 {
-			return &ImportError{Lines: bad, code: ECONFLICT}
-		}
-		n, err := tx.CountSecrets(ctx)
-		if err != nil {
-			return fmt.Errorf("count secrets: %w", err)
-		}
-		if n+creates > s.maxSecrets {
-			return Errorf(ECONFLICT, "secret limit reached: the import creates %d secrets, you hold %d, and a user holds at most %d", creates, n, s.maxSecrets)
-		}
-		for i, e := range entries {
-			switch changed, err := s.importOne(ctx, tx, userID, e, scope, ids, targets[i]); {
-			case err != nil:
-				return fmt.Errorf("line %d: %s: %w", e.Line, e.Name, err)
-			case targets[i] == nil:
-				res.Created++
-			case changed:
-				res.Updated++
-			default:
-				res.Unchanged++
-			}
-		}
-		return nil
+		var err error
+		res, err = s.importTx(ctx, tx, userID, entries, scope, ids)
+		return err
 	})
 	if err != nil {
 		return ImportResult{}, fmt.Errorf("import secrets: %w", err)
+	}
+	return res, nil
+}
+
+// importTx is ImportSecrets inside the caller's transaction, with entries
+// already checked (CheckImport) and ids sorted (validateScope). A secret
+// request's answer calls it too (secret_request.go).
+func (s *Service) importTx(ctx context.Context, tx Tx, userID string, entries []ImportEntry, scope Scope, ids []string) (ImportResult, error) {
+	res := ImportResult{}
+	// The quota counts the user's secrets: imports and creates take
+	// turns.
+	if err := tx.LockUser(ctx); err != nil {
+		return res, err
+	}
+	if err := checkProfiles(ctx, tx, ids); err != nil {
+		return res, err
+	}
+	// First every check, so that every bad entry is named; then the
+	// writes, once none is.
+	targets := make([]*Secret, len(entries))
+	var bad []ImportLineError
+	creates := 0
+	for i, e := range entries {
+		same, err := tx.SecretsNamed(ctx, e.Name)
+		if err != nil {
+			return res, fmt.Errorf("read secrets named %s: %w", e.Name, err)
+		}
+		targets[i] = importTarget(same, scope, ids)
+		if targets[i] != nil {
+			if targets[i], err = relockTarget(ctx, tx, targets[i]); err != nil {
+				return res, err
+			}
+			continue
+		}
+		creates++
+		err = checkGrants(ctx, tx, &Secret{UserID: userID, Name: e.Name, Scope: scope, ProfileIDs: ids})
+		if code := ErrorCode(err); code == EINVALID || code == ECONFLICT {
+			bad = append(bad, ImportLineError{e.Line, ErrorMessage(err)})
+		} else if err != nil {
+			return res, err
+		}
+	}
+	if len(bad) > 0 {
+		return res, &ImportError{Lines: bad, code: ECONFLICT}
+	}
+	n, err := tx.CountSecrets(ctx)
+	if err != nil {
+		return res, fmt.Errorf("count secrets: %w", err)
+	}
+	if n+creates > s.maxSecrets {
+		return res, Errorf(ECONFLICT, "secret limit reached: the import creates %d secrets, you hold %d, and a user holds at most %d", creates, n, s.maxSecrets)
+	}
+	for i, e := range entries {
+		switch changed, err := s.importOne(ctx, tx, userID, e, scope, ids, targets[i]); {
+		case err != nil:
+			return res, fmt.Errorf("line %d: %s: %w", e.Line, e.Name, err)
+		case targets[i] == nil:
+			res.Created++
+		case changed:
+			res.Updated++
+		default:
+			res.Unchanged++
+		}
 	}
 	return res, nil
 }

@@ -75,6 +75,8 @@ type Store interface {
 	TokenStore
 	// Dashboard sessions (session.go).
 	SessionStore
+	// Secret requests across users (secret_request.go).
+	SecretRequestStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -89,6 +91,8 @@ type Tx interface {
 	AuditTx
 	// The user's API tokens (token.go).
 	TokenTx
+	// The user's secret requests (secret_request.go).
+	SecretRequestTx
 
 	// LockUser takes the user's lock, held until the transaction ends: the
 	// writes whose rule counts the user's secrets (a create, an import)

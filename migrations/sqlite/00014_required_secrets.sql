@@ -3,3 +3,21 @@
 -- {name, description} a profile's tasks need a value for before they start
 -- (vault.RequiredSecret), '[]' for none.
 ALTER TABLE profiles ADD COLUMN required_secrets TEXT NOT NULL DEFAULT '[]';
+
+-- Secret requests (see the PostgreSQL migration); times as unix
+-- microseconds.
+CREATE TABLE secret_requests (
+    id          TEXT NOT NULL PRIMARY KEY,
+    user_id     TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    profile_id  TEXT NOT NULL,
+    names       TEXT NOT NULL CHECK (json_type(names) = 'array'),
+    task_ids    TEXT NOT NULL DEFAULT '[]' CHECK (json_type(task_ids) = 'array'),
+    status      TEXT NOT NULL CHECK (status IN ('pending', 'answered', 'cancelled', 'expired')),
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    answered_at INTEGER
+) STRICT;
+CREATE UNIQUE INDEX secret_requests_pending_key ON secret_requests (user_id, profile_id) WHERE status = 'pending';
+CREATE INDEX secret_requests_user_created ON secret_requests (user_id, created_at, id);
+CREATE INDEX secret_requests_due ON secret_requests (expires_at, id) WHERE status = 'pending';
