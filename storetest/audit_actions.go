@@ -46,6 +46,7 @@ func testAuditEveryActionOnce(t *testing.T, f *fixture) {
 	s.release(p, all, agents)
 	s.importAndRollback(p, all)
 	s.signIns(token)
+	s.secretRequests(p)
 
 	c, a := s.next()
 	if err := f.svc.DeleteSecret(c.ctx, s.alice, agents.ID); err != nil {
