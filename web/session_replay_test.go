@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -106,10 +107,29 @@ func TestReplayedCookieAcrossProcesses(t *testing.T) {
 	wantRedirect(t, c.post("/logout", url.Values{"csrf": {c.csrf("/settings/secrets")}}), "/login?ok=signed-out")
 	wantRedirect(t, replay(t, b, http.MethodGet, "/settings/secrets", cookie, nil), "/login")
 
-	// Revoked through the API of process A: its sessions end on B.
+	// Revoked through the API of process A: its sessions end on B, and
+	// B's API, which took the token a moment before, refuses it within a
+	// second. (Whether B's cache held it depends on its revocation feed
+	// being up yet; postgres.TestRevocationReachesOtherProcesses waits for
+	// that and proves the cached case.)
 	c.signIn()
 	cookie = c.sessionCookie()
 	wantStatus(t, replay(t, b, http.MethodGet, "/settings/secrets", cookie, nil), http.StatusOK)
+	bearer := func(base, token string) int {
+		req, _ := http.NewRequest(http.MethodGet, base+"/v1/secrets", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for range 2 {
+		if code := bearer(b.URL, a.token); code != http.StatusOK {
+			t.Fatalf("process B's API with the token: %d", code)
+		}
+	}
 	_, spare, err := a.svc.IssueToken(context.Background(), a.userID, vault.TokenSpec{Name: "spare", Scope: vault.TokenFull})
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +144,14 @@ func TestReplayedCookieAcrossProcesses(t *testing.T) {
 	if res.StatusCode != http.StatusNoContent {
 		t.Fatalf("revoke through the API: %d", res.StatusCode)
 	}
+	revoked := time.Now()
+	for bearer(b.URL, a.token) != http.StatusUnauthorized {
+		if time.Since(revoked) > time.Second {
+			t.Fatal("process B's API still takes the revoked token a second after its revocation")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("process B's API refused the revoked token %v after its revocation", time.Since(revoked))
 	wantRedirect(t, replay(t, b, http.MethodGet, "/settings/secrets", cookie, nil), "/login")
 	wantRedirect(t, replay(t, a, http.MethodGet, "/settings/secrets", cookie, nil), "/login")
 }
