@@ -161,10 +161,7 @@ func TestReplayedCookieAcrossProcesses(t *testing.T) {
 func TestBrowserReplayAfterSignOut(t *testing.T) {
 	s := newStack(t)
 	b := newBrowser(t, s)
-	b.do(chromedp.Navigate(s.URL+"/login"), chromedp.WaitVisible(chromedp.ID("token")),
-		chromedp.SendKeys(chromedp.ID("token"), s.token),
-		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.ID("no-secrets")))
+	b.signIn()
 	got, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{s.URL}})
 	if err != nil {
 		t.Fatal(err)

@@ -17,10 +17,7 @@ import (
 func TestBrowserTokens(t *testing.T) {
 	s := newStack(t)
 	b := newBrowser(t, s)
-	b.do(chromedp.Navigate(s.URL+"/login"), chromedp.WaitVisible(chromedp.ID("token")),
-		chromedp.SendKeys(chromedp.ID("token"), s.token),
-		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.ID("no-secrets")))
+	b.signIn()
 	b.do(chromedp.Click(chromedp.CSS(`nav a[href="/settings/tokens"]`)), chromedp.WaitVisible(chromedp.ID("token-form")),
 		chromedp.SendKeys(chromedp.ID("token-name"), "ci deploy"),
 		chromedp.Click(chromedp.ID("token-scope-read")),
