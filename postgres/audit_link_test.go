@@ -403,7 +403,7 @@ func TestLinkGuarded(t *testing.T) {
 // the write still succeeds (its event is committed with it), its event
 // waits unlinked, and the next pass links it.
 func TestLinkPassGivesUp(t *testing.T) {
-	defer postgres.SetLinkTimeout(300 * time.Millisecond)()
+	defer postgres.SetLinkTimeout(time.Second)()
 	d := newRLSDB(t)
 	ctx := t.Context()
 	svc := newService(t, d.service, vault.Options{})
