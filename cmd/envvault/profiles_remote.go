@@ -26,17 +26,18 @@ const (
 	cmdProfilesUpdate = "profiles update"
 	cmdProfilesDelete = "profiles delete"
 	cmdProfilesEnv    = "profiles env"
+	cmdProfilesKeys   = "profiles keys"
 )
 
 // profilesCommand is `envvault profiles`.
 func (m *Main) profilesCommand() *ffcli.Command {
 	return m.group(&ffcli.Command{
 		Name:       "profiles",
-		ShortUsage: "envvault profiles create|list|get|update|delete|env [flags]",
+		ShortUsage: "envvault profiles create|list|get|update|delete|env|keys [flags]",
 		ShortHelp:  "manage your agent profiles: the image, command and env of a task",
 		Subcommands: []*ffcli.Command{
 			m.profilesCreateCommand(), m.profilesListCommand(), m.profilesGetCommand(),
-			m.profilesUpdateCommand(), m.profilesDeleteCommand(), m.profilesEnvCommand(),
+			m.profilesUpdateCommand(), m.profilesDeleteCommand(), m.profilesEnvCommand(), m.profilesKeysCommand(),
 		},
 	})
 }
@@ -346,6 +347,43 @@ func (m *Main) runProfilesEnv(ctx context.Context, api *vclient.Client) error {
 	fmt.Fprintln(w, "NAME\tSCOPE\tVERSION\tSECRET")
 	for _, e := range env {
 		fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", e.Name, e.Scope, e.Version, e.SecretId)
+	}
+	return w.Flush()
+}
+
+// profilesKeysCommand is `envvault profiles keys NAME-or-ID`.
+func (m *Main) profilesKeysCommand() *ffcli.Command {
+	c, fs := m.remoteCommand(cmdProfilesKeys)
+	return m.remoteLeaf(c, fs, 1, 1, &ffcli.Command{
+		ShortUsage: "envvault profiles keys NAME-or-ID [--json]",
+		ShortHelp:  "every name the profile requires or a task of it gets: has it a value, from where (never the value)",
+	})
+}
+
+// runProfilesKeys is `envvault profiles keys`.
+func (m *Main) runProfilesKeys(ctx context.Context, api *vclient.Client) error {
+	p, err := m.profile(ctx, api, m.Config.Client.Args[0])
+	if err != nil {
+		return err
+	}
+	keys, err := api.GetProfileSecretKeys(ctx, p.Id)
+	if err != nil {
+		return err
+	}
+	if m.Config.Client.JSON {
+		return m.printJSON(nonNil(keys))
+	}
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tVALUE\tSOURCE\tREQUIRED\tDESCRIPTION")
+	for _, k := range keys {
+		value, required := "missing", ""
+		if k.HasValue {
+			value = "set"
+		}
+		if k.Required {
+			required = "yes"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", k.Name, value, k.Source, required, k.Description)
 	}
 	return w.Flush()
 }

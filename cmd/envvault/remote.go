@@ -185,6 +185,7 @@ func (m *Main) runRemote(ctx context.Context) (ok bool, err error) {
 		cmdProfilesUpdate:  m.runProfilesUpdate,
 		cmdProfilesDelete:  m.runProfilesDelete,
 		cmdProfilesEnv:     m.runProfilesEnv,
+		cmdProfilesKeys:    m.runProfilesKeys,
 		cmdTasksStart:      m.runTasksStart,
 		cmdTasksList:       m.runTasksList,
 		cmdTasksGet:        m.runTasksGet,

@@ -256,6 +256,15 @@ func TestClientProfilesAndTasks(t *testing.T) {
 	if len(env) != 1 || env[0].Name != "API_KEY" || env[0].Scope != "all" {
 		t.Fatalf("profiles env: %+v", env)
 	}
+	var keys []struct {
+		Name     string `json:"name"`
+		HasValue bool   `json:"has_value"`
+		Source   string `json:"source"`
+	}
+	c.jsonOf(&keys, "", "profiles", "keys", "reviewer")
+	if len(keys) != 2 || keys[0].Name != "API_KEY" || !keys[0].HasValue || keys[0].Source != "all" || keys[1].Name != "MODE" || keys[1].Source != "profile_env" {
+		t.Fatalf("profiles keys: %+v", keys)
+	}
 	if r := c.ok("", "profiles", "get", p.ID); !strings.Contains(r.stdout, "image:") || !strings.Contains(r.stdout, "MODE=review") {
 		t.Fatalf("profiles get: %s", r)
 	}
