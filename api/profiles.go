@@ -30,6 +30,7 @@ type profileJSON struct {
 	Sandbox       sandboxJSON       `json:"sandbox"`
 	// RequiredSecrets is never null.
 	RequiredSecrets []requiredSecretJSON `json:"required_secrets"`
+	OnSecretChange  string               `json:"on_secret_change"`
 	CreatedAt       string               `json:"created_at"`
 	UpdatedAt       string               `json:"updated_at"`
 }
@@ -38,7 +39,7 @@ func newProfileJSON(p *vault.Profile) profileJSON {
 	out := profileJSON{
 		ID: p.ID, Name: p.Name, Image: p.Image, Command: p.Command, SetupCommands: p.SetupCommands, Env: p.Env,
 		Sandbox: newSandboxJSON(p.Sandbox), RequiredSecrets: newRequiredSecretsJSON(p.RequiredSecrets),
-		CreatedAt: timestamp(p.CreatedAt), UpdatedAt: timestamp(p.UpdatedAt),
+		OnSecretChange: p.OnSecretChange, CreatedAt: timestamp(p.CreatedAt), UpdatedAt: timestamp(p.UpdatedAt),
 	}
 	if out.Command == nil {
 		out.Command = []string{}
@@ -61,6 +62,7 @@ type createProfileRequest struct {
 	Sandbox       *sandboxJSON      `json:"sandbox"`
 	// RequiredSecrets: {name, description} objects; unknown keys refused.
 	RequiredSecrets []requiredSecretJSON `json:"required_secrets"`
+	OnSecretChange  string               `json:"on_secret_change"`
 }
 
 // updateProfileRequest is a PATCH: an omitted field is left as it is. name
@@ -76,6 +78,7 @@ type updateProfileRequest struct {
 	Sandbox       Nullable[sandboxJSON]       `json:"sandbox"`
 	// RequiredSecrets replaces the whole list; null clears it as [] does.
 	RequiredSecrets Nullable[[]requiredSecretJSON] `json:"required_secrets"`
+	OnSecretChange  *string                        `json:"on_secret_change"`
 }
 
 // envEntryJSON says which secret supplies a name to a profile.
@@ -99,6 +102,7 @@ func (s *Server) createProfile(c echo.Context) error {
 	p, err := s.svc.CreateProfile(ctx, UserID(ctx), vault.ProfileInput{
 		Name: req.Name, Image: req.Image, Command: req.Command, SetupCommands: req.SetupCommands, Env: req.Env,
 		Sandbox: req.Sandbox.sandbox(), RequiredSecrets: requiredSecrets(req.RequiredSecrets),
+		OnSecretChange: req.OnSecretChange,
 	})
 	if err != nil {
 		return err
@@ -129,7 +133,7 @@ func (s *Server) updateProfile(c echo.Context) error {
 	if err := decodeJSON(c, s.bodyLimit, &req); err != nil {
 		return err
 	}
-	pt := vault.ProfilePatch{Name: req.Name, Image: req.Image}
+	pt := vault.ProfilePatch{Name: req.Name, Image: req.Image, OnSecretChange: req.OnSecretChange}
 	if req.Command.Set {
 		cmd := nonNil(req.Command.Value)
 		pt.Command = &cmd

@@ -93,3 +93,32 @@ func TestRequiredSecretsAndSecretKeys(t *testing.T) {
 	_, bob := e.newUser("bob")
 	want(t, e.call("GET", "/v1/profiles/"+id+"/secret-keys", bob, ""), 404, "")
 }
+
+// TestOnSecretChangeField: on_secret_change is keep by default, takes
+// restart on create and PATCH, and any other word is 422 naming it.
+func TestOnSecretChangeField(t *testing.T) {
+	e := newTestEnv(t)
+	_, tok := e.newUser("alice")
+	r := e.call("POST", "/v1/profiles", tok, `{"name":"p","image":"img"}`)
+	want(t, r, http.StatusCreated, "")
+	id := r.json(t)["id"].(string)
+	if got := r.json(t)["on_secret_change"]; got != "keep" {
+		t.Errorf("default: %v", got)
+	}
+	r = e.call("POST", "/v1/profiles", tok, `{"name":"q","image":"img","on_secret_change":"restart"}`)
+	want(t, r, http.StatusCreated, "")
+	if got := r.json(t)["on_secret_change"]; got != "restart" {
+		t.Errorf("created with restart: %v", got)
+	}
+	r = e.call("PATCH", "/v1/profiles/"+id, tok, `{"on_secret_change":"restart"}`)
+	want(t, r, 200, "")
+	if got := r.json(t)["on_secret_change"]; got != "restart" {
+		t.Errorf("patched: %v", got)
+	}
+	want(t, e.call("PATCH", "/v1/profiles/"+id, tok, `{"on_secret_change":"reboot"}`), 422, "on_secret_change")
+	want(t, e.call("PATCH", "/v1/profiles/"+id, tok, `{"on_secret_change":null}`), 422, "on_secret_change")
+	want(t, e.call("POST", "/v1/profiles", tok, `{"name":"x","image":"img","on_secret_change":"Restart"}`), 422, "on_secret_change")
+	if got := e.call("GET", "/v1/profiles/"+id, tok, "").json(t)["on_secret_change"]; got != "restart" {
+		t.Errorf("after refusals: %v", got)
+	}
+}

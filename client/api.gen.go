@@ -95,6 +95,24 @@ func (e AuditEventTargetType) Valid() bool {
 	}
 }
 
+// Defines values for CreateProfileOnSecretChange.
+const (
+	CreateProfileOnSecretChangeKeep    CreateProfileOnSecretChange = "keep"
+	CreateProfileOnSecretChangeRestart CreateProfileOnSecretChange = "restart"
+)
+
+// Valid indicates whether the value is a known member of the CreateProfileOnSecretChange enum.
+func (e CreateProfileOnSecretChange) Valid() bool {
+	switch e {
+	case CreateProfileOnSecretChangeKeep:
+		return true
+	case CreateProfileOnSecretChangeRestart:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CreateSecretScope.
 const (
 	CreateSecretScopeAgents CreateSecretScope = "agents"
@@ -209,6 +227,24 @@ func (e ImportSecretsScope) Valid() bool {
 	case ImportSecretsScopeAgents:
 		return true
 	case ImportSecretsScopeAll:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ProfileOnSecretChange.
+const (
+	ProfileOnSecretChangeKeep    ProfileOnSecretChange = "keep"
+	ProfileOnSecretChangeRestart ProfileOnSecretChange = "restart"
+)
+
+// Valid indicates whether the value is a known member of the ProfileOnSecretChange enum.
+func (e ProfileOnSecretChange) Valid() bool {
+	switch e {
+	case ProfileOnSecretChangeKeep:
+		return true
+	case ProfileOnSecretChangeRestart:
 		return true
 	default:
 		return false
@@ -359,6 +395,24 @@ func (e TokenScope) Valid() bool {
 	case Read:
 		return true
 	case Tasks:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UpdateProfileOnSecretChange.
+const (
+	UpdateProfileOnSecretChangeKeep    UpdateProfileOnSecretChange = "keep"
+	UpdateProfileOnSecretChangeRestart UpdateProfileOnSecretChange = "restart"
+)
+
+// Valid indicates whether the value is a known member of the UpdateProfileOnSecretChange enum.
+func (e UpdateProfileOnSecretChange) Valid() bool {
+	switch e {
+	case UpdateProfileOnSecretChangeKeep:
+		return true
+	case UpdateProfileOnSecretChangeRestart:
 		return true
 	default:
 		return false
@@ -527,6 +581,9 @@ type CreateProfile struct {
 	// Name Required: at most 100 characters, no control characters; spaces around it are trimmed. Unique among your profiles (409 otherwise).
 	Name string `json:"name"`
 
+	// OnSecretChange See Profile. Any other value: 422 naming on_secret_change.
+	OnSecretChange *CreateProfileOnSecretChange `json:"on_secret_change,omitempty"`
+
 	// RequiredSecrets At most 100 names, each given once (422 naming required_secrets otherwise).
 	RequiredSecrets *[]RequiredSecret `json:"required_secrets,omitempty"`
 
@@ -536,6 +593,9 @@ type CreateProfile struct {
 	// SetupCommands Shell lines; at most 256 entries and 64 KiB in all.
 	SetupCommands *[]string `json:"setup_commands,omitempty"`
 }
+
+// CreateProfileOnSecretChange See Profile. Any other value: 422 naming on_secret_change.
+type CreateProfileOnSecretChange string
 
 // CreateSecret No field may be null. A name may be held once with scope `all`, and any number of times with scope `agents` as long as no profile is granted it twice; a clash answers 409 naming the secret it clashes with.
 type CreateSecret struct {
@@ -725,6 +785,9 @@ type Profile struct {
 	// Name Example: reviewer
 	Name string `json:"name"`
 
+	// OnSecretChange What a running task of the profile does when a secret it was given changes (value, scope, grant) or is deleted: keep (it runs on, on its old values, and is reported stale) or restart (its worker restarts it with the fresh env, attempt n+1, within about a second of the change; changes made while it restarts are all in the new attempt). Processes keep the values they started with: only a fresh container sees new ones.
+	OnSecretChange ProfileOnSecretChange `json:"on_secret_change"`
+
 	// RequiredSecrets The names its tasks need a value for, in the order given; a task on the profile waits while one has none. Never null.
 	RequiredSecrets []RequiredSecret `json:"required_secrets"`
 
@@ -737,6 +800,9 @@ type Profile struct {
 	// UpdatedAt RFC 3339, UTC.
 	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// ProfileOnSecretChange What a running task of the profile does when a secret it was given changes (value, scope, grant) or is deleted: keep (it runs on, on its old values, and is reported stale) or restart (its worker restarts it with the fresh env, attempt n+1, within about a second of the change; changes made while it restarts are all in the new attempt). Processes keep the values they started with: only a fresh container sees new ones.
+type ProfileOnSecretChange string
 
 // ProfileEnv The names a task on the profile would receive from the vault, sorted by name, and which secret supplies each. Never values.
 type ProfileEnv struct {
@@ -1073,6 +1139,9 @@ type UpdateProfile struct {
 	// Name Omitted: unchanged. null: 422 `name: cannot be null`. "" (or only spaces): 422 `name: is required`. Otherwise the new name.
 	Name *string `json:"name,omitempty"`
 
+	// OnSecretChange Omitted: unchanged. See Profile.
+	OnSecretChange *UpdateProfileOnSecretChange `json:"on_secret_change,omitempty"`
+
 	// RequiredSecrets Omitted: unchanged. null or []: cleared. A list: replaces the whole list.
 	RequiredSecrets *[]RequiredSecret `json:"required_secrets,omitempty"`
 
@@ -1082,6 +1151,9 @@ type UpdateProfile struct {
 	// SetupCommands Omitted: unchanged. null or []: cleared. An array: replaces them.
 	SetupCommands *[]string `json:"setup_commands,omitempty"`
 }
+
+// UpdateProfileOnSecretChange Omitted: unchanged. See Profile.
+type UpdateProfileOnSecretChange string
 
 // UpdateSecret PATCH: only the fields given change, and for each field an omitted key, `null` and `""` mean different things (see each field). `{}` changes nothing and answers the secret as it is, without moving `updated_at`.
 type UpdateSecret struct {

@@ -84,7 +84,8 @@ func (o *Orchestrator) goRun(ctx context.Context, t *Task, attach *runner.Contai
 }
 
 // checkRequests pokes the goroutines of this worker's tasks whose stop was
-// requested through another process.
+// requested through another process, and restarts those whose secrets
+// changed if their profile asks for it (push.go).
 func (o *Orchestrator) checkRequests(ctx context.Context) {
 	o.mu.Lock()
 	n := len(o.running)
@@ -104,6 +105,7 @@ func (o *Orchestrator) checkRequests(ctx context.Context) {
 			o.signal(t.ID)
 		}
 	}
+	o.restartChanged(ctx, active) // push.go
 }
 
 // runTask takes a claimed task to a final status (or leaves it running if

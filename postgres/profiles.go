@@ -10,11 +10,11 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-const profileCols = `p.id, p.user_id, p.name, p.image, p.command, p.setup_commands, p.env, p.sandbox, p.required_secrets, p.created_at, p.updated_at`
+const profileCols = `p.id, p.user_id, p.name, p.image, p.command, p.setup_commands, p.env, p.sandbox, p.required_secrets, p.on_secret_change, p.created_at, p.updated_at`
 
 func scanProfile(row pgx.Row) (*vault.Profile, error) {
 	var p vault.Profile
-	err := row.Scan(&p.ID, &p.UserID, &p.Name, &p.Image, &p.Command, &p.SetupCommands, &p.Env, &p.Sandbox, &p.RequiredSecrets, &p.CreatedAt, &p.UpdatedAt)
+	err := row.Scan(&p.ID, &p.UserID, &p.Name, &p.Image, &p.Command, &p.SetupCommands, &p.Env, &p.Sandbox, &p.RequiredSecrets, &p.OnSecretChange, &p.CreatedAt, &p.UpdatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -87,9 +87,9 @@ func (t *tx) CreateProfile(ctx context.Context, p *vault.Profile) error {
 	if err := t.checkOwner("profile", p.ID, p.UserID); err != nil {
 		return err
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, sandbox, required_secrets, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.Sandbox, requiredList(p.RequiredSecrets), p.CreatedAt, p.UpdatedAt)
+	_, err := t.tx.Exec(ctx, `INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, sandbox, required_secrets, on_secret_change, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.Sandbox, requiredList(p.RequiredSecrets), p.OnSecretChange, p.CreatedAt, p.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("create profile %s: %w", p.ID, convert(err))
 	}
@@ -102,9 +102,9 @@ func (t *tx) UpdateProfile(ctx context.Context, p *vault.Profile) error {
 	if p.UserID != t.userID {
 		return vault.Errorf(vault.ENOTFOUND, "profile not found")
 	}
-	tag, err := t.tx.Exec(ctx, `UPDATE profiles SET name = $3, image = $4, command = $5, setup_commands = $6, env = $7, sandbox = $8, required_secrets = $9, updated_at = $10
+	tag, err := t.tx.Exec(ctx, `UPDATE profiles SET name = $3, image = $4, command = $5, setup_commands = $6, env = $7, sandbox = $8, required_secrets = $9, on_secret_change = $10, updated_at = $11
 		WHERE id = $1 AND user_id = $2`,
-		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.Sandbox, requiredList(p.RequiredSecrets), p.UpdatedAt)
+		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.Sandbox, requiredList(p.RequiredSecrets), p.OnSecretChange, p.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("update profile %s: %w", p.ID, convert(err))
 	}

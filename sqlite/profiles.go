@@ -10,7 +10,7 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-const profileColumns = `p.id, p.name, p.image, p.command, p.setup_commands, p.env, p.sandbox, p.required_secrets, p.created_at, p.updated_at`
+const profileColumns = `p.id, p.name, p.image, p.command, p.setup_commands, p.env, p.sandbox, p.required_secrets, p.on_secret_change, p.created_at, p.updated_at`
 
 func (t *tx) queryProfiles(ctx context.Context, query string, args ...any) ([]*vault.Profile, error) {
 	rows, err := t.tx.QueryContext(ctx, query, args...)
@@ -18,7 +18,7 @@ func (t *tx) queryProfiles(ctx context.Context, query string, args ...any) ([]*v
 		p := &vault.Profile{UserID: t.userID}
 		var command, setup, env, sandbox, required string
 		var created, updated int64
-		if err := rows.Scan(&p.ID, &p.Name, &p.Image, &command, &setup, &env, &sandbox, &required, &created, &updated); err != nil {
+		if err := rows.Scan(&p.ID, &p.Name, &p.Image, &command, &setup, &env, &sandbox, &required, &p.OnSecretChange, &created, &updated); err != nil {
 			return nil, err
 		}
 		if err := errors.Join(
@@ -136,9 +136,9 @@ func (t *tx) CreateProfile(ctx context.Context, p *vault.Profile) error {
 		return err
 	}
 	_, err = t.tx.ExecContext(ctx, `
-		INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, sandbox, required_secrets, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.ID, t.userID, p.Name, p.Image, command, setup, env, sandbox, required, micros(p.CreatedAt), micros(p.UpdatedAt))
+		INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, sandbox, required_secrets, on_secret_change, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, t.userID, p.Name, p.Image, command, setup, env, sandbox, required, p.OnSecretChange, micros(p.CreatedAt), micros(p.UpdatedAt))
 	if err != nil {
 		return t.insertError(ctx, err, "profiles", "profile", p.ID, profileNameTaken)
 	}
@@ -157,9 +157,9 @@ func (t *tx) UpdateProfile(ctx context.Context, p *vault.Profile) error {
 		return err
 	}
 	res, err := t.tx.ExecContext(ctx, `
-		UPDATE profiles SET name = ?, image = ?, command = ?, setup_commands = ?, env = ?, sandbox = ?, required_secrets = ?, updated_at = ?
+		UPDATE profiles SET name = ?, image = ?, command = ?, setup_commands = ?, env = ?, sandbox = ?, required_secrets = ?, on_secret_change = ?, updated_at = ?
 		WHERE id = ? AND user_id = ?`,
-		p.Name, p.Image, command, setup, env, sandbox, required, micros(p.UpdatedAt), p.ID, t.userID)
+		p.Name, p.Image, command, setup, env, sandbox, required, p.OnSecretChange, micros(p.UpdatedAt), p.ID, t.userID)
 	if err != nil {
 		return convert(err, "update profile "+p.ID, uniqueAs("name", profileNameTaken))
 	}

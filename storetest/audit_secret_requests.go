@@ -8,7 +8,8 @@ import (
 
 // secretRequests opens, cancels, answers and expires secret requests of p:
 // one event each (the answer's value written as an import's secret.create
-// first), names and ids in the details, never a value.
+// first), names and ids in the details, never a value; then a worker's
+// push restart of a task of p.
 func (s *auditScript) secretRequests(p *vault.Profile) {
 	t, alice, svc := s.t, s.alice, s.f.svc
 	want := []vault.RequiredSecret{{Name: "NEEDED", Description: "what to give"}}
@@ -64,4 +65,11 @@ func (s *auditScript) secretRequests(p *vault.Profile) {
 	}
 	s.expect(wantEvent{vault.ActionSecretRequestExpire, vault.TargetSecretRequest, r3.ID, worker,
 		map[string]any{"profile_id": p.ID, "names": []string{"LATER"}, "task_ids": []string{"tsk_000000000000000000004"}}})
+
+	// A worker restarts a task whose secrets changed (orchestrator/push.go).
+	if err := svc.RecordPushRestart(vault.WithActor(s.f.ctx, worker), alice, "tsk_000000000000000000005", p.ID, 2, []string{"NEEDED"}); err != nil {
+		t.Fatal(err)
+	}
+	s.expect(wantEvent{vault.ActionTaskPushRestart, vault.TargetTask, "tsk_000000000000000000005", worker,
+		map[string]any{"profile_id": p.ID, "attempt": 2, "names": []string{"NEEDED"}}})
 }

@@ -144,6 +144,9 @@ func sameProfile(t *testing.T, got, want *vault.Profile) {
 	if !slices.Equal(got.RequiredSecrets, want.RequiredSecrets) || (got.RequiredSecrets == nil) != (want.RequiredSecrets == nil) {
 		t.Errorf("profile %s: required_secrets %#v, want %#v", want.ID, got.RequiredSecrets, want.RequiredSecrets)
 	}
+	if got.OnSecretChange != want.OnSecretChange {
+		t.Errorf("profile %s: on_secret_change %q, want %q", want.ID, got.OnSecretChange, want.OnSecretChange)
+	}
 	wantTime(t, "profile "+want.ID+" created_at", got.CreatedAt, want.CreatedAt)
 	wantTime(t, "profile "+want.ID+" updated_at", got.UpdatedAt, want.UpdatedAt)
 }

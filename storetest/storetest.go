@@ -127,6 +127,7 @@ var vaultTests = []test{
 	{name: "SecretPatchRules", fn: testSecretPatchRules},
 	{name: "ProfileRules", fn: testProfileRules},
 	{name: "RequiredSecrets", fn: testRequiredSecrets},
+	{name: "OnSecretChange", fn: testOnSecretChange},
 	{name: "OneAllSecretPerName", fn: testOneAllSecretPerName},
 	{name: "AgentsSecretsOfOneName", fn: testAgentsSecretsOfOneName},
 	{name: "OverrideRule", fn: testOverrideRule},

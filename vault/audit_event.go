@@ -35,6 +35,9 @@ const (
 	ActionSecretRequestAnswer = "secret_request.answer"
 	ActionSecretRequestCancel = "secret_request.cancel"
 	ActionSecretRequestExpire = "secret_request.expire"
+	// ActionTaskPushRestart: a worker restarts a running task because a
+	// secret it was given changed (secret_change.go).
+	ActionTaskPushRestart = "task.push_restart"
 )
 
 // AuditActions lists every action an event may have, sorted.
@@ -42,7 +45,7 @@ var AuditActions = []string{
 	ActionAuditPrune, ActionAuthFailed, ActionProfileCreate, ActionProfileDelete, ActionProfileUpdate,
 	ActionSecretCreate, ActionSecretDelete, ActionSecretRollback, ActionSecretUpdate,
 	ActionSecretRequestAnswer, ActionSecretRequestCancel, ActionSecretRequestExpire, ActionSecretRequestOpen,
-	ActionTaskRelease, ActionTokenCreate, ActionTokenRevoke, ActionUserCreate,
+	ActionTaskPushRestart, ActionTaskRelease, ActionTokenCreate, ActionTokenRevoke, ActionUserCreate,
 }
 
 // Audit target types.
@@ -224,6 +227,9 @@ func profileChanges(cur, next *Profile) []string {
 	}
 	if !slices.Equal(cur.RequiredSecrets, next.RequiredSecrets) {
 		changed = append(changed, "required_secrets")
+	}
+	if cur.OnSecretChange != next.OnSecretChange {
+		changed = append(changed, "on_secret_change")
 	}
 	return changed
 }

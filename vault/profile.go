@@ -31,8 +31,11 @@ type Profile struct {
 	// RequiredSecrets are the names its tasks need a value for before
 	// they start (required_secrets.go); never nil once read.
 	RequiredSecrets []RequiredSecret
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// OnSecretChange is OnSecretChangeKeep or OnSecretChangeRestart
+	// (secret_change.go).
+	OnSecretChange string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // ProfileInput is what a user gives to create a profile.
@@ -45,6 +48,8 @@ type ProfileInput struct {
 	Sandbox       Sandbox
 	// RequiredSecrets: see Profile.
 	RequiredSecrets []RequiredSecret
+	// OnSecretChange: see Profile; "" means OnSecretChangeKeep.
+	OnSecretChange string
 }
 
 // ProfilePatch changes some fields of a profile; a nil field is left as it
@@ -58,6 +63,8 @@ type ProfilePatch struct {
 	Sandbox       *Sandbox // replaces the whole request; the zero Sandbox asks for the defaults
 	// RequiredSecrets replaces the whole list; an empty list clears it.
 	RequiredSecrets *[]RequiredSecret
+	// OnSecretChange: see Profile; "" means OnSecretChangeKeep.
+	OnSecretChange *string
 }
 
 func (p *Profile) validate() error {
@@ -84,6 +91,9 @@ func (p *Profile) validate() error {
 		return err
 	}
 	if err := validateRequired(p.RequiredSecrets); err != nil {
+		return err
+	}
+	if err := validateOnSecretChange(p.OnSecretChange); err != nil {
 		return err
 	}
 	if len(p.Env) > MaxProfileEnv {
@@ -143,7 +153,8 @@ func (s *Service) CreateProfile(ctx context.Context, userID string, in ProfileIn
 	p := &Profile{
 		ID: NewID(PrefixProfile), UserID: userID, Name: strings.TrimSpace(in.Name), Image: in.Image,
 		Command: nonNil(in.Command), SetupCommands: nonNil(in.SetupCommands), Env: in.Env,
-		Sandbox: in.Sandbox, RequiredSecrets: normalizeRequired(in.RequiredSecrets), CreatedAt: now, UpdatedAt: now,
+		Sandbox: in.Sandbox, RequiredSecrets: normalizeRequired(in.RequiredSecrets),
+		OnSecretChange: onSecretChangeOr(in.OnSecretChange), CreatedAt: now, UpdatedAt: now,
 	}
 	p.Sandbox.normalize()
 	if p.Env == nil {
@@ -201,6 +212,9 @@ func (s *Service) UpdateProfile(ctx context.Context, userID, id string, pt Profi
 		}
 		if pt.RequiredSecrets != nil {
 			p.RequiredSecrets = normalizeRequired(*pt.RequiredSecrets)
+		}
+		if pt.OnSecretChange != nil {
+			p.OnSecretChange = onSecretChangeOr(*pt.OnSecretChange)
 		}
 		if err := p.validate(); err != nil {
 			return err

@@ -3,6 +3,10 @@
 -- {name, description} a profile's tasks need a value for before they start
 -- (vault.RequiredSecret), '[]' for none.
 ALTER TABLE profiles ADD COLUMN required_secrets jsonb NOT NULL DEFAULT '[]';
+-- What a running task does when a secret it was given changes or is
+-- deleted (vault/secret_change.go): keep (stale) or restart.
+ALTER TABLE profiles ADD COLUMN on_secret_change text NOT NULL DEFAULT 'keep'
+    CHECK (on_secret_change IN ('keep', 'restart'));
 
 -- Secret requests (vault/secret_request.go): a profile's tasks wait for
 -- the values of names (names: [{name, description}], never a value); at
