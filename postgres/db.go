@@ -13,6 +13,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -40,6 +42,9 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		// pgconn redacts the password in the connection string it quotes.
 		return nil, fmt.Errorf("parse PostgreSQL connection string: %w", err)
 	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns()
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open PostgreSQL pool: %w", err)
@@ -50,6 +55,13 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	return &DB{pool: pool}, nil
 }
+
+// DefaultMaxConns is the size of the connection pool unless the URL
+// names one (pool_max_conns=N): four per CPU, at least 16. pgx's own
+// default, the number of CPUs (at least 4), let only four writes wait for
+// their commit at once on a 2-CPU machine, and so share a flush of the
+// write-ahead log: writes from 16 clients were no faster than from 4.
+func DefaultMaxConns() int32 { return int32(max(16, 4*runtime.NumCPU())) }
 
 // Migrate applies the migrations the database has not seen yet and returns
 // how many it applied. It is safe to run twice, and from several processes

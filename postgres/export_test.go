@@ -38,3 +38,6 @@ func (db *DB) PoolCount(ctx context.Context, table string) (int, error) {
 	err := db.pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{table}.Sanitize()).Scan(&n)
 	return n, err
 }
+
+// MaxConns is the size of the store's connection pool.
+func (db *DB) MaxConns() int32 { return db.pool.Config().MaxConns }

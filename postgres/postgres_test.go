@@ -556,3 +556,29 @@ func TestCanary(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestPoolSize checks the connection pool's size: DefaultMaxConns (at
+// least 16, so that concurrent writes can wait for one commit to disk
+// together) unless the URL names one with pool_max_conns.
+func TestPoolSize(t *testing.T) {
+	url := testenv.RequirePostgres(t)
+	for _, c := range []struct {
+		url  string
+		want int32
+	}{
+		{url, postgres.DefaultMaxConns()},
+		{url + "&pool_max_conns=3", 3},
+	} {
+		db, err := postgres.Open(t.Context(), c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := db.MaxConns(); got != c.want || got < 3 {
+			t.Errorf("pool of %d connections, want %d", got, c.want)
+		}
+		db.Close()
+	}
+	if n := postgres.DefaultMaxConns(); n < 16 {
+		t.Errorf("DefaultMaxConns = %d, want at least 16", n)
+	}
+}
