@@ -66,6 +66,19 @@ func SecretKeys(b Baseline, p *vault.Profile, secrets []vault.EnvSecret) []Secre
 	return out
 }
 
+// MissingRequired returns the names p requires that sources (what Preview
+// says a task on p receives) do not give, in p's order: the required names
+// of SecretKeys that have no value.
+func MissingRequired(p *vault.Profile, sources []EnvSource) []string {
+	var out []string
+	for _, r := range p.RequiredSecrets {
+		if !slices.ContainsFunc(sources, func(s EnvSource) bool { return s.Name == r.Name && s.Source != SourceTask }) {
+			out = append(out, r.Name)
+		}
+	}
+	return out
+}
+
 // MissingSecrets returns, sorted, the required names of keys that have no
 // value.
 func MissingSecrets(keys []SecretKey) []string {

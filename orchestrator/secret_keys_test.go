@@ -39,6 +39,10 @@ func TestSecretKeys(t *testing.T) {
 	if m := MissingSecrets(got); !slices.Equal(m, []string{"LOCKED_NO_VALUE", "NEEDED"}) {
 		t.Errorf("MissingSecrets = %v, want [LOCKED_NO_VALUE NEEDED]", m)
 	}
+	// The dashboard's reading of the same preview agrees.
+	if m := MissingRequired(p, Preview(b, p.Env, secrets)); !slices.Equal(slices.Sorted(slices.Values(m)), MissingSecrets(got)) {
+		t.Errorf("MissingRequired = %v, want the names of %v", m, MissingSecrets(got))
+	}
 	if m := MissingSecrets(SecretKeys(Baseline{}, &vault.Profile{}, nil)); len(m) != 0 {
 		t.Errorf("a profile requiring nothing misses %v", m)
 	}

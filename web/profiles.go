@@ -31,6 +31,7 @@ type profileForm struct {
 	Env           string
 	// RequiredSecrets: "NAME — description" per line (required_secrets.go).
 	RequiredSecrets string
+	OnSecretChange  string // vault.OnSecretChangeKeep or …Restart
 	Sandbox         sandboxForm
 	Errors          map[string]string // by field: name, image, command, setup_commands, env, sandbox_user, …
 	FormError       string
@@ -58,6 +59,8 @@ type envEntry struct {
 type profileShowPage struct {
 	Form *profileForm
 	Env  []envEntry
+	// Missing are the required names no layer gives a value yet.
+	Missing []string
 }
 
 func (s *server) profilesList(w http.ResponseWriter, r *http.Request, u *user) error {
@@ -135,13 +138,13 @@ func readProfileForm(r *http.Request) *profileForm {
 	return &profileForm{
 		Name: pf.Get("name"), Image: strings.TrimSpace(pf.Get("image")),
 		Command: pf.Get("command"), SetupCommands: pf.Get("setup_commands"), Env: pf.Get("env"),
-		RequiredSecrets: pf.Get("required_secrets"), Sandbox: readSandboxForm(pf), Errors: map[string]string{},
+		RequiredSecrets: pf.Get("required_secrets"), OnSecretChange: pf.Get("on_secret_change"), Sandbox: readSandboxForm(pf), Errors: map[string]string{},
 	}
 }
 
 func profileField(field string) string {
 	switch field {
-	case "name", "image", "command", "setup_commands", "env", "required_secrets":
+	case "name", "image", "command", "setup_commands", "env", "required_secrets", "on_secret_change":
 		return field
 	}
 	return sandboxField(field)
@@ -159,7 +162,7 @@ func (s *server) profileCreate(w http.ResponseWriter, r *http.Request, u *user) 
 		var p *vault.Profile
 		p, err = s.vault.CreateProfile(r.Context(), u.ID, vault.ProfileInput{
 			Name: f.Name, Image: f.Image, Command: splitLines(f.Command), SetupCommands: splitLines(f.SetupCommands), Env: env,
-			Sandbox: sandbox, RequiredSecrets: parseRequired(f.RequiredSecrets),
+			Sandbox: sandbox, RequiredSecrets: parseRequired(f.RequiredSecrets), OnSecretChange: f.OnSecretChange,
 		})
 		if err == nil {
 			http.Redirect(w, r, "/profiles/"+p.ID+"?ok=profile-added", http.StatusSeeOther)
@@ -183,6 +186,7 @@ func (s *server) profileShow(w http.ResponseWriter, r *http.Request, u *user) er
 		CSRF: u.CSRF, Edit: true, ID: p.ID, Name: p.Name, Image: p.Image,
 		Command: strings.Join(p.Command, "\n"), SetupCommands: strings.Join(p.SetupCommands, "\n"), Env: formatEnv(p.Env),
 		Sandbox: newSandboxForm(p.Sandbox), RequiredSecrets: formatRequired(p.RequiredSecrets),
+		OnSecretChange: p.OnSecretChange,
 	}
 	return s.renderProfile(w, r, u, http.StatusOK, p, f)
 }
@@ -205,7 +209,7 @@ func (s *server) renderProfile(w http.ResponseWriter, r *http.Request, u *user, 
 		sources = orchestrator.Preview(orchestrator.Baseline{}, p.Env, secrets)
 	}
 	s.render(w, r, status, "profile_form", view{Title: p.Name, Nav: "profiles", User: u, Flash: flash(r),
-		Data: profileShowPage{Form: f, Env: envPreview(p.Env, sources, s.vault.LockedNames())}})
+		Data: profileShowPage{Form: f, Env: envPreview(p.Env, sources, s.vault.LockedNames()), Missing: orchestrator.MissingRequired(p, sources)}})
 	return nil
 }
 
@@ -236,7 +240,7 @@ func (s *server) profileUpdate(w http.ResponseWriter, r *http.Request, u *user) 
 		cmd, setup, required := splitLines(f.Command), splitLines(f.SetupCommands), parseRequired(f.RequiredSecrets)
 		_, err = s.vault.UpdateProfile(ctx, u.ID, id, vault.ProfilePatch{
 			Name: &f.Name, Image: &f.Image, Command: &cmd, SetupCommands: &setup, Env: &env, Sandbox: &sandbox,
-			RequiredSecrets: &required,
+			RequiredSecrets: &required, OnSecretChange: &f.OnSecretChange,
 		})
 		if err == nil {
 			http.Redirect(w, r, "/profiles/"+id+"?ok=profile-saved", http.StatusSeeOther)

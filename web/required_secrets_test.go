@@ -36,6 +36,14 @@ func TestProfileRequiredSecretsForm(t *testing.T) {
 	}
 	wantContains(t, c.get("/profiles/"+id).Body,
 		"OPENAI_API_KEY — the team’s key\nGITHUB_TOKEN\nDB_URL — postgres URL &lt;admin&gt;\nSLACK — a bot token\n</textarea>")
+	if _, err := s.svc.CreateSecret(context.Background(), s.userID, vault.SecretInput{Name: "GITHUB_TOKEN", Value: "required-canary-1"}); err != nil {
+		t.Fatal(err)
+	}
+	page := c.get("/profiles/" + id).Body
+	wantContains(t, page, `id="missing-secrets" role="status">Required but without a value yet: <code>OPENAI_API_KEY</code>, <code>DB_URL</code>, <code>SLACK</code>.`)
+	if strings.Contains(page, "required-canary-1") {
+		t.Error("the profile page holds a value")
+	}
 
 	edit := url.Values{"csrf": {csrf}, "name": {"needs"}, "image": {"busybox"}, "required_secrets": {"lower — bad"}}
 	res = c.post("/profiles/"+id, edit)
@@ -50,4 +58,20 @@ func TestProfileRequiredSecretsForm(t *testing.T) {
 	if got, _ := s.svc.Profile(context.Background(), s.userID, id); len(got.RequiredSecrets) != 0 {
 		t.Errorf("an emptied textarea left %v", got.RequiredSecrets)
 	}
+	wantNotContains := !strings.Contains(c.get("/profiles/"+id).Body, `id="missing-secrets"`)
+	if !wantNotContains {
+		t.Error("a profile requiring nothing shows missing names")
+	}
+
+	// on_secret_change: kept, shown, refused naming the field.
+	edit.Set("on_secret_change", "restart")
+	wantStatus(t, c.post("/profiles/"+id, edit), http.StatusSeeOther)
+	if got, _ := s.svc.Profile(context.Background(), s.userID, id); got.OnSecretChange != vault.OnSecretChangeRestart {
+		t.Errorf("on_secret_change stored %q", got.OnSecretChange)
+	}
+	wantContains(t, c.get("/profiles/"+id).Body, `<option value="restart" selected>`)
+	edit.Set("on_secret_change", "reboot")
+	res = c.post("/profiles/"+id, edit)
+	wantStatus(t, res, http.StatusUnprocessableEntity)
+	wantContains(t, res.Body, `id="profile-on-secret-change-error" aria-live="polite">must be`)
 }
