@@ -102,15 +102,26 @@ func Preview(b Baseline, profileEnv map[string]string, secrets []vault.EnvSecret
 // PreviewEnv is Preview for a profile of the user with this process's
 // baseline. Returns ENOTFOUND if the profile is not the user's.
 func (o *Orchestrator) PreviewEnv(ctx context.Context, userID, profileID string) ([]EnvSource, error) {
-	p, err := o.vault.Profile(ctx, userID, profileID)
-	if err != nil {
-		return nil, err
-	}
-	secrets, err := o.vault.ProfileSecrets(ctx, userID, profileID)
+	p, secrets, err := o.profileSecrets(ctx, userID, profileID)
 	if err != nil {
 		return nil, err
 	}
 	return Preview(o.baseline, p.Env, secrets), nil
+}
+
+// profileSecrets reads a profile of the user and which secret supplies
+// each name it receives (vault.Service.ProfileSecrets). Returns ENOTFOUND
+// if the profile is not the user's.
+func (o *Orchestrator) profileSecrets(ctx context.Context, userID, profileID string) (*vault.Profile, []vault.EnvSecret, error) {
+	p, err := o.vault.Profile(ctx, userID, profileID)
+	if err != nil {
+		return nil, nil, err
+	}
+	secrets, err := o.vault.ProfileSecrets(ctx, userID, profileID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, secrets, nil
 }
 
 // LoadBaseline reads the operator's baseline dotenv file and lock list.

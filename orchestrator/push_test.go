@@ -124,3 +124,35 @@ func (f *fixture) wantPushRestarts(taskID string, want [][]string) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// TestSecretKeysOfProfile: the orchestrator's SecretKeys sees its own
+// baseline; another user's profile is not found.
+func TestSecretKeysOfProfile(t *testing.T) {
+	f := newFixture(t, sqliteBackend(t).open(t), false)
+	f.baseline = orchestrator.Baseline{Env: map[string]string{"REGION": "eu"}}
+	o := f.orch("w", nil)
+	ctx := context.Background()
+	p, err := f.svc.CreateProfile(ctx, f.user, vault.ProfileInput{Name: "p", Image: "img",
+		RequiredSecrets: []vault.RequiredSecret{{Name: "REGION"}, {Name: "MISSING", Description: "give it"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := o.SecretKeys(ctx, f.user, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []orchestrator.SecretKey{
+		{Name: "MISSING", Source: orchestrator.KeySourceMissing, Required: true, Description: "give it"},
+		{Name: "REGION", HasValue: true, Source: orchestrator.KeySourceBaseline, Required: true},
+	}
+	if fmt.Sprint(keys) != fmt.Sprint(want) {
+		t.Errorf("SecretKeys = %v, want %v", keys, want)
+	}
+	bob, _, err := f.svc.CreateUser(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.SecretKeys(ctx, bob.ID, p.ID); vault.ErrorCode(err) != vault.ENOTFOUND {
+		t.Errorf("another user's profile: %v", err)
+	}
+}

@@ -94,11 +94,7 @@ func MissingSecrets(keys []SecretKey) []string {
 // SecretKeys is SecretKeys for a profile of the user with this process's
 // baseline. Returns ENOTFOUND if the profile is not the user's.
 func (o *Orchestrator) SecretKeys(ctx context.Context, userID, profileID string) ([]SecretKey, error) {
-	p, err := o.vault.Profile(ctx, userID, profileID)
-	if err != nil {
-		return nil, err
-	}
-	secrets, err := o.vault.ProfileSecrets(ctx, userID, profileID)
+	p, secrets, err := o.profileSecrets(ctx, userID, profileID)
 	if err != nil {
 		return nil, err
 	}
