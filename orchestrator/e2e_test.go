@@ -217,7 +217,7 @@ func TestRecovery(t *testing.T) {
 			leftover, err := f.cli.ContainerCreate(ctx, &container.Config{
 				Image: f.envImage, Cmd: []string{testimage.EnvProbe, "print", "must not run"},
 				Labels: map[string]string{runner.LabelManaged: "true", runner.LabelTask: created.ID, runner.LabelUser: f.user, runner.LabelProfile: pid},
-			}, nil, nil, nil, "envvault-"+created.ID+"-1")
+			}, nil, nil, nil, orchestrator.ContainerName(created.ID, 1))
 			if err != nil {
 				t.Fatal(err)
 			}

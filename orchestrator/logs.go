@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -25,19 +26,40 @@ func maskable(secrets []vault.ReleasedSecret, baseline map[string]string) []stri
 	return append(values, slices.Collect(maps.Values(baseline))...)
 }
 
+// reattachMasks returns the values to mask in the logs of a container
+// found after a restart of envvault (maskValues). Its error, but for a
+// context's, is why the task fails, safe to show its owner: the
+// backend's, or an internal error (logged) of the vault.
+func (o *Orchestrator) reattachMasks(ctx context.Context, t *Task, containerID string, log *slog.Logger) ([]string, error) {
+	env, err := o.runner.Env(ctx, containerID)
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, ErrContainerNotFound):
+		return nil, errors.New("its container was gone when envvault restarted")
+	case err != nil:
+		return nil, fmt.Errorf("reattach after restart: %w", err)
+	}
+	values, err := o.maskValues(ctx, t, env)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		log.Error("reattach", "err", err)
+		return nil, errors.New("reattach after restart: internal error")
+	}
+	return values, nil
+}
+
 // maskValues rebuilds, after a restart of envvault, the values to mask in
 // the logs of a container started before it: the values the container was
-// given (its env as the engine recorded it) of every name not recorded as
+// given (env, as the engine recorded it) of every name not recorded as
 // coming from the profile or the task — all of them if the start was never
 // recorded —, the values of the secret versions its env sources name (a
 // secret rotated since the container started: with stdin delivery the
 // engine holds no value, and the vault keeps the last versions), and the
 // profile's current secret and baseline values.
-func (o *Orchestrator) maskValues(ctx context.Context, t *Task, containerID string) ([]string, error) {
-	env, err := o.runner.Env(ctx, containerID)
-	if err != nil {
-		return nil, err
-	}
+func (o *Orchestrator) maskValues(ctx context.Context, t *Task, env []string) ([]string, error) {
 	plain := map[string]bool{}
 	for _, s := range t.EnvSources {
 		if s.Source == SourceProfile || s.Source == SourceTask {

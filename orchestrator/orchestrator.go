@@ -16,7 +16,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/envvault/envvault/runner"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -26,9 +25,11 @@ const MaxPromptLen = 64 << 10
 
 // Config builds an Orchestrator.
 type Config struct {
-	Vault    *vault.Service
-	Store    Store
-	Runner   *runner.Runner // nil: tasks are queued for other processes' workers
+	Vault *vault.Service
+	Store Store
+	// Runner is the engine tasks run on (dockerbackend on Docker); nil:
+	// tasks are queued for other processes' workers.
+	Runner   Backend
 	Baseline Baseline
 	// Worker names this process's worker; recovery reconciles the tasks
 	// it claimed. The host name if "".
@@ -56,7 +57,7 @@ type Config struct {
 type Orchestrator struct {
 	vault    *vault.Service
 	store    Store
-	runner   *runner.Runner
+	runner   Backend
 	baseline Baseline
 	worker   string
 	log      *slog.Logger

@@ -17,6 +17,7 @@ import (
 	"github.com/envvault/envvault/internal/testimage"
 	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/orchestrator/dockerbackend"
 	"github.com/envvault/envvault/postgres"
 	"github.com/envvault/envvault/runner"
 	"github.com/envvault/envvault/sqlite"
@@ -88,7 +89,7 @@ type fixture struct {
 	baseline orchestrator.Baseline
 	// With docker only:
 	cli                  client.APIClient
-	runner               *runner.Runner
+	runner               *dockerbackend.Backend
 	envImage, shellImage string
 }
 
@@ -98,7 +99,7 @@ func newFixture(t *testing.T, store taskStore, docker bool) *fixture {
 	if docker {
 		f.cli = testenv.RequireDocker(t)
 		f.envImage, f.shellImage = testimage.Build(t, f.cli)
-		f.runner = newRunner(t, f.cli)
+		f.runner = dockerbackend.New(newRunner(t, f.cli))
 	}
 	f.svc = vault.NewService(store, testvault.MustKeyring(t), vault.Options{Sandbox: testPolicy()})
 	u, _, err := f.svc.CreateUser(context.Background(), "alice")
@@ -118,8 +119,12 @@ func (f *fixture) orch(worker string, store taskStore) *orchestrator.Orchestrato
 	if store == nil {
 		store = f.store
 	}
+	var backend orchestrator.Backend
+	if f.runner != nil { // a nil *dockerbackend.Backend would be a non-nil Backend
+		backend = f.runner
+	}
 	return orchestrator.New(orchestrator.Config{
-		Vault: f.svc, Store: store, Runner: f.runner, Baseline: f.baseline, Worker: worker, Poll: 50 * time.Millisecond,
+		Vault: f.svc, Store: store, Runner: backend, Baseline: f.baseline, Worker: worker, Poll: 50 * time.Millisecond,
 	})
 }
 

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/envvault/envvault/runner"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -52,7 +51,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 
 // goRun runs a claimed task in its own goroutine. attach, if not nil, is
 // the container recovery found still there.
-func (o *Orchestrator) goRun(ctx context.Context, t *Task, attach *runner.Container) {
+func (o *Orchestrator) goRun(ctx context.Context, t *Task, attach *Container) {
 	c := make(chan struct{}, 1)
 	o.mu.Lock()
 	if _, busy := o.running[t.ID]; busy && attach != nil {
@@ -110,7 +109,7 @@ func (o *Orchestrator) checkRequests(ctx context.Context) {
 
 // runTask takes a claimed task to a final status (or leaves it running if
 // ctx ends first, for the next Run to attach to).
-func (o *Orchestrator) runTask(ctx context.Context, t *Task, attach *runner.Container, poke <-chan struct{}) {
+func (o *Orchestrator) runTask(ctx context.Context, t *Task, attach *Container, poke <-chan struct{}) {
 	log := o.log.With("task", t.ID, "user", t.UserID, "profile", t.ProfileID)
 	containerID, masked, ok := o.attachOrStart(ctx, t, attach, log)
 	if !ok {
@@ -123,7 +122,7 @@ func (o *Orchestrator) runTask(ctx context.Context, t *Task, attach *runner.Cont
 // logs: attach, the container found running after a restart of envvault,
 // or else a container it starts. It returns false once it has failed the
 // task, or if ctx ended first.
-func (o *Orchestrator) attachOrStart(ctx context.Context, t *Task, attach *runner.Container, log *slog.Logger) (string, []string, bool) {
+func (o *Orchestrator) attachOrStart(ctx context.Context, t *Task, attach *Container, log *slog.Logger) (string, []string, bool) {
 	if attach == nil {
 		id, values, err := o.start(ctx, t)
 		if err != nil {
@@ -137,22 +136,12 @@ func (o *Orchestrator) attachOrStart(ctx context.Context, t *Task, attach *runne
 		}
 		return id, values, true
 	}
-	values, err := o.maskValues(ctx, t, attach.ID)
+	values, err := o.reattachMasks(ctx, t, attach.ID, log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", nil, false // shutting down: the next Run attaches again
 		}
-		reason := "reattach after restart: internal error"
-		var re *runner.Error
-		switch {
-		case errors.Is(err, runner.ErrContainerNotFound):
-			reason = "its container was gone when envvault restarted"
-		case errors.As(err, &re):
-			reason = "reattach after restart: " + re.Error()
-		default:
-			log.Error("reattach", "err", err)
-		}
-		o.fail(t.ID, "", reason, log)
+		o.fail(t.ID, "", err.Error(), log)
 		o.remove(attach.ID, log)
 		return "", nil, false
 	}
@@ -259,11 +248,10 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 	masked = maskable(secrets, o.baseline.Env)
 	// The container's name makes a second start of one attempt fail
 	// rather than run twice.
-	name := fmt.Sprintf("envvault-%s-%d", t.ID, t.Attempt)
-	id, err := o.runner.Start(ctx, runner.Spec{
-		TaskID: t.ID, UserID: t.UserID, ProfileID: t.ProfileID, Name: name,
+	id, err := o.runner.Start(ctx, Spec{
+		TaskID: t.ID, UserID: t.UserID, ProfileID: t.ProfileID, Name: ContainerName(t.ID, t.Attempt),
 		Image: p.Image, Command: p.Command, SetupCommands: p.SetupCommands, Env: env,
-		Hardening: hardening(sandbox), EnvDelivery: delivery(sandbox),
+		Sandbox: *sandbox,
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("start container: %w", err)
@@ -356,15 +344,15 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	byName := map[string]runner.Container{}
+	byName := map[string]Container{}
 	for _, c := range containers {
 		byName[c.Name] = c
 	}
 	for _, t := range active {
 		log := o.log.With("task", t.ID)
-		c, found := byName[fmt.Sprintf("envvault-%s-%d", t.ID, t.Attempt)]
+		c, found := byName[ContainerName(t.ID, t.Attempt)]
 		switch {
-		case !found && t.Status == StatusStarting, found && c.State == "created":
+		case !found && t.Status == StatusStarting, found && c.State == StateCreated:
 			// No container, or one created but never started: this
 			// attempt never ran. Queue it again; its name is free once
 			// the container is removed.
@@ -393,7 +381,7 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 					return err
 				}
 			}
-			if c.Running {
+			if c.State == StateRunning {
 				log.Info("reattach running task", "container", c.ID)
 			} else {
 				log.Info("collect task that exited while envvault was down", "container", c.ID)

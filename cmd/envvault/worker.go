@@ -13,6 +13,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/orchestrator/dockerbackend"
 	"github.com/envvault/envvault/runner"
 	"github.com/envvault/envvault/vault"
 )
@@ -55,7 +56,7 @@ func (m *Main) loadBaseline() error {
 // (and the other DOCKER_* variables) name, or the local socket; the engine
 // need not answer yet.
 func (m *Main) newOrchestrator(svc *vault.Service) (*orchestrator.Orchestrator, error) {
-	var r *runner.Runner
+	var backend orchestrator.Backend // an untyped nil without a worker
 	if !m.Config.NoWorker {
 		cli, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
 		if err != nil {
@@ -67,12 +68,12 @@ func (m *Main) newOrchestrator(svc *vault.Service) (*orchestrator.Orchestrator, 
 		if init == "" && slices.Contains(m.Config.Tasks.Sandbox.EnvDeliveries, vault.EnvDeliveryStdin) {
 			m.logger.Error("no envvault-init program found beside envvault or on PATH: tasks with env delivery stdin fail until one is installed or named by --env-init (ENV_INIT)")
 		}
-		r = runner.New(cli, runner.Options{InitPath: init})
+		backend = dockerbackend.New(runner.New(cli, runner.Options{InitPath: init}))
 	}
 	return orchestrator.New(orchestrator.Config{
 		Vault:    svc,
 		Store:    m.store,
-		Runner:   r,
+		Runner:   backend,
 		Baseline: m.baseline,
 		Worker:   m.Config.WorkerID,
 		Logger:   m.logger.With("worker", m.Config.WorkerID),
