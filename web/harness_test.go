@@ -21,6 +21,7 @@ import (
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/internal/testvault"
 	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/orchestrator/dockerbackend"
 	"github.com/envvault/envvault/runner"
 	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/storetest"
@@ -90,8 +91,12 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 
 	logger := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if !o.noTasks {
+		var backend orchestrator.Backend // a nil *dockerbackend.Backend would be a non-nil Backend
+		if o.runner != nil {
+			backend = dockerbackend.New(o.runner)
+		}
 		s.orch = orchestrator.New(orchestrator.Config{Vault: s.svc, Store: store, Logger: logger,
-			Runner: o.runner, Worker: "web-test", Poll: 50 * time.Millisecond})
+			Runner: backend, Worker: "web-test", Poll: 50 * time.Millisecond})
 	}
 	if o.runner != nil && s.orch != nil {
 		runCtx, stop := context.WithCancel(context.Background())
