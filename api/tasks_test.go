@@ -30,6 +30,7 @@ import (
 	"github.com/envvault/envvault/internal/testvault"
 	logmask "github.com/envvault/envvault/mask"
 	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/orchestrator/dockerbackend"
 	"github.com/envvault/envvault/runner"
 	"github.com/envvault/envvault/vault"
 )
@@ -79,8 +80,12 @@ func newTaskEnv(t *testing.T, o taskEnvOptions) *taskEnv {
 	svc := testvault.MustService(t, db, vault.Options{Names: vault.NamePolicy{Locked: o.baseline.Locked}, Sandbox: o.sandbox})
 	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var backend orchestrator.Backend // a nil *dockerbackend.Backend would be a non-nil Backend
+	if e.runner != nil {
+		backend = dockerbackend.New(e.runner)
+	}
 	e.orch = orchestrator.New(orchestrator.Config{
-		Vault: svc, Store: db, Runner: e.runner, Baseline: o.baseline, Logger: logger, MaxQueuedPerUser: o.maxQueued,
+		Vault: svc, Store: db, Runner: backend, Baseline: o.baseline, Logger: logger, MaxQueuedPerUser: o.maxQueued,
 		// Unique per test, so that no worker recovers another test's tasks.
 		Worker: "api-test-" + vault.NewID(""),
 	})
