@@ -24,6 +24,7 @@ import (
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/internal/testimage"
 	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/orchestrator/dockerbackend"
 	"github.com/envvault/envvault/runner"
 	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/sqlite"
@@ -90,7 +91,7 @@ func benchTaskStart(b *testing.B, delivery string) {
 	engine := &timedEngine{APIClient: cli}
 	r := newTestRunner(b, engine)
 	orch := orchestrator.New(orchestrator.Config{
-		Vault: svc, Store: db, Runner: r, Baseline: baseline, Worker: "bench-" + vault.NewID(""),
+		Vault: svc, Store: db, Runner: dockerbackend.New(r), Baseline: baseline, Worker: "bench-" + vault.NewID(""),
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	// No write limit: the benchmark measures starts, not the limit.
