@@ -89,7 +89,7 @@ func (t *tx) CreateProfile(ctx context.Context, p *vault.Profile) error {
 	}
 	_, err := t.tx.Exec(ctx, `INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, sandbox, required_secrets, on_secret_change, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.Sandbox, requiredList(p.RequiredSecrets), p.OnSecretChange, p.CreatedAt, p.UpdatedAt)
+		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.Sandbox, requiredList(p.RequiredSecrets), onSecretChange(p), p.CreatedAt, p.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("create profile %s: %w", p.ID, convert(err))
 	}
@@ -104,7 +104,7 @@ func (t *tx) UpdateProfile(ctx context.Context, p *vault.Profile) error {
 	}
 	tag, err := t.tx.Exec(ctx, `UPDATE profiles SET name = $3, image = $4, command = $5, setup_commands = $6, env = $7, sandbox = $8, required_secrets = $9, on_secret_change = $10, updated_at = $11
 		WHERE id = $1 AND user_id = $2`,
-		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.Sandbox, requiredList(p.RequiredSecrets), p.OnSecretChange, p.UpdatedAt)
+		p.ID, t.userID, p.Name, p.Image, jsonList(p.Command), jsonList(p.SetupCommands), jsonMap(p.Env), p.Sandbox, requiredList(p.RequiredSecrets), onSecretChange(p), p.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("update profile %s: %w", p.ID, convert(err))
 	}
@@ -134,4 +134,13 @@ func (t *tx) DeleteProfile(ctx context.Context, id string) error {
 		return vault.Errorf(vault.ENOTFOUND, "profile not found")
 	}
 	return nil
+}
+
+// onSecretChange stores a profile's zero OnSecretChange as the default,
+// keep, as nil lists are stored empty.
+func onSecretChange(p *vault.Profile) string {
+	if p.OnSecretChange == "" {
+		return vault.OnSecretChangeKeep
+	}
+	return p.OnSecretChange
 }

@@ -138,7 +138,7 @@ func (t *tx) CreateProfile(ctx context.Context, p *vault.Profile) error {
 	_, err = t.tx.ExecContext(ctx, `
 		INSERT INTO profiles (id, user_id, name, image, command, setup_commands, env, sandbox, required_secrets, on_secret_change, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.ID, t.userID, p.Name, p.Image, command, setup, env, sandbox, required, p.OnSecretChange, micros(p.CreatedAt), micros(p.UpdatedAt))
+		p.ID, t.userID, p.Name, p.Image, command, setup, env, sandbox, required, onSecretChange(p), micros(p.CreatedAt), micros(p.UpdatedAt))
 	if err != nil {
 		return t.insertError(ctx, err, "profiles", "profile", p.ID, profileNameTaken)
 	}
@@ -159,7 +159,7 @@ func (t *tx) UpdateProfile(ctx context.Context, p *vault.Profile) error {
 	res, err := t.tx.ExecContext(ctx, `
 		UPDATE profiles SET name = ?, image = ?, command = ?, setup_commands = ?, env = ?, sandbox = ?, required_secrets = ?, on_secret_change = ?, updated_at = ?
 		WHERE id = ? AND user_id = ?`,
-		p.Name, p.Image, command, setup, env, sandbox, required, p.OnSecretChange, micros(p.UpdatedAt), p.ID, t.userID)
+		p.Name, p.Image, command, setup, env, sandbox, required, onSecretChange(p), micros(p.UpdatedAt), p.ID, t.userID)
 	if err != nil {
 		return convert(err, "update profile "+p.ID, uniqueAs("name", profileNameTaken))
 	}
@@ -175,4 +175,13 @@ func (t *tx) DeleteProfile(ctx context.Context, id string) error {
 		return fmt.Errorf("delete profile %s: %w", id, err)
 	}
 	return oneRow(res, "profile")
+}
+
+// onSecretChange stores a profile's zero OnSecretChange as the default,
+// keep, as nil lists are stored empty.
+func onSecretChange(p *vault.Profile) string {
+	if p.OnSecretChange == "" {
+		return vault.OnSecretChangeKeep
+	}
+	return p.OnSecretChange
 }
