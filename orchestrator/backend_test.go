@@ -1,0 +1,453 @@
+package orchestrator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/envvault/envvault/internal/testimage"
+	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/vault"
+)
+
+// memBackend is an in-memory orchestrator.Backend for tests of the
+// orchestrator's state machine: its containers run nothing; the test
+// prints their output and ends them. TestBackendContract holds it to
+// what the Docker backend does.
+type memBackend struct {
+	mu      sync.Mutex
+	byID    map[string]*memContainer
+	next    int
+	starts  []string      // names given to Start, in order
+	changed chan struct{} // closed and replaced at every change
+}
+
+type memContainer struct {
+	orchestrator.Container
+	env     []string
+	logs    []byte
+	code    int
+	waiting int           // Wait calls under way
+	done    chan struct{} // closed when it exits
+}
+
+func newMemBackend() *memBackend {
+	return &memBackend{byID: map[string]*memContainer{}, changed: make(chan struct{})}
+}
+
+var _ orchestrator.Backend = (*memBackend)(nil)
+
+func (m *memBackend) changeLocked() {
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+func gone(id string) error {
+	return fmt.Errorf("container %s: %w", id, orchestrator.ErrContainerNotFound)
+}
+
+// add puts a container in state as a Start of name would have, without
+// counting a start (what a crashed envvault left behind), and returns its
+// id.
+func (m *memBackend) add(name, taskID string, state orchestrator.State, env map[string]string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.next++
+	c := &memContainer{
+		Container: orchestrator.Container{ID: fmt.Sprintf("mem%04d", m.next), Name: name, TaskID: taskID, State: state},
+		done:      make(chan struct{}),
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		c.env = append(c.env, k+"="+env[k])
+	}
+	if state == orchestrator.StateExited {
+		close(c.done)
+	}
+	m.byID[c.ID] = c
+	m.changeLocked()
+	return c.ID
+}
+
+func (m *memBackend) Start(_ context.Context, spec orchestrator.Spec) (string, error) {
+	m.mu.Lock()
+	for _, c := range m.byID {
+		if c.Name == spec.Name {
+			m.mu.Unlock()
+			return "", fmt.Errorf("a container named %s already exists", spec.Name)
+		}
+	}
+	m.starts = append(m.starts, spec.Name)
+	m.mu.Unlock()
+	return m.add(spec.Name, spec.TaskID, orchestrator.StateRunning, spec.Env), nil
+}
+
+// print appends to a container's output.
+func (m *memBackend) print(id, s string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.byID[id].logs = append(m.byID[id].logs, s...)
+}
+
+// exit ends a running container with code; nothing if it is not running.
+func (m *memBackend) exit(id string, code int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.byID[id]
+	if c == nil || c.State != orchestrator.StateRunning {
+		return
+	}
+	c.State, c.code = orchestrator.StateExited, code
+	close(c.done)
+	m.changeLocked()
+}
+
+func (m *memBackend) Wait(ctx context.Context, id string) (int, error) {
+	m.mu.Lock()
+	c := m.byID[id]
+	if c == nil {
+		m.mu.Unlock()
+		return 0, gone(id)
+	}
+	c.waiting++
+	m.changeLocked()
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		c.waiting--
+		m.mu.Unlock()
+	}()
+	select {
+	case <-c.done:
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return c.code, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// Logs gives the output at once, or with follow when the container
+// exits: the state machine stores it as it comes either way.
+func (m *memBackend) Logs(ctx context.Context, id string, follow bool) (io.ReadCloser, error) {
+	m.mu.Lock()
+	c := m.byID[id]
+	m.mu.Unlock()
+	if c == nil {
+		return nil, gone(id)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		if follow {
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				pw.CloseWithError(ctx.Err())
+				return
+			}
+		}
+		m.mu.Lock()
+		out := slices.Clone(c.logs)
+		m.mu.Unlock()
+		_, err := pw.Write(out)
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
+}
+
+func (m *memBackend) Stop(_ context.Context, id string, _ time.Duration) error {
+	m.exit(id, 143) // as SIGTERM ends a process that handles it
+	return nil
+}
+
+func (m *memBackend) Remove(ctx context.Context, id string) error {
+	_ = m.Stop(ctx, id, 0)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.byID, id)
+	m.changeLocked()
+	return nil
+}
+
+func (m *memBackend) List(context.Context) ([]orchestrator.Container, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []orchestrator.Container{}
+	for _, c := range m.byID {
+		out = append(out, c.Container)
+	}
+	return out, nil
+}
+
+func (m *memBackend) Env(_ context.Context, id string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.byID[id]; c != nil {
+		return slices.Clone(c.env), nil
+	}
+	return nil, gone(id)
+}
+
+// await waits until ok holds for the backend, checked at every change.
+func (m *memBackend) await(t *testing.T, what string, ok func(*memBackend) bool) {
+	t.Helper()
+	deadline := time.After(awaitTimeout)
+	for {
+		m.mu.Lock()
+		changed := m.changed
+		m.mu.Unlock()
+		if ok(m) {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("backend: not %s after %v", what, awaitTimeout)
+		}
+	}
+}
+
+// waited reports whether someone waits for the container id.
+func waited(id string) func(*memBackend) bool {
+	return func(m *memBackend) bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		c := m.byID[id]
+		return c != nil && c.waiting > 0
+	}
+}
+
+// ofTask returns the id of a container of the task other than not, ""
+// if there is none.
+func (m *memBackend) ofTask(taskID, not string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.byID {
+		if c.TaskID == taskID && c.ID != not {
+			return c.ID
+		}
+	}
+	return ""
+}
+
+func (m *memBackend) startsOf(name string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, s := range m.starts {
+		if s == name {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRecoveryStates runs the recovery cases of the state machine over
+// the in-memory backend: what a worker that went down left (a task
+// starting or running, its container in some state or none), then a new
+// worker of the same id. TestRecovery runs the same cases on Docker.
+func TestRecoveryStates(t *testing.T) {
+	const canary = "canary-token-3f9a" // a secret value the container prints
+	none := orchestrator.State(-1)
+	tests := []struct {
+		name      string
+		status    orchestrator.Status // when the worker went down
+		container orchestrator.State  // none: no container
+		then      func(t *testing.T, m *memBackend, id string)
+		want      orchestrator.Status
+		code      *int
+		error     string
+		starts    int    // Starts of the attempt's name after recovery
+		logs      string // stored, masked
+		sameID    bool   // the task keeps the container found
+	}{
+		{name: "running container attached again", status: orchestrator.StatusRunning, container: orchestrator.StateRunning,
+			then: func(t *testing.T, m *memBackend, id string) {
+				m.await(t, "waited for", waited(id))
+				m.exit(id, 0)
+			},
+			want: orchestrator.StatusSucceeded, code: intp(0), logs: "token ***\n", sameID: true},
+		{name: "exited while envvault was down", status: orchestrator.StatusRunning, container: orchestrator.StateExited,
+			want: orchestrator.StatusFailed, code: intp(3), error: "exited with code 3", logs: "token ***\n", sameID: true},
+		{name: "removed while envvault was down", status: orchestrator.StatusRunning, container: none,
+			want: orchestrator.StatusFailed, error: "its container was gone when envvault restarted"},
+		{name: "claimed, never started", status: orchestrator.StatusStarting, container: none,
+			want: orchestrator.StatusSucceeded, code: intp(0), starts: 1},
+		{name: "claimed, created but never started", status: orchestrator.StatusStarting, container: orchestrator.StateCreated,
+			want: orchestrator.StatusSucceeded, code: intp(0), starts: 1},
+		{name: "started, the start not recorded", status: orchestrator.StatusStarting, container: orchestrator.StateRunning,
+			then: func(t *testing.T, m *memBackend, id string) {
+				m.await(t, "waited for", waited(id))
+				m.exit(id, 0)
+			},
+			want: orchestrator.StatusSucceeded, code: intp(0), logs: "token ***\n", sameID: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, sqliteBackend(t).open(t), false)
+			ctx := context.Background()
+			mem := newMemBackend()
+			o := orchestrator.New(orchestrator.Config{Vault: f.svc, Store: f.store, Runner: mem, Worker: "w", Poll: 50 * time.Millisecond})
+			task := f.create(o, f.profile("img"))
+			if c, err := f.store.ClaimTask(ctx, "w"); err != nil || c.ID != task.ID {
+				t.Fatalf("claim: %v, %v", c, err)
+			}
+			name := orchestrator.ContainerName(task.ID, 1)
+			var found string
+			if tt.container != none {
+				state := tt.container
+				if state == orchestrator.StateExited {
+					state = orchestrator.StateRunning // exited below, with its code
+				}
+				found = mem.add(name, task.ID, state, map[string]string{"TOKEN": canary, "TASK_ID": task.ID})
+				mem.print(found, "token "+canary+"\n")
+				if tt.container == orchestrator.StateExited {
+					mem.exit(found, 3)
+				}
+			}
+			if tt.status == orchestrator.StatusRunning {
+				if _, err := f.store.UpdateTask(ctx, task.ID, func(cur *orchestrator.Task) error {
+					cur.Status, cur.ContainerID = orchestrator.StatusRunning, found
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			stop := f.run(o)
+			if tt.then != nil {
+				tt.then(t, mem, found)
+			}
+			if tt.starts > 0 {
+				// Started again (or failed at it): the orchestrator tells
+				// when it has recorded either.
+				f.await(task.ID, "started", func(cur *orchestrator.Task, _ string) bool {
+					return cur.Status == orchestrator.StatusRunning || cur.Status.Done()
+				}, o)
+				if id := mem.ofTask(task.ID, found); id != "" {
+					mem.await(t, "waited for", waited(id))
+					mem.exit(id, 0)
+				}
+			}
+			done := f.await(task.ID, "finished", isDone, o)
+			if done.Status != tt.want || done.Error != tt.error || done.Attempt != 1 ||
+				fmt.Sprint(deref(done.ExitCode)) != fmt.Sprint(deref(tt.code)) {
+				t.Errorf("finished: status %s, error %q, attempt %d, exit %v; want %s, %q, 1, %v",
+					done.Status, done.Error, done.Attempt, deref(done.ExitCode), tt.want, tt.error, deref(tt.code))
+			}
+			if tt.sameID && done.ContainerID != found {
+				t.Errorf("container %q, want the one found, %q", done.ContainerID, found)
+			}
+			if n := mem.startsOf(name); n != tt.starts {
+				t.Errorf("%d starts of %s, want %d", n, name, tt.starts)
+			}
+			if logs := f.logs(task.ID); logs != tt.logs {
+				t.Errorf("logs %q, want %q", logs, tt.logs)
+			}
+			if strings.Contains(fmt.Sprintf("%+v", done), canary) {
+				t.Errorf("the task holds the secret value: %+v", done)
+			}
+			// Every container of the task is removed once it is done (the
+			// worker's goroutines have ended when stop returns), and
+			// removing again is no error.
+			stop()
+			if left := mem.ofTask(task.ID, ""); left != "" {
+				t.Errorf("container %s of the task left behind", left)
+			}
+			if found != "" {
+				if err := mem.Remove(ctx, found); err != nil {
+					t.Errorf("remove again: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func intp(n int) *int { return &n }
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// TestBackendContract holds the in-memory backend and the Docker backend
+// to the promises of orchestrator.Backend the state machine relies on:
+// one container per name, states in List, Stop then Wait, cleanup that
+// may run twice, and ErrContainerNotFound for a removed container.
+func TestBackendContract(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		testContract(t, newMemBackend(), orchestrator.Spec{Image: "img"})
+	})
+	t.Run("docker", func(t *testing.T) {
+		f := newFixture(t, sqliteBackend(t).open(t), true)
+		testContract(t, f.runner, orchestrator.Spec{UserID: f.user, Image: f.envImage, Command: []string{testimage.EnvProbe, "sleep", "forever"}})
+	})
+}
+
+func testContract(t *testing.T, b orchestrator.Backend, spec orchestrator.Spec) {
+	ctx := context.Background()
+	spec.TaskID = vault.NewID(vault.PrefixTask)
+	spec.Name = orchestrator.ContainerName(spec.TaskID, 1)
+	spec.Env = map[string]string{"A": "b"}
+	spec.Sandbox = vault.SandboxSettings{EnvDelivery: vault.EnvDeliveryEnv}
+	id, err := b.Start(ctx, spec)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Remove(context.Background(), id) })
+	if _, err := b.Start(ctx, spec); err == nil {
+		t.Errorf("a second start of one name succeeded")
+	}
+	listed := func() []orchestrator.Container {
+		t.Helper()
+		list, err := b.List(ctx)
+		if err != nil {
+			t.Fatalf("list: %v", err)
+		}
+		return slices.DeleteFunc(list, func(c orchestrator.Container) bool { return c.TaskID != spec.TaskID })
+	}
+	want := orchestrator.Container{ID: id, Name: spec.Name, TaskID: spec.TaskID, State: orchestrator.StateRunning}
+	if got := listed(); len(got) != 1 || got[0] != want {
+		t.Errorf("listed %+v, want [%+v]", got, want)
+	}
+	if env, err := b.Env(ctx, id); err != nil || !slices.Contains(env, "A=b") {
+		t.Errorf("env: %d lines, A=b among them: %t, %v", len(env), slices.Contains(env, "A=b"), err)
+	}
+	if err := b.Stop(ctx, id, time.Second); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	if code, err := b.Wait(ctx, id); err != nil || code != 143 {
+		t.Errorf("wait after stop: %d, %v", code, err)
+	}
+	want.State = orchestrator.StateExited
+	if got := listed(); len(got) != 1 || got[0] != want {
+		t.Errorf("listed after stop %+v, want [%+v]", got, want)
+	}
+	for i := range 2 {
+		if err := b.Remove(ctx, id); err != nil {
+			t.Errorf("remove %d: %v", i+1, err)
+		}
+	}
+	if got := listed(); len(got) != 0 {
+		t.Errorf("listed after remove: %+v", got)
+	}
+	if err := b.Stop(ctx, id, time.Second); err != nil {
+		t.Errorf("stop of a removed container: %v", err)
+	}
+	_, waitErr := b.Wait(ctx, id)
+	_, envErr := b.Env(ctx, id)
+	_, logsErr := b.Logs(ctx, id, false)
+	for what, err := range map[string]error{"wait": waitErr, "env": envErr, "logs": logsErr} {
+		if !errors.Is(err, orchestrator.ErrContainerNotFound) {
+			t.Errorf("%s of a removed container: %v, want ErrContainerNotFound", what, err)
+		}
+	}
+}
