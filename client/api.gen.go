@@ -352,17 +352,23 @@ func (e TaskSandboxEnvDelivery) Valid() bool {
 
 // Defines values for TaskStatus.
 const (
-	Failed    TaskStatus = "failed"
-	Queued    TaskStatus = "queued"
-	Running   TaskStatus = "running"
-	Starting  TaskStatus = "starting"
-	Stopped   TaskStatus = "stopped"
-	Succeeded TaskStatus = "succeeded"
+	AwaitingSecrets TaskStatus = "awaiting_secrets"
+	Cancelled       TaskStatus = "cancelled"
+	Failed          TaskStatus = "failed"
+	Queued          TaskStatus = "queued"
+	Running         TaskStatus = "running"
+	Starting        TaskStatus = "starting"
+	Stopped         TaskStatus = "stopped"
+	Succeeded       TaskStatus = "succeeded"
 )
 
 // Valid indicates whether the value is a known member of the TaskStatus enum.
 func (e TaskStatus) Valid() bool {
 	switch e {
+	case AwaitingSecrets:
+		return true
+	case Cancelled:
+		return true
 	case Failed:
 		return true
 	case Queued:
@@ -1033,7 +1039,7 @@ type Task struct {
 	// StartedAt When the current attempt's container started running; null before. RFC 3339, UTC.
 	StartedAt *time.Time `json:"started_at"`
 
-	// Status `queued`: waiting for a worker. `starting`: claimed; its container is being made. `running`: its container runs. `succeeded`: exited 0. `failed`: exited non-zero, or could not start (see `error`). `stopped`: stopped by its user. The last three are final, until a restart queues the task again.
+	// Status `queued`: waiting for a worker. `starting`: claimed; its container is being made. `running`: its container runs. `awaiting_secrets`: its profile requires a name that has no value (`required_secrets`); a secret request asks for it, `error` names the names, and the task is queued again once every name has a value, by any route (a secret created or imported, the request's answer); it fails when the request expires (24 h by default). `succeeded`: exited 0. `failed`: exited non-zero, or could not start (see `error`). `stopped`: stopped by its user. `cancelled`: its secret request was cancelled. The last four are final, until a restart queues the task again.
 	Status TaskStatus `json:"status"`
 
 	// StopRequested A stop (or restart) was asked for and the worker has not finished it yet, or did.
@@ -1091,7 +1097,7 @@ type TaskSandbox struct {
 // TaskSandboxEnvDelivery How the env reached the process: `stdin` (no value in docker inspect; the envvault-init volume is the container's one mount, read-only) or `env` (the container's configured env).
 type TaskSandboxEnvDelivery string
 
-// TaskStatus `queued`: waiting for a worker. `starting`: claimed; its container is being made. `running`: its container runs. `succeeded`: exited 0. `failed`: exited non-zero, or could not start (see `error`). `stopped`: stopped by its user. The last three are final, until a restart queues the task again.
+// TaskStatus `queued`: waiting for a worker. `starting`: claimed; its container is being made. `running`: its container runs. `awaiting_secrets`: its profile requires a name that has no value (`required_secrets`); a secret request asks for it, `error` names the names, and the task is queued again once every name has a value, by any route (a secret created or imported, the request's answer); it fails when the request expires (24 h by default). `succeeded`: exited 0. `failed`: exited non-zero, or could not start (see `error`). `stopped`: stopped by its user. `cancelled`: its secret request was cancelled. The last four are final, until a restart queues the task again.
 type TaskStatus string
 
 // Token An API token: never its secret part, which only the answer to its creation holds.

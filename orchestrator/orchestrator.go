@@ -51,6 +51,10 @@ type Config struct {
 	// Observer is told what the worker measures (observe.go); nil tells
 	// no one.
 	Observer Observer
+	// SecretRequestTTL is how long a secret request opened for a task
+	// waits for its answer before its tasks fail (awaiting.go);
+	// vault.DefaultSecretRequestTTL if 0.
+	SecretRequestTTL time.Duration
 }
 
 // Orchestrator creates, runs, observes, stops and recovers tasks.
@@ -65,8 +69,9 @@ type Orchestrator struct {
 	now      func() time.Time
 	observe  Observer
 
-	maxQueued int
-	slots     slots // guarded by mu
+	maxQueued  int
+	requestTTL time.Duration
+	slots      slots // guarded by mu
 
 	wake chan struct{} // a task was queued here
 
@@ -83,6 +88,7 @@ func New(c Config) *Orchestrator {
 		worker: c.Worker, log: c.Logger, poll: c.Poll, now: time.Now, observe: observerOr(c.Observer),
 		wake: make(chan struct{}, 1), changed: make(chan struct{}), running: map[string]chan struct{}{},
 		maxQueued: c.MaxQueuedPerUser, slots: newSlots(c.MaxRunning, c.UserSharePercent),
+		requestTTL: c.SecretRequestTTL,
 	}
 	if o.maxQueued <= 0 {
 		o.maxQueued = DefaultMaxQueuedPerUser
@@ -249,7 +255,7 @@ func TaskCursor(t *Task) vault.Cursor {
 func (o *Orchestrator) StopTask(ctx context.Context, userID, id string) (*TaskView, error) {
 	return o.request(ctx, userID, id, "stop", func(t *Task) {
 		switch {
-		case t.Status == StatusQueued:
+		case t.Status == StatusQueued, t.Status == StatusAwaitingSecrets:
 			t.Status, t.FinishedAt = StatusStopped, ptr(o.timestamp())
 		case !t.Status.Done():
 			t.StopRequested = true
@@ -267,7 +273,7 @@ func (o *Orchestrator) RestartTask(ctx context.Context, userID, id string) (*Tas
 		switch {
 		case t.Status.Done():
 			requeue(t)
-		case t.Status == StatusQueued:
+		case t.Status == StatusQueued, t.Status == StatusAwaitingSecrets:
 		default:
 			t.StopRequested, t.RestartRequested = true, true
 		}

@@ -17,11 +17,16 @@ const (
 	StatusSucceeded Status = "succeeded" // exited 0
 	StatusFailed    Status = "failed"    // exited non-zero, or could not start (see Error)
 	StatusStopped   Status = "stopped"   // stopped by its user
+	// StatusAwaitingSecrets: its profile lacks a value for a required
+	// name; a secret request asks the user (awaiting.go).
+	StatusAwaitingSecrets Status = "awaiting_secrets"
+	// StatusCancelled: its secret request was cancelled.
+	StatusCancelled Status = "cancelled"
 )
 
 // Done reports whether the status is final.
 func (s Status) Done() bool {
-	return s == StatusSucceeded || s == StatusFailed || s == StatusStopped
+	return s == StatusSucceeded || s == StatusFailed || s == StatusStopped || s == StatusCancelled
 }
 
 // Task is one run of a profile's container with a prompt.

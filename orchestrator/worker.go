@@ -39,6 +39,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 			o.goRun(ctx, t, nil)
 		}
 		o.checkRequests(ctx)
+		o.checkAwaiting(ctx) // awaiting.go
 		select {
 		case <-ctx.Done():
 			o.wg.Wait()
@@ -125,6 +126,9 @@ func (o *Orchestrator) runTask(ctx context.Context, t *Task, attach *Container, 
 func (o *Orchestrator) attachOrStart(ctx context.Context, t *Task, attach *Container, log *slog.Logger) (string, []string, bool) {
 	if attach == nil {
 		id, values, err := o.start(ctx, t)
+		if errors.Is(err, errAwaiting) {
+			return "", nil, false // waiting for secrets, not failed (awaiting.go)
+		}
 		if err != nil {
 			// Shutting down mid-start: the task stays starting, and the
 			// next Run's recovery attaches to its container, or queues it
@@ -219,6 +223,10 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 			return "", nil, errors.New("the task's profile was deleted")
 		}
 		return "", nil, fmt.Errorf("read profile: %w", err)
+	}
+	// A required name without a value: the task waits (awaiting.go).
+	if err := o.awaitSecrets(ctx, t, p); err != nil {
+		return "", nil, err
 	}
 	// Checked again at every start: the operator's limits may have been
 	// lowered since the profile was saved.

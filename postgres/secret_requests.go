@@ -125,3 +125,19 @@ func (db *DB) DueSecretRequests(ctx context.Context, now time.Time, limit int) (
 	}
 	return list, nil
 }
+
+// PendingSecretRequests returns up to limit pending requests of any user,
+// oldest first. It reads in system mode.
+func (db *DB) PendingSecretRequests(ctx context.Context, limit int) ([]*vault.SecretRequest, error) {
+	var list []*vault.SecretRequest
+	err := db.systemTx(ctx, readOnly, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+secretRequestCols+` FROM secret_requests
+			WHERE status = 'pending' ORDER BY created_at, id LIMIT `+strconv.Itoa(max(limit, 0)))
+		list, err = collectSecretRequests(rows, err)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read pending secret requests: %w", err)
+	}
+	return list, nil
+}

@@ -140,3 +140,14 @@ func (db *DB) DueSecretRequests(ctx context.Context, now time.Time, limit int) (
 	}
 	return list, nil
 }
+
+// PendingSecretRequests returns up to limit pending requests of any user,
+// oldest first.
+func (db *DB) PendingSecretRequests(ctx context.Context, limit int) ([]*vault.SecretRequest, error) {
+	list, err := querySecretRequests(ctx, db.read, `SELECT `+secretRequestColumns+` FROM secret_requests
+		WHERE status = 'pending' ORDER BY created_at, id LIMIT ?`, max(limit, 0))
+	if err != nil {
+		return nil, db.unavailable(db.read, fmt.Errorf("read pending secret requests: %w", err))
+	}
+	return list, nil
+}

@@ -85,6 +85,9 @@ type SecretRequestStore interface {
 	// DueSecretRequests returns up to limit pending requests, of any user,
 	// whose ExpiresAt is not after now, oldest expiry first.
 	DueSecretRequests(ctx context.Context, now time.Time, limit int) ([]*SecretRequest, error)
+	// PendingSecretRequests returns up to limit pending requests of any
+	// user, oldest first (by creation time, then id).
+	PendingSecretRequests(ctx context.Context, limit int) ([]*SecretRequest, error)
 }
 
 // OpenSecretRequest asks the user for the values of names for task taskID
@@ -240,6 +243,52 @@ func (s *Service) AnswerSecretRequest(ctx context.Context, userID, id string, va
 		return nil, fmt.Errorf("answer secret request %s: %w", id, err)
 	}
 	return out, nil
+}
+
+// SatisfySecretRequest marks a pending request answered once its names
+// have values by another route (a secret created or imported, a profile's
+// env), and appends secret_request.answer with "by": "secrets". Returns
+// ECONFLICT if it is no longer pending, ENOTFOUND if it does not exist.
+func (s *Service) SatisfySecretRequest(ctx context.Context, userID, id string) (*SecretRequest, error) {
+	var out *SecretRequest
+	err := s.store.Update(ctx, userID, func(tx Tx) error {
+		r, err := s.lockPendingRequest(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		now := s.timestamp()
+		r.Status, r.UpdatedAt, r.AnsweredAt = RequestAnswered, now, &now
+		if err := tx.UpdateSecretRequest(ctx, r); err != nil {
+			return err
+		}
+		out = r
+		return s.audit(ctx, tx, userID, ActionSecretRequestAnswer, TargetSecretRequest, r.ID,
+			map[string]any{"profile_id": r.ProfileID, "names": RequiredNames(r.Names), "by": "secrets"})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("close secret request %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// PendingSecretRequests returns up to limit pending requests of every user,
+// oldest first, for the worker that releases their tasks.
+func (s *Service) PendingSecretRequests(ctx context.Context, limit int) ([]*SecretRequest, error) {
+	list, err := s.store.PendingSecretRequests(ctx, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read pending secret requests: %w", err)
+	}
+	return list, nil
+}
+
+// DueSecretRequests returns up to limit pending requests of every user
+// whose time is up, for the worker that expires them.
+func (s *Service) DueSecretRequests(ctx context.Context, limit int) ([]*SecretRequest, error) {
+	list, err := s.store.DueSecretRequests(ctx, s.timestamp(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("read due secret requests: %w", err)
+	}
+	return list, nil
 }
 
 // CancelSecretRequest ends a pending request unanswered, by the user's

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/vault"
@@ -21,6 +22,9 @@ type taskConfig struct {
 	MaxRunning       int // --max-running, MAX_RUNNING
 	UserShare        int // --user-share, USER_SHARE (percent)
 	MaxQueuedPerUser int // --max-queued-per-user, MAX_QUEUED_PER_USER
+	// SecretRequestTTL is --secret-request-ttl, SECRET_REQUEST_TTL: how
+	// long a task's secret request waits for its answer.
+	SecretRequestTTL time.Duration
 	// EnvInit is --env-init, ENV_INIT: the envvault-init program that
 	// stdin env delivery puts in task containers; "" looks for
 	// envvault-init beside the envvault executable, then on PATH.
@@ -33,6 +37,7 @@ func slotFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&t.MaxRunning, "max-running", orchestrator.DefaultMaxRunning(), "most task containers this worker starts or runs at once (default: two per core); further tasks wait queued")
 	fs.IntVar(&t.UserShare, "user-share", orchestrator.DefaultUserSharePercent, "percent of --max-running one user's tasks may hold (at least one task), so that others' tasks still start")
 	fs.IntVar(&t.MaxQueuedPerUser, "max-queued-per-user", orchestrator.DefaultMaxQueuedPerUser, "most queued tasks one user may have; creating another answers 429 with Retry-After")
+	fs.DurationVar(&t.SecretRequestTTL, "secret-request-ttl", vault.DefaultSecretRequestTTL, "how long a task waiting for required secrets waits for them before it fails (1s to 720h)")
 	fs.StringVar(&t.EnvInit, "env-init", "", "path of the static envvault-init program for env delivery stdin (default: envvault-init beside this executable, else on PATH)")
 }
 
@@ -107,6 +112,8 @@ func (c *Config) checkTasks() error {
 		return fmt.Errorf("--user-share (USER_SHARE) is %d: it must be a percent from 1 to 100", t.UserShare)
 	case t.MaxQueuedPerUser < 1:
 		return fmt.Errorf("--max-queued-per-user (MAX_QUEUED_PER_USER) is %d: it must be at least 1", t.MaxQueuedPerUser)
+	case t.SecretRequestTTL < time.Second || t.SecretRequestTTL > 720*time.Hour:
+		return fmt.Errorf("--secret-request-ttl (SECRET_REQUEST_TTL) is %s: it must be from 1s to 720h", t.SecretRequestTTL)
 	}
 	if err := c.Tasks.Sandbox.Check(); err != nil {
 		return fmt.Errorf("%w (see --default-memory-mb, --allowed-caps, --networks, --env-deliveries and the other sandbox flags)", err)

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/vault"
@@ -28,7 +29,7 @@ func TestSandboxFlags(t *testing.T) {
 	if got := m.Config.Tasks.Sandbox; !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults %+v, want %+v", got, want)
 	}
-	if c := m.Config.Tasks; c.MaxRunning != 2*runtime.NumCPU() || c.UserShare != 50 || c.MaxQueuedPerUser != 100 {
+	if c := m.Config.Tasks; c.MaxRunning != 2*runtime.NumCPU() || c.UserShare != 50 || c.MaxQueuedPerUser != 100 || c.SecretRequestTTL != 24*time.Hour {
 		t.Errorf("slot defaults %+v", c)
 	}
 	if m, err := parseOnly(t, "dev", "--max-running", "3", "--user-share", "34", "--max-queued-per-user", "7"); err != nil ||
@@ -59,6 +60,8 @@ func TestSandboxFlags(t *testing.T) {
 		{[]string{"serve", "--max-running", "0"}, "--max-running (MAX_RUNNING) is 0"},
 		{[]string{"serve", "--user-share", "101"}, "percent from 1 to 100"},
 		{[]string{"runner", "--worker-id", "w", "--max-queued-per-user", "0"}, "--max-queued-per-user"},
+		{[]string{"serve", "--secret-request-ttl", "500ms"}, "--secret-request-ttl (SECRET_REQUEST_TTL) is 500ms: it must be from 1s to 720h"},
+		{[]string{"dev", "--secret-request-ttl", "721h"}, "--secret-request-ttl"},
 	} {
 		if _, err := parseOnly(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want an error with %q", tc.args, err, tc.want)

@@ -81,6 +81,7 @@ func (m *Main) newOrchestrator(svc *vault.Service) (*orchestrator.Orchestrator, 
 		MaxRunning:       m.Config.Tasks.MaxRunning,
 		UserSharePercent: m.Config.Tasks.UserShare,
 		MaxQueuedPerUser: m.Config.Tasks.MaxQueuedPerUser,
+		SecretRequestTTL: m.Config.Tasks.SecretRequestTTL,
 		Observer:         m.metrics.m,
 	}), nil
 }

@@ -34,6 +34,8 @@ CREATE UNIQUE INDEX secret_requests_pending_key ON secret_requests (user_id, pro
 CREATE INDEX secret_requests_user_created ON secret_requests (user_id, created_at, id);
 -- The worker's expiry pass, across users: pending ones only.
 CREATE INDEX secret_requests_due ON secret_requests (expires_at, id) WHERE status = 'pending';
+-- The worker's release pass, across users: pending ones only.
+CREATE INDEX secret_requests_pending ON secret_requests (created_at, id) WHERE status = 'pending';
 
 -- Row-level security (see 00005): the user's own rows; the worker reads
 -- the due ones of every user in system mode, and ends each in its user's
@@ -56,3 +58,10 @@ END
 $$;
 -- +goose StatementEnd
 GRANT SELECT, INSERT, UPDATE ON secret_requests TO envvault_app;
+
+-- Task statuses of secret requests (orchestrator/awaiting.go): a task whose
+-- profile lacks a required name waits in awaiting_secrets; one whose
+-- request is cancelled ends cancelled.
+ALTER TABLE tasks DROP CONSTRAINT tasks_status_check;
+ALTER TABLE tasks ADD CONSTRAINT tasks_status_check
+    CHECK (status IN ('queued', 'starting', 'running', 'succeeded', 'failed', 'stopped', 'awaiting_secrets', 'cancelled'));

@@ -25,3 +25,20 @@ CREATE TABLE secret_requests (
 CREATE UNIQUE INDEX secret_requests_pending_key ON secret_requests (user_id, profile_id) WHERE status = 'pending';
 CREATE INDEX secret_requests_user_created ON secret_requests (user_id, created_at, id);
 CREATE INDEX secret_requests_due ON secret_requests (expires_at, id) WHERE status = 'pending';
+-- The worker's release pass, across users: pending ones only.
+CREATE INDEX secret_requests_pending ON secret_requests (created_at, id) WHERE status = 'pending';
+
+-- Task statuses of secret requests (see the PostgreSQL migration). The
+-- status CHECK of 00002 is the column's own: the column is replaced by one
+-- with the wider CHECK (DROP COLUMN takes its constraint with it; the
+-- partial indexes naming it are made again), rather than the table rebuilt,
+-- which would have to list every column and would cascade to task_logs.
+DROP INDEX tasks_queue;
+DROP INDEX tasks_active;
+ALTER TABLE tasks ADD COLUMN status_new TEXT NOT NULL DEFAULT 'queued'
+    CHECK (status_new IN ('queued', 'starting', 'running', 'succeeded', 'failed', 'stopped', 'awaiting_secrets', 'cancelled'));
+UPDATE tasks SET status_new = status;
+ALTER TABLE tasks DROP COLUMN status;
+ALTER TABLE tasks RENAME COLUMN status_new TO status;
+CREATE INDEX tasks_queue ON tasks (created_at, id) WHERE status = 'queued';
+CREATE INDEX tasks_active ON tasks (worker, created_at, id) WHERE status IN ('starting', 'running');
