@@ -1,8 +1,8 @@
 // Package orchestrator owns a task's life: it queues a task, lets a worker
 // claim it, builds its env (baseline, profile, vault secrets), starts its
-// container through the runner, stores its masked logs, and recovers what a
-// crash left behind. The API calls it; it calls the runner; nothing else
-// talks to Docker.
+// container through a Backend (backend.go; dockerbackend on Docker), stores
+// its masked logs, and recovers what a crash left behind. The API calls
+// it; it calls its Backend; it knows no container engine.
 package orchestrator
 
 import (
