@@ -210,8 +210,20 @@ func testSecretRequestCancelExpire(t *testing.T, f *fixture) {
 		t.Errorf("due after expiring a and cancelling c: %v, want [%s]", ids, rb.ID)
 	}
 	// A profile's next task opens a new request once the last one ended.
-	if r := f.mustOpenRequest(alice, pa.ID, "tsk_4", time.Hour, "A"); r.ID == ra.ID {
+	ra2 := f.mustOpenRequest(alice, pa.ID, "tsk_4", time.Hour, "A")
+	if ra2.ID == ra.ID {
 		t.Errorf("a task after the expiry joined the expired request")
+	}
+	// The worker's release pass: the pending requests of every user, oldest first.
+	pending, err := f.store.PendingSecretRequests(f.ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := ids(pending, func(r *vault.SecretRequest) string { return r.ID }); !slices.Equal(ids, []string{rb.ID, ra2.ID}) {
+		t.Errorf("pending %v, want [%s %s]", ids, rb.ID, ra2.ID)
+	}
+	if one, _ := f.store.PendingSecretRequests(f.ctx, 1); len(one) != 1 {
+		t.Errorf("limit 1 gave %d", len(one))
 	}
 	f.wantRequestEvents(alice, map[string]int{vault.ActionSecretRequestOpen: 3, vault.ActionSecretRequestExpire: 1, vault.ActionSecretRequestCancel: 1})
 }

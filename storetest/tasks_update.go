@@ -76,7 +76,8 @@ func testTaskUpdateRoundTrip(t *testing.T, f *fixture) {
 		})
 	}
 	for _, s := range []orchestrator.Status{orchestrator.StatusQueued, orchestrator.StatusStarting, orchestrator.StatusRunning,
-		orchestrator.StatusSucceeded, orchestrator.StatusFailed, orchestrator.StatusStopped} {
+		orchestrator.StatusSucceeded, orchestrator.StatusFailed, orchestrator.StatusStopped,
+		orchestrator.StatusAwaitingSecrets, orchestrator.StatusCancelled} {
 		if got := f.mustUpdate(task.ID, func(x *orchestrator.Task) { x.Status = s }); got.Status != s {
 			t.Errorf("status %s written as %s", s, got.Status)
 		}
