@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/envvault/envvault/vault"
 )
 
 // TestScopesEveryOperation walks every operation of /v1/openapi.json with
@@ -27,6 +30,15 @@ func TestScopesEveryOperation(t *testing.T) {
 	tasks := e.newToken(full, "runner", "tasks")
 	spare := e.newToken(full, "spare", "read")
 	ids := map[string]string{"secrets": sid, "profiles": pid, "tasks": tid, "tokens": spare.ID}
+	alice, _, err := e.svc.Authenticate(t.Context(), full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := e.svc.OpenSecretRequest(t.Context(), alice, pid, tid, []vault.RequiredSecret{{Name: "WANTED"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids["secret-requests"] = req.ID
 
 	allowed := map[string]func(method, path string) bool{
 		"read": func(method, path string) bool { return method == "GET" },

@@ -94,6 +94,7 @@ func (s *Server) routes() {
 	s.historyRoutes(s.v1)
 	s.profileRoutes(s.v1)
 	s.taskRoutes(s.v1)
+	s.secretRequestRoutes(s.v1)
 	s.auditRoutes(s.v1)
 	s.tokenRoutes(s.v1)
 }

@@ -54,6 +54,8 @@ var unavailableBodies = map[string]string{
 	"GET /v1/profiles/{id}":             "",
 	"GET /v1/profiles/{id}/env":         "",
 	"GET /v1/profiles/{id}/secret-keys": "",
+	"GET /v1/secret-requests":           "",
+	"GET /v1/secret-requests/{id}":      "",
 	"DELETE /v1/profiles/{id}":          "",
 	"GET /v1/secrets":                   "",
 	"GET /v1/profiles":                  "",

@@ -17,20 +17,43 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for AnswerSecretRequestScope.
+const (
+	AnswerSecretRequestScopeAgents AnswerSecretRequestScope = "agents"
+	AnswerSecretRequestScopeAll    AnswerSecretRequestScope = "all"
+)
+
+// Valid indicates whether the value is a known member of the AnswerSecretRequestScope enum.
+func (e AnswerSecretRequestScope) Valid() bool {
+	switch e {
+	case AnswerSecretRequestScopeAgents:
+		return true
+	case AnswerSecretRequestScopeAll:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AuditEventAction.
 const (
-	AuditEventActionAuditPrune     AuditEventAction = "audit.prune"
-	AuditEventActionAuthFailed     AuditEventAction = "auth.failed"
-	AuditEventActionProfileCreate  AuditEventAction = "profile.create"
-	AuditEventActionProfileDelete  AuditEventAction = "profile.delete"
-	AuditEventActionProfileUpdate  AuditEventAction = "profile.update"
-	AuditEventActionSecretCreate   AuditEventAction = "secret.create"
-	AuditEventActionSecretDelete   AuditEventAction = "secret.delete"
-	AuditEventActionSecretRollback AuditEventAction = "secret.rollback"
-	AuditEventActionSecretUpdate   AuditEventAction = "secret.update"
-	AuditEventActionTaskRelease    AuditEventAction = "task.release"
-	AuditEventActionTokenCreate    AuditEventAction = "token.create"
-	AuditEventActionUserCreate     AuditEventAction = "user.create"
+	AuditEventActionAuditPrune          AuditEventAction = "audit.prune"
+	AuditEventActionAuthFailed          AuditEventAction = "auth.failed"
+	AuditEventActionProfileCreate       AuditEventAction = "profile.create"
+	AuditEventActionProfileDelete       AuditEventAction = "profile.delete"
+	AuditEventActionProfileUpdate       AuditEventAction = "profile.update"
+	AuditEventActionSecretCreate        AuditEventAction = "secret.create"
+	AuditEventActionSecretDelete        AuditEventAction = "secret.delete"
+	AuditEventActionSecretRequestAnswer AuditEventAction = "secret_request.answer"
+	AuditEventActionSecretRequestCancel AuditEventAction = "secret_request.cancel"
+	AuditEventActionSecretRequestExpire AuditEventAction = "secret_request.expire"
+	AuditEventActionSecretRequestOpen   AuditEventAction = "secret_request.open"
+	AuditEventActionSecretRollback      AuditEventAction = "secret.rollback"
+	AuditEventActionSecretUpdate        AuditEventAction = "secret.update"
+	AuditEventActionTaskPushRestart     AuditEventAction = "task.push_restart"
+	AuditEventActionTaskRelease         AuditEventAction = "task.release"
+	AuditEventActionTokenCreate         AuditEventAction = "token.create"
+	AuditEventActionUserCreate          AuditEventAction = "user.create"
 )
 
 // Valid indicates whether the value is a known member of the AuditEventAction enum.
@@ -50,9 +73,19 @@ func (e AuditEventAction) Valid() bool {
 		return true
 	case AuditEventActionSecretDelete:
 		return true
+	case AuditEventActionSecretRequestAnswer:
+		return true
+	case AuditEventActionSecretRequestCancel:
+		return true
+	case AuditEventActionSecretRequestExpire:
+		return true
+	case AuditEventActionSecretRequestOpen:
+		return true
 	case AuditEventActionSecretRollback:
 		return true
 	case AuditEventActionSecretUpdate:
+		return true
+	case AuditEventActionTaskPushRestart:
 		return true
 	case AuditEventActionTaskRelease:
 		return true
@@ -67,12 +100,13 @@ func (e AuditEventAction) Valid() bool {
 
 // Defines values for AuditEventTargetType.
 const (
-	AuditEventTargetTypeAudit   AuditEventTargetType = "audit"
-	AuditEventTargetTypeProfile AuditEventTargetType = "profile"
-	AuditEventTargetTypeSecret  AuditEventTargetType = "secret"
-	AuditEventTargetTypeTask    AuditEventTargetType = "task"
-	AuditEventTargetTypeToken   AuditEventTargetType = "token"
-	AuditEventTargetTypeUser    AuditEventTargetType = "user"
+	AuditEventTargetTypeAudit         AuditEventTargetType = "audit"
+	AuditEventTargetTypeProfile       AuditEventTargetType = "profile"
+	AuditEventTargetTypeSecret        AuditEventTargetType = "secret"
+	AuditEventTargetTypeSecretRequest AuditEventTargetType = "secret_request"
+	AuditEventTargetTypeTask          AuditEventTargetType = "task"
+	AuditEventTargetTypeToken         AuditEventTargetType = "token"
+	AuditEventTargetTypeUser          AuditEventTargetType = "user"
 )
 
 // Valid indicates whether the value is a known member of the AuditEventTargetType enum.
@@ -83,6 +117,8 @@ func (e AuditEventTargetType) Valid() bool {
 	case AuditEventTargetTypeProfile:
 		return true
 	case AuditEventTargetTypeSecret:
+		return true
+	case AuditEventTargetTypeSecretRequest:
 		return true
 	case AuditEventTargetTypeTask:
 		return true
@@ -460,18 +496,23 @@ func (e Confirm) Valid() bool {
 
 // Defines values for ListAuditEventsParamsAction.
 const (
-	ListAuditEventsParamsActionAuditPrune     ListAuditEventsParamsAction = "audit.prune"
-	ListAuditEventsParamsActionAuthFailed     ListAuditEventsParamsAction = "auth.failed"
-	ListAuditEventsParamsActionProfileCreate  ListAuditEventsParamsAction = "profile.create"
-	ListAuditEventsParamsActionProfileDelete  ListAuditEventsParamsAction = "profile.delete"
-	ListAuditEventsParamsActionProfileUpdate  ListAuditEventsParamsAction = "profile.update"
-	ListAuditEventsParamsActionSecretCreate   ListAuditEventsParamsAction = "secret.create"
-	ListAuditEventsParamsActionSecretDelete   ListAuditEventsParamsAction = "secret.delete"
-	ListAuditEventsParamsActionSecretRollback ListAuditEventsParamsAction = "secret.rollback"
-	ListAuditEventsParamsActionSecretUpdate   ListAuditEventsParamsAction = "secret.update"
-	ListAuditEventsParamsActionTaskRelease    ListAuditEventsParamsAction = "task.release"
-	ListAuditEventsParamsActionTokenCreate    ListAuditEventsParamsAction = "token.create"
-	ListAuditEventsParamsActionUserCreate     ListAuditEventsParamsAction = "user.create"
+	ListAuditEventsParamsActionAuditPrune          ListAuditEventsParamsAction = "audit.prune"
+	ListAuditEventsParamsActionAuthFailed          ListAuditEventsParamsAction = "auth.failed"
+	ListAuditEventsParamsActionProfileCreate       ListAuditEventsParamsAction = "profile.create"
+	ListAuditEventsParamsActionProfileDelete       ListAuditEventsParamsAction = "profile.delete"
+	ListAuditEventsParamsActionProfileUpdate       ListAuditEventsParamsAction = "profile.update"
+	ListAuditEventsParamsActionSecretCreate        ListAuditEventsParamsAction = "secret.create"
+	ListAuditEventsParamsActionSecretDelete        ListAuditEventsParamsAction = "secret.delete"
+	ListAuditEventsParamsActionSecretRequestAnswer ListAuditEventsParamsAction = "secret_request.answer"
+	ListAuditEventsParamsActionSecretRequestCancel ListAuditEventsParamsAction = "secret_request.cancel"
+	ListAuditEventsParamsActionSecretRequestExpire ListAuditEventsParamsAction = "secret_request.expire"
+	ListAuditEventsParamsActionSecretRequestOpen   ListAuditEventsParamsAction = "secret_request.open"
+	ListAuditEventsParamsActionSecretRollback      ListAuditEventsParamsAction = "secret.rollback"
+	ListAuditEventsParamsActionSecretUpdate        ListAuditEventsParamsAction = "secret.update"
+	ListAuditEventsParamsActionTaskPushRestart     ListAuditEventsParamsAction = "task.push_restart"
+	ListAuditEventsParamsActionTaskRelease         ListAuditEventsParamsAction = "task.release"
+	ListAuditEventsParamsActionTokenCreate         ListAuditEventsParamsAction = "token.create"
+	ListAuditEventsParamsActionUserCreate          ListAuditEventsParamsAction = "user.create"
 )
 
 // Valid indicates whether the value is a known member of the ListAuditEventsParamsAction enum.
@@ -491,9 +532,19 @@ func (e ListAuditEventsParamsAction) Valid() bool {
 		return true
 	case ListAuditEventsParamsActionSecretDelete:
 		return true
+	case ListAuditEventsParamsActionSecretRequestAnswer:
+		return true
+	case ListAuditEventsParamsActionSecretRequestCancel:
+		return true
+	case ListAuditEventsParamsActionSecretRequestExpire:
+		return true
+	case ListAuditEventsParamsActionSecretRequestOpen:
+		return true
 	case ListAuditEventsParamsActionSecretRollback:
 		return true
 	case ListAuditEventsParamsActionSecretUpdate:
+		return true
+	case ListAuditEventsParamsActionTaskPushRestart:
 		return true
 	case ListAuditEventsParamsActionTaskRelease:
 		return true
@@ -520,6 +571,18 @@ func (e RevokeTokenParamsConfirm) Valid() bool {
 		return false
 	}
 }
+
+// AnswerSecretRequest defines model for AnswerSecretRequest.
+type AnswerSecretRequest struct {
+	// Scope `all`: each value updates or creates the secret of that name for all profiles. `agents`: for the request's profile only (the secret granting exactly it is updated, or one is created).
+	Scope *AnswerSecretRequestScope `json:"scope,omitempty"`
+
+	// Values NAME -> value for names the request asks for (a subset is allowed; names not given keep their tasks waiting). Write-only: no response, log or audit event holds a value. Each value under the secret value rules.
+	Values map[string]string `json:"values"`
+}
+
+// AnswerSecretRequestScope `all`: each value updates or creates the secret of that name for all profiles. `agents`: for the request's profile only (the secret granting exactly it is updated, or one is created).
+type AnswerSecretRequestScope string
 
 // AuditEvent One event of the audit trail. It names what was done (names, ids, versions), never a secret's value or a token.
 type AuditEvent struct {
@@ -962,6 +1025,33 @@ type SecretList struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
+// SecretRequest A request for the values a profile's tasks wait for. Never holds a value.
+type SecretRequest struct {
+	AnsweredAt *time.Time `json:"answered_at"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  time.Time  `json:"expires_at"`
+
+	// Id Example: sreq_3fT9kLx0QmZ1aBcDeFgHi
+	Id string `json:"id"`
+
+	// Names The names asked for, sorted, with the profile's descriptions.
+	Names []RequiredSecret `json:"names"`
+
+	// ProfileId The profile whose tasks wait: one pending request per profile, which later tasks join.
+	ProfileId string `json:"profile_id"`
+
+	// Status One of `pending`, `answered`, `cancelled`, `expired`. `pending` until answered (through this API, or by the names getting values by any route), cancelled, or expired (after the server's --secret-request-ttl, 24 h by default: its tasks fail).
+	Status string `json:"status"`
+
+	// TaskIds The tasks that waited on it (at most 1000).
+	TaskIds []string `json:"task_ids"`
+}
+
+// SecretRequestList The pending requests first, then the newest; at most 200.
+type SecretRequestList struct {
+	Data []SecretRequest `json:"data"`
+}
+
 // SecretVersion One version of a secret's value: never the value.
 type SecretVersion struct {
 	// ActorTokenId The id of the API token whose request saved this value. null when not known: the secret's first value, or a change made without a token (the command line).
@@ -1207,6 +1297,9 @@ type Q = string
 // SecretId defines model for SecretId.
 type SecretId = string
 
+// SecretRequestId defines model for SecretRequestId.
+type SecretRequestId = string
+
 // TaskId defines model for TaskId.
 type TaskId = string
 
@@ -1329,6 +1422,9 @@ type CreateProfileJSONRequestBody = CreateProfile
 
 // UpdateProfileJSONRequestBody defines body for UpdateProfile for application/json ContentType.
 type UpdateProfileJSONRequestBody = UpdateProfile
+
+// AnswerSecretRequestJSONRequestBody defines body for AnswerSecretRequest for application/json ContentType.
+type AnswerSecretRequestJSONRequestBody = AnswerSecretRequest
 
 // CreateSecretJSONRequestBody defines body for CreateSecret for application/json ContentType.
 type CreateSecretJSONRequestBody = CreateSecret
@@ -1586,6 +1682,43 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/profiles/{id}/secret-keys (the `GetProfileSecretKeys` operationId).
 	GetProfileSecretKeys(ctx context.Context, id ProfileId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListSecretRequests List your secret requests (never values)
+	//
+	// A task whose profile requires a name without a value waits in `awaiting_secrets` on its profile's pending request.
+	//
+	// Corresponds with GET /v1/secret-requests (the `ListSecretRequests` operationId).
+	ListSecretRequests(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSecretRequest Read a secret request
+	//
+	// Corresponds with GET /v1/secret-requests/{id} (the `GetSecretRequest` operationId).
+	GetSecretRequest(ctx context.Context, id SecretRequestId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AnswerSecretRequestWithBody Give the values a secret request asks for
+	//
+	// Writes the values as secrets through the ordinary paths (every secret rule applies; one audit event per secret, then `secret_request.answer` with the names), all or nothing, and marks the request answered; its waiting tasks are queued again and start at the next claim with the full env (a task whose profile still lacks a name opens a new request). 409 if the request is no longer pending or a value collides with your secrets; 422 naming `values` or `scope`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/secret-requests/{id}/answer (the `AnswerSecretRequest` operationId).
+	AnswerSecretRequestWithBody(ctx context.Context, id SecretRequestId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AnswerSecretRequest Give the values a secret request asks for
+	//
+	// Writes the values as secrets through the ordinary paths (every secret rule applies; one audit event per secret, then `secret_request.answer` with the names), all or nothing, and marks the request answered; its waiting tasks are queued again and start at the next claim with the full env (a task whose profile still lacks a name opens a new request). 409 if the request is no longer pending or a value collides with your secrets; 422 naming `values` or `scope`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/secret-requests/{id}/answer (the `AnswerSecretRequest` operationId).
+	AnswerSecretRequest(ctx context.Context, id SecretRequestId, body AnswerSecretRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelSecretRequest Cancel a secret request
+	//
+	// No request body (one sent is ignored). The request becomes `cancelled` and its waiting tasks end `cancelled`. 409 if it is no longer pending.
+	//
+	// Corresponds with POST /v1/secret-requests/{id}/cancel (the `CancelSecretRequest` operationId).
+	CancelSecretRequest(ctx context.Context, id SecretRequestId, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListSecrets List your secrets by name
 	//
@@ -2004,6 +2137,93 @@ func (c *RawClient) GetProfileEnv(ctx context.Context, id ProfileId, reqEditors 
 // Corresponds with GET /v1/profiles/{id}/secret-keys (the `GetProfileSecretKeys` operationId).
 func (c *RawClient) GetProfileSecretKeys(ctx context.Context, id ProfileId, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetProfileSecretKeysRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListSecretRequests List your secret requests (never values)
+//
+// A task whose profile requires a name without a value waits in `awaiting_secrets` on its profile's pending request.
+//
+// Corresponds with GET /v1/secret-requests (the `ListSecretRequests` operationId).
+func (c *RawClient) ListSecretRequests(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSecretRequestsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSecretRequest Read a secret request
+//
+// Corresponds with GET /v1/secret-requests/{id} (the `GetSecretRequest` operationId).
+func (c *RawClient) GetSecretRequest(ctx context.Context, id SecretRequestId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSecretRequestRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AnswerSecretRequestWithBody Give the values a secret request asks for
+//
+// Writes the values as secrets through the ordinary paths (every secret rule applies; one audit event per secret, then `secret_request.answer` with the names), all or nothing, and marks the request answered; its waiting tasks are queued again and start at the next claim with the full env (a task whose profile still lacks a name opens a new request). 409 if the request is no longer pending or a value collides with your secrets; 422 naming `values` or `scope`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/secret-requests/{id}/answer (the `AnswerSecretRequest` operationId).
+func (c *RawClient) AnswerSecretRequestWithBody(ctx context.Context, id SecretRequestId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAnswerSecretRequestRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AnswerSecretRequest Give the values a secret request asks for
+//
+// Writes the values as secrets through the ordinary paths (every secret rule applies; one audit event per secret, then `secret_request.answer` with the names), all or nothing, and marks the request answered; its waiting tasks are queued again and start at the next claim with the full env (a task whose profile still lacks a name opens a new request). 409 if the request is no longer pending or a value collides with your secrets; 422 naming `values` or `scope`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/secret-requests/{id}/answer (the `AnswerSecretRequest` operationId).
+func (c *RawClient) AnswerSecretRequest(ctx context.Context, id SecretRequestId, body AnswerSecretRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAnswerSecretRequestRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelSecretRequest Cancel a secret request
+//
+// No request body (one sent is ignored). The request becomes `cancelled` and its waiting tasks end `cancelled`. 409 if it is no longer pending.
+//
+// Corresponds with POST /v1/secret-requests/{id}/cancel (the `CancelSecretRequest` operationId).
+func (c *RawClient) CancelSecretRequest(ctx context.Context, id SecretRequestId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelSecretRequestRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -2933,6 +3153,148 @@ func NewGetProfileSecretKeysRequest(server string, id ProfileId) (*http.Request,
 	return req, nil
 }
 
+// NewListSecretRequestsRequest constructs an http.Request for the ListSecretRequests method
+func NewListSecretRequestsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/secret-requests")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetSecretRequestRequest constructs an http.Request for the GetSecretRequest method
+func NewGetSecretRequestRequest(server string, id SecretRequestId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/secret-requests/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAnswerSecretRequestRequest calls the generic AnswerSecretRequest builder with application/json body
+func NewAnswerSecretRequestRequest(server string, id SecretRequestId, body AnswerSecretRequestJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAnswerSecretRequestRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewAnswerSecretRequestRequestWithBody constructs an http.Request for the AnswerSecretRequest method, with any body, and a specified content type
+func NewAnswerSecretRequestRequestWithBody(server string, id SecretRequestId, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/secret-requests/%s/answer", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewCancelSecretRequestRequest constructs an http.Request for the CancelSecretRequest method
+func NewCancelSecretRequestRequest(server string, id SecretRequestId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/secret-requests/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListSecretsRequest constructs an http.Request for the ListSecrets method
 func NewListSecretsRequest(server string, params *ListSecretsParams) (*http.Request, error) {
 	var err error
@@ -3848,6 +4210,49 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/profiles/{id}/secret-keys (the `GetProfileSecretKeys` operationId).
 	GetProfileSecretKeysWithResponse(ctx context.Context, id ProfileId, reqEditors ...RequestEditorFn) (*GetProfileSecretKeysResponse, error)
+
+	// ListSecretRequestsWithResponse List your secret requests (never values)
+	//
+	// A task whose profile requires a name without a value waits in `awaiting_secrets` on its profile's pending request.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/secret-requests (the `ListSecretRequests` operationId).
+	ListSecretRequestsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSecretRequestsResponse, error)
+
+	// GetSecretRequestWithResponse Read a secret request
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/secret-requests/{id} (the `GetSecretRequest` operationId).
+	GetSecretRequestWithResponse(ctx context.Context, id SecretRequestId, reqEditors ...RequestEditorFn) (*GetSecretRequestResponse, error)
+
+	// AnswerSecretRequestWithBodyWithResponse Give the values a secret request asks for
+	//
+	// Writes the values as secrets through the ordinary paths (every secret rule applies; one audit event per secret, then `secret_request.answer` with the names), all or nothing, and marks the request answered; its waiting tasks are queued again and start at the next claim with the full env (a task whose profile still lacks a name opens a new request). 409 if the request is no longer pending or a value collides with your secrets; 422 naming `values` or `scope`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/secret-requests/{id}/answer (the `AnswerSecretRequest` operationId).
+	AnswerSecretRequestWithBodyWithResponse(ctx context.Context, id SecretRequestId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AnswerSecretRequestResponse, error)
+
+	// AnswerSecretRequestWithResponse Give the values a secret request asks for
+	//
+	// Writes the values as secrets through the ordinary paths (every secret rule applies; one audit event per secret, then `secret_request.answer` with the names), all or nothing, and marks the request answered; its waiting tasks are queued again and start at the next claim with the full env (a task whose profile still lacks a name opens a new request). 409 if the request is no longer pending or a value collides with your secrets; 422 naming `values` or `scope`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/secret-requests/{id}/answer (the `AnswerSecretRequest` operationId).
+	AnswerSecretRequestWithResponse(ctx context.Context, id SecretRequestId, body AnswerSecretRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*AnswerSecretRequestResponse, error)
+
+	// CancelSecretRequestWithResponse Cancel a secret request
+	//
+	// No request body (one sent is ignored). The request becomes `cancelled` and its waiting tasks end `cancelled`. 409 if it is no longer pending.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/secret-requests/{id}/cancel (the `CancelSecretRequest` operationId).
+	CancelSecretRequestWithResponse(ctx context.Context, id SecretRequestId, reqEditors ...RequestEditorFn) (*CancelSecretRequestResponse, error)
 
 	// ListSecretsWithResponse List your secrets by name
 	//
@@ -5353,6 +5758,614 @@ func (r GetProfileSecretKeysResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetProfileSecretKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListSecretRequestsResponse200Headers the declared response headers of an HTTP 200 response for ListSecretRequests
+type ListSecretRequestsResponse200Headers struct {
+	XRequestId string
+}
+
+// ListSecretRequestsResponse401Headers the declared response headers of an HTTP 401 response for ListSecretRequests
+type ListSecretRequestsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListSecretRequestsResponse403Headers the declared response headers of an HTTP 403 response for ListSecretRequests
+type ListSecretRequestsResponse403Headers struct {
+	XRequestId string
+}
+
+// ListSecretRequestsResponse429Headers the declared response headers of an HTTP 429 response for ListSecretRequests
+type ListSecretRequestsResponse429Headers struct {
+	RetryAfter int
+	XRequestId string
+}
+
+// ListSecretRequestsResponse500Headers the declared response headers of an HTTP 500 response for ListSecretRequests
+type ListSecretRequestsResponse500Headers struct {
+	XRequestId string
+}
+
+// ListSecretRequestsResponse503Headers the declared response headers of an HTTP 503 response for ListSecretRequests
+type ListSecretRequestsResponse503Headers struct {
+	XRequestId string
+}
+
+type ListSecretRequestsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SecretRequestList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooMany
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StoreUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListSecretRequestsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListSecretRequestsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListSecretRequestsResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListSecretRequestsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListSecretRequestsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListSecretRequestsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSecretRequestsResponse) GetJSON200() *SecretRequestList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListSecretRequestsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListSecretRequestsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListSecretRequestsResponse) GetJSON429() *TooMany {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListSecretRequestsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListSecretRequestsResponse) GetJSON503() *StoreUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSecretRequestsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSecretRequestsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSecretRequestsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSecretRequestsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetSecretRequestResponse200Headers the declared response headers of an HTTP 200 response for GetSecretRequest
+type GetSecretRequestResponse200Headers struct {
+	XRequestId string
+}
+
+// GetSecretRequestResponse401Headers the declared response headers of an HTTP 401 response for GetSecretRequest
+type GetSecretRequestResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetSecretRequestResponse403Headers the declared response headers of an HTTP 403 response for GetSecretRequest
+type GetSecretRequestResponse403Headers struct {
+	XRequestId string
+}
+
+// GetSecretRequestResponse404Headers the declared response headers of an HTTP 404 response for GetSecretRequest
+type GetSecretRequestResponse404Headers struct {
+	XRequestId string
+}
+
+// GetSecretRequestResponse429Headers the declared response headers of an HTTP 429 response for GetSecretRequest
+type GetSecretRequestResponse429Headers struct {
+	RetryAfter int
+	XRequestId string
+}
+
+// GetSecretRequestResponse500Headers the declared response headers of an HTTP 500 response for GetSecretRequest
+type GetSecretRequestResponse500Headers struct {
+	XRequestId string
+}
+
+// GetSecretRequestResponse503Headers the declared response headers of an HTTP 503 response for GetSecretRequest
+type GetSecretRequestResponse503Headers struct {
+	XRequestId string
+}
+
+type GetSecretRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SecretRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooMany
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StoreUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetSecretRequestResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetSecretRequestResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetSecretRequestResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetSecretRequestResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetSecretRequestResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetSecretRequestResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetSecretRequestResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSecretRequestResponse) GetJSON200() *SecretRequest {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetSecretRequestResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetSecretRequestResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetSecretRequestResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetSecretRequestResponse) GetJSON429() *TooMany {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetSecretRequestResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetSecretRequestResponse) GetJSON503() *StoreUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSecretRequestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSecretRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSecretRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSecretRequestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AnswerSecretRequestResponse200Headers the declared response headers of an HTTP 200 response for AnswerSecretRequest
+type AnswerSecretRequestResponse200Headers struct {
+	XRequestId string
+}
+
+// AnswerSecretRequestResponse400Headers the declared response headers of an HTTP 400 response for AnswerSecretRequest
+type AnswerSecretRequestResponse400Headers struct {
+	XRequestId string
+}
+
+// AnswerSecretRequestResponse401Headers the declared response headers of an HTTP 401 response for AnswerSecretRequest
+type AnswerSecretRequestResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// AnswerSecretRequestResponse403Headers the declared response headers of an HTTP 403 response for AnswerSecretRequest
+type AnswerSecretRequestResponse403Headers struct {
+	XRequestId string
+}
+
+// AnswerSecretRequestResponse404Headers the declared response headers of an HTTP 404 response for AnswerSecretRequest
+type AnswerSecretRequestResponse404Headers struct {
+	XRequestId string
+}
+
+// AnswerSecretRequestResponse409Headers the declared response headers of an HTTP 409 response for AnswerSecretRequest
+type AnswerSecretRequestResponse409Headers struct {
+	XRequestId string
+}
+
+// AnswerSecretRequestResponse413Headers the declared response headers of an HTTP 413 response for AnswerSecretRequest
+type AnswerSecretRequestResponse413Headers struct {
+	XRequestId string
+}
+
+// AnswerSecretRequestResponse415Headers the declared response headers of an HTTP 415 response for AnswerSecretRequest
+type AnswerSecretRequestResponse415Headers struct {
+	XRequestId string
+}
+
+// AnswerSecretRequestResponse422Headers the declared response headers of an HTTP 422 response for AnswerSecretRequest
+type AnswerSecretRequestResponse422Headers struct {
+	XRequestId string
+}
+
+// AnswerSecretRequestResponse429Headers the declared response headers of an HTTP 429 response for AnswerSecretRequest
+type AnswerSecretRequestResponse429Headers struct {
+	RetryAfter int
+	XRequestId string
+}
+
+// AnswerSecretRequestResponse500Headers the declared response headers of an HTTP 500 response for AnswerSecretRequest
+type AnswerSecretRequestResponse500Headers struct {
+	XRequestId string
+}
+
+// AnswerSecretRequestResponse503Headers the declared response headers of an HTTP 503 response for AnswerSecretRequest
+type AnswerSecretRequestResponse503Headers struct {
+	RetryAfter *int
+	XRequestId string
+}
+
+type AnswerSecretRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SecretRequest
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Unprocessable
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooMany
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TasksUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *AnswerSecretRequestResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *AnswerSecretRequestResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AnswerSecretRequestResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *AnswerSecretRequestResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *AnswerSecretRequestResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *AnswerSecretRequestResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *AnswerSecretRequestResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *AnswerSecretRequestResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *AnswerSecretRequestResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AnswerSecretRequestResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *AnswerSecretRequestResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AnswerSecretRequestResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AnswerSecretRequestResponse) GetJSON200() *SecretRequest {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AnswerSecretRequestResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AnswerSecretRequestResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AnswerSecretRequestResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r AnswerSecretRequestResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r AnswerSecretRequestResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r AnswerSecretRequestResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r AnswerSecretRequestResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r AnswerSecretRequestResponse) GetJSON422() *Unprocessable {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r AnswerSecretRequestResponse) GetJSON429() *TooMany {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AnswerSecretRequestResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AnswerSecretRequestResponse) GetJSON503() *TasksUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AnswerSecretRequestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AnswerSecretRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AnswerSecretRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AnswerSecretRequestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelSecretRequestResponse200Headers the declared response headers of an HTTP 200 response for CancelSecretRequest
+type CancelSecretRequestResponse200Headers struct {
+	XRequestId string
+}
+
+// CancelSecretRequestResponse401Headers the declared response headers of an HTTP 401 response for CancelSecretRequest
+type CancelSecretRequestResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// CancelSecretRequestResponse403Headers the declared response headers of an HTTP 403 response for CancelSecretRequest
+type CancelSecretRequestResponse403Headers struct {
+	XRequestId string
+}
+
+// CancelSecretRequestResponse404Headers the declared response headers of an HTTP 404 response for CancelSecretRequest
+type CancelSecretRequestResponse404Headers struct {
+	XRequestId string
+}
+
+// CancelSecretRequestResponse409Headers the declared response headers of an HTTP 409 response for CancelSecretRequest
+type CancelSecretRequestResponse409Headers struct {
+	XRequestId string
+}
+
+// CancelSecretRequestResponse429Headers the declared response headers of an HTTP 429 response for CancelSecretRequest
+type CancelSecretRequestResponse429Headers struct {
+	RetryAfter int
+	XRequestId string
+}
+
+// CancelSecretRequestResponse500Headers the declared response headers of an HTTP 500 response for CancelSecretRequest
+type CancelSecretRequestResponse500Headers struct {
+	XRequestId string
+}
+
+// CancelSecretRequestResponse503Headers the declared response headers of an HTTP 503 response for CancelSecretRequest
+type CancelSecretRequestResponse503Headers struct {
+	RetryAfter *int
+	XRequestId string
+}
+
+type CancelSecretRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SecretRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooMany
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TasksUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *CancelSecretRequestResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CancelSecretRequestResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CancelSecretRequestResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CancelSecretRequestResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CancelSecretRequestResponse409Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CancelSecretRequestResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CancelSecretRequestResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CancelSecretRequestResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CancelSecretRequestResponse) GetJSON200() *SecretRequest {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CancelSecretRequestResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CancelSecretRequestResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CancelSecretRequestResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CancelSecretRequestResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CancelSecretRequestResponse) GetJSON429() *TooMany {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CancelSecretRequestResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CancelSecretRequestResponse) GetJSON503() *TasksUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelSecretRequestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelSecretRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelSecretRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelSecretRequestResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8146,6 +9159,79 @@ func (c *ClientWithResponses) GetProfileSecretKeysWithResponse(ctx context.Conte
 	return ParseGetProfileSecretKeysResponse(rsp)
 }
 
+// ListSecretRequestsWithResponse List your secret requests (never values)
+//
+// A task whose profile requires a name without a value waits in `awaiting_secrets` on its profile's pending request.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/secret-requests (the `ListSecretRequests` operationId).
+func (c *ClientWithResponses) ListSecretRequestsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSecretRequestsResponse, error) {
+	rsp, err := c.ListSecretRequests(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSecretRequestsResponse(rsp)
+}
+
+// GetSecretRequestWithResponse Read a secret request
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/secret-requests/{id} (the `GetSecretRequest` operationId).
+func (c *ClientWithResponses) GetSecretRequestWithResponse(ctx context.Context, id SecretRequestId, reqEditors ...RequestEditorFn) (*GetSecretRequestResponse, error) {
+	rsp, err := c.GetSecretRequest(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSecretRequestResponse(rsp)
+}
+
+// AnswerSecretRequestWithBodyWithResponse Give the values a secret request asks for
+//
+// Writes the values as secrets through the ordinary paths (every secret rule applies; one audit event per secret, then `secret_request.answer` with the names), all or nothing, and marks the request answered; its waiting tasks are queued again and start at the next claim with the full env (a task whose profile still lacks a name opens a new request). 409 if the request is no longer pending or a value collides with your secrets; 422 naming `values` or `scope`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/secret-requests/{id}/answer (the `AnswerSecretRequest` operationId).
+func (c *ClientWithResponses) AnswerSecretRequestWithBodyWithResponse(ctx context.Context, id SecretRequestId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AnswerSecretRequestResponse, error) {
+	rsp, err := c.AnswerSecretRequestWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAnswerSecretRequestResponse(rsp)
+}
+
+// AnswerSecretRequestWithResponse Give the values a secret request asks for
+//
+// Writes the values as secrets through the ordinary paths (every secret rule applies; one audit event per secret, then `secret_request.answer` with the names), all or nothing, and marks the request answered; its waiting tasks are queued again and start at the next claim with the full env (a task whose profile still lacks a name opens a new request). 409 if the request is no longer pending or a value collides with your secrets; 422 naming `values` or `scope`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/secret-requests/{id}/answer (the `AnswerSecretRequest` operationId).
+func (c *ClientWithResponses) AnswerSecretRequestWithResponse(ctx context.Context, id SecretRequestId, body AnswerSecretRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*AnswerSecretRequestResponse, error) {
+	rsp, err := c.AnswerSecretRequest(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAnswerSecretRequestResponse(rsp)
+}
+
+// CancelSecretRequestWithResponse Cancel a secret request
+//
+// No request body (one sent is ignored). The request becomes `cancelled` and its waiting tasks end `cancelled`. 409 if it is no longer pending.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/secret-requests/{id}/cancel (the `CancelSecretRequest` operationId).
+func (c *ClientWithResponses) CancelSecretRequestWithResponse(ctx context.Context, id SecretRequestId, reqEditors ...RequestEditorFn) (*CancelSecretRequestResponse, error) {
+	rsp, err := c.CancelSecretRequest(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelSecretRequestResponse(rsp)
+}
+
 // ListSecretsWithResponse List your secrets by name
 //
 // Returns a wrapper object for the known response body format(s).
@@ -9948,6 +11034,725 @@ func ParseGetProfileSecretKeysResponse(rsp *http.Response) (*GetProfileSecretKey
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetProfileSecretKeysResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListSecretRequestsResponse parses an HTTP response from a ListSecretRequestsWithResponse call
+func ParseListSecretRequestsResponse(rsp *http.Response) (*ListSecretRequestsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSecretRequestsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SecretRequestList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooMany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListSecretRequestsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListSecretRequestsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListSecretRequestsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListSecretRequestsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListSecretRequestsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListSecretRequestsResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetSecretRequestResponse parses an HTTP response from a GetSecretRequestWithResponse call
+func ParseGetSecretRequestResponse(rsp *http.Response) (*GetSecretRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSecretRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SecretRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooMany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetSecretRequestResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetSecretRequestResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetSecretRequestResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetSecretRequestResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetSecretRequestResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetSecretRequestResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetSecretRequestResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAnswerSecretRequestResponse parses an HTTP response from a AnswerSecretRequestWithResponse call
+func ParseAnswerSecretRequestResponse(rsp *http.Response) (*AnswerSecretRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AnswerSecretRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SecretRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooMany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TasksUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers AnswerSecretRequestResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers AnswerSecretRequestResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers AnswerSecretRequestResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers AnswerSecretRequestResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers AnswerSecretRequestResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers AnswerSecretRequestResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers AnswerSecretRequestResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers AnswerSecretRequestResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers AnswerSecretRequestResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AnswerSecretRequestResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers AnswerSecretRequestResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers AnswerSecretRequestResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelSecretRequestResponse parses an HTTP response from a CancelSecretRequestWithResponse call
+func ParseCancelSecretRequestResponse(rsp *http.Response) (*CancelSecretRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelSecretRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SecretRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooMany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TasksUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers CancelSecretRequestResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers CancelSecretRequestResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CancelSecretRequestResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers CancelSecretRequestResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers CancelSecretRequestResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 429:
+		var headers CancelSecretRequestResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers CancelSecretRequestResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers CancelSecretRequestResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
