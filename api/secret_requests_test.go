@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -131,4 +133,50 @@ func TestSecretRequestRoutesWithoutTasks(t *testing.T) {
 	want(t, e.call("GET", "/v1/secret-requests", tok, ""), 200, "")
 	want(t, e.call("POST", "/v1/secret-requests/sreq_x/answer", tok, `{"values":{"A":"b"}}`), 503, "")
 	want(t, e.call("POST", "/v1/secret-requests/sreq_x/cancel", tok, ""), 503, "")
+}
+
+// TestAnswerReleasesWaitingTasks runs on the real Docker Engine: two tasks
+// of a profile requiring a name without a value wait in awaiting_secrets on
+// one request; one answer through the API releases both, and each
+// container sees the value (its length printed; the value itself would be
+// masked).
+func TestAnswerReleasesWaitingTasks(t *testing.T) {
+	const value = "CANARY-answered-0123456789"
+	e := newTaskEnv(t, taskEnvOptions{docker: true})
+	_, tok := e.newUser("alice")
+	p := e.mustCreate("/v1/profiles", tok, mustJSON(t, map[string]any{"name": "needs", "image": e.shellImage,
+		"command": []string{"/bin/sh", "-c", `echo "len=${#OPENAI_API_KEY}"`},
+		"required_secrets": []map[string]string{{"name": "OPENAI_API_KEY", "description": "the team key"}}}))
+	first, second := e.startTask(tok, p, "one"), e.startTask(tok, p, "two")
+	e.awaitStatus(tok, first.ID, "awaiting_secrets")
+	waiting := e.awaitStatus(tok, second.ID, "awaiting_secrets")
+	if waiting.Error == nil || !strings.Contains(*waiting.Error, "OPENAI_API_KEY") {
+		t.Errorf("a waiting task's error %v does not name the name", waiting.Error)
+	}
+	r := e.call("GET", "/v1/secret-requests", tok, "")
+	want(t, r, 200, "")
+	var list struct {
+		Data []struct {
+			ID      string   `json:"id"`
+			TaskIDs []string `json:"task_ids"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(r.body, &list); err != nil || len(list.Data) != 1 || len(list.Data[0].TaskIDs) != 2 {
+		t.Fatalf("requests: %s (%v), want one holding both tasks", r.body, err)
+	}
+	answered := time.Now()
+	want(t, e.call("POST", "/v1/secret-requests/"+list.Data[0].ID+"/answer", tok, `{"values":{"OPENAI_API_KEY":"`+value+`"},"scope":"agents"}`), 200, "")
+	for _, id := range []string{first.ID, second.ID} {
+		done := e.awaitTask(tok, id, "succeeded", func(a apiTask) bool { return a.Status == "succeeded" })
+		if logs := e.taskLogs(tok, id); !strings.Contains(logs, fmt.Sprintf("len=%d\n", len(value))) {
+			t.Errorf("task %s logs %q, want the value's length", done.ID, logs)
+		}
+	}
+	t.Logf("answer to both tasks succeeded: %v", time.Since(answered))
+	e.testEnv.mu.Lock()
+	transcript := e.transcript.String()
+	e.testEnv.mu.Unlock()
+	if strings.Contains(transcript, value) || strings.Contains(e.logs.String(), value) {
+		t.Error("the answered value reached a response or the log")
+	}
 }

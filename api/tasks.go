@@ -91,7 +91,9 @@ func newTaskJSON(v *orchestrator.TaskView) taskJSON {
 	if t.ContainerID != "" {
 		out.ContainerID = &t.ContainerID
 	}
-	if t.Status == orchestrator.StatusFailed && t.Error != "" {
+	// The error says why it failed, what it waits for, or why it was
+	// cancelled; a task run again keeps none (requeue clears it).
+	if (t.Status == orchestrator.StatusFailed || t.Status == orchestrator.StatusAwaitingSecrets || t.Status == orchestrator.StatusCancelled) && t.Error != "" {
 		out.Error = &t.Error
 	}
 	for i, s := range t.EnvSources {

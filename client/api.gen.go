@@ -1096,7 +1096,7 @@ type Task struct {
 	// EnvSources Every name injected into the current attempt's container, sorted by name, and where it came from. Empty until the container is started.
 	EnvSources []EnvSource `json:"env_sources"`
 
-	// Error Why it failed, for status `failed` only (null otherwise): `exited with code N`, or why it could not start (a missing image, an image that cannot run the command, a secret that cannot be decrypted — named by its id —, a deleted profile, a container gone while envvault was down). Never a value.
+	// Error Why it failed, for status `failed` (`exited with code N`, or why it could not start: a missing image, an image that cannot run the command, a secret that cannot be decrypted — named by its id —, a deleted profile, a container gone while envvault was down, a secret request that expired naming the names); what it waits for, for `awaiting_secrets` (`awaiting secrets: NAME, …`); why it was cancelled, for `cancelled`. null otherwise. Never a value.
 	Error *string `json:"error"`
 
 	// ExitCode The container's exit code; null until it exited.
