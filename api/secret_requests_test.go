@@ -145,7 +145,7 @@ func TestAnswerReleasesWaitingTasks(t *testing.T) {
 	e := newTaskEnv(t, taskEnvOptions{docker: true})
 	_, tok := e.newUser("alice")
 	p := e.mustCreate("/v1/profiles", tok, mustJSON(t, map[string]any{"name": "needs", "image": e.shellImage,
-		"command": []string{"/bin/sh", "-c", `echo "len=${#OPENAI_API_KEY}"`},
+		"command":          []string{"/bin/sh", "-c", `echo "len=${#OPENAI_API_KEY}"`},
 		"required_secrets": []map[string]string{{"name": "OPENAI_API_KEY", "description": "the team key"}}}))
 	first, second := e.startTask(tok, p, "one"), e.startTask(tok, p, "two")
 	e.awaitStatus(tok, first.ID, "awaiting_secrets")
