@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/envvault/envvault/vault"
 )
@@ -74,6 +75,13 @@ func (o *Orchestrator) awaitSecrets(ctx context.Context, t *Task, p *vault.Profi
 // checkAwaiting releases the tasks of pending requests whose names all have
 // a value now, and ends those whose time is up.
 func (o *Orchestrator) checkAwaiting(ctx context.Context) {
+	// Once a poll interval at most: the loop also runs after every wake
+	// (a task queued, a slot freed), which would repeat the reads.
+	now := time.Now()
+	if now.Sub(o.awaitChecked) < o.poll {
+		return
+	}
+	o.awaitChecked = now
 	due, err := o.vault.DueSecretRequests(ctx, MaxPendingChecked)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -71,7 +71,10 @@ type Orchestrator struct {
 
 	maxQueued  int
 	requestTTL time.Duration
-	slots      slots // guarded by mu
+	// awaitChecked is when the worker's loop last ran checkAwaiting
+	// (awaiting.go); only that goroutine reads or writes it.
+	awaitChecked time.Time
+	slots        slots // guarded by mu
 
 	wake chan struct{} // a task was queued here
 
