@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+
 	"github.com/envvault/envvault/internal/testimage"
 	"github.com/envvault/envvault/orchestrator"
+	"github.com/envvault/envvault/runner"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -248,68 +252,142 @@ func (m *memBackend) startsOf(name string) int {
 	return n
 }
 
-// TestRecoveryStates runs the recovery cases of the state machine over
-// the in-memory backend: what a worker that went down left (a task
-// starting or running, its container in some state or none), then a new
-// worker of the same id. TestRecovery runs the same cases on Docker.
+// recoveryWorld is a backend for the recovery table, with the means to
+// leave containers behind on it as a worker that went down would have.
+type recoveryWorld struct {
+	f       *fixture
+	backend orchestrator.Backend
+	// image and command make a task whose container prints nothing and
+	// runs until end.
+	image   string
+	command []string
+	// leave makes the container of spec in state, as Start would have
+	// made it, printing the value of TOKEN and a newline; an exited one
+	// exited with code 3. It returns its id.
+	leave func(t *testing.T, spec orchestrator.Spec, state orchestrator.State) string
+	// end makes a running container exit 0.
+	end func(t *testing.T, id string)
+	// starts counts the Starts of name, if the backend can tell.
+	starts func(name string) int
+}
+
+func memWorld(t *testing.T) *recoveryWorld {
+	mem := newMemBackend()
+	return &recoveryWorld{
+		f: newFixture(t, sqliteBackend(t).open(t), false), backend: mem, image: "img",
+		leave: func(_ *testing.T, spec orchestrator.Spec, state orchestrator.State) string {
+			if state == orchestrator.StateCreated {
+				return mem.add(spec.Name, spec.TaskID, state, spec.Env)
+			}
+			id := mem.add(spec.Name, spec.TaskID, orchestrator.StateRunning, spec.Env)
+			mem.print(id, spec.Env["TOKEN"]+"\n")
+			if state == orchestrator.StateExited {
+				mem.exit(id, 3)
+			}
+			return id
+		},
+		end: func(t *testing.T, id string) {
+			mem.await(t, "waited for", waited(id))
+			mem.exit(id, 0)
+		},
+		starts: mem.startsOf,
+	}
+}
+
+func dockerWorld(t *testing.T) *recoveryWorld {
+	f := newFixture(t, sqliteBackend(t).open(t), true)
+	w := &recoveryWorld{f: f, backend: f.runner, image: f.envImage,
+		command: []string{testimage.EnvProbe, "wait-for-file", "/tmp/go", "--", "exit", "0"}}
+	w.leave = func(t *testing.T, spec orchestrator.Spec, state orchestrator.State) string {
+		ctx := context.Background()
+		spec.UserID, spec.Image = f.user, f.envImage
+		spec.Command = slices.Concat([]string{testimage.EnvProbe, "echo", "TOKEN", "--"}, w.command[1:])
+		if state == orchestrator.StateExited {
+			spec.Command = []string{testimage.EnvProbe, "echo", "TOKEN", "--", "exit", "3"}
+		}
+		if state == orchestrator.StateCreated {
+			created, err := f.cli.ContainerCreate(ctx, &container.Config{
+				Image: f.envImage, Cmd: []string{testimage.EnvProbe, "print", "must not run"},
+				Labels: map[string]string{runner.LabelManaged: "true", runner.LabelTask: spec.TaskID, runner.LabelUser: f.user},
+			}, nil, nil, nil, spec.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return created.ID
+		}
+		id, err := f.runner.Start(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if state == orchestrator.StateExited {
+			if code, err := f.runner.Wait(ctx, id); err != nil || code != 3 {
+				t.Fatalf("left container's exit: %d, %v", code, err)
+			}
+		}
+		return id
+	}
+	w.end = func(t *testing.T, id string) {
+		f.t = t
+		f.exec(id, testimage.EnvProbe, "touch", "/tmp/go")
+	}
+	return w
+}
+
+// TestRecoveryStates runs the recovery cases of the state machine on the
+// in-memory backend and on Docker: what a worker that went down left (a
+// task starting or running, its container in some state or none), then a
+// new worker of the same id. TestRecovery has more of them on Docker
+// (values rotated while down, logs read again from the start).
 func TestRecoveryStates(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { testRecoveryStates(t, memWorld(t)) })
+	t.Run("docker", func(t *testing.T) { testRecoveryStates(t, dockerWorld(t)) })
+}
+
+func testRecoveryStates(t *testing.T, w *recoveryWorld) {
 	const canary = "canary-token-3f9a" // a secret value the container prints
 	none := orchestrator.State(-1)
 	tests := []struct {
 		name      string
 		status    orchestrator.Status // when the worker went down
 		container orchestrator.State  // none: no container
-		then      func(t *testing.T, m *memBackend, id string)
 		want      orchestrator.Status
 		code      *int
 		error     string
-		starts    int    // Starts of the attempt's name after recovery
+		restarted bool   // a container of the attempt was started by recovery
 		logs      string // stored, masked
-		sameID    bool   // the task keeps the container found
 	}{
 		{name: "running container attached again", status: orchestrator.StatusRunning, container: orchestrator.StateRunning,
-			then: func(t *testing.T, m *memBackend, id string) {
-				m.await(t, "waited for", waited(id))
-				m.exit(id, 0)
-			},
-			want: orchestrator.StatusSucceeded, code: intp(0), logs: "token ***\n", sameID: true},
+			want: orchestrator.StatusSucceeded, code: intp(0), logs: "***\n"},
 		{name: "exited while envvault was down", status: orchestrator.StatusRunning, container: orchestrator.StateExited,
-			want: orchestrator.StatusFailed, code: intp(3), error: "exited with code 3", logs: "token ***\n", sameID: true},
+			want: orchestrator.StatusFailed, code: intp(3), error: "exited with code 3", logs: "***\n"},
 		{name: "removed while envvault was down", status: orchestrator.StatusRunning, container: none,
 			want: orchestrator.StatusFailed, error: "its container was gone when envvault restarted"},
 		{name: "claimed, never started", status: orchestrator.StatusStarting, container: none,
-			want: orchestrator.StatusSucceeded, code: intp(0), starts: 1},
+			want: orchestrator.StatusSucceeded, code: intp(0), restarted: true},
 		{name: "claimed, created but never started", status: orchestrator.StatusStarting, container: orchestrator.StateCreated,
-			want: orchestrator.StatusSucceeded, code: intp(0), starts: 1},
+			want: orchestrator.StatusSucceeded, code: intp(0), restarted: true},
 		{name: "started, the start not recorded", status: orchestrator.StatusStarting, container: orchestrator.StateRunning,
-			then: func(t *testing.T, m *memBackend, id string) {
-				m.await(t, "waited for", waited(id))
-				m.exit(id, 0)
-			},
-			want: orchestrator.StatusSucceeded, code: intp(0), logs: "token ***\n", sameID: true},
+			want: orchestrator.StatusSucceeded, code: intp(0), logs: "***\n"},
 	}
+	f := w.f
+	ctx := context.Background()
+	f.secret("TOKEN", canary)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, sqliteBackend(t).open(t), false)
-			ctx := context.Background()
-			mem := newMemBackend()
-			o := orchestrator.New(orchestrator.Config{Vault: f.svc, Store: f.store, Runner: mem, Worker: "w", Poll: 50 * time.Millisecond})
-			task := f.create(o, f.profile("img"))
-			if c, err := f.store.ClaimTask(ctx, "w"); err != nil || c.ID != task.ID {
+			f.t = t
+			worker := "w-" + vault.NewID("")
+			o := orchestrator.New(orchestrator.Config{Vault: f.svc, Store: f.store, Runner: w.backend, Worker: worker, Poll: 50 * time.Millisecond})
+			task := f.create(o, f.profile(w.image, w.command...))
+			if c, err := f.store.ClaimTask(ctx, worker); err != nil || c.ID != task.ID {
 				t.Fatalf("claim: %v, %v", c, err)
 			}
 			name := orchestrator.ContainerName(task.ID, 1)
 			var found string
 			if tt.container != none {
-				state := tt.container
-				if state == orchestrator.StateExited {
-					state = orchestrator.StateRunning // exited below, with its code
-				}
-				found = mem.add(name, task.ID, state, map[string]string{"TOKEN": canary, "TASK_ID": task.ID})
-				mem.print(found, "token "+canary+"\n")
-				if tt.container == orchestrator.StateExited {
-					mem.exit(found, 3)
-				}
+				found = w.leave(t, orchestrator.Spec{
+					TaskID: task.ID, Name: name, Env: map[string]string{"TOKEN": canary, "TASK_ID": task.ID},
+					Sandbox: vault.SandboxSettings{EnvDelivery: testDelivery()},
+				}, tt.container)
 			}
 			if tt.status == orchestrator.StatusRunning {
 				if _, err := f.store.UpdateTask(ctx, task.ID, func(cur *orchestrator.Task) error {
@@ -321,18 +399,15 @@ func TestRecoveryStates(t *testing.T) {
 			}
 
 			stop := f.run(o)
-			if tt.then != nil {
-				tt.then(t, mem, found)
-			}
-			if tt.starts > 0 {
-				// Started again (or failed at it): the orchestrator tells
-				// when it has recorded either.
-				f.await(task.ID, "started", func(cur *orchestrator.Task, _ string) bool {
+			// A running container is ended by the test once attached, or
+			// once recovery has started it again (or failed to): the
+			// orchestrator tells when it has recorded either.
+			if tt.restarted || tt.container == orchestrator.StateRunning {
+				cur := f.await(task.ID, "running", func(cur *orchestrator.Task, _ string) bool {
 					return cur.Status == orchestrator.StatusRunning || cur.Status.Done()
 				}, o)
-				if id := mem.ofTask(task.ID, found); id != "" {
-					mem.await(t, "waited for", waited(id))
-					mem.exit(id, 0)
+				if cur.Status == orchestrator.StatusRunning {
+					w.end(t, cur.ContainerID)
 				}
 			}
 			done := f.await(task.ID, "finished", isDone, o)
@@ -341,11 +416,16 @@ func TestRecoveryStates(t *testing.T) {
 				t.Errorf("finished: status %s, error %q, attempt %d, exit %v; want %s, %q, 1, %v",
 					done.Status, done.Error, done.Attempt, deref(done.ExitCode), tt.want, tt.error, deref(tt.code))
 			}
-			if tt.sameID && done.ContainerID != found {
+			if found != "" && !tt.restarted && done.ContainerID != found {
 				t.Errorf("container %q, want the one found, %q", done.ContainerID, found)
 			}
-			if n := mem.startsOf(name); n != tt.starts {
-				t.Errorf("%d starts of %s, want %d", n, name, tt.starts)
+			if tt.restarted && (done.ContainerID == "" || done.ContainerID == found) {
+				t.Errorf("container %q, want a new one (found %q)", done.ContainerID, found)
+			}
+			if w.starts != nil {
+				if n, want := w.starts(name), map[bool]int{true: 1}[tt.restarted]; n != want {
+					t.Errorf("%d starts of %s, want %d", n, name, want)
+				}
 			}
 			if logs := f.logs(task.ID); logs != tt.logs {
 				t.Errorf("logs %q, want %q", logs, tt.logs)
@@ -357,16 +437,30 @@ func TestRecoveryStates(t *testing.T) {
 			// worker's goroutines have ended when stop returns), and
 			// removing again is no error.
 			stop()
-			if left := mem.ofTask(task.ID, ""); left != "" {
-				t.Errorf("container %s of the task left behind", left)
+			list, err := w.backend.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range list {
+				if c.TaskID == task.ID {
+					t.Errorf("container %s (%s) of the task left behind", c.ID, c.State)
+				}
 			}
 			if found != "" {
-				if err := mem.Remove(ctx, found); err != nil {
+				if err := w.backend.Remove(ctx, found); err != nil {
 					t.Errorf("remove again: %v", err)
 				}
 			}
 		})
 	}
+}
+
+// testDelivery is the env delivery of the tests' profiles (testPolicy).
+func testDelivery() string {
+	if d := os.Getenv("ENVVAULT_TEST_ENV_DELIVERY"); d != "" {
+		return d
+	}
+	return vault.EnvDeliveryStdin
 }
 
 func intp(n int) *int { return &n }

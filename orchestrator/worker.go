@@ -376,6 +376,7 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			o.notify()
 			log.Info("queue again a task that never started")
 		case found:
 			if t.Status == StatusStarting {
@@ -388,6 +389,7 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
+				o.notify() // a change as a start is (Changes)
 			}
 			if c.State == StateRunning {
 				log.Info("reattach running task", "container", c.ID)
