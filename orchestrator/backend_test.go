@@ -227,19 +227,6 @@ func waited(id string) func(*memBackend) bool {
 	}
 }
 
-// ofTask returns the id of a container of the task other than not, ""
-// if there is none.
-func (m *memBackend) ofTask(taskID, not string) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, c := range m.byID {
-		if c.TaskID == taskID && c.ID != not {
-			return c.ID
-		}
-	}
-	return ""
-}
-
 func (m *memBackend) startsOf(name string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
