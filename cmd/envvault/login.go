@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
-	"golang.org/x/term"
 
 	vclient "github.com/envvault/envvault/client"
 )
@@ -185,8 +184,7 @@ const maxSecretInput = 64<<10 + 1024
 // value in errors. The value is never echoed, printed or logged.
 func (m *Main) readHidden(prompt, what string) (string, error) {
 	if f, ok := m.stdinTerminal(); ok {
-		fmt.Fprint(m.Stderr, prompt)
-		b, err := term.ReadPassword(int(f.Fd()))
+		b, err := readNoEcho(f, m.Stderr, prompt)
 		fmt.Fprintln(m.Stderr)
 		if err != nil {
 			return "", fmt.Errorf("read the %s: %w", what, err)
