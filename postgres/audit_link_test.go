@@ -409,18 +409,7 @@ func TestLinkPassGivesUp(t *testing.T) {
 	svc := newService(t, d.service, vault.Options{})
 	alice := mustUser(t, svc)
 	waitLinked(t, d.service)
-	conn, err := pgx.Connect(ctx, d.Super)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	lock, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := lock.Exec(ctx, `SELECT FROM audit_head FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
+	lock := holdChainLock(t, d.Super)
 	mustSecret(t, svc, alice, vault.SecretInput{Name: "A", Value: "a"})
 	if n := unlinked(t, d.Super); n != 1 {
 		t.Fatalf("%d events unlinked while the chain's lock was held, want the write's", n)
@@ -439,6 +428,26 @@ func TestLinkPassGivesUp(t *testing.T) {
 
 func ptrTo[T any](v T) *T { return &v }
 
+// holdChainLock takes the chain's lock (audit_head's row, FOR UPDATE) in
+// a transaction of its own, as a link pass does, until the caller rolls
+// it back (or the test ends).
+func holdChainLock(t *testing.T, superURL string) pgx.Tx {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), superURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	lock, err := conn.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(t.Context(), `SELECT FROM audit_head FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	return lock
+}
+
 // TestWriteReturnsBeforeItsLink holds the chain's lock (audit_head's row),
 // as a long link pass of another process would: a write returns all the
 // same, its event committed and not yet linked (the unlinked window); once
@@ -450,18 +459,7 @@ func TestWriteReturnsBeforeItsLink(t *testing.T) {
 	svc := newService(t, d.service, vault.Options{})
 	alice := mustUser(t, svc)
 	waitLinked(t, d.service)
-	conn, err := pgx.Connect(ctx, d.Super)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	lock, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := lock.Exec(ctx, `SELECT FROM audit_head FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
+	lock := holdChainLock(t, d.Super)
 	// A write that waited for the lock would wait for ever: the deadline
 	// turns that into a failure, and asserts no speed.
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
