@@ -135,13 +135,22 @@ func TestReadRoundTrips(t *testing.T) {
 	if _, err := store.LinkAudit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	proxy.sends.Store(0)
+	// The store's own background work (the revocation feed's heartbeat,
+	// a token's last use written once a minute) can fall in a window and
+	// only adds to it: the fewest of three windows is the reads' cost.
 	const n = 5
-	for range n {
-		request()
+	fewest := int64(-1)
+	for range 3 {
+		proxy.sends.Store(0)
+		for range n {
+			request()
+		}
+		if got := proxy.sends.Load(); fewest < 0 || got < fewest {
+			fewest = got
+		}
 	}
-	if got := proxy.sends.Load(); got != 2*n {
-		t.Fatalf("%d requests (a secret and a list each) took %d round trips, want %d", n, got, 2*n)
+	if fewest != 2*n {
+		t.Fatalf("%d requests (a secret and a list each) took at fewest %d round trips in three tries, want %d", n, fewest, 2*n)
 	}
 }
 
