@@ -112,10 +112,16 @@ func cloneValues(v url.Values) url.Values {
 
 // Migrate applies the schema migrations the file has not seen yet and
 // returns how many it applied. It is safe to call twice, and from two
-// processes at once: a migration that loses the race to another process
-// fails as a whole (each runs in its own transaction), and Migrate then
-// tries again while the schema version keeps moving.
+// handles or processes at once: they take turns (lockMigrations); and
+// where no lock can be had, a migration that loses the race to another
+// process fails as a whole (each runs in its own transaction), and Migrate
+// then tries again while the schema version keeps moving.
 func (db *DB) Migrate(ctx context.Context) (int, error) {
+	unlock, err := lockMigrations(ctx, db.path)
+	if err != nil {
+		return 0, fmt.Errorf("migrate sqlite database %s: %w", db.path, err)
+	}
+	defer unlock()
 	applied := 0
 	for {
 		before, err := db.schemaVersion(ctx)
