@@ -505,8 +505,12 @@ func testContract(t *testing.T, b orchestrator.Backend, spec orchestrator.Spec) 
 	if err := b.Stop(ctx, id, time.Second); err != nil {
 		t.Errorf("stop: %v", err)
 	}
-	if code, err := b.Wait(ctx, id); err != nil || code != 143 {
-		t.Errorf("wait after stop: %d, %v", code, err)
+	// 143: SIGTERM ended it. 137: it was killed after the grace period, as
+	// happens when the stop comes before the program, PID 1, has installed
+	// its SIGTERM handler (a PID 1 without one ignores the signal), which
+	// a loaded machine makes likely. Either is the exit of a stopped task.
+	if code, err := b.Wait(ctx, id); err != nil || (code != 143 && code != 137) {
+		t.Errorf("wait after stop: %d, %v; want 143 or 137", code, err)
 	}
 	want.State = orchestrator.StateExited
 	if got := listed(); len(got) != 1 || got[0] != want {
