@@ -188,17 +188,9 @@ func (r *Runner) RemoveInit(ctx context.Context) error {
 // for one attach, and the init's volume mounted read-only (never copied
 // into: the engine would copy the image's InitDir).
 func stdinConfig(cfg *container.Config, host *container.HostConfig, spec *Spec, img imageConfig, vol string) error {
-	var argv []string
-	switch {
-	case len(cfg.Entrypoint) > 0: // setup commands: the shell runs ARGV
-		argv = slices.Concat(cfg.Entrypoint, cfg.Cmd)
-	case len(spec.Command) > 0:
-		argv = slices.Concat(img.Entrypoint, spec.Command)
-	default:
-		argv = slices.Concat(img.Entrypoint, img.Cmd)
-	}
-	if len(argv) == 0 {
-		return newError(ErrBadCommand, fmt.Sprintf("image %s has no entrypoint or CMD and the profile gives no command", quoteSafe(spec, spec.Image)), nil)
+	argv, err := processArgv(cfg, spec, img)
+	if err != nil {
+		return err
 	}
 	cfg.Entrypoint = []string{InitProgram, "--"}
 	cfg.Cmd = argv
@@ -209,6 +201,54 @@ func stdinConfig(cfg *container.Config, host *container.HostConfig, spec *Spec, 
 		VolumeOptions: &mount.VolumeOptions{NoCopy: true},
 	})
 	return nil
+}
+
+// processArgv is what the init execs in a container of configuration
+// cfg (toConfig of spec on an image whose own configuration is img).
+func processArgv(cfg *container.Config, spec *Spec, img imageConfig) ([]string, error) {
+	var argv []string
+	switch {
+	case len(cfg.Entrypoint) > 0: // setup commands: the shell runs ARGV
+		argv = slices.Concat(cfg.Entrypoint, cfg.Cmd)
+	case len(spec.Command) > 0:
+		argv = slices.Concat(img.Entrypoint, spec.Command)
+	default:
+		argv = slices.Concat(img.Entrypoint, img.Cmd)
+	}
+	if len(argv) == 0 {
+		return nil, newError(ErrBadCommand, fmt.Sprintf("image %s has no entrypoint or CMD and the profile gives no command", quoteSafe(spec, spec.Image)), nil)
+	}
+	return argv, nil
+}
+
+// PrepareInit makes the init's volume ready on this engine, once per
+// runner, and returns its name: for a backend that mounts it in
+// containers it makes itself (orchestrator/swarmbackend). Returns ErrNoInit,
+// ErrUnavailable or ErrRefused.
+func (r *Runner) PrepareInit(ctx context.Context) (string, error) {
+	return r.ensureInit(ctx)
+}
+
+// ProcessArgv returns the argv the process of spec runs, as the init
+// execs it with DeliveryStdin: the image's entrypoint and CMD, as this
+// engine has the image, with spec's command and setup commands (the
+// shell script of toConfig) applied. For a backend that runs the init
+// itself (orchestrator/swarmbackend). Returns ErrInvalidSpec,
+// ErrImageNotFound, ErrBadCommand, ErrUnavailable or ErrRefused.
+func (r *Runner) ProcessArgv(ctx context.Context, spec Spec) ([]string, error) {
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	inspect, err := r.cli.ImageInspect(ctx, spec.Image)
+	if err != nil {
+		return nil, startError(ctx, r, stepImage, &spec, err)
+	}
+	var img imageConfig
+	if inspect.Config != nil {
+		img = imageConfig{Entrypoint: inspect.Config.Entrypoint, Cmd: inspect.Config.Cmd, Env: inspect.Config.Env}
+	}
+	cfg, _ := toConfig(spec, img)
+	return processArgv(cfg, &spec, img)
 }
 
 // deliver writes the env block to the stdin of a created container: it
