@@ -15,6 +15,7 @@ import (
 var secretRequestTests = []test{
 	{name: "OpenJoinsThePendingOne", fn: testSecretRequestOpenJoins},
 	{name: "AnswerIsAllOrNothing", fn: testSecretRequestAnswer},
+	{name: "AnswerEachNameItsScope", fn: testSecretRequestAnswerEach}, // secret_answer.go
 	{name: "CancelAndExpire", fn: testSecretRequestCancelExpire},
 }
 

@@ -195,6 +195,7 @@ func (s *Service) SecretRequests(ctx context.Context, userID string) ([]*SecretR
 // the request does not ask for, a bad scope or value (an *ImportError
 // naming the names), ECONFLICT if the request is no longer pending or a
 // value collides with the user's secrets, ENOTFOUND if it does not exist.
+// It is AnswerSecretRequestEach with one scope for every name.
 func (s *Service) AnswerSecretRequest(ctx context.Context, userID, id string, values map[string]string, scope Scope) (*SecretRequest, error) {
 	if len(values) == 0 {
 		return nil, Invalid("values", "is required: give a value for at least one of the request's names")
@@ -202,47 +203,11 @@ func (s *Service) AnswerSecretRequest(ctx context.Context, userID, id string, va
 	if scope != ScopeAll && scope != ScopeAgents {
 		return nil, Invalid("scope", "must be %q or %q", ScopeAll, ScopeAgents)
 	}
-	names := make([]string, 0, len(values))
-	for name := range values {
-		names = append(names, name)
+	answers := make(map[string]SecretAnswer, len(values))
+	for name, v := range values {
+		answers[name] = SecretAnswer{Value: v, Scope: scope}
 	}
-	slices.Sort(names)
-	var out *SecretRequest
-	err := s.store.Update(ctx, userID, func(tx Tx) error {
-		r, err := s.lockPendingRequest(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		entries := make([]ImportEntry, len(names))
-		for i, name := range names {
-			if !slices.Contains(RequiredNames(r.Names), name) {
-				return Invalid("values", "%s is not one of the names the request asks for (%s)", truncate(name, 64), strings.Join(RequiredNames(r.Names), ", "))
-			}
-			entries[i] = ImportEntry{Line: i + 1, Name: name, Value: values[name]}
-		}
-		var ids []string
-		if scope == ScopeAgents {
-			ids = []string{r.ProfileID}
-		}
-		if err := s.CheckImport(entries); err != nil {
-			return err
-		}
-		if _, err := s.importTx(ctx, tx, userID, entries, scope, ids); err != nil {
-			return err
-		}
-		now := s.timestamp()
-		r.Status, r.UpdatedAt, r.AnsweredAt = RequestAnswered, now, &now
-		if err := tx.UpdateSecretRequest(ctx, r); err != nil {
-			return err
-		}
-		out = r
-		return s.audit(ctx, tx, userID, ActionSecretRequestAnswer, TargetSecretRequest, r.ID,
-			map[string]any{"profile_id": r.ProfileID, "names": names, "scope": string(scope)})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("answer secret request %s: %w", id, err)
-	}
-	return out, nil
+	return s.AnswerSecretRequestEach(ctx, userID, id, answers)
 }
 
 // SatisfySecretRequest marks a pending request answered once its names
