@@ -185,13 +185,14 @@ func (db *DB) PutKeyCheck(ctx context.Context, c vault.KeyCheck) error {
 }
 
 // MasterKeyCounts returns how many data keys each master key id seals,
-// over every user's secrets and their kept versions: it reads in system
+// over every user's secrets, their kept versions and oauth2 tokens: it reads in system
 // mode.
 func (db *DB) MasterKeyCounts(ctx context.Context) (map[string]int, error) {
 	counts := map[string]int{}
 	err := db.systemTx(ctx, readOnly, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT master_key_id, count(*) FROM (
-			SELECT master_key_id FROM secrets UNION ALL SELECT master_key_id FROM secret_versions) k
+			SELECT master_key_id FROM secrets UNION ALL SELECT master_key_id FROM secret_versions
+			UNION ALL SELECT master_key_id FROM oauth2_connections WHERE master_key_id IS NOT NULL) k
 			GROUP BY master_key_id`)
 		if err != nil {
 			return err

@@ -76,17 +76,18 @@ func TestRLSConformance(t *testing.T) {
 // user data added by a later migration must be added here (the coverage
 // check in TestRLSEveryTable fails until it is).
 var ownerOf = map[string]string{
-	"users":           "id",
-	"tokens":          "user_id",
-	"profiles":        "user_id",
-	"secrets":         "user_id",
-	"secret_grants":   "user_id",
-	"secret_versions": "user_id",
-	"tasks":           "user_id",
-	"task_logs":       "(SELECT t.user_id FROM tasks t WHERE t.id = task_logs.task_id)",
-	"audit_events":    "user_id",
-	"sessions":        "user_id",
-	"secret_requests": "user_id",
+	"users":              "id",
+	"tokens":             "user_id",
+	"profiles":           "user_id",
+	"secrets":            "user_id",
+	"secret_grants":      "user_id",
+	"secret_versions":    "user_id",
+	"tasks":              "user_id",
+	"task_logs":          "(SELECT t.user_id FROM tasks t WHERE t.id = task_logs.task_id)",
+	"audit_events":       "user_id",
+	"sessions":           "user_id",
+	"secret_requests":    "user_id",
+	"oauth2_connections": "user_id",
 }
 
 // noPolicy are the tables that hold no user's data and have no policy.
@@ -94,7 +95,7 @@ var noPolicy = []string{"audit_head", "goose_db_version", "key_checks"}
 
 // systemReads are the tables whose rows system mode sees (of every user);
 // it sees no row of the others.
-var systemReads = []string{"tokens", "secrets", "secret_versions", "tasks", "task_logs", "audit_events", "users", "secret_requests"}
+var systemReads = []string{"tokens", "secrets", "secret_versions", "tasks", "task_logs", "audit_events", "users", "secret_requests", "oauth2_connections"}
 
 // twoUsers is a user's data in every table, twice over.
 type twoUsers struct {
@@ -122,6 +123,10 @@ func seedTwoUsers(t *testing.T, d *rlsDB) twoUsers {
 	mustSecret(t, svc, u.a, vault.SecretInput{Name: "A_AGENTS", Value: "a2", Scope: vault.ScopeAgents, ProfileIDs: []string{u.aProfile.ID}})
 	u.bAgentsSecret = mustSecret(t, svc, u.b, vault.SecretInput{Name: "B_AGENTS", Value: "b2", Scope: vault.ScopeAgents, ProfileIDs: []string{u.bProfile.ID}})
 	u.bSecretName = u.bSecret.Name
+	for _, user := range []string{u.a, u.b} {
+		mustSecret(t, svc, user, vault.SecretInput{Name: "API_TOKEN", Kind: vault.KindOAuth2, Value: "client-secret",
+			OAuth2: &vault.OAuth2Settings{Flow: vault.FlowClientCredentials, TokenURL: "https://idp.example/token", ClientID: "c"}})
+	}
 	for _, user := range []struct{ id, profile string }{{u.a, u.aProfile.ID}, {u.b, u.bProfile.ID}} {
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		task := &orchestrator.Task{ID: vault.NewID(vault.PrefixTask), UserID: user.id, ProfileID: user.profile,

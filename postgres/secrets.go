@@ -17,20 +17,20 @@ import (
 // collation of the column is byte order, as Go sorts); an `all` secret has
 // none, and skips the lookup.
 const secretCols = `s.id, s.user_id, s.name, s.scope, s.description, s.version,
-	s.sealed_value, s.sealed_key, s.master_key_id, s.created_at, s.updated_at,
+	s.sealed_value, s.sealed_key, s.master_key_id, s.created_at, s.updated_at, s.kind,
 	CASE WHEN s.scope = 'agents' THEN
 		ARRAY(SELECT g.profile_id FROM secret_grants g WHERE g.secret_id = s.id ORDER BY g.profile_id)
 	END`
 
 func scanSecret(row pgx.Row) (*vault.Secret, error) {
 	var s vault.Secret
-	var scope string
+	var scope, kind string
 	err := row.Scan(&s.ID, &s.UserID, &s.Name, &scope, &s.Description, &s.Version,
-		&s.SealedValue, &s.SealedKey, &s.MasterKeyID, &s.CreatedAt, &s.UpdatedAt, &s.ProfileIDs)
+		&s.SealedValue, &s.SealedKey, &s.MasterKeyID, &s.CreatedAt, &s.UpdatedAt, &kind, &s.ProfileIDs)
 	if err != nil {
 		return nil, err
 	}
-	s.Scope = vault.Scope(scope)
+	s.Scope, s.Kind = vault.Scope(scope), vault.Kind(kind)
 	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
 	if len(s.ProfileIDs) == 0 {
 		s.ProfileIDs = nil
@@ -100,10 +100,10 @@ func (t *tx) CreateSecret(ctx context.Context, s *vault.Secret) error {
 		return err
 	}
 	return t.now(ctx, append([]stmt{{`INSERT INTO secrets (id, user_id, name, scope, description, version,
-			sealed_value, sealed_key, master_key_id, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			sealed_value, sealed_key, master_key_id, created_at, updated_at, kind)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		[]any{s.ID, t.userID, s.Name, string(s.Scope), s.Description, s.Version,
-			s.SealedValue, s.SealedKey, s.MasterKeyID, s.CreatedAt, s.UpdatedAt},
+			s.SealedValue, s.SealedKey, s.MasterKeyID, s.CreatedAt, s.UpdatedAt, string(s.Kind.OrValue())},
 		failed("create secret %s", s.ID)}}, t.grants(s, "create")...)...)
 }
 
@@ -199,7 +199,7 @@ func (t *tx) DeleteSecret(ctx context.Context, id string) error {
 // that the plan is the same before the tables are first analysed (right
 // after a bulk import, when the planner knows their size but not that one
 // user holds a small part of them) as after.
-const forProfile = `SELECT s.id, s.name, s.scope = 'agents', s.version, s.sealed_value, s.sealed_key, s.master_key_id
+const forProfile = `SELECT s.id, s.name, s.scope = 'agents', s.version, s.sealed_value, s.sealed_key, s.master_key_id, s.kind
 	FROM profiles p
 	LEFT JOIN secrets s ON s.user_id = $2
 		AND (s.scope = 'all' OR s.id IN (SELECT g.secret_id FROM secret_grants g WHERE g.profile_id = $1))
@@ -243,7 +243,7 @@ func scanForProfile(rows pgx.Rows, userID, profileID string) ([]*vault.Secret, e
 		profile bool
 		granted = []string{profileID}
 	)
-	dest := []any{&r.id, &r.name, &r.agents, &r.version, &r.value, &r.key, &r.keyID}
+	dest := []any{&r.id, &r.name, &r.agents, &r.version, &r.value, &r.key, &r.keyID, &r.kind}
 	for rows.Next() {
 		profile = true
 		if err := rows.Scan(dest...); err != nil {
@@ -256,7 +256,7 @@ func scanForProfile(rows pgx.Rows, userID, profileID string) ([]*vault.Secret, e
 			block = make([]vault.Secret, 0, min(max(2*cap(block), 16), 1024))
 		}
 		block = append(block, vault.Secret{UserID: userID, Scope: vault.ScopeAll, Version: int(r.version.Int32),
-			SealedValue: r.value.b, SealedKey: r.key.b, MasterKeyID: r.keyID.s})
+			SealedValue: r.value.b, SealedKey: r.key.b, MasterKeyID: r.keyID.s, Kind: vault.Kind(r.kind.s)})
 		s := &block[len(block)-1]
 		idName := string(append(r.id.b, r.name.b...))
 		s.ID, s.Name = idName[:len(r.id.b)], idName[len(r.id.b):]
@@ -282,6 +282,7 @@ type releaseRow struct {
 	version    pgtype.Int4
 	value, key arenaBytes
 	keyID      internedText
+	kind       internedText
 }
 
 func newReleaseRow() *releaseRow {

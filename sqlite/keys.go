@@ -133,10 +133,11 @@ func (db *DB) PutKeyCheck(ctx context.Context, c vault.KeyCheck) error {
 }
 
 // MasterKeyCounts returns how many data keys each master key id seals,
-// over the secrets and their kept versions.
+// over the secrets, their kept versions and oauth2 tokens.
 func (db *DB) MasterKeyCounts(ctx context.Context) (map[string]int, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT master_key_id, count(*) FROM (
-		SELECT master_key_id FROM secrets UNION ALL SELECT master_key_id FROM secret_versions)
+		SELECT master_key_id FROM secrets UNION ALL SELECT master_key_id FROM secret_versions
+		UNION ALL SELECT master_key_id FROM oauth2_connections WHERE master_key_id IS NOT NULL)
 		GROUP BY master_key_id`)
 	if err != nil {
 		return nil, fmt.Errorf("count data keys: %w", err)

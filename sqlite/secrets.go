@@ -13,13 +13,13 @@ import (
 // secretColumns selects a secret row as nullSecret scans it, with its
 // grants as a JSON array of profile ids.
 const secretColumns = `s.id, s.name, s.scope, s.description, s.version, s.sealed_value, s.sealed_key,
-	s.master_key_id, s.created_at, s.updated_at,
+	s.master_key_id, s.created_at, s.updated_at, s.kind,
 	(SELECT json_group_array(g.profile_id) FROM secret_grants g WHERE g.secret_id = s.id)`
 
 // nullSecret scans secretColumns; every column may be NULL, as on the
 // right side of a LEFT JOIN.
 type nullSecret struct {
-	id, name, scope, description, masterKeyID sql.NullString
+	id, name, scope, description, masterKeyID, kind sql.NullString
 	version, created, updated                 sql.NullInt64
 	sealedValue, sealedKey                    []byte
 	grants                                    sql.NullString
@@ -27,7 +27,7 @@ type nullSecret struct {
 
 func (n *nullSecret) dest() []any {
 	return []any{&n.id, &n.name, &n.scope, &n.description, &n.version, &n.sealedValue, &n.sealedKey,
-		&n.masterKeyID, &n.created, &n.updated, &n.grants}
+		&n.masterKeyID, &n.created, &n.updated, &n.kind, &n.grants}
 }
 
 func (n *nullSecret) secret(userID string) (*vault.Secret, error) {
@@ -36,6 +36,7 @@ func (n *nullSecret) secret(userID string) (*vault.Secret, error) {
 		Description: n.description.String, Version: int(n.version.Int64),
 		SealedValue: n.sealedValue, SealedKey: n.sealedKey, MasterKeyID: n.masterKeyID.String,
 		CreatedAt: fromMicros(n.created.Int64), UpdatedAt: fromMicros(n.updated.Int64),
+		Kind: vault.Kind(n.kind.String),
 	}
 	if n.grants.Valid {
 		var ids []string
@@ -126,10 +127,10 @@ func (t *tx) CreateSecret(ctx context.Context, s *vault.Secret) error {
 	return t.atomically(ctx, func() error {
 		_, err := t.tx.ExecContext(ctx, `
 			INSERT INTO secrets (id, user_id, name, scope, description, version, sealed_value, sealed_key,
-				master_key_id, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				master_key_id, created_at, updated_at, kind)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			s.ID, t.userID, s.Name, string(s.Scope), s.Description, s.Version, s.SealedValue, s.SealedKey,
-			s.MasterKeyID, micros(s.CreatedAt), micros(s.UpdatedAt))
+			s.MasterKeyID, micros(s.CreatedAt), micros(s.UpdatedAt), string(s.Kind.OrValue()))
 		if err != nil {
 			return t.insertError(ctx, err, "secrets", "secret", s.ID, nameTaken)
 		}

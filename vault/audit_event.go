@@ -38,11 +38,17 @@ const (
 	// ActionTaskPushRestart: a worker restarts a running task because a
 	// secret it was given changed (secret_change.go).
 	ActionTaskPushRestart = "task.push_restart"
+	// OAuth2 secrets (oauth2.go): names, ids, flow, expiry and reason,
+	// never a token.
+	ActionOAuth2Connect       = "oauth2.connect"
+	ActionOAuth2Refresh       = "oauth2.refresh"
+	ActionOAuth2RefreshFailed = "oauth2.refresh_failed"
 )
 
 // AuditActions lists every action an event may have, sorted.
 var AuditActions = []string{
-	ActionAuditPrune, ActionAuthFailed, ActionProfileCreate, ActionProfileDelete, ActionProfileUpdate,
+	ActionAuditPrune, ActionAuthFailed, ActionOAuth2Connect, ActionOAuth2Refresh, ActionOAuth2RefreshFailed,
+	ActionProfileCreate, ActionProfileDelete, ActionProfileUpdate,
 	ActionSecretCreate, ActionSecretDelete, ActionSecretRollback, ActionSecretUpdate,
 	ActionSecretRequestAnswer, ActionSecretRequestCancel, ActionSecretRequestExpire, ActionSecretRequestOpen,
 	ActionTaskPushRestart, ActionTaskRelease, ActionTokenCreate, ActionTokenRevoke, ActionUserCreate,
@@ -181,7 +187,11 @@ func secretDetails(sec *Secret) map[string]any {
 	if ids == nil {
 		ids = []string{}
 	}
-	return map[string]any{"name": sec.Name, "scope": string(sec.Scope), "profile_ids": ids, "version": sec.Version}
+	d := map[string]any{"name": sec.Name, "scope": string(sec.Scope), "profile_ids": ids, "version": sec.Version}
+	if sec.Kind == KindOAuth2 {
+		d["kind"] = string(KindOAuth2)
+	}
+	return d
 }
 
 // secretChanges names the fields an update of cur to next changed.

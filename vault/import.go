@@ -148,6 +148,9 @@ func (s *Service) importTx(ctx context.Context, tx Tx, userID string, entries []
 			if targets[i], err = relockTarget(ctx, tx, targets[i]); err != nil {
 				return res, err
 			}
+			if targets[i].Kind == KindOAuth2 {
+				bad = append(bad, ImportLineError{e.Line, fmt.Sprintf("%s is an oauth2 secret (secret %s): an import cannot change it; set its client secret or connect it through the API or the dashboard", e.Name, targets[i].ID)})
+			}
 			continue
 		}
 		creates++

@@ -128,6 +128,11 @@ func (s *Service) GetDecryptedForProfileWithSources(ctx context.Context, userID,
 	if err := s.openAll(resolved, out); err != nil {
 		return nil, fmt.Errorf("profile %s: %w", profileID, err)
 	}
+	// An oauth2 secret's opened value is its client secret, which never
+	// leaves: it is replaced by an access token (oauth2_refresh.go).
+	if err := s.releaseOAuth2(ctx, userID, resolved, out); err != nil {
+		return nil, fmt.Errorf("profile %s: %w", profileID, err)
+	}
 	return out, nil
 }
 
@@ -238,6 +243,18 @@ func (s *Service) ValuesAtVersions(ctx context.Context, userID string, refs []En
 				continue
 			} else if err != nil {
 				return fmt.Errorf("read secret %s: %w", ref.SecretID, err)
+			}
+			if sec.Kind == KindOAuth2 {
+				// The container got an access token, not this value: the
+				// one held now (a token refreshed since it started is
+				// not kept).
+				tok, err := s.currentAccessToken(ctx, tx, sec.ID)
+				if err != nil {
+					return fmt.Errorf("secret %s: %w", ref.SecretID, err)
+				}
+				if tok != "" {
+					out = append(out, tok)
+				}
 			}
 			if sec.Version != ref.Version {
 				kept, err := tx.KeptVersion(ctx, ref.SecretID, ref.Version)

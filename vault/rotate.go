@@ -226,11 +226,14 @@ type rotation struct {
 	failed   map[string]error // what -> why its data key did not open
 }
 
-// keyTable is a table of data keys: the secrets, and their kept versions.
+// keyTable is a table of data keys: the secrets, their kept versions, and
+// the tokens of oauth2 secrets.
 type keyTable struct {
-	what string // "secret" or "kept version"
+	what string // "secret", "kept version" or "oauth2 token"
 	list func(ctx context.Context, notKeyID string, after SealedKey, limit int) ([]SealedKey, error)
 	swap func(ctx context.Context, keyID string, swaps []KeySwap) (int, error)
+	// aad is what the table's data keys are bound to; dataKeyAAD if nil.
+	aad func(userID, secretID string) []byte
 }
 
 func (r *rotation) tables() []keyTable {
@@ -238,10 +241,13 @@ func (r *rotation) tables() []keyTable {
 	return []keyTable{
 		{"secret", func(ctx context.Context, notKeyID string, after SealedKey, limit int) ([]SealedKey, error) {
 			return st.SealedKeysOfAllUsers(ctx, notKeyID, after.SecretID, limit)
-		}, st.SwapSealedKeysOfAllUsers},
+		}, st.SwapSealedKeysOfAllUsers, nil},
 		{"kept version", func(ctx context.Context, notKeyID string, after SealedKey, limit int) ([]SealedKey, error) {
 			return st.SealedVersionKeysOfAllUsers(ctx, notKeyID, after.SecretID, after.Version, limit)
-		}, st.SwapSealedVersionKeysOfAllUsers},
+		}, st.SwapSealedVersionKeysOfAllUsers, nil},
+		{"oauth2 token", func(ctx context.Context, notKeyID string, after SealedKey, limit int) ([]SealedKey, error) {
+			return st.SealedOAuth2KeysOfAllUsers(ctx, notKeyID, after.SecretID, limit)
+		}, st.SwapSealedOAuth2KeysOfAllUsers, oauth2KeyAAD},
 	}
 }
 
@@ -272,7 +278,11 @@ func (r *rotation) rotateTable(t keyTable) (found, rotated int, err error) {
 		swaps := make([]KeySwap, 0, len(batch))
 		for _, k := range batch {
 			found++
-			sealed, err := r.svc.keys.rewrapDataKey(k.Sealed, k.UserID, k.SecretID)
+			aad := dataKeyAAD
+			if t.aad != nil {
+				aad = t.aad
+			}
+			sealed, err := r.svc.keys.rewrapKey(k.Sealed, aad(k.UserID, k.SecretID), k.SecretID)
 			if err != nil {
 				r.failed[k.name()] = err
 				continue

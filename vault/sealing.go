@@ -107,7 +107,13 @@ func (k keyring) rewrapSecret(s *Secret, oldName string) error {
 // the same user and secret. Its errors name the secret (and, for
 // seal.ErrUnknownKey, the master key it is sealed under).
 func (k keyring) rewrapDataKey(sealed []byte, userID, secretID string) ([]byte, error) {
-	out, err := k.Rewrap(sealed, dataKeyAAD(userID, secretID))
+	return k.rewrapKey(sealed, dataKeyAAD(userID, secretID), secretID)
+}
+
+// rewrapKey is rewrapDataKey for a data key bound to keyAAD (an oauth2
+// secret's tokens have a data key of their own, oauth2KeyAAD).
+func (k keyring) rewrapKey(sealed, keyAAD []byte, secretID string) ([]byte, error) {
+	out, err := k.Rewrap(sealed, keyAAD)
 	if err != nil {
 		if errors.Is(err, seal.ErrUnknownKey) {
 			if id, perr := seal.SealedKeyID(sealed); perr == nil {

@@ -51,6 +51,15 @@ type Secret struct {
 	MasterKeyID string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+
+	// Kind is KindValue ("" reads as it) or KindOAuth2 (oauth2.go), whose
+	// sealed value is the client secret. It never changes.
+	Kind Kind
+	// OAuth2 and OAuth2Status are an oauth2 secret's settings and status,
+	// filled by the Service's reads and writes (nil otherwise, and in what
+	// a store returns).
+	OAuth2       *OAuth2Settings
+	OAuth2Status *OAuth2Status
 }
 
 // SecretInput is what a user gives to create a secret.
@@ -60,6 +69,12 @@ type SecretInput struct {
 	Scope       Scope // "" means ScopeAll
 	ProfileIDs  []string
 	Description string
+
+	// Kind "" means KindValue. For KindOAuth2, OAuth2 holds the settings
+	// (required) and Value the client secret (may be empty, except for
+	// client credentials).
+	Kind   Kind
+	OAuth2 *OAuth2Settings
 }
 
 // SecretPatch changes some fields of a secret; a nil field is left as it is.
@@ -71,6 +86,9 @@ type SecretPatch struct {
 	ProfileIDs    []string
 	SetProfileIDs bool
 	Description   *string
+	// OAuth2 replaces an oauth2 secret's settings whole (and Value is its
+	// client secret); refused for a value secret.
+	OAuth2 *OAuth2Settings
 }
 
 // ValidateName checks a secret or env name against NamePattern and
@@ -174,10 +192,13 @@ func (s *Service) CreateSecret(ctx context.Context, userID string, in SecretInpu
 	if in.Scope == "" {
 		in.Scope = ScopeAll
 	}
+	if in.Kind == "" {
+		in.Kind = KindValue
+	}
 	if err := s.validateName(in.Name); err != nil {
 		return nil, err
 	}
-	if err := ValidateValue("value", in.Value); err != nil {
+	if err := validateKindInput(in); err != nil {
 		return nil, err
 	}
 	ids, err := validateScope(in.Scope, in.ProfileIDs)
@@ -190,7 +211,7 @@ func (s *Service) CreateSecret(ctx context.Context, userID string, in SecretInpu
 	now := s.timestamp()
 	sec := &Secret{
 		ID: NewID(PrefixSecret), UserID: userID, Name: in.Name, Scope: in.Scope, ProfileIDs: ids,
-		Description: in.Description, Version: 1, CreatedAt: now, UpdatedAt: now,
+		Description: in.Description, Version: 1, CreatedAt: now, UpdatedAt: now, Kind: in.Kind,
 	}
 	if err := s.keys.sealSecret(sec, in.Value); err != nil {
 		return nil, fmt.Errorf("seal secret %s: %w", sec.ID, err)
@@ -211,6 +232,9 @@ func (s *Service) CreateSecret(ctx context.Context, userID string, in SecretInpu
 			return err
 		}
 		if err := tx.CreateSecret(ctx, sec); err != nil {
+			return err
+		}
+		if err := createOAuth2(ctx, tx, sec, in.OAuth2, now); err != nil {
 			return err
 		}
 		return s.audit(ctx, tx, userID, ActionSecretCreate, TargetSecret, sec.ID, secretDetails(sec))
@@ -265,6 +289,9 @@ func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretP
 		if err != nil {
 			return err
 		}
+		if err := validateKindPatch(cur.Kind, p); err != nil {
+			return err
+		}
 		next, err := patched(cur, p)
 		if err != nil {
 			return err
@@ -292,9 +319,15 @@ func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretP
 		if err != nil {
 			return err
 		}
+		changed := secretChanges(cur, next, p.Value != nil)
+		if next.Kind == KindOAuth2 {
+			if changed, err = s.patchOAuth2(ctx, tx, next, p, changed); err != nil {
+				return err
+			}
+		}
 		sec = next
 		details := secretDetails(next)
-		details["changed"] = secretChanges(cur, next, p.Value != nil)
+		details["changed"] = changed
 		return s.audit(ctx, tx, userID, ActionSecretUpdate, TargetSecret, id, details)
 	})
 	if err != nil {
@@ -318,8 +351,12 @@ func (s *Service) validatePatch(p SecretPatch) error {
 			return err
 		}
 	}
-	if p.Value != nil {
-		if err := ValidateValue("value", *p.Value); err != nil {
+	if p.Value != nil && len(*p.Value) > MaxValueLen {
+		// The rest of a value's rule depends on the kind (validateKindPatch).
+		return Invalid("value", "must be at most %d bytes", MaxValueLen)
+	}
+	if p.OAuth2 != nil {
+		if err := p.OAuth2.Validate("oauth2."); err != nil {
 			return err
 		}
 	}
@@ -415,6 +452,9 @@ func lockSecret(ctx context.Context, tx Tx, id string) (*Secret, error) {
 // Secret returns a secret, sealed. Returns ENOTFOUND if it does not exist.
 func (s *Service) Secret(ctx context.Context, userID, id string) (*Secret, error) {
 	sec, err := view(ctx, s.store, userID, func(tx Tx) (*Secret, error) { return tx.Secret(ctx, id) })
+	if err == nil {
+		err = s.withOAuth2(ctx, userID, sec)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read secret %s: %w", id, err)
 	}
@@ -425,6 +465,9 @@ func (s *Service) Secret(ctx context.Context, userID, id string) (*Secret, error
 // bad limit, query or cursor.
 func (s *Service) Secrets(ctx context.Context, userID string, o ListOptions) (Page[*Secret], error) {
 	p, err := listPage(ctx, s.store, userID, o, Tx.Secrets, func(x *Secret) Cursor { return Cursor{x.Name, x.ID} })
+	if err == nil {
+		err = s.withOAuth2(ctx, userID, p.Items...)
+	}
 	if err != nil {
 		return p, fmt.Errorf("list secrets: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -38,6 +39,9 @@ type Service struct {
 
 	// guard limits and counts failed authentication (abuse.go).
 	guard *authGuard
+
+	// oauth2 refreshes oauth2 secrets' tokens (oauth2_refresh.go).
+	oauth2 *oauth2Refresher
 }
 
 // Options tune a Service; zero values take the defaults.
@@ -63,6 +67,17 @@ type Options struct {
 	// AuthLimits bound failed authentication per client address and per
 	// token id; zero fields take the defaults (abuse.go).
 	AuthLimits AuthLimits
+
+	// OAuth2RefreshMargin is how long an oauth2 secret's access token must
+	// stay valid for a task to receive it without a refresh:
+	// DefaultOAuth2RefreshMargin if 0 (check with
+	// ValidateOAuth2RefreshMargin). OAuth2RefreshTimeout bounds one call to
+	// a token endpoint: DefaultOAuth2RefreshTimeout if 0.
+	// OAuth2HTTPClient makes those calls; nil: one that follows no
+	// redirect (oauth2_refresh.go).
+	OAuth2RefreshMargin  time.Duration
+	OAuth2RefreshTimeout time.Duration
+	OAuth2HTTPClient     *http.Client
 }
 
 // NewService returns a service over store, sealing under keys.
@@ -81,6 +96,7 @@ func NewService(store Store, keys *seal.Keyring, opts Options) *Service {
 	s.watchTokens()
 	s.guard = newAuthGuard(opts.AuthLimits, s)
 	s.sandbox = opts.Sandbox.withDefaults()
+	s.oauth2 = newOAuth2Refresher(opts)
 	return s
 }
 

@@ -44,7 +44,7 @@ type Store interface {
 	// PutKeyCheck stores a key check value, replacing one of the same key id.
 	PutKeyCheck(ctx context.Context, c KeyCheck) error
 	// MasterKeyCounts returns how many data keys each master key id seals:
-	// those of secrets and of their kept versions.
+	// those of secrets, of their kept versions and of oauth2 tokens.
 	MasterKeyCounts(ctx context.Context) (map[string]int, error)
 	// DeleteKeyCheck deletes the key check value of a master key id; there
 	// being none is not an error.
@@ -77,6 +77,8 @@ type Store interface {
 	SessionStore
 	// Secret requests across users (secret_request.go).
 	SecretRequestStore
+	// OAuth2 connections across users, for key rotation (oauth2.go).
+	OAuth2Store
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -93,6 +95,8 @@ type Tx interface {
 	TokenTx
 	// The user's secret requests (secret_request.go).
 	SecretRequestTx
+	// The user's oauth2 connections (oauth2.go).
+	OAuth2Tx
 
 	// LockUser takes the user's lock, held until the transaction ends: the
 	// writes whose rule counts the user's secrets (a create, an import)
