@@ -20,9 +20,9 @@ const secretColumns = `s.id, s.name, s.scope, s.description, s.version, s.sealed
 // right side of a LEFT JOIN.
 type nullSecret struct {
 	id, name, scope, description, masterKeyID, kind sql.NullString
-	version, created, updated                 sql.NullInt64
-	sealedValue, sealedKey                    []byte
-	grants                                    sql.NullString
+	version, created, updated                       sql.NullInt64
+	sealedValue, sealedKey                          []byte
+	grants                                          sql.NullString
 }
 
 func (n *nullSecret) dest() []any {

@@ -120,7 +120,7 @@ func (o OAuth2Settings) Validate(prefix string) error {
 	}
 	urls := []struct {
 		field, value string
-		required    bool
+		required     bool
 	}{
 		{"token_url", o.TokenURL, true},
 		{"auth_url", o.AuthURL, o.Flow == FlowAuthorizationCode},
