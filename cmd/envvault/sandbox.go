@@ -29,6 +29,8 @@ type taskConfig struct {
 	// stdin env delivery puts in task containers; "" looks for
 	// envvault-init beside the envvault executable, then on PATH.
 	EnvInit string
+	// Backend is --backend and --swarm-constraint (backend.go).
+	Backend backendConfig
 }
 
 // slotFlags are the flags that bound a worker's work and a user's queue.
@@ -104,6 +106,9 @@ func sandboxFlags(fs *flag.FlagSet, c *Config) {
 // checkTasks checks the sandbox policy and the slot settings of the
 // commands that take them.
 func (c *Config) checkTasks() error {
+	if err := c.checkBackend(); err != nil { // backend.go
+		return err
+	}
 	t := c.Tasks
 	switch {
 	case t.MaxRunning < 1:

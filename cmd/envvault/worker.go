@@ -13,7 +13,6 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/envvault/envvault/orchestrator"
-	"github.com/envvault/envvault/orchestrator/dockerbackend"
 	"github.com/envvault/envvault/runner"
 	"github.com/envvault/envvault/vault"
 )
@@ -68,7 +67,9 @@ func (m *Main) newOrchestrator(svc *vault.Service) (*orchestrator.Orchestrator, 
 		if init == "" && slices.Contains(m.Config.Tasks.Sandbox.EnvDeliveries, vault.EnvDeliveryStdin) {
 			m.logger.Error("no envvault-init program found beside envvault or on PATH: tasks with env delivery stdin fail until one is installed or named by --env-init (ENV_INIT)")
 		}
-		backend = dockerbackend.New(runner.New(cli, runner.Options{InitPath: init}))
+		if backend, err = m.newBackend(cli, init); err != nil {
+			return nil, err
+		}
 	}
 	return orchestrator.New(orchestrator.Config{
 		Vault:    svc,
@@ -181,6 +182,7 @@ func workerFlags(fs *flag.FlagSet, c *Config, noWorker bool) {
 		return nil
 	})
 	sandboxFlags(fs, c)
+	backendFlags(fs, c)
 	slotFlags(fs, c)
 	metricsFlag(fs, c)
 	host, _ := os.Hostname()
