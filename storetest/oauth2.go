@@ -167,7 +167,13 @@ func testOAuth2Settings(t *testing.T, f *fixture) {
 	}
 	// A new client secret is a new version; the settings are not.
 	newSecret := value("client-secret-2")
-	up, err := o.svc.UpdateSecret(o.ctx, o.user, sec.ID, vault.SecretPatch{Value: &newSecret})
+	if _, err := o.svc.UpdateSecret(o.ctx, o.user, sec.ID, vault.SecretPatch{Value: &newSecret}); vault.ErrorField(err) != "value" {
+		t.Errorf("a value for an oauth2 secret: %v, want EINVALID value", err)
+	}
+	if _, err := o.svc.UpdateSecret(o.ctx, o.user, val.ID, vault.SecretPatch{ClientSecret: &newSecret}); vault.ErrorField(err) != "client_secret" {
+		t.Errorf("a client secret for a value secret: %v, want EINVALID client_secret", err)
+	}
+	up, err := o.svc.UpdateSecret(o.ctx, o.user, sec.ID, vault.SecretPatch{ClientSecret: &newSecret})
 	if err != nil || up.Version != 2 || up.OAuth2 == nil {
 		t.Fatalf("new client secret: %v %+v", err, up)
 	}
@@ -175,7 +181,7 @@ func testOAuth2Settings(t *testing.T, f *fixture) {
 		t.Errorf("versions after a new client secret: %+v", vs)
 	}
 	empty := ""
-	if _, err := o.svc.UpdateSecret(o.ctx, o.user, sec.ID, vault.SecretPatch{Value: &empty}); vault.ErrorField(err) != "client_secret" {
+	if _, err := o.svc.UpdateSecret(o.ctx, o.user, sec.ID, vault.SecretPatch{ClientSecret: &empty}); vault.ErrorField(err) != "client_secret" {
 		t.Errorf("empty client secret: %v, want EINVALID client_secret", err)
 	}
 }

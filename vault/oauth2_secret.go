@@ -55,16 +55,21 @@ func validateClientSecret(v string, required bool) error {
 // secret it changes.
 func validateKindPatch(kind Kind, p SecretPatch) error {
 	if kind != KindOAuth2 {
-		if p.OAuth2 != nil {
+		switch {
+		case p.OAuth2 != nil:
 			return Invalid("oauth2", "is only for secrets of kind %q", KindOAuth2)
-		}
-		if p.Value != nil {
+		case p.ClientSecret != nil:
+			return Invalid("client_secret", "is only for secrets of kind %q", KindOAuth2)
+		case p.Value != nil:
 			return ValidateValue("value", *p.Value)
 		}
 		return nil
 	}
 	if p.Value != nil {
-		return validateClientSecret(*p.Value, true)
+		return Invalid("value", "an oauth2 secret has no value of its own (tasks receive its access token): give client_secret to change its client secret")
+	}
+	if p.ClientSecret != nil {
+		return validateClientSecret(*p.ClientSecret, true)
 	}
 	return nil
 }

@@ -86,9 +86,12 @@ type SecretPatch struct {
 	ProfileIDs    []string
 	SetProfileIDs bool
 	Description   *string
-	// OAuth2 replaces an oauth2 secret's settings whole (and Value is its
-	// client secret); refused for a value secret.
-	OAuth2 *OAuth2Settings
+	// OAuth2 replaces an oauth2 secret's settings whole; ClientSecret is
+	// its new client secret (a new version, as Value is of a value
+	// secret). Both are refused for a value secret, and Value for an
+	// oauth2 secret.
+	OAuth2       *OAuth2Settings
+	ClientSecret *string
 }
 
 // ValidateName checks a secret or env name against NamePattern and
@@ -292,6 +295,9 @@ func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretP
 		if err := validateKindPatch(cur.Kind, p); err != nil {
 			return err
 		}
+		if cur.Kind == KindOAuth2 && p.ClientSecret != nil {
+			p.Value = p.ClientSecret
+		}
 		next, err := patched(cur, p)
 		if err != nil {
 			return err
@@ -354,6 +360,9 @@ func (s *Service) validatePatch(p SecretPatch) error {
 	if p.Value != nil && len(*p.Value) > MaxValueLen {
 		// The rest of a value's rule depends on the kind (validateKindPatch).
 		return Invalid("value", "must be at most %d bytes", MaxValueLen)
+	}
+	if p.ClientSecret != nil && len(*p.ClientSecret) > MaxValueLen {
+		return Invalid("client_secret", "must be at most %d bytes", MaxValueLen)
 	}
 	if p.OAuth2 != nil {
 		if err := p.OAuth2.Validate("oauth2."); err != nil {
