@@ -54,6 +54,14 @@ func TestSecretRequestRoutes(t *testing.T) {
 	t2, _ := e.waitingTask(alice, tok, p, "NEEDED")
 	t3, r3 := e.waitingTask(alice, tok, q, "OTHER")
 
+	// A waiting task names what it waits for: its profile's request.
+	missing := `"missing_secrets":{"request_id":"` + r1.ID + `","names":["ALSO","NEEDED"]}`
+	for _, path := range []string{"/v1/tasks/" + t1, "/v1/tasks/" + t2, "/v1/tasks"} {
+		if r := e.call("GET", path, tok, ""); r.status != 200 || !strings.Contains(string(r.body), missing) {
+			t.Errorf("GET %s: %d %s, want %s", path, r.status, r.body, missing)
+		}
+	}
+
 	r := e.call("GET", "/v1/secret-requests", tok, "")
 	want(t, r, 200, "")
 	if !strings.Contains(string(r.body), `"id":"`+r1.ID+`"`) || !strings.Contains(string(r.body), `"task_ids":["`+t1+`","`+t2+`"]`) {
@@ -95,6 +103,9 @@ func TestSecretRequestRoutes(t *testing.T) {
 	for _, id := range []string{t1, t2} {
 		if got, _ := e.store.Task(context.Background(), alice, id); got.Status != orchestrator.StatusQueued {
 			t.Errorf("task %s after the answer: %s, want queued", id, got.Status)
+		}
+		if r := e.call("GET", "/v1/tasks/"+id, tok, ""); !strings.Contains(string(r.body), `"missing_secrets":null`) {
+			t.Errorf("task %s after the answer: %s, want missing_secrets null", id, r.body)
 		}
 	}
 	r = e.call("GET", "/v1/profiles/"+p+"/secret-keys", tok, "")

@@ -56,6 +56,7 @@ type taskJSON struct {
 	EnvSources       []envSourceJSON  `json:"env_sources"`
 	Sandbox          *taskSandboxJSON `json:"sandbox"`
 	Stale            *staleJSON       `json:"stale"`
+	MissingSecrets   *missingJSON     `json:"missing_secrets"`
 	CreatedAt        string           `json:"created_at"`
 	UpdatedAt        string           `json:"updated_at"`
 	StartedAt        *string          `json:"started_at"`
@@ -76,6 +77,13 @@ type envSourceJSON struct {
 // since its container started.
 type staleJSON struct {
 	Names []string `json:"names"`
+}
+
+// missingJSON is what a task awaiting secrets waits for: the names of its
+// profile's pending request, which answering request_id gives.
+type missingJSON struct {
+	RequestID string   `json:"request_id"`
+	Names     []string `json:"names"`
 }
 
 func newTaskJSON(v *orchestrator.TaskView) taskJSON {
@@ -104,6 +112,9 @@ func newTaskJSON(v *orchestrator.TaskView) taskJSON {
 	}
 	if len(v.Stale) > 0 {
 		out.Stale = &staleJSON{Names: v.Stale}
+	}
+	if r := v.Request; r != nil && t.Status == orchestrator.StatusAwaitingSecrets {
+		out.MissingSecrets = &missingJSON{RequestID: r.ID, Names: vault.RequiredNames(r.Names)}
 	}
 	return out
 }

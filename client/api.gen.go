@@ -1108,6 +1108,17 @@ type Task struct {
 	// Id Example: tsk_Uakgb_J5m9g-0JDMbcJqL
 	Id string `json:"id"`
 
+	// MissingSecrets For a task in `awaiting_secrets`: what it waits for. null for every other status (and in the moment between an answer and the task being queued again). Never a value.
+	MissingSecrets *struct {
+		// Names The names the request asks for, sorted: the required names of the profile that had no value (every waiting task of one profile shares its request).
+		Names []string `json:"names"`
+
+		// RequestId The pending secret request of its profile that the task waits on: `POST /v1/secret-requests/{request_id}/answer` gives the values (or the dashboard's form at the top of Settings → Secrets).
+		//
+		// Example: sreq_3fT9kLx0QmZ1aBcDeFgHi
+		RequestId string `json:"request_id"`
+	} `json:"missing_secrets"`
+
 	// ProfileId The profile it runs. A task outlives its profile; a task whose profile was deleted fails at its next start.
 	ProfileId string `json:"profile_id"`
 

@@ -72,6 +72,21 @@ func (o *Orchestrator) awaitSecrets(ctx context.Context, t *Task, p *vault.Profi
 	return errAwaiting
 }
 
+// awaitingView adds to v, a task awaiting secrets, the pending request of
+// its profile: what it waits for. No pending request (answered or ended a
+// moment ago, the task about to move on) leaves v as it is.
+func (o *Orchestrator) awaitingView(ctx context.Context, v *TaskView) (*TaskView, error) {
+	r, err := o.vault.PendingSecretRequestOf(ctx, v.UserID, v.ProfileID)
+	if vault.ErrorCode(err) == vault.ENOTFOUND {
+		return v, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read what task %s waits for: %w", v.ID, err)
+	}
+	v.Request = r
+	return v, nil
+}
+
 // checkAwaiting releases the tasks of pending requests whose names all have
 // a value now, and ends those whose time is up.
 func (o *Orchestrator) checkAwaiting(ctx context.Context) {

@@ -171,6 +171,11 @@ type TaskView struct {
 	// Stale lists, for a running task, the names whose secret changed
 	// (value, scope or existence) since its container started.
 	Stale []string
+	// Request is, for a task awaiting secrets, the pending secret request
+	// of its profile it waits on (awaiting.go): its Names are what the task
+	// misses. nil otherwise, and in the moment between an answer and the
+	// task being queued again.
+	Request *vault.SecretRequest
 }
 
 // Task returns a task of the user with its staleness. Returns ENOTFOUND if
@@ -185,6 +190,9 @@ func (o *Orchestrator) Task(ctx context.Context, userID, id string) (*TaskView, 
 
 func (o *Orchestrator) view(ctx context.Context, t *Task) (*TaskView, error) {
 	v := &TaskView{Task: t}
+	if t.Status == StatusAwaitingSecrets {
+		return o.awaitingView(ctx, v)
+	}
 	if t.Status != StatusRunning {
 		return v, nil
 	}
