@@ -33,6 +33,9 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			metrics.AuthFailure(req.Context(), metrics.ReasonMissing)
 			return errNoToken
 		}
+		if strings.HasPrefix(token, vault.PrefixTaskCredential) {
+			return s.authenticateTask(c, next, token) // task_api.go
+		}
 		cred, err := s.svc.AuthenticateToken(req.Context(), token)
 		if err != nil {
 			countRefusal(req.Context(), err)

@@ -24,12 +24,14 @@ var (
 	anyRead  = []vault.TokenScope{vault.TokenFull, vault.TokenRead}
 	taskRead = []vault.TokenScope{vault.TokenFull, vault.TokenRead, vault.TokenTasks}
 	taskDo   = []vault.TokenScope{vault.TokenFull, vault.TokenTasks}
+	// taskCred: a running task's credential (task_api.go), and nothing else.
+	taskCred = []vault.TokenScope{vault.TokenTask}
 )
 
 // routeScopes maps "METHOD /path" (echo's route path) to the scopes that
 // may call it. read: every GET (metadata: never a value). tasks: start,
 // read and stop tasks, and read profiles; no secret read, no write but
-// tasks'.
+// tasks'. task (a running task's credential): the /v1/task routes only.
 var routeScopes = map[string][]vault.TokenScope{
 	"POST /v1/secrets":                    full,
 	"POST /v1/secrets/import":             full,
@@ -60,6 +62,10 @@ var routeScopes = map[string][]vault.TokenScope{
 	"GET /v1/tokens":                      anyRead,
 	"POST /v1/tokens":                     full,
 	"DELETE /v1/tokens/:id":               full,
+	"GET /v1/task/secret-keys":            taskCred,
+	"GET /v1/task/secret-requests":        taskCred,
+	"POST /v1/task/secret-requests":       taskCred,
+	"GET /v1/task/secret-requests/:id":    taskCred,
 }
 
 type scopeKey struct{}

@@ -17,7 +17,7 @@ import (
 // done; each read it allows answers 200, each write it allows is not
 // refused for its scope. The expectations are written here, not read
 // from the server's table, so that a route put in the wrong row fails.
-// A full token is refused nowhere.
+// A full token is refused nowhere but the four task-credential operations.
 func TestScopesEveryOperation(t *testing.T) {
 	e := newTaskEnv(t, taskEnvOptions{})
 	_, full := e.newUser("alice")
@@ -39,13 +39,16 @@ func TestScopesEveryOperation(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids["secret-requests"] = req.ID
+	ids["task"] = req.ID
 
+	// /v1/task/... is for task credentials only (TestTaskCredentialScopes).
+	taskAPI := func(path string) bool { return strings.HasPrefix(path, "/v1/task/") }
 	allowed := map[string]func(method, path string) bool{
-		"read": func(method, path string) bool { return method == "GET" },
+		"read": func(method, path string) bool { return method == "GET" && !taskAPI(path) },
 		"tasks": func(method, path string) bool {
 			return strings.HasPrefix(path, "/v1/tasks") || (method == "GET" && strings.HasPrefix(path, "/v1/profiles"))
 		},
-		"full": func(string, string) bool { return true },
+		"full": func(_, path string) bool { return !taskAPI(path) },
 	}
 	type op struct{ method, path string }
 	var ops []op
@@ -100,7 +103,7 @@ func TestScopesEveryOperation(t *testing.T) {
 			}
 		}
 	}
-	if refused["read"] == 0 || refused["tasks"] == 0 || refused["full"] != 0 {
+	if refused["read"] == 0 || refused["tasks"] == 0 || refused["full"] != 4 {
 		t.Errorf("refused: %v", refused)
 	}
 	t.Logf("operations: %d; refused to read: %d, to tasks: %d", len(ops), refused["read"], refused["tasks"])

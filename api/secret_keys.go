@@ -65,6 +65,12 @@ func (s *Server) profileSecretKeys(c echo.Context) error {
 	if err != nil {
 		return notFound(err, "profile")
 	}
+	return writeSecretKeys(c, keys)
+}
+
+// writeSecretKeys answers keys (GET /v1/profiles/:id/secret-keys and
+// GET /v1/task/secret-keys).
+func writeSecretKeys(c echo.Context, keys []orchestrator.SecretKey) error {
 	out := secretKeysJSON{Data: make([]secretKeyJSON, len(keys))}
 	for i, k := range keys {
 		out.Data[i] = secretKeyJSON(k)

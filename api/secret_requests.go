@@ -25,6 +25,7 @@ type secretRequestJSON struct {
 	ProfileID  string               `json:"profile_id"`
 	Names      []requiredSecretJSON `json:"names"`
 	TaskIDs    []string             `json:"task_ids"`
+	Asks       []taskAskJSON        `json:"asks"`
 	Status     string               `json:"status"`
 	CreatedAt  string               `json:"created_at"`
 	ExpiresAt  string               `json:"expires_at"`
@@ -34,6 +35,7 @@ type secretRequestJSON struct {
 func newSecretRequestJSON(r *vault.SecretRequest) secretRequestJSON {
 	out := secretRequestJSON{
 		ID: r.ID, ProfileID: r.ProfileID, Names: newRequiredSecretsJSON(r.Names), TaskIDs: nonNil(r.TaskIDs),
+		Asks:   newTaskAsksJSON(r.Asks, func(vault.TaskAsk) bool { return true }),
 		Status: string(r.Status), CreatedAt: timestamp(r.CreatedAt), ExpiresAt: timestamp(r.ExpiresAt),
 		AnsweredAt: optTimestamp(r.AnsweredAt),
 	}

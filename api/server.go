@@ -95,6 +95,7 @@ func (s *Server) routes() {
 	s.profileRoutes(s.v1)
 	s.taskRoutes(s.v1)
 	s.secretRequestRoutes(s.v1)
+	s.taskAPIRoutes(s.v1)
 	s.auditRoutes(s.v1)
 	s.tokenRoutes(s.v1)
 }

@@ -584,6 +584,13 @@ type AnswerSecretRequest struct {
 // AnswerSecretRequestScope `all`: each value updates or creates the secret of that name for all profiles. `agents`: for the request's profile only (the secret granting exactly it is updated, or one is created).
 type AnswerSecretRequestScope string
 
+// AskSecrets What a running task asks its user for.
+type AskSecrets struct {
+	// Message For the user: why the task needs the values.
+	Message *string          `json:"message,omitempty"`
+	Names   []RequiredSecret `json:"names"`
+}
+
 // AuditEvent One event of the audit trail. It names what was done (names, ids, versions), never a secret's value or a token.
 type AuditEvent struct {
 	Action AuditEventAction `json:"action"`
@@ -1028,8 +1035,11 @@ type SecretList struct {
 // SecretRequest A request for the values a profile's tasks wait for. Never holds a value.
 type SecretRequest struct {
 	AnsweredAt *time.Time `json:"answered_at"`
-	CreatedAt  time.Time  `json:"created_at"`
-	ExpiresAt  time.Time  `json:"expires_at"`
+
+	// Asks The running tasks that asked on it through their task credential, with their messages; the answer restarts each (attempt + 1).
+	Asks      []TaskAsk `json:"asks"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
 
 	// Id Example: sreq_3fT9kLx0QmZ1aBcDeFgHi
 	Id string `json:"id"`
@@ -1150,6 +1160,19 @@ type Task struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// TaskAsk A running task's ask on a secret request (through its task credential): the answer restarts that attempt. Never a value.
+type TaskAsk struct {
+	AskedAt time.Time `json:"asked_at"`
+	Attempt int       `json:"attempt"`
+
+	// Message The agent's message for the user.
+	Message string `json:"message"`
+
+	// Names The names this attempt asked for, sorted.
+	Names  []string `json:"names"`
+	TaskId string   `json:"task_id"`
+}
+
 // TaskList defines model for TaskList.
 type TaskList struct {
 	Data []Task `json:"data"`
@@ -1197,6 +1220,28 @@ type TaskSandbox struct {
 
 // TaskSandboxEnvDelivery How the env reached the process: `stdin` (no value in docker inspect; the envvault-init volume is the container's one mount, read-only) or `env` (the container's configured env).
 type TaskSandboxEnvDelivery string
+
+// TaskSecretRequest A secret request as the task that asked sees it. Never holds a value.
+type TaskSecretRequest struct {
+	AnsweredAt *time.Time `json:"answered_at"`
+
+	// Asks This task's own asks; never another task's.
+	Asks      []TaskAsk `json:"asks"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Id        string    `json:"id"`
+
+	// Names Every name the request asks for, sorted (other tasks of the profile may have asked some).
+	Names []RequiredSecret `json:"names"`
+
+	// Status `pending`, `answered`, `cancelled` (the user refused) or `expired`.
+	Status string `json:"status"`
+}
+
+// TaskSecretRequestList The requests this task asked on, pending first, then newest first.
+type TaskSecretRequestList struct {
+	Data []TaskSecretRequest `json:"data"`
+}
 
 // TaskStatus `queued`: waiting for a worker. `starting`: claimed; its container is being made. `running`: its container runs. `awaiting_secrets`: its profile requires a name that has no value (`required_secrets`); a secret request asks for it, `error` names the names, and the task is queued again once every name has a value, by any route (a secret created or imported, the request's answer); it fails when the request expires (24 h by default). `succeeded`: exited 0. `failed`: exited non-zero, or could not start (see `error`). `stopped`: stopped by its user. `cancelled`: its secret request was cancelled. The last four are final, until a restart queues the task again.
 type TaskStatus string
@@ -1448,6 +1493,9 @@ type UpdateSecretJSONRequestBody = UpdateSecret
 
 // RollbackSecretJSONRequestBody defines body for RollbackSecret for application/json ContentType.
 type RollbackSecretJSONRequestBody = RollbackSecret
+
+// AskSecretsJSONRequestBody defines body for AskSecrets for application/json ContentType.
+type AskSecretsJSONRequestBody = AskSecrets
 
 // CreateTaskJSONRequestBody defines body for CreateTask for application/json ContentType.
 type CreateTaskJSONRequestBody = CreateTask
@@ -1840,6 +1888,45 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/secrets/{id}/versions (the `ListSecretVersions` operationId).
 	ListSecretVersions(ctx context.Context, id SecretId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTaskSecretKeys The running task's profile: every name, whether each has a value (never values)
+	//
+	// What `GET /v1/profiles/{id}/secret-keys` answers for the profile of the task whose credential is presented. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+	//
+	// Corresponds with GET /v1/task/secret-keys (the `GetTaskSecretKeys` operationId).
+	GetTaskSecretKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListTaskSecretRequests The secret requests this task asked (any attempt)
+	//
+	// The requests the task asked on, in any of its attempts (so a restarted task learns its answer), pending first, then newest first; at most 200. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+	//
+	// Corresponds with GET /v1/task/secret-requests (the `ListTaskSecretRequests` operationId).
+	ListTaskSecretRequests(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AskSecretsWithBody Ask the user for the values of names (a running task)
+	//
+	// Asks the task's user for values of `names` (1 to 20, each under the secret name rule, once, with a description of at most 1000 bytes), with a `message` for the user (at most 2000 bytes of printable UTF-8; line breaks and tabs allowed). The ask joins its profile's one pending secret request (adding names it lacks; a second ask of the same attempt adds its names and replaces its message) or opens one, which expires after the server's --secret-request-ttl. When the request is answered (through `POST /v1/secret-requests/{id}/answer`, the dashboard, or the names getting values by any route) the task is restarted: its next attempt (attempt + 1) gets the fresh env and a new credential. When it is cancelled (the user refused) or expires, the task keeps running; `GET /v1/task/secret-requests/{id}` then says `cancelled` or `expired`. 422 `names`/`message` for a broken rule or a name envvault sets for every task (`TASK_ID`, `TASK_PROMPT`, `ENVVAULT_TASK_TOKEN`, `ENVVAULT_URL`); 409 `names` for a name the profile already gives a value to (a request asks only for missing names). The message and the values are never in the audit trail: its `secret_request.open` event names the task, attempt and names. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/task/secret-requests (the `AskSecrets` operationId).
+	AskSecretsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AskSecrets Ask the user for the values of names (a running task)
+	//
+	// Asks the task's user for values of `names` (1 to 20, each under the secret name rule, once, with a description of at most 1000 bytes), with a `message` for the user (at most 2000 bytes of printable UTF-8; line breaks and tabs allowed). The ask joins its profile's one pending secret request (adding names it lacks; a second ask of the same attempt adds its names and replaces its message) or opens one, which expires after the server's --secret-request-ttl. When the request is answered (through `POST /v1/secret-requests/{id}/answer`, the dashboard, or the names getting values by any route) the task is restarted: its next attempt (attempt + 1) gets the fresh env and a new credential. When it is cancelled (the user refused) or expires, the task keeps running; `GET /v1/task/secret-requests/{id}` then says `cancelled` or `expired`. 422 `names`/`message` for a broken rule or a name envvault sets for every task (`TASK_ID`, `TASK_PROMPT`, `ENVVAULT_TASK_TOKEN`, `ENVVAULT_URL`); 409 `names` for a name the profile already gives a value to (a request asks only for missing names). The message and the values are never in the audit trail: its `secret_request.open` event names the task, attempt and names. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/task/secret-requests (the `AskSecrets` operationId).
+	AskSecrets(ctx context.Context, body AskSecretsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTaskSecretRequest Read a secret request this task asked
+	//
+	// Its status tells the agent the outcome: `pending`, `answered` (the task is being restarted with the values), `cancelled` (the user refused), `expired`. A request this task did not ask on is not found (404). Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+	//
+	// Corresponds with GET /v1/task/secret-requests/{id} (the `GetTaskSecretRequest` operationId).
+	GetTaskSecretRequest(ctx context.Context, id SecretRequestId, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTasks List your tasks, newest first
 	//
@@ -2465,6 +2552,95 @@ func (c *RawClient) RollbackSecret(ctx context.Context, id SecretId, body Rollba
 // Corresponds with GET /v1/secrets/{id}/versions (the `ListSecretVersions` operationId).
 func (c *RawClient) ListSecretVersions(ctx context.Context, id SecretId, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListSecretVersionsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTaskSecretKeys The running task's profile: every name, whether each has a value (never values)
+//
+// What `GET /v1/profiles/{id}/secret-keys` answers for the profile of the task whose credential is presented. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+//
+// Corresponds with GET /v1/task/secret-keys (the `GetTaskSecretKeys` operationId).
+func (c *RawClient) GetTaskSecretKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTaskSecretKeysRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListTaskSecretRequests The secret requests this task asked (any attempt)
+//
+// The requests the task asked on, in any of its attempts (so a restarted task learns its answer), pending first, then newest first; at most 200. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+//
+// Corresponds with GET /v1/task/secret-requests (the `ListTaskSecretRequests` operationId).
+func (c *RawClient) ListTaskSecretRequests(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTaskSecretRequestsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AskSecretsWithBody Ask the user for the values of names (a running task)
+//
+// Asks the task's user for values of `names` (1 to 20, each under the secret name rule, once, with a description of at most 1000 bytes), with a `message` for the user (at most 2000 bytes of printable UTF-8; line breaks and tabs allowed). The ask joins its profile's one pending secret request (adding names it lacks; a second ask of the same attempt adds its names and replaces its message) or opens one, which expires after the server's --secret-request-ttl. When the request is answered (through `POST /v1/secret-requests/{id}/answer`, the dashboard, or the names getting values by any route) the task is restarted: its next attempt (attempt + 1) gets the fresh env and a new credential. When it is cancelled (the user refused) or expires, the task keeps running; `GET /v1/task/secret-requests/{id}` then says `cancelled` or `expired`. 422 `names`/`message` for a broken rule or a name envvault sets for every task (`TASK_ID`, `TASK_PROMPT`, `ENVVAULT_TASK_TOKEN`, `ENVVAULT_URL`); 409 `names` for a name the profile already gives a value to (a request asks only for missing names). The message and the values are never in the audit trail: its `secret_request.open` event names the task, attempt and names. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/task/secret-requests (the `AskSecrets` operationId).
+func (c *RawClient) AskSecretsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAskSecretsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AskSecrets Ask the user for the values of names (a running task)
+//
+// Asks the task's user for values of `names` (1 to 20, each under the secret name rule, once, with a description of at most 1000 bytes), with a `message` for the user (at most 2000 bytes of printable UTF-8; line breaks and tabs allowed). The ask joins its profile's one pending secret request (adding names it lacks; a second ask of the same attempt adds its names and replaces its message) or opens one, which expires after the server's --secret-request-ttl. When the request is answered (through `POST /v1/secret-requests/{id}/answer`, the dashboard, or the names getting values by any route) the task is restarted: its next attempt (attempt + 1) gets the fresh env and a new credential. When it is cancelled (the user refused) or expires, the task keeps running; `GET /v1/task/secret-requests/{id}` then says `cancelled` or `expired`. 422 `names`/`message` for a broken rule or a name envvault sets for every task (`TASK_ID`, `TASK_PROMPT`, `ENVVAULT_TASK_TOKEN`, `ENVVAULT_URL`); 409 `names` for a name the profile already gives a value to (a request asks only for missing names). The message and the values are never in the audit trail: its `secret_request.open` event names the task, attempt and names. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/task/secret-requests (the `AskSecrets` operationId).
+func (c *RawClient) AskSecrets(ctx context.Context, body AskSecretsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAskSecretsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTaskSecretRequest Read a secret request this task asked
+//
+// Its status tells the agent the outcome: `pending`, `answered` (the task is being restarted with the values), `cancelled` (the user refused), `expired`. A request this task did not ask on is not found (404). Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+//
+// Corresponds with GET /v1/task/secret-requests/{id} (the `GetTaskSecretRequest` operationId).
+func (c *RawClient) GetTaskSecretRequest(ctx context.Context, id SecretRequestId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTaskSecretRequestRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3660,6 +3836,134 @@ func NewListSecretVersionsRequest(server string, id SecretId) (*http.Request, er
 	return req, nil
 }
 
+// NewGetTaskSecretKeysRequest constructs an http.Request for the GetTaskSecretKeys method
+func NewGetTaskSecretKeysRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/task/secret-keys")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListTaskSecretRequestsRequest constructs an http.Request for the ListTaskSecretRequests method
+func NewListTaskSecretRequestsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/task/secret-requests")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAskSecretsRequest calls the generic AskSecrets builder with application/json body
+func NewAskSecretsRequest(server string, body AskSecretsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAskSecretsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewAskSecretsRequestWithBody constructs an http.Request for the AskSecrets method, with any body, and a specified content type
+func NewAskSecretsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/task/secret-requests")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetTaskSecretRequestRequest constructs an http.Request for the GetTaskSecretRequest method
+func NewGetTaskSecretRequestRequest(server string, id SecretRequestId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/task/secret-requests/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListTasksRequest constructs an http.Request for the ListTasks method
 func NewListTasksRequest(server string, params *ListTasksParams) (*http.Request, error) {
 	var err error
@@ -4383,6 +4687,51 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/secrets/{id}/versions (the `ListSecretVersions` operationId).
 	ListSecretVersionsWithResponse(ctx context.Context, id SecretId, reqEditors ...RequestEditorFn) (*ListSecretVersionsResponse, error)
 
+	// GetTaskSecretKeysWithResponse The running task's profile: every name, whether each has a value (never values)
+	//
+	// What `GET /v1/profiles/{id}/secret-keys` answers for the profile of the task whose credential is presented. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/task/secret-keys (the `GetTaskSecretKeys` operationId).
+	GetTaskSecretKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetTaskSecretKeysResponse, error)
+
+	// ListTaskSecretRequestsWithResponse The secret requests this task asked (any attempt)
+	//
+	// The requests the task asked on, in any of its attempts (so a restarted task learns its answer), pending first, then newest first; at most 200. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/task/secret-requests (the `ListTaskSecretRequests` operationId).
+	ListTaskSecretRequestsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListTaskSecretRequestsResponse, error)
+
+	// AskSecretsWithBodyWithResponse Ask the user for the values of names (a running task)
+	//
+	// Asks the task's user for values of `names` (1 to 20, each under the secret name rule, once, with a description of at most 1000 bytes), with a `message` for the user (at most 2000 bytes of printable UTF-8; line breaks and tabs allowed). The ask joins its profile's one pending secret request (adding names it lacks; a second ask of the same attempt adds its names and replaces its message) or opens one, which expires after the server's --secret-request-ttl. When the request is answered (through `POST /v1/secret-requests/{id}/answer`, the dashboard, or the names getting values by any route) the task is restarted: its next attempt (attempt + 1) gets the fresh env and a new credential. When it is cancelled (the user refused) or expires, the task keeps running; `GET /v1/task/secret-requests/{id}` then says `cancelled` or `expired`. 422 `names`/`message` for a broken rule or a name envvault sets for every task (`TASK_ID`, `TASK_PROMPT`, `ENVVAULT_TASK_TOKEN`, `ENVVAULT_URL`); 409 `names` for a name the profile already gives a value to (a request asks only for missing names). The message and the values are never in the audit trail: its `secret_request.open` event names the task, attempt and names. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/task/secret-requests (the `AskSecrets` operationId).
+	AskSecretsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AskSecretsResponse, error)
+
+	// AskSecretsWithResponse Ask the user for the values of names (a running task)
+	//
+	// Asks the task's user for values of `names` (1 to 20, each under the secret name rule, once, with a description of at most 1000 bytes), with a `message` for the user (at most 2000 bytes of printable UTF-8; line breaks and tabs allowed). The ask joins its profile's one pending secret request (adding names it lacks; a second ask of the same attempt adds its names and replaces its message) or opens one, which expires after the server's --secret-request-ttl. When the request is answered (through `POST /v1/secret-requests/{id}/answer`, the dashboard, or the names getting values by any route) the task is restarted: its next attempt (attempt + 1) gets the fresh env and a new credential. When it is cancelled (the user refused) or expires, the task keeps running; `GET /v1/task/secret-requests/{id}` then says `cancelled` or `expired`. 422 `names`/`message` for a broken rule or a name envvault sets for every task (`TASK_ID`, `TASK_PROMPT`, `ENVVAULT_TASK_TOKEN`, `ENVVAULT_URL`); 409 `names` for a name the profile already gives a value to (a request asks only for missing names). The message and the values are never in the audit trail: its `secret_request.open` event names the task, attempt and names. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/task/secret-requests (the `AskSecrets` operationId).
+	AskSecretsWithResponse(ctx context.Context, body AskSecretsJSONRequestBody, reqEditors ...RequestEditorFn) (*AskSecretsResponse, error)
+
+	// GetTaskSecretRequestWithResponse Read a secret request this task asked
+	//
+	// Its status tells the agent the outcome: `pending`, `answered` (the task is being restarted with the values), `cancelled` (the user refused), `expired`. A request this task did not ask on is not found (404). Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/task/secret-requests/{id} (the `GetTaskSecretRequest` operationId).
+	GetTaskSecretRequestWithResponse(ctx context.Context, id SecretRequestId, reqEditors ...RequestEditorFn) (*GetTaskSecretRequestResponse, error)
+
 	// ListTasksWithResponse List your tasks, newest first
 	//
 	// `q` is not supported here (422 with field `q`).
@@ -4784,6 +5133,11 @@ type ListProfilesResponse401Headers struct {
 	XRequestId      string
 }
 
+// ListProfilesResponse403Headers the declared response headers of an HTTP 403 response for ListProfiles
+type ListProfilesResponse403Headers struct {
+	XRequestId string
+}
+
 // ListProfilesResponse422Headers the declared response headers of an HTTP 422 response for ListProfiles
 type ListProfilesResponse422Headers struct {
 	XRequestId string
@@ -4812,6 +5166,8 @@ type ListProfilesResponse struct {
 	JSON200 *ProfileList
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Unprocessable
 	// JSON429 the response for an HTTP 429 `application/json` response
@@ -4824,6 +5180,8 @@ type ListProfilesResponse struct {
 	Headers200 *ListProfilesResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListProfilesResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListProfilesResponse403Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ListProfilesResponse422Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -4842,6 +5200,11 @@ func (r ListProfilesResponse) GetJSON200() *ProfileList {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ListProfilesResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListProfilesResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
@@ -5222,6 +5585,11 @@ type GetProfileResponse401Headers struct {
 	XRequestId      string
 }
 
+// GetProfileResponse403Headers the declared response headers of an HTTP 403 response for GetProfile
+type GetProfileResponse403Headers struct {
+	XRequestId string
+}
+
 // GetProfileResponse404Headers the declared response headers of an HTTP 404 response for GetProfile
 type GetProfileResponse404Headers struct {
 	XRequestId string
@@ -5250,6 +5618,8 @@ type GetProfileResponse struct {
 	JSON200 *Profile
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON429 the response for an HTTP 429 `application/json` response
@@ -5262,6 +5632,8 @@ type GetProfileResponse struct {
 	Headers200 *GetProfileResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetProfileResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetProfileResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetProfileResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -5280,6 +5652,11 @@ func (r GetProfileResponse) GetJSON200() *Profile {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r GetProfileResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetProfileResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -5546,6 +5923,11 @@ type GetProfileEnvResponse401Headers struct {
 	XRequestId      string
 }
 
+// GetProfileEnvResponse403Headers the declared response headers of an HTTP 403 response for GetProfileEnv
+type GetProfileEnvResponse403Headers struct {
+	XRequestId string
+}
+
 // GetProfileEnvResponse404Headers the declared response headers of an HTTP 404 response for GetProfileEnv
 type GetProfileEnvResponse404Headers struct {
 	XRequestId string
@@ -5574,6 +5956,8 @@ type GetProfileEnvResponse struct {
 	JSON200 *ProfileEnv
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON429 the response for an HTTP 429 `application/json` response
@@ -5586,6 +5970,8 @@ type GetProfileEnvResponse struct {
 	Headers200 *GetProfileEnvResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetProfileEnvResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetProfileEnvResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetProfileEnvResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -5604,6 +5990,11 @@ func (r GetProfileEnvResponse) GetJSON200() *ProfileEnv {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r GetProfileEnvResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetProfileEnvResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -5666,6 +6057,11 @@ type GetProfileSecretKeysResponse401Headers struct {
 	XRequestId      string
 }
 
+// GetProfileSecretKeysResponse403Headers the declared response headers of an HTTP 403 response for GetProfileSecretKeys
+type GetProfileSecretKeysResponse403Headers struct {
+	XRequestId string
+}
+
 // GetProfileSecretKeysResponse404Headers the declared response headers of an HTTP 404 response for GetProfileSecretKeys
 type GetProfileSecretKeysResponse404Headers struct {
 	XRequestId string
@@ -5694,6 +6090,8 @@ type GetProfileSecretKeysResponse struct {
 	JSON200 *SecretKeyList
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON429 the response for an HTTP 429 `application/json` response
@@ -5706,6 +6104,8 @@ type GetProfileSecretKeysResponse struct {
 	Headers200 *GetProfileSecretKeysResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetProfileSecretKeysResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetProfileSecretKeysResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetProfileSecretKeysResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -5724,6 +6124,11 @@ func (r GetProfileSecretKeysResponse) GetJSON200() *SecretKeyList {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r GetProfileSecretKeysResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetProfileSecretKeysResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -7687,6 +8092,602 @@ func (r ListSecretVersionsResponse) ContentType() string {
 	return ""
 }
 
+// GetTaskSecretKeysResponse200Headers the declared response headers of an HTTP 200 response for GetTaskSecretKeys
+type GetTaskSecretKeysResponse200Headers struct {
+	XRequestId string
+}
+
+// GetTaskSecretKeysResponse401Headers the declared response headers of an HTTP 401 response for GetTaskSecretKeys
+type GetTaskSecretKeysResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetTaskSecretKeysResponse403Headers the declared response headers of an HTTP 403 response for GetTaskSecretKeys
+type GetTaskSecretKeysResponse403Headers struct {
+	XRequestId string
+}
+
+// GetTaskSecretKeysResponse404Headers the declared response headers of an HTTP 404 response for GetTaskSecretKeys
+type GetTaskSecretKeysResponse404Headers struct {
+	XRequestId string
+}
+
+// GetTaskSecretKeysResponse429Headers the declared response headers of an HTTP 429 response for GetTaskSecretKeys
+type GetTaskSecretKeysResponse429Headers struct {
+	RetryAfter int
+	XRequestId string
+}
+
+// GetTaskSecretKeysResponse500Headers the declared response headers of an HTTP 500 response for GetTaskSecretKeys
+type GetTaskSecretKeysResponse500Headers struct {
+	XRequestId string
+}
+
+// GetTaskSecretKeysResponse503Headers the declared response headers of an HTTP 503 response for GetTaskSecretKeys
+type GetTaskSecretKeysResponse503Headers struct {
+	RetryAfter *int
+	XRequestId string
+}
+
+type GetTaskSecretKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SecretKeyList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooMany
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TasksUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetTaskSecretKeysResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetTaskSecretKeysResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetTaskSecretKeysResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetTaskSecretKeysResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetTaskSecretKeysResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetTaskSecretKeysResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetTaskSecretKeysResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTaskSecretKeysResponse) GetJSON200() *SecretKeyList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetTaskSecretKeysResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetTaskSecretKeysResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetTaskSecretKeysResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetTaskSecretKeysResponse) GetJSON429() *TooMany {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetTaskSecretKeysResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetTaskSecretKeysResponse) GetJSON503() *TasksUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTaskSecretKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTaskSecretKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTaskSecretKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTaskSecretKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListTaskSecretRequestsResponse200Headers the declared response headers of an HTTP 200 response for ListTaskSecretRequests
+type ListTaskSecretRequestsResponse200Headers struct {
+	XRequestId string
+}
+
+// ListTaskSecretRequestsResponse401Headers the declared response headers of an HTTP 401 response for ListTaskSecretRequests
+type ListTaskSecretRequestsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListTaskSecretRequestsResponse403Headers the declared response headers of an HTTP 403 response for ListTaskSecretRequests
+type ListTaskSecretRequestsResponse403Headers struct {
+	XRequestId string
+}
+
+// ListTaskSecretRequestsResponse429Headers the declared response headers of an HTTP 429 response for ListTaskSecretRequests
+type ListTaskSecretRequestsResponse429Headers struct {
+	RetryAfter int
+	XRequestId string
+}
+
+// ListTaskSecretRequestsResponse500Headers the declared response headers of an HTTP 500 response for ListTaskSecretRequests
+type ListTaskSecretRequestsResponse500Headers struct {
+	XRequestId string
+}
+
+// ListTaskSecretRequestsResponse503Headers the declared response headers of an HTTP 503 response for ListTaskSecretRequests
+type ListTaskSecretRequestsResponse503Headers struct {
+	RetryAfter *int
+	XRequestId string
+}
+
+type ListTaskSecretRequestsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TaskSecretRequestList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooMany
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TasksUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListTaskSecretRequestsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListTaskSecretRequestsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListTaskSecretRequestsResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListTaskSecretRequestsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListTaskSecretRequestsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListTaskSecretRequestsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTaskSecretRequestsResponse) GetJSON200() *TaskSecretRequestList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListTaskSecretRequestsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListTaskSecretRequestsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListTaskSecretRequestsResponse) GetJSON429() *TooMany {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListTaskSecretRequestsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListTaskSecretRequestsResponse) GetJSON503() *TasksUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTaskSecretRequestsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTaskSecretRequestsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTaskSecretRequestsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTaskSecretRequestsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AskSecretsResponse200Headers the declared response headers of an HTTP 200 response for AskSecrets
+type AskSecretsResponse200Headers struct {
+	XRequestId string
+}
+
+// AskSecretsResponse400Headers the declared response headers of an HTTP 400 response for AskSecrets
+type AskSecretsResponse400Headers struct {
+	XRequestId string
+}
+
+// AskSecretsResponse401Headers the declared response headers of an HTTP 401 response for AskSecrets
+type AskSecretsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// AskSecretsResponse403Headers the declared response headers of an HTTP 403 response for AskSecrets
+type AskSecretsResponse403Headers struct {
+	XRequestId string
+}
+
+// AskSecretsResponse404Headers the declared response headers of an HTTP 404 response for AskSecrets
+type AskSecretsResponse404Headers struct {
+	XRequestId string
+}
+
+// AskSecretsResponse409Headers the declared response headers of an HTTP 409 response for AskSecrets
+type AskSecretsResponse409Headers struct {
+	XRequestId string
+}
+
+// AskSecretsResponse413Headers the declared response headers of an HTTP 413 response for AskSecrets
+type AskSecretsResponse413Headers struct {
+	XRequestId string
+}
+
+// AskSecretsResponse415Headers the declared response headers of an HTTP 415 response for AskSecrets
+type AskSecretsResponse415Headers struct {
+	XRequestId string
+}
+
+// AskSecretsResponse422Headers the declared response headers of an HTTP 422 response for AskSecrets
+type AskSecretsResponse422Headers struct {
+	XRequestId string
+}
+
+// AskSecretsResponse429Headers the declared response headers of an HTTP 429 response for AskSecrets
+type AskSecretsResponse429Headers struct {
+	RetryAfter int
+	XRequestId string
+}
+
+// AskSecretsResponse500Headers the declared response headers of an HTTP 500 response for AskSecrets
+type AskSecretsResponse500Headers struct {
+	XRequestId string
+}
+
+// AskSecretsResponse503Headers the declared response headers of an HTTP 503 response for AskSecrets
+type AskSecretsResponse503Headers struct {
+	RetryAfter *int
+	XRequestId string
+}
+
+type AskSecretsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TaskSecretRequest
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Unprocessable
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooMany
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TasksUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *AskSecretsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *AskSecretsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AskSecretsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *AskSecretsResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *AskSecretsResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *AskSecretsResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *AskSecretsResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *AskSecretsResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *AskSecretsResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AskSecretsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *AskSecretsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AskSecretsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AskSecretsResponse) GetJSON200() *TaskSecretRequest {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AskSecretsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AskSecretsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AskSecretsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r AskSecretsResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r AskSecretsResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r AskSecretsResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r AskSecretsResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r AskSecretsResponse) GetJSON422() *Unprocessable {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r AskSecretsResponse) GetJSON429() *TooMany {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AskSecretsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AskSecretsResponse) GetJSON503() *TasksUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AskSecretsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AskSecretsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AskSecretsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AskSecretsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTaskSecretRequestResponse200Headers the declared response headers of an HTTP 200 response for GetTaskSecretRequest
+type GetTaskSecretRequestResponse200Headers struct {
+	XRequestId string
+}
+
+// GetTaskSecretRequestResponse401Headers the declared response headers of an HTTP 401 response for GetTaskSecretRequest
+type GetTaskSecretRequestResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetTaskSecretRequestResponse403Headers the declared response headers of an HTTP 403 response for GetTaskSecretRequest
+type GetTaskSecretRequestResponse403Headers struct {
+	XRequestId string
+}
+
+// GetTaskSecretRequestResponse404Headers the declared response headers of an HTTP 404 response for GetTaskSecretRequest
+type GetTaskSecretRequestResponse404Headers struct {
+	XRequestId string
+}
+
+// GetTaskSecretRequestResponse429Headers the declared response headers of an HTTP 429 response for GetTaskSecretRequest
+type GetTaskSecretRequestResponse429Headers struct {
+	RetryAfter int
+	XRequestId string
+}
+
+// GetTaskSecretRequestResponse500Headers the declared response headers of an HTTP 500 response for GetTaskSecretRequest
+type GetTaskSecretRequestResponse500Headers struct {
+	XRequestId string
+}
+
+// GetTaskSecretRequestResponse503Headers the declared response headers of an HTTP 503 response for GetTaskSecretRequest
+type GetTaskSecretRequestResponse503Headers struct {
+	RetryAfter *int
+	XRequestId string
+}
+
+type GetTaskSecretRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TaskSecretRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooMany
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TasksUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetTaskSecretRequestResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetTaskSecretRequestResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetTaskSecretRequestResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetTaskSecretRequestResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetTaskSecretRequestResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetTaskSecretRequestResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetTaskSecretRequestResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTaskSecretRequestResponse) GetJSON200() *TaskSecretRequest {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetTaskSecretRequestResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetTaskSecretRequestResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetTaskSecretRequestResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetTaskSecretRequestResponse) GetJSON429() *TooMany {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetTaskSecretRequestResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetTaskSecretRequestResponse) GetJSON503() *TasksUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTaskSecretRequestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTaskSecretRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTaskSecretRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTaskSecretRequestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListTasksResponse200Headers the declared response headers of an HTTP 200 response for ListTasks
 type ListTasksResponse200Headers struct {
 	XRequestId string
@@ -7696,6 +8697,11 @@ type ListTasksResponse200Headers struct {
 type ListTasksResponse401Headers struct {
 	WWWAuthenticate string
 	XRequestId      string
+}
+
+// ListTasksResponse403Headers the declared response headers of an HTTP 403 response for ListTasks
+type ListTasksResponse403Headers struct {
+	XRequestId string
 }
 
 // ListTasksResponse422Headers the declared response headers of an HTTP 422 response for ListTasks
@@ -7727,6 +8733,8 @@ type ListTasksResponse struct {
 	JSON200 *TaskList
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Unprocessable
 	// JSON429 the response for an HTTP 429 `application/json` response
@@ -7739,6 +8747,8 @@ type ListTasksResponse struct {
 	Headers200 *ListTasksResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListTasksResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListTasksResponse403Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ListTasksResponse422Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -7757,6 +8767,11 @@ func (r ListTasksResponse) GetJSON200() *TaskList {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ListTasksResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListTasksResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
@@ -7997,6 +9012,11 @@ type GetTaskResponse401Headers struct {
 	XRequestId      string
 }
 
+// GetTaskResponse403Headers the declared response headers of an HTTP 403 response for GetTask
+type GetTaskResponse403Headers struct {
+	XRequestId string
+}
+
 // GetTaskResponse404Headers the declared response headers of an HTTP 404 response for GetTask
 type GetTaskResponse404Headers struct {
 	XRequestId string
@@ -8026,6 +9046,8 @@ type GetTaskResponse struct {
 	JSON200 *Task
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON429 the response for an HTTP 429 `application/json` response
@@ -8038,6 +9060,8 @@ type GetTaskResponse struct {
 	Headers200 *GetTaskResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetTaskResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetTaskResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetTaskResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -8056,6 +9080,11 @@ func (r GetTaskResponse) GetJSON200() *Task {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r GetTaskResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetTaskResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -8118,6 +9147,11 @@ type GetTaskLogsResponse401Headers struct {
 	XRequestId      string
 }
 
+// GetTaskLogsResponse403Headers the declared response headers of an HTTP 403 response for GetTaskLogs
+type GetTaskLogsResponse403Headers struct {
+	XRequestId string
+}
+
 // GetTaskLogsResponse404Headers the declared response headers of an HTTP 404 response for GetTaskLogs
 type GetTaskLogsResponse404Headers struct {
 	XRequestId string
@@ -8150,6 +9184,8 @@ type GetTaskLogsResponse struct {
 	HTTPResponse *http.Response
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON422 the response for an HTTP 422 `application/json` response
@@ -8164,6 +9200,8 @@ type GetTaskLogsResponse struct {
 	Headers200 *GetTaskLogsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetTaskLogsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetTaskLogsResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetTaskLogsResponse404Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
@@ -8179,6 +9217,11 @@ type GetTaskLogsResponse struct {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r GetTaskLogsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetTaskLogsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -9433,6 +10476,81 @@ func (c *ClientWithResponses) ListSecretVersionsWithResponse(ctx context.Context
 	return ParseListSecretVersionsResponse(rsp)
 }
 
+// GetTaskSecretKeysWithResponse The running task's profile: every name, whether each has a value (never values)
+//
+// What `GET /v1/profiles/{id}/secret-keys` answers for the profile of the task whose credential is presented. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/task/secret-keys (the `GetTaskSecretKeys` operationId).
+func (c *ClientWithResponses) GetTaskSecretKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetTaskSecretKeysResponse, error) {
+	rsp, err := c.GetTaskSecretKeys(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTaskSecretKeysResponse(rsp)
+}
+
+// ListTaskSecretRequestsWithResponse The secret requests this task asked (any attempt)
+//
+// The requests the task asked on, in any of its attempts (so a restarted task learns its answer), pending first, then newest first; at most 200. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/task/secret-requests (the `ListTaskSecretRequests` operationId).
+func (c *ClientWithResponses) ListTaskSecretRequestsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListTaskSecretRequestsResponse, error) {
+	rsp, err := c.ListTaskSecretRequests(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTaskSecretRequestsResponse(rsp)
+}
+
+// AskSecretsWithBodyWithResponse Ask the user for the values of names (a running task)
+//
+// Asks the task's user for values of `names` (1 to 20, each under the secret name rule, once, with a description of at most 1000 bytes), with a `message` for the user (at most 2000 bytes of printable UTF-8; line breaks and tabs allowed). The ask joins its profile's one pending secret request (adding names it lacks; a second ask of the same attempt adds its names and replaces its message) or opens one, which expires after the server's --secret-request-ttl. When the request is answered (through `POST /v1/secret-requests/{id}/answer`, the dashboard, or the names getting values by any route) the task is restarted: its next attempt (attempt + 1) gets the fresh env and a new credential. When it is cancelled (the user refused) or expires, the task keeps running; `GET /v1/task/secret-requests/{id}` then says `cancelled` or `expired`. 422 `names`/`message` for a broken rule or a name envvault sets for every task (`TASK_ID`, `TASK_PROMPT`, `ENVVAULT_TASK_TOKEN`, `ENVVAULT_URL`); 409 `names` for a name the profile already gives a value to (a request asks only for missing names). The message and the values are never in the audit trail: its `secret_request.open` event names the task, attempt and names. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/task/secret-requests (the `AskSecrets` operationId).
+func (c *ClientWithResponses) AskSecretsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AskSecretsResponse, error) {
+	rsp, err := c.AskSecretsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAskSecretsResponse(rsp)
+}
+
+// AskSecretsWithResponse Ask the user for the values of names (a running task)
+//
+// Asks the task's user for values of `names` (1 to 20, each under the secret name rule, once, with a description of at most 1000 bytes), with a `message` for the user (at most 2000 bytes of printable UTF-8; line breaks and tabs allowed). The ask joins its profile's one pending secret request (adding names it lacks; a second ask of the same attempt adds its names and replaces its message) or opens one, which expires after the server's --secret-request-ttl. When the request is answered (through `POST /v1/secret-requests/{id}/answer`, the dashboard, or the names getting values by any route) the task is restarted: its next attempt (attempt + 1) gets the fresh env and a new credential. When it is cancelled (the user refused) or expires, the task keeps running; `GET /v1/task/secret-requests/{id}` then says `cancelled` or `expired`. 422 `names`/`message` for a broken rule or a name envvault sets for every task (`TASK_ID`, `TASK_PROMPT`, `ENVVAULT_TASK_TOKEN`, `ENVVAULT_URL`); 409 `names` for a name the profile already gives a value to (a request asks only for missing names). The message and the values are never in the audit trail: its `secret_request.open` event names the task, attempt and names. Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/task/secret-requests (the `AskSecrets` operationId).
+func (c *ClientWithResponses) AskSecretsWithResponse(ctx context.Context, body AskSecretsJSONRequestBody, reqEditors ...RequestEditorFn) (*AskSecretsResponse, error) {
+	rsp, err := c.AskSecrets(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAskSecretsResponse(rsp)
+}
+
+// GetTaskSecretRequestWithResponse Read a secret request this task asked
+//
+// Its status tells the agent the outcome: `pending`, `answered` (the task is being restarted with the values), `cancelled` (the user refused), `expired`. A request this task did not ask on is not found (404). Only a task credential (`ENVVAULT_TASK_TOKEN`, scope `task`) may call it: any API token answers 403, and a task credential answers 403 on every other operation. The credential works only while the attempt it was given to is starting or running (401 after the task ends, is stopped or cancelled, or restarts: the next attempt gets a new one).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/task/secret-requests/{id} (the `GetTaskSecretRequest` operationId).
+func (c *ClientWithResponses) GetTaskSecretRequestWithResponse(ctx context.Context, id SecretRequestId, reqEditors ...RequestEditorFn) (*GetTaskSecretRequestResponse, error) {
+	rsp, err := c.GetTaskSecretRequest(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTaskSecretRequestResponse(rsp)
+}
+
 // ListTasksWithResponse List your tasks, newest first
 //
 // `q` is not supported here (422 with field `q`).
@@ -9913,6 +11031,13 @@ func ParseListProfilesResponse(rsp *http.Response) (*ListProfilesResponse, error
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Unprocessable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9971,6 +11096,16 @@ func ParseListProfilesResponse(rsp *http.Response) (*ListProfilesResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListProfilesResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListProfilesResponse422Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -10432,6 +11567,13 @@ func ParseGetProfileResponse(rsp *http.Response) (*GetProfileResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10490,6 +11632,16 @@ func ParseGetProfileResponse(rsp *http.Response) (*GetProfileResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetProfileResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers GetProfileResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -10810,6 +11962,13 @@ func ParseGetProfileEnvResponse(rsp *http.Response) (*GetProfileEnvResponse, err
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10868,6 +12027,16 @@ func ParseGetProfileEnvResponse(rsp *http.Response) (*GetProfileEnvResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetProfileEnvResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers GetProfileEnvResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -10948,6 +12117,13 @@ func ParseGetProfileSecretKeysResponse(rsp *http.Response) (*GetProfileSecretKey
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11006,6 +12182,16 @@ func ParseGetProfileSecretKeysResponse(rsp *http.Response) (*GetProfileSecretKey
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetProfileSecretKeysResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers GetProfileSecretKeysResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -13309,6 +14495,722 @@ func ParseListSecretVersionsResponse(rsp *http.Response) (*ListSecretVersionsRes
 	return response, nil
 }
 
+// ParseGetTaskSecretKeysResponse parses an HTTP response from a GetTaskSecretKeysWithResponse call
+func ParseGetTaskSecretKeysResponse(rsp *http.Response) (*GetTaskSecretKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTaskSecretKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SecretKeyList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooMany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TasksUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetTaskSecretKeysResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetTaskSecretKeysResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetTaskSecretKeysResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetTaskSecretKeysResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetTaskSecretKeysResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetTaskSecretKeysResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetTaskSecretKeysResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListTaskSecretRequestsResponse parses an HTTP response from a ListTaskSecretRequestsWithResponse call
+func ParseListTaskSecretRequestsResponse(rsp *http.Response) (*ListTaskSecretRequestsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTaskSecretRequestsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TaskSecretRequestList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooMany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TasksUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListTaskSecretRequestsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListTaskSecretRequestsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListTaskSecretRequestsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListTaskSecretRequestsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListTaskSecretRequestsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListTaskSecretRequestsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAskSecretsResponse parses an HTTP response from a AskSecretsWithResponse call
+func ParseAskSecretsResponse(rsp *http.Response) (*AskSecretsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AskSecretsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TaskSecretRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooMany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TasksUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers AskSecretsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers AskSecretsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers AskSecretsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers AskSecretsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers AskSecretsResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers AskSecretsResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers AskSecretsResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers AskSecretsResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers AskSecretsResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AskSecretsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers AskSecretsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers AskSecretsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTaskSecretRequestResponse parses an HTTP response from a GetTaskSecretRequestWithResponse call
+func ParseGetTaskSecretRequestResponse(rsp *http.Response) (*GetTaskSecretRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTaskSecretRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TaskSecretRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooMany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TasksUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetTaskSecretRequestResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetTaskSecretRequestResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetTaskSecretRequestResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetTaskSecretRequestResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetTaskSecretRequestResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetTaskSecretRequestResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetTaskSecretRequestResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListTasksResponse parses an HTTP response from a ListTasksWithResponse call
 func ParseListTasksResponse(rsp *http.Response) (*ListTasksResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13336,6 +15238,13 @@ func ParseListTasksResponse(rsp *http.Response) (*ListTasksResponse, error) {
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Unprocessable
@@ -13395,6 +15304,16 @@ func ParseListTasksResponse(rsp *http.Response) (*ListTasksResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListTasksResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListTasksResponse422Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -13702,6 +15621,13 @@ func ParseGetTaskResponse(rsp *http.Response) (*GetTaskResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13760,6 +15686,16 @@ func ParseGetTaskResponse(rsp *http.Response) (*GetTaskResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetTaskResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers GetTaskResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -13840,6 +15776,13 @@ func ParseGetTaskLogsResponse(rsp *http.Response) (*GetTaskLogsResponse, error) 
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13905,6 +15848,16 @@ func ParseGetTaskLogsResponse(rsp *http.Response) (*GetTaskLogsResponse, error) 
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetTaskLogsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers GetTaskLogsResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {

@@ -142,15 +142,18 @@ func (o *Orchestrator) releaseIfSatisfied(ctx context.Context, r *vault.SecretRe
 		return
 	}
 	o.endWaiting(ctx, r.TaskIDs, func(t *Task) { t.Status, t.Error = StatusQueued, "" })
+	o.restartAsking(ctx, r) // task_credential.go
 	o.kick()
 }
 
 // ReleaseAnswered queues again the waiting tasks of a request just
 // answered through the API (vault.AnswerSecretRequest), so that the next
-// claim starts them. A task whose profile still misses a name (an answer
+// claim starts them, and restarts the running tasks that asked on it
+// (task_credential.go). A task whose profile still misses a name (an answer
 // may give only some) opens a new request at that start.
 func (o *Orchestrator) ReleaseAnswered(ctx context.Context, r *vault.SecretRequest) {
 	o.endWaiting(ctx, r.TaskIDs, func(t *Task) { t.Status, t.Error = StatusQueued, "" })
+	o.restartAsking(ctx, r)
 	o.kick()
 }
 

@@ -45,11 +45,15 @@ type MergeInput struct {
 	Secrets []vault.ReleasedSecret
 	TaskID  string
 	Prompt  string
+	// TaskToken and TaskAPIURL, if not empty, are given as EnvTaskToken
+	// and EnvTaskAPIURL (task_credential.go).
+	TaskToken  string
+	TaskAPIURL string
 }
 
 // Merge builds a task's env, lowest to highest precedence: baseline,
 // profile env, the vault's secrets, locked baseline names, then TASK_ID and
-// TASK_PROMPT. It returns the env and the
+// TASK_PROMPT (and the task credential and API URL, when given). It returns the env and the
 // source of every name, sorted by name. It is a pure function.
 func Merge(in MergeInput) (map[string]string, []EnvSource) {
 	env := make(map[string]string, len(in.Baseline.Env)+len(in.Profile)+len(in.Secrets)+2)
@@ -78,6 +82,10 @@ func Merge(in MergeInput) (map[string]string, []EnvSource) {
 	}
 	set("TASK_ID", in.TaskID, EnvSource{Source: SourceTask})
 	set("TASK_PROMPT", in.Prompt, EnvSource{Source: SourceTask})
+	if in.TaskToken != "" {
+		set(EnvTaskToken, in.TaskToken, EnvSource{Source: SourceTask})
+		set(EnvTaskAPIURL, in.TaskAPIURL, EnvSource{Source: SourceTask})
+	}
 	sources := make([]EnvSource, 0, len(src))
 	for _, s := range src {
 		sources = append(sources, s)

@@ -48,6 +48,13 @@ func (o *Orchestrator) reattachMasks(ctx context.Context, t *Task, containerID s
 		log.Error("reattach", "err", err)
 		return nil, errors.New("reattach after restart: internal error")
 	}
+	// The attempt's task credential, made again from its recorded start
+	// (the engine holds it only with env delivery).
+	if t.StartedAt != nil {
+		if token := o.issueCredential(t, *t.StartedAt); token != "" {
+			values = append(values, token)
+		}
+	}
 	return values, nil
 }
 

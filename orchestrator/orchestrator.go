@@ -55,6 +55,13 @@ type Config struct {
 	// waits for its answer before its tasks fail (awaiting.go);
 	// vault.DefaultSecretRequestTTL if 0.
 	SecretRequestTTL time.Duration
+	// TaskAPIURL is the API's URL as task containers reach it: given, each
+	// start gives the container a task credential and this URL
+	// (task_credential.go); "" gives neither.
+	TaskAPIURL string
+	// TaskCredentialTTL bounds a task credential's life;
+	// vault.DefaultTaskCredentialTTL if 0.
+	TaskCredentialTTL time.Duration
 }
 
 // Orchestrator creates, runs, observes, stops and recovers tasks.
@@ -69,8 +76,10 @@ type Orchestrator struct {
 	now      func() time.Time
 	observe  Observer
 
-	maxQueued  int
-	requestTTL time.Duration
+	maxQueued     int
+	requestTTL    time.Duration
+	taskAPIURL    string        // task_credential.go
+	credentialTTL time.Duration // task_credential.go
 	// awaitChecked is when the worker's loop last ran checkAwaiting
 	// (awaiting.go); only that goroutine reads or writes it.
 	awaitChecked time.Time
@@ -91,7 +100,7 @@ func New(c Config) *Orchestrator {
 		worker: c.Worker, log: c.Logger, poll: c.Poll, now: time.Now, observe: observerOr(c.Observer),
 		wake: make(chan struct{}, 1), changed: make(chan struct{}), running: map[string]chan struct{}{},
 		maxQueued: c.MaxQueuedPerUser, slots: newSlots(c.MaxRunning, c.UserSharePercent),
-		requestTTL: c.SecretRequestTTL,
+		requestTTL: c.SecretRequestTTL, taskAPIURL: c.TaskAPIURL, credentialTTL: c.TaskCredentialTTL,
 	}
 	if o.maxQueued <= 0 {
 		o.maxQueued = DefaultMaxQueuedPerUser

@@ -249,11 +249,18 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 		}
 		return "", nil, fmt.Errorf("read secrets: %w", err)
 	}
+	// The attempt's task credential (task_credential.go) expires after a
+	// bound counted from the start recorded below.
+	now := o.timestamp()
+	token := o.issueCredential(t, now)
 	env, envSources := Merge(MergeInput{
 		Baseline: o.baseline, Profile: p.Env, Secrets: secrets,
-		TaskID: t.ID, Prompt: t.Prompt,
+		TaskID: t.ID, Prompt: t.Prompt, TaskToken: token, TaskAPIURL: o.taskAPIURL,
 	})
 	masked = maskable(secrets, o.baseline.Env)
+	if token != "" {
+		masked = append(masked, token)
+	}
 	// The container's name makes a second start of one attempt fail
 	// rather than run twice.
 	id, err := o.runner.Start(ctx, Spec{
@@ -264,7 +271,6 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 	if err != nil {
 		return "", nil, fmt.Errorf("start container: %w", err)
 	}
-	now := o.timestamp()
 	_, err = o.store.UpdateTask(context.WithoutCancel(ctx), t.ID, func(cur *Task) error {
 		cur.Status, cur.ContainerID, cur.EnvSources, cur.Sandbox = StatusRunning, id, envSources, sandbox
 		cur.StartedAt, cur.UpdatedAt = &now, now

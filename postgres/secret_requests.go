@@ -11,12 +11,12 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-const secretRequestCols = `id, user_id, profile_id, names, task_ids, status, created_at, updated_at, expires_at, answered_at`
+const secretRequestCols = `id, user_id, profile_id, names, task_ids, status, created_at, updated_at, expires_at, answered_at, asks`
 
 func scanSecretRequest(row pgx.Row) (*vault.SecretRequest, error) {
 	var r vault.SecretRequest
 	var status string
-	err := row.Scan(&r.ID, &r.UserID, &r.ProfileID, &r.Names, &r.TaskIDs, &status, &r.CreatedAt, &r.UpdatedAt, &r.ExpiresAt, &r.AnsweredAt)
+	err := row.Scan(&r.ID, &r.UserID, &r.ProfileID, &r.Names, &r.TaskIDs, &status, &r.CreatedAt, &r.UpdatedAt, &r.ExpiresAt, &r.AnsweredAt, &r.Asks)
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +29,18 @@ func scanSecretRequest(row pgx.Row) (*vault.SecretRequest, error) {
 	if r.TaskIDs == nil {
 		r.TaskIDs = []string{}
 	}
+	if r.Asks == nil {
+		r.Asks = []vault.TaskAsk{}
+	}
 	return &r, nil
+}
+
+// askList stores nil as an empty list.
+func askList(l []vault.TaskAsk) []vault.TaskAsk {
+	if l == nil {
+		return []vault.TaskAsk{}
+	}
+	return l
 }
 
 func collectSecretRequests(rows pgx.Rows, err error) ([]*vault.SecretRequest, error) {
@@ -46,8 +57,8 @@ func (t *tx) CreateSecretRequest(ctx context.Context, r *vault.SecretRequest) er
 		return err
 	}
 	_, err := t.tx.Exec(ctx, `INSERT INTO secret_requests (`+secretRequestCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		r.ID, t.userID, r.ProfileID, requiredList(r.Names), jsonList(r.TaskIDs), string(r.Status), r.CreatedAt, r.UpdatedAt, r.ExpiresAt, r.AnsweredAt)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		r.ID, t.userID, r.ProfileID, requiredList(r.Names), jsonList(r.TaskIDs), string(r.Status), r.CreatedAt, r.UpdatedAt, r.ExpiresAt, r.AnsweredAt, askList(r.Asks))
 	if err != nil {
 		return fmt.Errorf("create secret request %s: %w", r.ID, convert(err))
 	}
@@ -61,9 +72,9 @@ func (t *tx) UpdateSecretRequest(ctx context.Context, r *vault.SecretRequest) er
 	if r.UserID != t.userID {
 		return vault.Errorf(vault.ENOTFOUND, "secret request not found")
 	}
-	tag, err := t.tx.Exec(ctx, `UPDATE secret_requests SET names = $3, task_ids = $4, status = $5, updated_at = $6, expires_at = $7, answered_at = $8
+	tag, err := t.tx.Exec(ctx, `UPDATE secret_requests SET names = $3, task_ids = $4, status = $5, updated_at = $6, expires_at = $7, answered_at = $8, asks = $9
 		WHERE id = $1 AND user_id = $2`,
-		r.ID, t.userID, requiredList(r.Names), jsonList(r.TaskIDs), string(r.Status), r.UpdatedAt, r.ExpiresAt, r.AnsweredAt)
+		r.ID, t.userID, requiredList(r.Names), jsonList(r.TaskIDs), string(r.Status), r.UpdatedAt, r.ExpiresAt, r.AnsweredAt, askList(r.Asks))
 	if err != nil {
 		return fmt.Errorf("update secret request %s: %w", r.ID, convert(err))
 	}

@@ -11,17 +11,18 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-const secretRequestColumns = `id, user_id, profile_id, names, task_ids, status, created_at, updated_at, expires_at, answered_at`
+const secretRequestColumns = `id, user_id, profile_id, names, task_ids, status, created_at, updated_at, expires_at, answered_at, asks`
 
 func scanSecretRequest(rows *sql.Rows) (*vault.SecretRequest, error) {
 	var r vault.SecretRequest
-	var names, tasks, status string
+	var names, tasks, asks, status string
 	var created, updated, expires int64
 	var answered sql.NullInt64
-	if err := rows.Scan(&r.ID, &r.UserID, &r.ProfileID, &names, &tasks, &status, &created, &updated, &expires, &answered); err != nil {
+	if err := rows.Scan(&r.ID, &r.UserID, &r.ProfileID, &names, &tasks, &status, &created, &updated, &expires, &answered, &asks); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(json.Unmarshal([]byte(names), &r.Names), json.Unmarshal([]byte(tasks), &r.TaskIDs)); err != nil {
+	if err := errors.Join(json.Unmarshal([]byte(names), &r.Names), json.Unmarshal([]byte(tasks), &r.TaskIDs),
+		json.Unmarshal([]byte(asks), &r.Asks)); err != nil {
 		return nil, fmt.Errorf("decode secret request %s: %w", r.ID, err)
 	}
 	r.Status = vault.RequestStatus(status)
@@ -35,15 +36,16 @@ func querySecretRequests(ctx context.Context, q queryer, query string, args ...a
 	return collect(rows, err, scanSecretRequest)
 }
 
-// secretRequestJSON encodes a request's names and task ids; nil lists are
-// stored empty.
-func secretRequestJSON(r *vault.SecretRequest) (names, tasks string, err error) {
+// secretRequestJSON encodes a request's names, task ids and asks; nil
+// lists are stored empty.
+func secretRequestJSON(r *vault.SecretRequest) (names, tasks, asks string, err error) {
 	n, err1 := json.Marshal(nonNilList(r.Names))
 	t, err2 := json.Marshal(nonNil(r.TaskIDs))
-	if err := errors.Join(err1, err2); err != nil {
-		return "", "", fmt.Errorf("encode secret request %s: %w", r.ID, err)
+	a, err3 := json.Marshal(nonNilList(r.Asks))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return "", "", "", fmt.Errorf("encode secret request %s: %w", r.ID, err)
 	}
-	return string(n), string(t), nil
+	return string(n), string(t), string(a), nil
 }
 
 func nonNilList[T any](l []T) []T {
@@ -61,12 +63,12 @@ func (t *tx) CreateSecretRequest(ctx context.Context, r *vault.SecretRequest) er
 	if err := t.checkOwner("secret request", r.ID, r.UserID); err != nil {
 		return err
 	}
-	names, tasks, err := secretRequestJSON(r)
+	names, tasks, asks, err := secretRequestJSON(r)
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO secret_requests (`+secretRequestColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, t.userID, r.ProfileID, names, tasks, string(r.Status), micros(r.CreatedAt), micros(r.UpdatedAt), micros(r.ExpiresAt), nullMicros(r.AnsweredAt))
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO secret_requests (`+secretRequestColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, t.userID, r.ProfileID, names, tasks, string(r.Status), micros(r.CreatedAt), micros(r.UpdatedAt), micros(r.ExpiresAt), nullMicros(r.AnsweredAt), asks)
 	if err != nil {
 		return convert(err, "create secret request "+r.ID, uniqueAs("profile_id", pendingRequestTaken))
 	}
@@ -80,13 +82,13 @@ func (t *tx) UpdateSecretRequest(ctx context.Context, r *vault.SecretRequest) er
 	if err := t.checkOwner("secret request", r.ID, r.UserID); err != nil {
 		return err
 	}
-	names, tasks, err := secretRequestJSON(r)
+	names, tasks, asks, err := secretRequestJSON(r)
 	if err != nil {
 		return err
 	}
-	res, err := t.tx.ExecContext(ctx, `UPDATE secret_requests SET names = ?, task_ids = ?, status = ?, updated_at = ?, expires_at = ?, answered_at = ?
+	res, err := t.tx.ExecContext(ctx, `UPDATE secret_requests SET names = ?, task_ids = ?, status = ?, updated_at = ?, expires_at = ?, answered_at = ?, asks = ?
 		WHERE id = ? AND user_id = ?`,
-		names, tasks, string(r.Status), micros(r.UpdatedAt), micros(r.ExpiresAt), nullMicros(r.AnsweredAt), r.ID, t.userID)
+		names, tasks, string(r.Status), micros(r.UpdatedAt), micros(r.ExpiresAt), nullMicros(r.AnsweredAt), asks, r.ID, t.userID)
 	if err != nil {
 		return convert(err, "update secret request "+r.ID, uniqueAs("profile_id", pendingRequestTaken))
 	}

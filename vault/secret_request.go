@@ -51,6 +51,9 @@ type SecretRequest struct {
 	ProfileID string
 	Names     []RequiredSecret // sorted by name
 	TaskIDs   []string         // in the order they joined
+	// Asks are the running tasks that asked through their task credential
+	// (task_ask.go), in the order they asked: an answer restarts them.
+	Asks      []TaskAsk
 	Status    RequestStatus
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -104,6 +107,25 @@ func (s *Service) OpenSecretRequest(ctx context.Context, userID, profileID, task
 	if err := validateRequired(names); err != nil {
 		return nil, err
 	}
+	join := func(r *SecretRequest) error {
+		if !slices.Contains(r.TaskIDs, taskID) && len(r.TaskIDs) < MaxRequestTasks {
+			r.TaskIDs = append(r.TaskIDs, taskID)
+		}
+		return nil
+	}
+	details := func(r *SecretRequest) map[string]any {
+		return map[string]any{"profile_id": profileID, "task_id": taskID, "names": RequiredNames(r.Names)}
+	}
+	return s.openRequest(ctx, userID, profileID, names, ttl, join, details)
+}
+
+// openRequest joins the profile's pending request (adding the names it
+// lacks, then join) or opens one expiring after ttl
+// (DefaultSecretRequestTTL if 0 or less) and joins it, and appends
+// secret_request.open with details. Returns ENOTFOUND if the profile is not
+// the user's, join's error.
+func (s *Service) openRequest(ctx context.Context, userID, profileID string, names []RequiredSecret, ttl time.Duration,
+	join func(*SecretRequest) error, details func(*SecretRequest) map[string]any) (*SecretRequest, error) {
 	if ttl <= 0 {
 		ttl = DefaultSecretRequestTTL
 	}
@@ -120,8 +142,11 @@ func (s *Service) OpenSecretRequest(ctx context.Context, userID, profileID, task
 		case ErrorCode(err) == ENOTFOUND:
 			r = &SecretRequest{
 				ID: NewID(PrefixSecretRequest), UserID: userID, ProfileID: profileID, Status: RequestPending,
-				Names: mergeNames(nil, names), TaskIDs: []string{taskID}, CreatedAt: now, UpdatedAt: now,
+				Names: mergeNames(nil, names), TaskIDs: []string{}, Asks: []TaskAsk{}, CreatedAt: now, UpdatedAt: now,
 				ExpiresAt: now.Add(ttl),
+			}
+			if err := join(r); err != nil {
+				return err
 			}
 			if err := tx.CreateSecretRequest(ctx, r); err != nil {
 				return err
@@ -130,8 +155,8 @@ func (s *Service) OpenSecretRequest(ctx context.Context, userID, profileID, task
 			return err
 		default:
 			r.Names = mergeNames(r.Names, names)
-			if !slices.Contains(r.TaskIDs, taskID) && len(r.TaskIDs) < MaxRequestTasks {
-				r.TaskIDs = append(r.TaskIDs, taskID)
+			if err := join(r); err != nil {
+				return err
 			}
 			r.UpdatedAt = now
 			if err := tx.UpdateSecretRequest(ctx, r); err != nil {
@@ -139,8 +164,7 @@ func (s *Service) OpenSecretRequest(ctx context.Context, userID, profileID, task
 			}
 		}
 		out = r
-		return s.audit(ctx, tx, userID, ActionSecretRequestOpen, TargetSecretRequest, r.ID,
-			map[string]any{"profile_id": profileID, "task_id": taskID, "names": RequiredNames(r.Names)})
+		return s.audit(ctx, tx, userID, ActionSecretRequestOpen, TargetSecretRequest, r.ID, details(r))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open secret request for profile %s: %w", profileID, err)
