@@ -50,6 +50,9 @@ type taskEnvOptions struct {
 	sandbox vault.SandboxPolicy
 	// maxQueued is orchestrator.Config.MaxQueuedPerUser.
 	maxQueued int
+	// backend is the worker's with docker: onDocker ("" too) or onSwarm
+	// (swarm_tasks_test.go).
+	backend string
 }
 
 // taskEnv is a testEnv whose server has an orchestrator, over the same
@@ -62,6 +65,7 @@ type taskEnv struct {
 	cli                  client.APIClient
 	runner               *runner.Runner
 	envImage, shellImage string
+	swarm                bool // the worker's backend is Swarm's
 
 	mu    sync.Mutex
 	users []string // whose containers the cleanup removes
@@ -81,7 +85,10 @@ func newTaskEnv(t *testing.T, o taskEnvOptions) *taskEnv {
 	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var backend orchestrator.Backend // a nil *dockerbackend.Backend would be a non-nil Backend
-	if e.runner != nil {
+	switch {
+	case e.runner != nil && o.backend == onSwarm:
+		backend = e.newSwarmBackend(t)
+	case e.runner != nil:
 		backend = dockerbackend.New(e.runner)
 	}
 	e.orch = orchestrator.New(orchestrator.Config{
@@ -323,7 +330,7 @@ func (e *taskEnv) followLogs(tok, id string, enough func(string) bool) (text str
 // what the program inside printed.
 func (e *taskEnv) rawLogs(id string) string {
 	e.t.Helper()
-	rc, err := e.cli.ContainerLogs(context.Background(), id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	rc, err := e.cli.ContainerLogs(context.Background(), e.ctr(id), container.LogsOptions{ShowStdout: true, ShowStderr: true})
 	if err != nil {
 		e.t.Fatalf("raw logs of %s: %v", id, err)
 	}
@@ -339,12 +346,12 @@ func (e *taskEnv) rawLogs(id string) string {
 // `docker inspect` shows with env delivery "env" (pid1Env).
 func (e *taskEnv) containerEnv(id string) map[string]string {
 	e.t.Helper()
-	return envMap(e.t, pid1Env(e.t, e.cli, id))
+	return envMap(e.t, pid1Env(e.t, e.cli, e.ctr(id)))
 }
 
 func (e *taskEnv) running(id string) bool {
 	e.t.Helper()
-	c, err := e.runner.Inspect(context.Background(), id)
+	c, err := e.runner.Inspect(context.Background(), e.ctr(id))
 	if err != nil {
 		e.t.Fatalf("inspect container %s: %v", id, err)
 	}
@@ -354,6 +361,10 @@ func (e *taskEnv) running(id string) bool {
 // awaitRemoved waits until the container is gone.
 func (e *taskEnv) awaitRemoved(id string) {
 	e.t.Helper()
+	if e.swarm {
+		e.awaitServiceGone(id)
+		return
+	}
 	awaitContainerGone(e.t, e.cli, id)
 }
 
@@ -700,7 +711,9 @@ func TestTaskLockedNames(t *testing.T) {
 // secrets, profile env and baseline env, and checks its env inside the
 // container (what the program printed), with docker inspect, in its
 // env_sources, and masked in its logs.
-func TestTaskEnvEndToEnd(t *testing.T) {
+func TestTaskEnvEndToEnd(t *testing.T) { forEachTaskBackend(t, testTaskEnvEndToEnd) }
+
+func testTaskEnvEndToEnd(t *testing.T, backend string) {
 	baseline := orchestrator.Baseline{
 		Env: map[string]string{
 			"ANTHROPIC_API_KEY": "sk-ant-baseline-0001", "MCP_URL": "http://mcp.internal:8080/sse",
@@ -708,7 +721,7 @@ func TestTaskEnvEndToEnd(t *testing.T) {
 		},
 		Locked: []string{"ANTHROPIC_API_KEY", "NOBODY_SETS"},
 	}
-	e := newTaskEnv(t, taskEnvOptions{docker: true, baseline: baseline})
+	e := newTaskEnv(t, taskEnvOptions{docker: true, baseline: baseline, backend: backend})
 	_, tok := e.newUser("alice")
 	ready := "READY-" + vault.NewID("")
 	command := []string{testimage.EnvProbe, "env", "--", "print", ready, "--", "sleep", "forever"}
@@ -816,8 +829,10 @@ func must[T any](v T, err error) T {
 // TestTaskRotation: a PATCH between two task starts changes the second
 // task's env and not the first's, which keeps running and shows as stale;
 // a restart gives it the new value.
-func TestTaskRotation(t *testing.T) {
-	e := newTaskEnv(t, taskEnvOptions{docker: true})
+func TestTaskRotation(t *testing.T) { forEachTaskBackend(t, testTaskRotation) }
+
+func testTaskRotation(t *testing.T, backend string) {
+	e := newTaskEnv(t, taskEnvOptions{docker: true, backend: backend})
 	_, tok := e.newUser("alice")
 	ready := "READY-" + vault.NewID("")
 	pid := e.mustProfile(tok, "agent", e.envImage, []string{testimage.EnvProbe, "echo", "ROTATED", "--", "print", ready, "--", "sleep", "forever"}, nil)
@@ -924,13 +939,15 @@ func TestTaskRotation(t *testing.T) {
 // back masked — whole, split across two writes, across Docker's log
 // buffer, line by line, in base64 —, from GET and from a follower, and
 // the canary value is in no response, log line or database file.
-func TestTaskLogsMasked(t *testing.T) {
+func TestTaskLogsMasked(t *testing.T) { forEachTaskBackend(t, testTaskLogsMasked) }
+
+func testTaskLogsMasked(t *testing.T, backend string) {
 	const (
 		canary = "CANARY-7f3a9c1e-task-value"
 		cert   = "-----BEGIN KEY-----\nCANARY-line-two-of-the-key\n-----END KEY-----"
 		pin    = "12" // too short to mask: the API warned when it was saved
 	)
-	e := newTaskEnv(t, taskEnvOptions{docker: true, baseline: orchestrator.Baseline{Env: map[string]string{"PLATFORM_TOKEN": "CANARY-platform-token"}}})
+	e := newTaskEnv(t, taskEnvOptions{docker: true, backend: backend, baseline: orchestrator.Baseline{Env: map[string]string{"PLATFORM_TOKEN": "CANARY-platform-token"}}})
 	_, tok := e.newUser("alice")
 	pid := e.mustProfile(tok, "agent", e.envImage, []string{testimage.EnvProbe,
 		"print", "start", "--", "echo", "CANARY_KEY", "--", "split", "CANARY_KEY", "100ms", "--", "straddle", "CANARY_KEY",

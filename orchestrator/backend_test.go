@@ -347,6 +347,7 @@ func newSwarmBackend(t *testing.T, f *fixture) *swarmbackend.Backend {
 		defer cancel()
 		if left := testenv.SwarmLeft(t, f.cli, swarmbackend.LabelUser+"="+f.user); len(left) > 0 {
 			t.Errorf("left behind on the swarm: %v", left)
+			testenv.RemoveSwarmObjects(t, f.cli, swarmbackend.LabelUser+"="+f.user)
 		}
 		if err := b.Runner().RemoveInit(ctx); err != nil {
 			t.Errorf("remove the test's init: %v", err)

@@ -83,3 +83,23 @@ func SwarmLeft(t testing.TB, cli client.APIClient, label string) []string {
 	}
 	return out
 }
+
+// RemoveSwarmObjects removes the services and secrets that carry the
+// label (KEY=VALUE): a test's cleanup after SwarmLeft has reported them,
+// so that a failed test leaves nothing either.
+func RemoveSwarmObjects(t testing.TB, cli client.APIClient, label string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := filters.NewArgs(filters.Arg("label", label))
+	if svcs, err := cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: f}); err == nil {
+		for _, s := range svcs {
+			_ = cli.ServiceRemove(ctx, s.ID)
+		}
+	}
+	if secrets, err := cli.SecretList(ctx, swarm.SecretListOptions{Filters: f}); err == nil {
+		for _, s := range secrets {
+			_ = cli.SecretRemove(ctx, s.ID)
+		}
+	}
+}
