@@ -30,6 +30,10 @@ type secretJSON struct {
 	Version     int      `json:"version"`
 	CreatedAt   string   `json:"created_at"`
 	UpdatedAt   string   `json:"updated_at"`
+	// Kind is value or oauth2; OAuth2 is an oauth2 secret's settings and
+	// status (oauth2_secret.go), left out for a value secret.
+	Kind   string      `json:"kind"`
+	OAuth2 *oauth2JSON `json:"oauth2,omitempty"`
 }
 
 // savedSecretJSON answers a create or update: the secret and what the
@@ -48,6 +52,7 @@ func newSecretJSON(sec *vault.Secret) secretJSON {
 		ID: sec.ID, Name: sec.Name, Scope: string(sec.Scope), ProfileIDs: ids,
 		Description: sec.Description, Version: sec.Version,
 		CreatedAt: timestamp(sec.CreatedAt), UpdatedAt: timestamp(sec.UpdatedAt),
+		Kind: string(sec.Kind.OrValue()), OAuth2: newOAuth2JSON(sec),
 	}
 }
 
@@ -73,6 +78,11 @@ type createSecretRequest struct {
 	Scope       *string  `json:"scope"`
 	ProfileIDs  []string `json:"profile_ids"`
 	Description string   `json:"description"`
+	// An oauth2 secret (oauth2_secret.go): kind oauth2, its settings and
+	// its client secret instead of a value.
+	Kind         *string             `json:"kind"`
+	OAuth2       *oauth2SettingsJSON `json:"oauth2"`
+	ClientSecret *string             `json:"client_secret"`
 }
 
 // updateSecretRequest is a PATCH: an omitted field is left as it is. name,
@@ -84,6 +94,9 @@ type updateSecretRequest struct {
 	Scope       *string            `json:"scope"`
 	ProfileIDs  Nullable[[]string] `json:"profile_ids"`
 	Description Nullable[string]   `json:"description"`
+	// An oauth2 secret's settings (replaced whole) and client secret.
+	OAuth2       *oauth2SettingsJSON `json:"oauth2"`
+	ClientSecret *string             `json:"client_secret"`
 }
 
 func (s *Server) createSecret(c echo.Context) error {
@@ -91,20 +104,21 @@ func (s *Server) createSecret(c echo.Context) error {
 	if err := decodeJSON(c, s.bodyLimit, &req); err != nil {
 		return err
 	}
-	in := vault.SecretInput{Name: req.Name, Value: req.Value, ProfileIDs: req.ProfileIDs, Description: req.Description}
-	if req.Scope != nil {
-		if *req.Scope == "" {
-			return vault.Invalid("scope", "must be %q or %q", vault.ScopeAll, vault.ScopeAgents)
-		}
-		in.Scope = vault.Scope(*req.Scope)
+	in, err := req.secretInput()
+	if err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	sec, err := s.svc.CreateSecret(ctx, UserID(ctx), in)
 	if err != nil {
 		return err
 	}
+	warned := &req.Value // a client secret is never in a task's logs
+	if in.Kind == vault.KindOAuth2 {
+		warned = nil
+	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/secrets/"+sec.ID)
-	return writeJSON(c, http.StatusCreated, savedSecretJSON{newSecretJSON(sec), valueWarnings(&req.Value)})
+	return writeJSON(c, http.StatusCreated, savedSecretJSON{newSecretJSON(sec), valueWarnings(warned)})
 }
 
 func (s *Server) listSecrets(c echo.Context) error {
@@ -129,7 +143,7 @@ func (s *Server) updateSecret(c echo.Context) error {
 	if err := decodeJSON(c, s.bodyLimit, &req); err != nil {
 		return err
 	}
-	p := vault.SecretPatch{Name: req.Name, Value: req.Value}
+	p := vault.SecretPatch{Name: req.Name, Value: req.Value, OAuth2: req.OAuth2.settings(), ClientSecret: req.ClientSecret}
 	if req.Scope != nil {
 		scope := vault.Scope(*req.Scope)
 		p.Scope = &scope
@@ -160,7 +174,8 @@ func (s *Server) updateSecret(c echo.Context) error {
 }
 
 func isEmptySecretPatch(p vault.SecretPatch) bool {
-	return p.Name == nil && p.Value == nil && p.Scope == nil && !p.SetProfileIDs && p.Description == nil
+	return p.Name == nil && p.Value == nil && p.Scope == nil && !p.SetProfileIDs && p.Description == nil &&
+		p.OAuth2 == nil && p.ClientSecret == nil
 }
 
 func (s *Server) deleteSecret(c echo.Context) error {

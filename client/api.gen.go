@@ -149,6 +149,24 @@ func (e CreateProfileOnSecretChange) Valid() bool {
 	}
 }
 
+// Defines values for CreateSecretKind.
+const (
+	CreateSecretKindOauth2 CreateSecretKind = "oauth2"
+	CreateSecretKindValue  CreateSecretKind = "value"
+)
+
+// Valid indicates whether the value is a known member of the CreateSecretKind enum.
+func (e CreateSecretKind) Valid() bool {
+	switch e {
+	case CreateSecretKindOauth2:
+		return true
+	case CreateSecretKindValue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CreateSecretScope.
 const (
 	CreateSecretScopeAgents CreateSecretScope = "agents"
@@ -269,6 +287,69 @@ func (e ImportSecretsScope) Valid() bool {
 	}
 }
 
+// Defines values for OAuth2ConnectionFlow.
+const (
+	OAuth2ConnectionFlowAuthorizationCode OAuth2ConnectionFlow = "authorization_code"
+	OAuth2ConnectionFlowClientCredentials OAuth2ConnectionFlow = "client_credentials"
+	OAuth2ConnectionFlowDeviceCode        OAuth2ConnectionFlow = "device_code"
+)
+
+// Valid indicates whether the value is a known member of the OAuth2ConnectionFlow enum.
+func (e OAuth2ConnectionFlow) Valid() bool {
+	switch e {
+	case OAuth2ConnectionFlowAuthorizationCode:
+		return true
+	case OAuth2ConnectionFlowClientCredentials:
+		return true
+	case OAuth2ConnectionFlowDeviceCode:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuth2SettingsFlow.
+const (
+	OAuth2SettingsFlowAuthorizationCode OAuth2SettingsFlow = "authorization_code"
+	OAuth2SettingsFlowClientCredentials OAuth2SettingsFlow = "client_credentials"
+	OAuth2SettingsFlowDeviceCode        OAuth2SettingsFlow = "device_code"
+)
+
+// Valid indicates whether the value is a known member of the OAuth2SettingsFlow enum.
+func (e OAuth2SettingsFlow) Valid() bool {
+	switch e {
+	case OAuth2SettingsFlowAuthorizationCode:
+		return true
+	case OAuth2SettingsFlowClientCredentials:
+		return true
+	case OAuth2SettingsFlowDeviceCode:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuth2StatusState.
+const (
+	Connected      OAuth2StatusState = "connected"
+	NeedsReconnect OAuth2StatusState = "needs_reconnect"
+	Pending        OAuth2StatusState = "pending"
+)
+
+// Valid indicates whether the value is a known member of the OAuth2StatusState enum.
+func (e OAuth2StatusState) Valid() bool {
+	switch e {
+	case Connected:
+		return true
+	case NeedsReconnect:
+		return true
+	case Pending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ProfileOnSecretChange.
 const (
 	ProfileOnSecretChangeKeep    ProfileOnSecretChange = "keep"
@@ -308,6 +389,24 @@ func (e SandboxEnvDelivery) Valid() bool {
 	}
 }
 
+// Defines values for SavedSecretKind.
+const (
+	SavedSecretKindOauth2 SavedSecretKind = "oauth2"
+	SavedSecretKindValue  SavedSecretKind = "value"
+)
+
+// Valid indicates whether the value is a known member of the SavedSecretKind enum.
+func (e SavedSecretKind) Valid() bool {
+	switch e {
+	case SavedSecretKindOauth2:
+		return true
+	case SavedSecretKindValue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Scope.
 const (
 	ScopeAgents Scope = "agents"
@@ -320,6 +419,24 @@ func (e Scope) Valid() bool {
 	case ScopeAgents:
 		return true
 	case ScopeAll:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SecretKind.
+const (
+	SecretKindOauth2 SecretKind = "oauth2"
+	SecretKindValue  SecretKind = "value"
+)
+
+// Valid indicates whether the value is a known member of the SecretKind enum.
+func (e SecretKind) Valid() bool {
+	switch e {
+	case SecretKindOauth2:
+		return true
+	case SecretKindValue:
 		return true
 	default:
 		return false
@@ -675,13 +792,22 @@ type CreateProfileOnSecretChange string
 
 // CreateSecret No field may be null. A name may be held once with scope `all`, and any number of times with scope `agents` as long as no profile is granted it twice; a clash answers 409 naming the secret it clashes with.
 type CreateSecret struct {
+	// ClientSecret Only for kind `oauth2`: the client secret, write-only (no response, log line, audit event or page holds it; tasks never receive it). Required with flow `client_credentials`; may be omitted for a public client. No NUL character.
+	ClientSecret *string `json:"client_secret,omitempty"`
+
 	// Description Free text, at most 1000 bytes, no NUL character.
 	Description *string `json:"description,omitempty"`
+
+	// Kind `value`: a NAME=value secret, a task receives its value. `oauth2`: a connection to an OAuth2 provider (see `oauth2`); a task receives, under the secret's name, an access token valid for at least the server's refresh margin (default 10 minutes), refreshed when needed. Defaults to `value`; cannot be changed later. An import never creates or changes an oauth2 secret.
+	Kind *CreateSecretKind `json:"kind,omitempty"`
 
 	// Name Upper-case letters, digits and underscores, not starting with a digit; at most 256 characters. Never upper-cased for you.
 	//
 	// Example: GITHUB_TOKEN
 	Name string `json:"name"`
+
+	// Oauth2 Required with kind `oauth2`, refused otherwise.
+	Oauth2 *OAuth2Settings `json:"oauth2,omitempty"`
 
 	// ProfileIds Required and non-empty with scope `agents`, refused with scope `all`. Each must be one of your profiles: an unknown id and another user's id get the same 422.
 	ProfileIds *[]string `json:"profile_ids,omitempty"`
@@ -689,11 +815,14 @@ type CreateSecret struct {
 	// Scope Defaults to `all`. Cannot be null or "".
 	Scope *CreateSecretScope `json:"scope,omitempty"`
 
-	// Value Write-only: no response, log line or error message ever contains it. Required, at most 65536 bytes, no NUL character. A value shorter than 4 characters is saved with a warning: it cannot be masked in task logs.
+	// Value Required with kind `value` (the default), refused with kind `oauth2`. Write-only: no response, log line or error message ever contains it. Required, at most 65536 bytes, no NUL character. A value shorter than 4 characters is saved with a warning: it cannot be masked in task logs.
 	//
 	// Example: ghp_xxxxxxxxxxxxxxxxxxxx
 	Value *string `json:"value,omitempty"`
 }
+
+// CreateSecretKind `value`: a NAME=value secret, a task receives its value. `oauth2`: a connection to an OAuth2 provider (see `oauth2`); a task receives, under the secret's name, an access token valid for at least the server's refresh margin (default 10 minutes), refreshed when needed. Defaults to `value`; cannot be changed later. An import never creates or changes an oauth2 secret.
+type CreateSecretKind string
 
 // CreateSecretScope Defaults to `all`. Cannot be null or "".
 type CreateSecretScope string
@@ -841,6 +970,93 @@ type ImportSecrets struct {
 // ImportSecretsScope `all`: each line updates your secret of that name given to all profiles, or creates one. `agents`: each line updates your secret of that name granted to exactly `profile_ids`, or creates one.
 type ImportSecretsScope string
 
+// OAuth2Connection An oauth2 secret's settings ("" and empty for those not set) and status. Never its client secret or a token.
+type OAuth2Connection struct {
+	// Audience If set, sent as `audience` with client credentials token requests and authorization requests (Auth0, Ory). Readable.
+	Audience string `json:"audience"`
+
+	// AuthParams Extra query parameters of the authorization URL, e.g. Google's {"access_type": "offline", "prompt": "consent"}. Readable: never put a secret here. client_id, client_secret, redirect_uri, response_type, scope, state, code_challenge, code_challenge_method and audience are refused (the flow sets them).
+	AuthParams map[string]string `json:"auth_params"`
+
+	// AuthUrl The authorization endpoint; required with flow `authorization_code`. Same rule as token_url; "" or omitted for none.
+	AuthUrl string `json:"auth_url"`
+
+	// ClientId Required. The client (application) id: readable, not a secret.
+	ClientId string `json:"client_id"`
+
+	// DeviceAuthUrl The device authorization endpoint; required with flow `device_code`. Same rule as token_url.
+	DeviceAuthUrl string `json:"device_auth_url"`
+
+	// Flow How the secret gets its first tokens. `client_credentials`: no user; envvault asks the token endpoint with the client id and secret whenever the token is too old (needs client_secret). `authorization_code`: a user connects it in the dashboard (Authorization Code with PKCE and state; needs auth_url); refreshed with the refresh token. `device_code`: a user enters a code at the provider (Device Authorization; needs device_auth_url); refreshed with the refresh token.
+	Flow OAuth2ConnectionFlow `json:"flow"`
+
+	// Scopes The scopes to ask for, one per item (no spaces); sent space-separated. Omitted or []: none (the provider's default).
+	Scopes []string `json:"scopes"`
+
+	// Status Whether an oauth2 secret can give tasks an access token. Never holds a token.
+	Status OAuth2Status `json:"status"`
+
+	// TokenUrl Required. The token endpoint: an absolute http or https URL, without user name, password or fragment; at most 2048 bytes.
+	TokenUrl string `json:"token_url"`
+}
+
+// OAuth2ConnectionFlow How the secret gets its first tokens. `client_credentials`: no user; envvault asks the token endpoint with the client id and secret whenever the token is too old (needs client_secret). `authorization_code`: a user connects it in the dashboard (Authorization Code with PKCE and state; needs auth_url); refreshed with the refresh token. `device_code`: a user enters a code at the provider (Device Authorization; needs device_auth_url); refreshed with the refresh token.
+type OAuth2ConnectionFlow string
+
+// OAuth2Settings The readable settings of an `oauth2` secret. Nothing here is a secret: the client secret is `client_secret`, write-only. A bad field answers 422 naming it as `oauth2.<field>` (`oauth2.scopes[0]` for an item).
+type OAuth2Settings struct {
+	// Audience If set, sent as `audience` with client credentials token requests and authorization requests (Auth0, Ory). Readable.
+	Audience *string `json:"audience,omitempty"`
+
+	// AuthParams Extra query parameters of the authorization URL, e.g. Google's {"access_type": "offline", "prompt": "consent"}. Readable: never put a secret here. client_id, client_secret, redirect_uri, response_type, scope, state, code_challenge, code_challenge_method and audience are refused (the flow sets them).
+	AuthParams *map[string]string `json:"auth_params,omitempty"`
+
+	// AuthUrl The authorization endpoint; required with flow `authorization_code`. Same rule as token_url; "" or omitted for none.
+	AuthUrl *string `json:"auth_url,omitempty"`
+
+	// ClientId Required. The client (application) id: readable, not a secret.
+	ClientId string `json:"client_id"`
+
+	// DeviceAuthUrl The device authorization endpoint; required with flow `device_code`. Same rule as token_url.
+	DeviceAuthUrl *string `json:"device_auth_url,omitempty"`
+
+	// Flow How the secret gets its first tokens. `client_credentials`: no user; envvault asks the token endpoint with the client id and secret whenever the token is too old (needs client_secret). `authorization_code`: a user connects it in the dashboard (Authorization Code with PKCE and state; needs auth_url); refreshed with the refresh token. `device_code`: a user enters a code at the provider (Device Authorization; needs device_auth_url); refreshed with the refresh token.
+	Flow OAuth2SettingsFlow `json:"flow"`
+
+	// Scopes The scopes to ask for, one per item (no spaces); sent space-separated. Omitted or []: none (the provider's default).
+	Scopes *[]string `json:"scopes,omitempty"`
+
+	// TokenUrl Required. The token endpoint: an absolute http or https URL, without user name, password or fragment; at most 2048 bytes.
+	TokenUrl string `json:"token_url"`
+}
+
+// OAuth2SettingsFlow How the secret gets its first tokens. `client_credentials`: no user; envvault asks the token endpoint with the client id and secret whenever the token is too old (needs client_secret). `authorization_code`: a user connects it in the dashboard (Authorization Code with PKCE and state; needs auth_url); refreshed with the refresh token. `device_code`: a user enters a code at the provider (Device Authorization; needs device_auth_url); refreshed with the refresh token.
+type OAuth2SettingsFlow string
+
+// OAuth2Status Whether an oauth2 secret can give tasks an access token. Never holds a token.
+type OAuth2Status struct {
+	// ConnectedAt The last connection (or first client credentials token); null before.
+	ConnectedAt *time.Time `json:"connected_at"`
+
+	// ExpiresAt When the access token held now expires (RFC 3339, UTC); null if none is held or it has no expiry.
+	ExpiresAt *time.Time `json:"expires_at"`
+
+	// Reason Why it needs reconnecting (e.g. `the token endpoint refused: invalid_grant (...)`); "" otherwise. Never a token.
+	Reason string `json:"reason"`
+
+	// Refreshable A refresh token is held (client credentials need none).
+	Refreshable bool `json:"refreshable"`
+
+	// RefreshedAt The last refresh that worked; null before.
+	RefreshedAt *time.Time `json:"refreshed_at"`
+
+	// State `pending`: no token yet (client credentials get their first at the first task start; the other flows wait for a user to connect them). `connected`: it holds tokens and the last refresh worked. `needs_reconnect`: the last refresh failed (see reason) and the tasks that needed it failed; a later task start tries again, and a new connection, client secret or settings clear it.
+	State OAuth2StatusState `json:"state"`
+}
+
+// OAuth2StatusState `pending`: no token yet (client credentials get their first at the first task start; the other flows wait for a user to connect them). `connected`: it holds tokens and the last refresh worked. `needs_reconnect`: the last refresh failed (see reason) and the tasks that needed it failed; a later task start tries again, and a new connection, client secret or settings clear it.
+type OAuth2StatusState string
+
 // Profile An agent profile.
 type Profile struct {
 	// Command argv of the task; empty means the image's own command.
@@ -949,8 +1165,14 @@ type SavedSecret struct {
 	// Id Example: sec_V1StGXR8_Z5jdHi6B-myT
 	Id string `json:"id"`
 
+	// Kind `value`: a NAME=value secret, a task receives its value. `oauth2`: a connection to an OAuth2 provider (see `oauth2`); a task receives, under the secret's name, an access token valid for at least the server's refresh margin (default 10 minutes), refreshed when needed.
+	Kind SavedSecretKind `json:"kind"`
+
 	// Name Example: GITHUB_TOKEN
 	Name string `json:"name"`
+
+	// Oauth2 Only for kind `oauth2`: its settings and status.
+	Oauth2 *OAuth2Connection `json:"oauth2,omitempty"`
 
 	// ProfileIds The profiles an `agents` secret grants, sorted; always an array, empty for `all` and for an `agents` secret whose profiles were all deleted (it then grants nobody).
 	ProfileIds []string `json:"profile_ids"`
@@ -970,6 +1192,9 @@ type SavedSecret struct {
 	Warnings []string `json:"warnings"`
 }
 
+// SavedSecretKind `value`: a NAME=value secret, a task receives its value. `oauth2`: a connection to an OAuth2 provider (see `oauth2`); a task receives, under the secret's name, an access token valid for at least the server's refresh margin (default 10 minutes), refreshed when needed.
+type SavedSecretKind string
+
 // Scope `all` gives the secret to every profile of the user; `agents` only to those in `profile_ids`, where it overrides an `all` secret of the same name.
 type Scope string
 
@@ -982,8 +1207,14 @@ type Secret struct {
 	// Id Example: sec_V1StGXR8_Z5jdHi6B-myT
 	Id string `json:"id"`
 
+	// Kind `value`: a NAME=value secret, a task receives its value. `oauth2`: a connection to an OAuth2 provider (see `oauth2`); a task receives, under the secret's name, an access token valid for at least the server's refresh margin (default 10 minutes), refreshed when needed.
+	Kind SecretKind `json:"kind"`
+
 	// Name Example: GITHUB_TOKEN
 	Name string `json:"name"`
+
+	// Oauth2 Only for kind `oauth2`: its settings and status.
+	Oauth2 *OAuth2Connection `json:"oauth2,omitempty"`
 
 	// ProfileIds The profiles an `agents` secret grants, sorted; always an array, empty for `all` and for an `agents` secret whose profiles were all deleted (it then grants nobody).
 	ProfileIds []string `json:"profile_ids"`
@@ -997,6 +1228,9 @@ type Secret struct {
 	// Version 1 at creation, one more at every change of the value.
 	Version int `json:"version"`
 }
+
+// SecretKind `value`: a NAME=value secret, a task receives its value. `oauth2`: a connection to an OAuth2 provider (see `oauth2`); a task receives, under the secret's name, an access token valid for at least the server's refresh margin (default 10 minutes), refreshed when needed.
+type SecretKind string
 
 // SecretKey One name a profile declares or receives; never its value.
 type SecretKey struct {
@@ -1309,6 +1543,9 @@ type UpdateProfileOnSecretChange string
 
 // UpdateSecret PATCH: only the fields given change, and for each field an omitted key, `null` and `""` mean different things (see each field). `{}` changes nothing and answers the secret as it is, without moving `updated_at`.
 type UpdateSecret struct {
+	// ClientSecret Only for an oauth2 secret (422 otherwise): its new client secret, write-only; `version` goes up by one (the versions of an oauth2 secret are those of its client secret; token refreshes make none). Clears needs_reconnect. `value` is refused for an oauth2 secret.
+	ClientSecret *string `json:"client_secret,omitempty"`
+
 	// Description Omitted: unchanged. null: cleared. "": set to empty. Both null and "" leave the description as "" (responses never show null).
 	Description *string `json:"description,omitempty"`
 
@@ -1316,6 +1553,9 @@ type UpdateSecret struct {
 	//
 	// Example: GITHUB_TOKEN
 	Name *string `json:"name,omitempty"`
+
+	// Oauth2 Only for an oauth2 secret (422 otherwise): replaces its settings whole. New flow, token_url, client_id, scopes or audience drop the tokens held (a client credentials secret gets a new one at the next task start; the other flows must be connected again); new settings clear needs_reconnect. Not a new version.
+	Oauth2 *OAuth2Settings `json:"oauth2,omitempty"`
 
 	// ProfileIds Omitted: unchanged (but cleared when scope becomes `all`). null or []: cleared, which is valid only when the resulting scope is `all`. An array: replaces the grants (resulting scope must be `agents`), under the rules of `CreateSecret`.
 	ProfileIds *[]string `json:"profile_ids,omitempty"`
