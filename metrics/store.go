@@ -11,8 +11,8 @@ import (
 // StoreStats is what a scrape reads from the store, across every user and
 // every process sharing the database.
 type StoreStats interface {
-	// LiveTaskCounts counts the tasks queued, starting and running, by
-	// status.
+	// LiveTaskCounts counts the tasks queued, awaiting secrets, starting
+	// and running, by status.
 	LiveTaskCounts(ctx context.Context) (map[string]int, error)
 	// MasterKeyCounts counts the data keys sealed under each master key.
 	MasterKeyCounts(ctx context.Context) (map[string]int, error)
@@ -34,7 +34,7 @@ func (m *Metrics) WatchStore(st StoreStats, currentKeyID string, log *slog.Logge
 }
 
 var (
-	tasksDesc = prometheus.NewDesc(namespace+"_tasks", "Tasks in the database now queued, starting or running, by state (every user, every worker).",
+	tasksDesc = prometheus.NewDesc(namespace+"_tasks", "Tasks in the database now queued, awaiting secrets, starting or running, by state (every user, every worker).",
 		[]string{"state"}, nil)
 	queueDesc = prometheus.NewDesc(namespace+"_task_queue_depth", "Tasks in the database waiting for a worker (every user): envvault_tasks{state=\"queued\"}.",
 		nil, nil)

@@ -8,8 +8,8 @@ import (
 
 // Task states as the labels name them: the orchestrator's statuses.
 var (
-	liveStates     = []string{"queued", "starting", "running"}
-	finishedStates = set("succeeded", "failed", "stopped")
+	liveStates     = []string{"queued", "awaiting_secrets", "starting", "running"}
+	finishedStates = set("succeeded", "failed", "stopped", "cancelled")
 )
 
 func (m *Metrics) taskMetrics() {
@@ -21,7 +21,7 @@ func (m *Metrics) taskMetrics() {
 	})
 	m.tasksFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "tasks", Name: "finished_total",
-		Help: "Tasks this process's worker saw end, by final state (succeeded, failed, stopped).",
+		Help: "Tasks this process saw end, by final state: its worker's (succeeded, failed, stopped) and waiting tasks whose secret request expired (failed) or was cancelled (cancelled).",
 	}, []string{"state"})
 	for s := range finishedStates {
 		m.tasksFinished.WithLabelValues(s)
@@ -46,8 +46,8 @@ func (m *Metrics) TaskStarted(waited time.Duration) {
 	m.taskStart.Observe(max(waited, 0).Seconds())
 }
 
-// TaskFinished records that a task ended in state (succeeded, failed or
-// stopped; anything else is not counted).
+// TaskFinished records that a task ended in state (succeeded, failed,
+// stopped or cancelled; anything else is not counted).
 func (m *Metrics) TaskFinished(state string) {
 	if m == nil || !finishedStates[state] {
 		return

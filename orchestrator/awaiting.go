@@ -167,33 +167,47 @@ func (o *Orchestrator) expireRequest(ctx context.Context, r *vault.SecretRequest
 		return
 	}
 	reason := fmt.Sprintf("secret request %s expired: no value was given for %s", r.ID, strings.Join(vault.RequiredNames(r.Names), ", "))
-	o.endWaiting(ctx, r.TaskIDs, func(t *Task) {
+	n := o.endWaiting(ctx, r.TaskIDs, func(t *Task) {
 		now := o.timestamp()
 		t.Status, t.Error, t.FinishedAt = StatusFailed, reason, &now
 	})
+	for range n {
+		o.observe.TaskFinished(string(StatusFailed))
+	}
 }
 
 // CancelWaiting ends the waiting tasks of a cancelled request: cancelled.
 func (o *Orchestrator) CancelWaiting(ctx context.Context, r *vault.SecretRequest) {
-	o.endWaiting(ctx, r.TaskIDs, func(t *Task) {
+	n := o.endWaiting(ctx, r.TaskIDs, func(t *Task) {
 		now := o.timestamp()
 		t.Status, t.Error, t.FinishedAt = StatusCancelled, "its secret request "+r.ID+" was cancelled", &now
 	})
+	for range n {
+		o.observe.TaskFinished(string(StatusCancelled))
+	}
 }
 
-// endWaiting applies change to each of ids still awaiting secrets.
-func (o *Orchestrator) endWaiting(ctx context.Context, ids []string, change func(*Task)) {
+// endWaiting applies change to each of ids still awaiting secrets, and
+// returns how many it changed.
+func (o *Orchestrator) endWaiting(ctx context.Context, ids []string, change func(*Task)) int {
+	changed := 0
 	for _, id := range ids {
+		ended := false
 		_, err := o.store.UpdateTask(ctx, id, func(t *Task) error {
-			if t.Status == StatusAwaitingSecrets {
+			ended = t.Status == StatusAwaitingSecrets
+			if ended {
 				change(t)
 				t.UpdatedAt = o.timestamp()
 			}
 			return nil
 		})
-		if err != nil && vault.ErrorCode(err) != vault.ENOTFOUND {
+		switch {
+		case err == nil && ended:
+			changed++
+		case err != nil && vault.ErrorCode(err) != vault.ENOTFOUND:
 			o.log.Error("end waiting task", "task", id, "err", err)
 		}
 	}
 	o.notify()
+	return changed
 }

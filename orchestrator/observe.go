@@ -9,7 +9,9 @@ type Observer interface {
 	// TaskStarted: a task's container runs, waited after the task was
 	// created (first attempts only: a restart's wait is not known).
 	TaskStarted(waited time.Duration)
-	// TaskFinished: a task ended in state (succeeded, failed, stopped).
+	// TaskFinished: a task ended in state (succeeded, failed, stopped),
+	// or a waiting task's secret request expired (failed) or was
+	// cancelled (cancelled).
 	TaskFinished(state string)
 	// LogsMasked: n bytes of a task's output went through the masker
 	// and on to be stored, in took.

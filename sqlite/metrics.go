@@ -5,13 +5,15 @@ import (
 	"fmt"
 )
 
-// LiveTaskCounts counts every user's tasks that are queued, starting or
-// running, by status, for the metrics. The partial indexes tasks_queue and
-// tasks_active hold exactly these rows, so the count does not grow with
-// the finished tasks kept.
+// LiveTaskCounts counts every user's tasks that are queued, awaiting
+// secrets, starting or running, by status, for the metrics. The partial
+// indexes tasks_queue, tasks_awaiting and tasks_active hold exactly these
+// rows, so the count does not grow with the finished tasks kept.
 func (db *DB) LiveTaskCounts(ctx context.Context) (map[string]int, error) {
 	rows, err := db.read.QueryContext(ctx, `
 		SELECT 'queued', count(*) FROM tasks WHERE status = 'queued'
+		UNION ALL
+		SELECT 'awaiting_secrets', count(*) FROM tasks WHERE status = 'awaiting_secrets'
 		UNION ALL
 		SELECT status, count(*) FROM tasks WHERE status IN ('starting', 'running') GROUP BY status`)
 	if err != nil {

@@ -15,7 +15,8 @@ type liveTaskCounter interface {
 }
 
 // testTaskLiveCounts: the live task counts are every user's queued,
-// starting and running tasks by status, and never a finished one.
+// awaiting-secrets, starting and running tasks by status, and never a
+// finished (or cancelled) one.
 func testTaskLiveCounts(t *testing.T, f *fixture) {
 	st, ok := f.store.(liveTaskCounter)
 	if !ok {
@@ -48,4 +49,11 @@ func testTaskLiveCounts(t *testing.T, f *fixture) {
 	f.mustUpdate(first.ID, func(t *orchestrator.Task) { t.Status = orchestrator.StatusSucceeded })
 	f.mustUpdate(second.ID, func(t *orchestrator.Task) { t.Status = orchestrator.StatusFailed })
 	want(map[string]int{"queued": 1})
+	// Waiting for secrets is live (index tasks_awaiting); cancelled is not.
+	waiting, cancelled := f.mustQueue(alice, pa.ID, "4"), f.mustQueue(bob, pb.ID, "5")
+	f.mustUpdate(waiting.ID, func(t *orchestrator.Task) { t.Status = orchestrator.StatusAwaitingSecrets })
+	f.mustUpdate(cancelled.ID, func(t *orchestrator.Task) { t.Status = orchestrator.StatusAwaitingSecrets })
+	want(map[string]int{"queued": 1, "awaiting_secrets": 2})
+	f.mustUpdate(cancelled.ID, func(t *orchestrator.Task) { t.Status = orchestrator.StatusCancelled })
+	want(map[string]int{"queued": 1, "awaiting_secrets": 1})
 }
