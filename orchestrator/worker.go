@@ -243,8 +243,9 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 	secrets, err := o.vault.ReleaseForTask(ctx, t.UserID,
 		vault.TaskRelease{TaskID: t.ID, ProfileID: t.ProfileID, Attempt: t.Attempt})
 	if err != nil {
-		if errors.Is(err, vault.ErrDecrypt) {
-			// The message names the secret id and says nothing else.
+		if errors.Is(err, vault.ErrDecrypt) || errors.Is(err, vault.ErrOAuth2) {
+			// The message names the secret and says nothing else (for
+			// OAuth2: why no valid access token could be had).
 			return "", nil, fmt.Errorf("not started: %w", err)
 		}
 		return "", nil, fmt.Errorf("read secrets: %w", err)

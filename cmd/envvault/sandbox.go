@@ -31,6 +31,8 @@ type taskConfig struct {
 	EnvInit string
 	// Backend is --backend and --swarm-constraint (backend.go).
 	Backend backendConfig
+	// OAuth2RefreshMargin is --oauth2-refresh-margin (oauth2.go).
+	OAuth2RefreshMargin time.Duration
 }
 
 // slotFlags are the flags that bound a worker's work and a user's queue.

@@ -245,6 +245,8 @@ func (m *Main) openService(ctx context.Context) (svc *vault.Service, fresh bool,
 		MaxSecrets: m.Config.MaxSecrets,
 		Names:      vault.NamePolicy{Locked: m.baseline.Locked, Allowed: m.Config.AllowNames},
 		Sandbox:    m.Config.Tasks.Sandbox,
+		// 0 (a command without the flag) is the default.
+		OAuth2RefreshMargin: m.Config.Tasks.OAuth2RefreshMargin,
 	})
 	if err := svc.CheckKeys(ctx); err != nil {
 		return nil, false, fmt.Errorf("master key from %s does not fit this database: %w", m.Config.Keys.Source, err)

@@ -184,6 +184,7 @@ func workerFlags(fs *flag.FlagSet, c *Config, noWorker bool) {
 	sandboxFlags(fs, c)
 	backendFlags(fs, c)
 	slotFlags(fs, c)
+	oauth2Flags(fs, c)
 	metricsFlag(fs, c)
 	host, _ := os.Hostname()
 	fs.StringVar(&c.WorkerID, "worker-id", host, "name of this process's task worker: unique among the processes sharing a database, and the same across restarts, so that a restart recovers its tasks")
