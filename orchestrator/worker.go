@@ -346,22 +346,27 @@ func (o *Orchestrator) remove(containerID string, log interface{ Error(string, .
 // engine: a running container is attached again, an exited one finished,
 // a vanished one failed, and a task whose container was never started
 // (none, or one created but not started) is queued again. Nothing is started twice: a container exists for an attempt only
-// if its start was recorded or its name says so.
+// if its start was recorded or its name says so. Then it removes the
+// containers of tasks that are over (removeLeftovers).
 func (o *Orchestrator) recover(ctx context.Context) error {
 	active, err := o.store.ActiveTasks(ctx, o.worker)
 	if err != nil {
 		return err
 	}
-	if len(active) == 0 {
-		return nil
-	}
 	containers, err := o.runner.List(ctx)
 	if err != nil {
+		if len(active) == 0 {
+			return nil // nothing to reconcile; leftovers wait for the next start
+		}
 		return err
 	}
 	byName := map[string]Container{}
 	for _, c := range containers {
 		byName[c.Name] = c
+	}
+	mine := map[string]bool{}
+	for _, t := range active {
+		mine[t.ID] = true
 	}
 	for _, t := range active {
 		log := o.log.With("task", t.ID)
@@ -408,5 +413,6 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 			o.fail(t.ID, "", "its container was gone when envvault restarted", log)
 		}
 	}
+	o.removeLeftovers(ctx, containers, mine) // leftovers.go
 	return nil
 }
