@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -53,6 +54,12 @@ type taskEnvOptions struct {
 	// backend is the worker's with docker: onDocker ("" too) or onSwarm
 	// (swarm_tasks_test.go).
 	backend string
+	// now is the service's clock; time.Now if nil (oauth2_task_test.go
+	// moves it to age tokens).
+	now func() time.Time
+	// taskAPI serves the API on the Docker bridge's gateway, and gives
+	// tasks its URL and a task credential (task_api_docker_test.go).
+	taskAPI bool
 }
 
 // taskEnv is a testEnv whose server has an orchestrator, over the same
@@ -81,7 +88,7 @@ func newTaskEnv(t *testing.T, o taskEnvOptions) *taskEnv {
 	}
 	dbPath := filepath.Join(t.TempDir(), "v.db")
 	db := testvault.MustSQLite(t, dbPath)
-	svc := testvault.MustService(t, db, vault.Options{Names: vault.NamePolicy{Locked: o.baseline.Locked}, Sandbox: o.sandbox})
+	svc := testvault.MustService(t, db, vault.Options{Names: vault.NamePolicy{Locked: o.baseline.Locked}, Sandbox: o.sandbox, Now: o.now})
 	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var backend orchestrator.Backend // a nil *dockerbackend.Backend would be a non-nil Backend
@@ -91,13 +98,24 @@ func newTaskEnv(t *testing.T, o taskEnvOptions) *taskEnv {
 	case e.runner != nil:
 		backend = dockerbackend.New(e.runner)
 	}
+	var ln net.Listener // the bridge's gateway with taskAPI, else 127.0.0.1
+	var taskURL string
+	if o.taskAPI {
+		ln, taskURL = listenOnBridge(t, e.cli)
+	}
 	e.orch = orchestrator.New(orchestrator.Config{
 		Vault: svc, Store: db, Runner: backend, Baseline: o.baseline, Logger: logger, MaxQueuedPerUser: o.maxQueued,
 		// Unique per test, so that no worker recovers another test's tasks.
-		Worker: "api-test-" + vault.NewID(""),
+		Worker:     "api-test-" + vault.NewID(""),
+		TaskAPIURL: taskURL,
 	})
 	s := NewServer(Config{Service: svc, Logger: logger, Orchestrator: e.orch})
-	srv := httptest.NewServer(s.Handler())
+	srv := httptest.NewUnstartedServer(s.Handler())
+	if ln != nil {
+		srv.Listener.Close()
+		srv.Listener = ln
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	doc, router := mustSpec(t)
 	e.testEnv = &testEnv{t: t, srv: srv, server: s, svc: svc, store: db, dbPath: dbPath, logs: logs, doc: doc, router: router}

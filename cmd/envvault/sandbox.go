@@ -33,6 +33,8 @@ type taskConfig struct {
 	Backend backendConfig
 	// OAuth2RefreshMargin is --oauth2-refresh-margin (oauth2.go).
 	OAuth2RefreshMargin time.Duration
+	// TaskAPI is --task-api-url and --task-credential-ttl (task_api.go).
+	TaskAPI taskAPIConfig
 }
 
 // slotFlags are the flags that bound a worker's work and a user's queue.
@@ -121,6 +123,9 @@ func (c *Config) checkTasks() error {
 		return fmt.Errorf("--max-queued-per-user (MAX_QUEUED_PER_USER) is %d: it must be at least 1", t.MaxQueuedPerUser)
 	case t.SecretRequestTTL < time.Second || t.SecretRequestTTL > 720*time.Hour:
 		return fmt.Errorf("--secret-request-ttl (SECRET_REQUEST_TTL) is %s: it must be from 1s to 720h", t.SecretRequestTTL)
+	}
+	if err := t.TaskAPI.check(); err != nil { // task_api.go
+		return err
 	}
 	if err := c.Tasks.Sandbox.Check(); err != nil {
 		return fmt.Errorf("%w (see --default-memory-mb, --allowed-caps, --networks, --env-deliveries and the other sandbox flags)", err)

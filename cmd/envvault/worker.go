@@ -84,6 +84,9 @@ func (m *Main) newOrchestrator(svc *vault.Service) (*orchestrator.Orchestrator, 
 		MaxQueuedPerUser: m.Config.Tasks.MaxQueuedPerUser,
 		SecretRequestTTL: m.Config.Tasks.SecretRequestTTL,
 		Observer:         m.metrics.m,
+
+		TaskAPIURL:        m.Config.Tasks.TaskAPI.url(),
+		TaskCredentialTTL: m.Config.Tasks.TaskAPI.TTL,
 	}), nil
 }
 
@@ -185,6 +188,7 @@ func workerFlags(fs *flag.FlagSet, c *Config, noWorker bool) {
 	backendFlags(fs, c)
 	slotFlags(fs, c)
 	oauth2Flags(fs, c)
+	taskAPIFlags(fs, c) // task_api.go
 	metricsFlag(fs, c)
 	host, _ := os.Hostname()
 	fs.StringVar(&c.WorkerID, "worker-id", host, "name of this process's task worker: unique among the processes sharing a database, and the same across restarts, so that a restart recovers its tasks")
