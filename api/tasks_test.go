@@ -57,9 +57,6 @@ type taskEnvOptions struct {
 	// now is the service's clock; time.Now if nil (oauth2_task_test.go
 	// moves it to age tokens).
 	now func() time.Time
-	// now is the service's clock; time.Now if nil (oauth2_task_test.go
-	// moves it to age tokens).
-	now func() time.Time
 	// taskAPI serves the API on the Docker bridge's gateway, and gives
 	// tasks its URL and a task credential (task_api_docker_test.go).
 	taskAPI bool
