@@ -18,7 +18,10 @@ import (
 // is two reads per such task per poll, bounded by --max-running; no
 // secret write path knows about tasks. A burst of changes makes one
 // restart: once requested, the task is not running until its next attempt
-// starts, and that attempt reads every change made meanwhile.
+// starts, and that attempt reads every change made meanwhile. The same pass
+// restarts such a task when an OAuth2 access token it was given nears its
+// end (restartExpiring, vault.OAuth2Due): the next attempt's release gets a
+// fresh one; a running container's env is never changed.
 
 // restartChanged requests a restart of every running task of active whose
 // profile asks for it and whose secrets changed.
@@ -51,14 +54,36 @@ func (o *Orchestrator) restartChanged(ctx context.Context, active []*Task) {
 			continue
 		}
 		if stale := staleNames(t.EnvSources, current, o.baseline.Locked); len(stale) > 0 {
-			o.pushRestart(ctx, t, stale)
+			o.pushRestart(ctx, t, stale, "these secrets changed")
+			continue
 		}
+		o.restartExpiring(ctx, t)
+	}
+}
+
+// restartExpiring requests a restart of a running task of a restart
+// profile whose OAuth2 access tokens near their end (vault.OAuth2Due): its
+// next attempt gets fresh ones. Tokens are never pushed into a running
+// container.
+func (o *Orchestrator) restartExpiring(ctx context.Context, t *Task) {
+	if t.StartedAt == nil {
+		return
+	}
+	due, err := o.vault.OAuth2Due(ctx, t.UserID, t.ProfileID, *t.StartedAt)
+	if err != nil {
+		if ctx.Err() == nil {
+			o.log.Error("read oauth2 tokens for secret changes", "task", t.ID, "err", err)
+		}
+		return
+	}
+	if len(due) > 0 {
+		o.pushRestart(ctx, t, due, "the OAuth2 access tokens it was given near their expiry")
 	}
 }
 
 // pushRestart records and requests the restart of a running task whose
 // secrets of names changed, and marks the point in its logs.
-func (o *Orchestrator) pushRestart(ctx context.Context, t *Task, names []string) {
+func (o *Orchestrator) pushRestart(ctx context.Context, t *Task, names []string, why string) {
 	log := o.log.With("task", t.ID, "user", t.UserID, "profile", t.ProfileID)
 	if err := o.vault.RecordPushRestart(ctx, t.UserID, t.ID, t.ProfileID, t.Attempt, names); err != nil {
 		if ctx.Err() == nil {
@@ -83,11 +108,11 @@ func (o *Orchestrator) pushRestart(ctx context.Context, t *Task, names []string)
 	if !requested {
 		return
 	}
-	marker := fmt.Sprintf("\n--- envvault: restarting (attempt %d) because these secrets changed: %s ---\n", t.Attempt+1, strings.Join(names, ", "))
+	marker := fmt.Sprintf("\n--- envvault: restarting (attempt %d) because %s: %s ---\n", t.Attempt+1, why, strings.Join(names, ", "))
 	if err := o.store.AppendTaskLog(ctx, t.ID, []byte(marker)); err != nil {
 		log.Error("mark push restart in logs", "err", err)
 	}
-	log.Info("restart task: its secrets changed", "names", names, "attempt", t.Attempt)
+	log.Info("restart task: "+why, "names", names, "attempt", t.Attempt)
 	o.notify()
 	o.signal(t.ID)
 }

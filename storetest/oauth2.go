@@ -27,6 +27,7 @@ var oauth2Tests = []test{
 	{name: "OneRefresh", fn: testOAuth2OneRefresh},
 	{name: "Rotation", fn: testOAuth2Rotation},
 	{name: "Import", fn: testOAuth2Import},
+	{name: "DueForRunningTasks", fn: testOAuth2Due},
 }
 
 // oauth2Fixture is a service on f's store whose clock is the real one
@@ -421,5 +422,45 @@ func testOAuth2Import(t *testing.T, f *fixture) {
 	got, err := o.svc.Secret(o.ctx, o.user, sec.ID)
 	if err != nil || got.Version != 1 || got.Kind != vault.KindOAuth2 {
 		t.Errorf("after the refused import: %v %+v", err, got)
+	}
+}
+
+// testOAuth2Due: a running task's token is due (its task to be restarted)
+// when it nears its end, or when the secret got a new token after the
+// task started; never when the secret is not connected.
+func testOAuth2Due(t *testing.T, f *fixture) {
+	o := newOAuth2Fixture(t, f, vault.Options{})
+	p := o.mustProfile(o.user, "agent")
+	o.mustOAuth2Secret("API_TOKEN", vault.FlowClientCredentials)
+	o.mustSecret(o.user, "PLAIN", value("plain"))
+	o.mustRelease(p.ID)
+	started := time.Now().Add(time.Duration(o.skew.Load()))
+	due := func(started time.Time, want ...string) {
+		t.Helper()
+		got, err := o.svc.OAuth2Due(o.ctx, o.user, p.ID, started)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("due: %v, %v; want %v", got, err, want)
+		}
+	}
+	due(started) // an hour left
+	o.skew.Add(int64(49 * time.Minute))
+	due(started) // 11 minutes left
+	o.skew.Add(int64(2 * time.Minute))
+	due(started, "API_TOKEN") // 9 minutes left: within the margin
+	// Another start refreshes the token: a task started before holds the
+	// old one.
+	o.ep.set(func(e *tokenEndpoint) { e.expiresIn = 7200 })
+	o.mustRelease(p.ID)
+	due(started, "API_TOKEN")
+	due(time.Now().Add(time.Duration(o.skew.Load()))) // a task started after it has the new one
+	// A failed refresh: not connected, never due.
+	o.ep.set(func(e *tokenEndpoint) { e.fail = "invalid_client" })
+	o.skew.Add(int64(2 * time.Hour))
+	if _, err := o.release(o.svc, p.ID); err == nil {
+		t.Fatal("a refused refresh released")
+	}
+	due(started)
+	if _, err := o.svc.OAuth2Due(o.ctx, o.user, "prof_nope", started); vault.ErrorCode(err) != vault.ENOTFOUND {
+		t.Errorf("due of no profile: %v, want ENOTFOUND", err)
 	}
 }
