@@ -111,6 +111,9 @@ func (m *matcher) link(order []uint32, depth []uint8) {
 			if c >= m.denseCells && m.out[c-m.denseCells]&lenMask == 0 {
 				m.out[c-m.denseCells] |= m.outOf(m.fail[c-m.denseCells]) & lenMask
 			}
+			if c >= m.denseCells {
+				m.linkAnchor(c - m.denseCells)
+			}
 		}
 		if r < len(m.rowID) {
 			row := m.dense[r*m.stride : (r+1)*m.stride]

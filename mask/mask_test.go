@@ -339,6 +339,21 @@ func BenchmarkMasker(b *testing.B) {
 // a long periodic value: every held-back position is a candidate, so each
 // write re-compares up to the value's length per position.
 func BenchmarkMaskerWorstCase(b *testing.B) {
+	b.Run("prefixes=100", func(b *testing.B) {
+		// 100 values each a prefix of the next share one anchor: a stream
+		// of that letter keeps all 100 followed.
+		values := make([]string, 100)
+		for i := range values {
+			values[i] = strings.Repeat("a", minAnchor+1+i)
+		}
+		data := bytes.Repeat([]byte("a"), 1<<20)
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			m := NewWriter(io.Discard, values)
+			_, _ = m.Write(data)
+			_ = m.Close()
+		}
+	})
 	for _, n := range []int{64, 4096} {
 		b.Run(fmt.Sprintf("value=%d", n), func(b *testing.B) {
 			values := []string{strings.Repeat("a", n-1) + "b"}
@@ -380,15 +395,31 @@ func TestMaskerManyValues(t *testing.T) {
 }
 
 // BenchmarkNewMasker builds the masker of a task given 10,000 values of
-// 40 bytes (60,000 patterns).
+// 40 bytes: ones that share a prefix (ghp_ and digits) and random ones
+// (ghp_ and 36 random letters and digits, as BenchmarkReleaseRLS), some
+// 100,000 patterns.
 func BenchmarkNewMasker(b *testing.B) {
-	values := make([]string, 10_000)
-	for i := range values {
-		values[i] = fmt.Sprintf("ghp_%036d", i)
+	const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	rng := rand.New(rand.NewPCG(5, 6))
+	sequential, random := make([]string, 10_000), make([]string, 10_000)
+	for i := range sequential {
+		sequential[i] = fmt.Sprintf("ghp_%036d", i)
+		v := []byte("ghp_")
+		for len(v) < 40 {
+			v = append(v, alnum[rng.IntN(len(alnum))])
+		}
+		random[i] = string(v)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = NewWriter(io.Discard, values)
+	for _, c := range []struct {
+		name   string
+		values []string
+	}{{"sequential", sequential}, {"random", random}} {
+		b.Run("values="+c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = NewWriter(io.Discard, c.values)
+			}
+		})
 	}
 }
 
@@ -433,5 +464,50 @@ func TestMaskerLongValues(t *testing.T) {
 	}
 	if !bytes.Contains(want, []byte(Placeholder)) || len(patterns(values)) == 0 || len(newMatcher(patterns(values)).long) < 4 {
 		t.Fatal("the test no longer masks long patterns")
+	}
+}
+
+// TestMaskerAnchorsInsideOtherPatterns masks values over two letters, so
+// that the anchor of one (the prefix of it the trie holds, long.go) is
+// often a suffix of a longer prefix of another, in logs of values,
+// fragments and repeats, in writes of every size, and agrees with
+// maskWhole: a follower must start wherever an anchor ends, also inside
+// another pattern's path.
+func TestMaskerAnchorsInsideOtherPatterns(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	values := make([]string, 60)
+	for i := range values {
+		v := make([]byte, minAnchor+1+rng.IntN(16))
+		for k := range v {
+			v[k] = "01"[rng.IntN(2)]
+		}
+		values[i] = string(v)
+	}
+	var in bytes.Buffer
+	for range 300 {
+		v := values[rng.IntN(len(values))]
+		switch rng.IntN(4) {
+		case 0:
+			in.WriteString(v)
+		case 1:
+			in.WriteString(v[rng.IntN(len(v)):])
+		case 2:
+			in.WriteString(v[:rng.IntN(len(v))])
+		case 3:
+			in.WriteString(" ")
+		}
+	}
+	want := maskWhole(in.Bytes(), values)
+	for _, size := range []int{1, 5, 64, in.Len()} {
+		var chunks [][]byte
+		for rest := in.Bytes(); len(rest) > 0; rest = rest[min(size, len(rest)):] {
+			chunks = append(chunks, rest[:min(size, len(rest))])
+		}
+		if got, _ := maskChunks(t, chunks, values); !bytes.Equal(got, want) {
+			t.Fatalf("writes of %d: masked output differs from the reference:\n got %q\nwant %q", size, got[:min(len(got), 300)], want[:min(len(want), 300)])
+		}
+	}
+	if m := newMatcher(patterns(values)); len(m.long) < len(values) {
+		t.Fatalf("%d long patterns of %d values: the test no longer masks by anchors", len(m.long), len(values))
 	}
 }

@@ -1,10 +1,8 @@
 package mask
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math/bits"
-	"slices"
 )
 
 // matcher is an Aho–Corasick automaton over a set of patterns: fed the
@@ -36,13 +34,19 @@ type matcher struct {
 	rowID      []uint32    // state of each dense row
 	first      []uint32    // state s's children: edge first[s] to first[s+1]-1
 	edgeByte   []byte
-	edgeTo     []uint32 // child's code, | outFlag as in dense
-	fail       []uint32 // code
-	out        []uint32 // length of the longest pattern ending in the state (lenMask), | anchorBit
-	long       [][]byte // patterns longer than anchorLen, sorted
-	longFail   [][]int32
-	anchors    map[uint32][]int32 // anchor state -> its patterns in long
-	hold       []uint32           // length of the longest suffix that is a proper prefix of a pattern
+	edgeTo     []uint32  // child's code, | outFlag as in dense
+	fail       []uint32  // code
+	out        []uint32  // length of the longest pattern ending in the state (lenMask), | anchorBit
+	long       [][]byte  // the longest pattern of each chain followed past its anchor (long.go)
+	longAnchor []int32   // the length of each one's anchor
+	endsFrom   []int32   // chain i's lengths are ends[endsFrom[i]:endsFrom[i+1]], if it has more than one pattern
+	ends       []int32   // the lengths of the patterns of each chain
+	longFail   [][]int32 // made at the first anchor found (kmpFail)
+	longBest   [][]int32 // made at the first anchor found (endAt)
+	anchorHead []int32   // state -> 1 + its anchor's first pattern in long, or 0
+	anchorNext []int32   // the next long pattern of the same anchor, or -1
+	anchorUp   []uint32  // state -> the deepest state of its failure chain, itself included, where an anchor ends, or 0
+	hold       []uint32  // length of the longest suffix that is a proper prefix of a pattern
 	maxLen     int
 }
 
@@ -64,19 +68,10 @@ var _ [MinLen - denseDepth - 1]struct{}
 // or pattern: a task of 10,000 values has over 100,000 patterns.
 func newMatcher(patterns [][]byte) *matcher {
 	m := &matcher{}
-	keys := make([][]byte, 0, len(patterns))
 	for _, p := range patterns {
 		m.maxLen = max(m.maxLen, len(p))
-		if len(p) > anchorLen {
-			m.long = append(m.long, p)
-			p = p[:anchorLen]
-		}
-		keys = append(keys, p)
 	}
-	// Cutting sorted patterns to their first anchorLen bytes keeps them
-	// sorted (a < b implies a[:n] <= b[:n]): no second sort, only an
-	// anchor equal to another key to drop.
-	keys = slices.CompactFunc(keys, bytes.Equal)
+	keys := m.cutToAnchors(patterns)
 	depth := m.buildTrie(keys)
 	m.buildClasses(keys)
 	m.anchorLong(patterns)
