@@ -85,6 +85,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Tokens", tokenTests},
 		{"Sessions", sessionTests},
 		{"SecretRequests", secretRequestTests},
+		{"TaskAsks", taskAskTests},
 		{"OAuth2", oauth2Tests},
 	} {
 		t.Run(s.name, func(t *testing.T) { run(t, newHarness, s.tests) })
