@@ -40,6 +40,42 @@ func (o *Orchestrator) removeLeftovers(ctx context.Context, list []Container, sk
 			log.Error("remove the container of a task that is over", "err", err)
 			continue
 		}
-		log.Info("removed the container of a task that is over, left behind by a worker that stopped before it removed it")
+		// Its worker may have died before removing it, or be removing it
+		// now: the log cannot tell which.
+		log.Info("removed the container of a task that is over")
 	}
+}
+
+// startOver is Backend.Start, which, if it fails while a container of the
+// attempt's name exists that was never started, removes that container
+// and starts once more. A worker killed while its create request was in
+// flight leaves one: the engine made it after the worker died, after the
+// next worker's recovery had found no container and queued the task
+// again, so the next start of the attempt found its name taken (seen
+// under load by cmd/envvault's TestSeveralWorkersUnderLoad: "a container
+// named … already exists"). Nobody starts it: the worker that asked for it
+// is gone, and only the worker holding the task's claim starts the
+// attempt. A container of the name that was started is left, and the
+// start fails: that attempt may have run.
+func (o *Orchestrator) startOver(ctx context.Context, spec Spec) (string, error) {
+	id, err := o.runner.Start(ctx, spec)
+	if err == nil {
+		return id, nil
+	}
+	list, lerr := o.runner.List(ctx)
+	if lerr != nil {
+		return "", err
+	}
+	for _, c := range list {
+		if c.Name != spec.Name || c.State != StateCreated {
+			continue
+		}
+		if o.runner.Remove(ctx, c.ID) != nil {
+			return "", err
+		}
+		o.log.Info("removed a container of this attempt made but never started (its worker died while creating it); starting again",
+			"task", spec.TaskID, "container", c.ID)
+		return o.runner.Start(ctx, spec)
+	}
+	return "", err
 }

@@ -2,6 +2,8 @@ package orchestrator_test
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,4 +85,61 @@ func testRecoveryRemovesLeftovers(t *testing.T, w *recoveryWorld) {
 	}
 	f.await(probe.ID, "finished", isDone, next)
 	stop()
+}
+
+// TestStartOverContainerNeverStarted: a worker killed while its create
+// request was in flight leaves a container the engine made after the next
+// worker's recovery had queued the task again (seen under load); the next
+// start of the attempt removes it and starts once more, so the task runs
+// once instead of failing on the taken name. A container of the name that
+// was started stays, and the start fails: that attempt may have run.
+func TestStartOverContainerNeverStarted(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { testStartOver(t, memWorld(t)) })
+	t.Run("docker", func(t *testing.T) { testStartOver(t, dockerWorld(t)) })
+	t.Run("swarm", func(t *testing.T) { testStartOver(t, swarmWorld(t)) })
+}
+
+func testStartOver(t *testing.T, w *recoveryWorld) {
+	f := w.f
+	prof := f.profile(w.image, w.command...)
+	o := orchestrator.New(orchestrator.Config{Vault: f.svc, Store: f.store, Runner: w.backend, Worker: "w-next", Poll: 50 * time.Millisecond})
+	leave := func(state orchestrator.State) (*orchestrator.Task, string) {
+		task := f.create(o, prof)
+		id := w.leave(t, orchestrator.Spec{TaskID: task.ID, Name: orchestrator.ContainerName(task.ID, 1),
+			Env: map[string]string{"TOKEN": "x", "TASK_ID": task.ID}, Sandbox: vault.SandboxSettings{EnvDelivery: testDelivery()}}, state)
+		t.Cleanup(func() { _ = w.backend.Remove(context.Background(), id) })
+		return task, id
+	}
+	created, never := leave(orchestrator.StateCreated)
+	ran, started := leave(orchestrator.StateExited)
+
+	stop := f.run(o)
+	defer stop()
+	cur := f.await(created.ID, "running", func(cur *orchestrator.Task, _ string) bool {
+		return cur.Status == orchestrator.StatusRunning || cur.Status.Done()
+	}, o)
+	if cur.Status == orchestrator.StatusRunning {
+		w.end(t, cur.ContainerID)
+	}
+	done := f.await(created.ID, "finished", isDone, o)
+	if done.Status != orchestrator.StatusSucceeded || done.Attempt != 1 || done.ContainerID == never {
+		t.Errorf("task whose attempt's container was made, never started: %s, attempt %d, container %s (the one left: %s), error %q; want succeeded at attempt 1 in a new container",
+			done.Status, done.Attempt, done.ContainerID, never, done.Error)
+	}
+	if w.starts != nil {
+		if n := w.starts(orchestrator.ContainerName(created.ID, 1)); n != 1 {
+			t.Errorf("%d starts, want 1", n)
+		}
+	}
+	failed := f.await(ran.ID, "finished", isDone, o)
+	if failed.Status != orchestrator.StatusFailed || !strings.Contains(failed.Error, "already exists") {
+		t.Errorf("task whose attempt's container was started: %s, error %q; want failed: the name is taken", failed.Status, failed.Error)
+	}
+	list, err := w.backend.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(list, func(c orchestrator.Container) bool { return c.ID == started }) {
+		t.Errorf("the started container %s of a task's attempt was removed", started)
+	}
 }

@@ -264,7 +264,7 @@ func (o *Orchestrator) start(ctx context.Context, t *Task) (containerID string, 
 	}
 	// The container's name makes a second start of one attempt fail
 	// rather than run twice.
-	id, err := o.runner.Start(ctx, Spec{
+	id, err := o.startOver(ctx, Spec{ // leftovers.go
 		TaskID: t.ID, UserID: t.UserID, ProfileID: t.ProfileID, Name: ContainerName(t.ID, t.Attempt),
 		Image: p.Image, Command: p.Command, SetupCommands: p.SetupCommands, Env: env,
 		Sandbox: *sandbox,
