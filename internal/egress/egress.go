@@ -6,12 +6,13 @@
 // there and report how they failed.
 //
 // A Policy refuses, unless the operator allows its network, every address
-// that is not a public unicast one: loopback, private (10/8, 172.16/12,
-// 192.168/16, fc00::/7), shared (100.64/10), link-local (169.254/16,
-// fe80::/10), unspecified, multicast and the IPv4 broadcast. The check runs
-// on the address the dialer is about to connect to, after name resolution,
-// so a name that resolves to a refused address (or is re-pointed to one
-// between two requests) is refused too.
+// that is not a public unicast one: the special-purpose registries of
+// IANA for IPv4 and IPv6 (loopback, private, shared, link-local, reserved,
+// benchmarking, documentation, NAT64 and the rest), as code.dny.dev/ssrf
+// keeps them, on any port. The check runs on the address the dialer is
+// about to connect to, after name resolution, so a name that resolves to
+// a refused address (or is re-pointed to one between two requests) is
+// refused too.
 package egress
 
 import (
@@ -22,6 +23,8 @@ import (
 	"net/netip"
 	"syscall"
 	"time"
+
+	"code.dny.dev/ssrf"
 )
 
 // ErrRefused is wrapped by the error of a dial to an address the policy
@@ -49,44 +52,41 @@ func ParsePrefixes(field string, s []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// Permits reports whether the policy lets envvault connect to ip.
-func (p Policy) Permits(ip netip.Addr) bool {
-	ip = ip.Unmap()
+// guardian is the check of p: any port, TCP only, p.Allow allowed.
+func (p Policy) guardian() *ssrf.Guardian {
+	var v4, v6 []netip.Prefix
 	for _, n := range p.Allow {
-		if n.Contains(ip) {
-			return true
+		if n.Addr().Is4() {
+			v4 = append(v4, n)
+		} else {
+			v6 = append(v6, n)
 		}
 	}
-	return public(ip)
+	return ssrf.New(ssrf.WithAnyPort(), ssrf.WithAllowedV4Prefixes(v4...), ssrf.WithAllowedV6Prefixes(v6...))
 }
 
-// shared is RFC 6598's carrier-grade NAT space, which netip does not class
-// as private.
-var shared = netip.MustParsePrefix("100.64.0.0/10")
-
-func public(ip netip.Addr) bool {
-	return ip.IsValid() && ip.IsGlobalUnicast() && !ip.IsPrivate() && !shared.Contains(ip) &&
-		ip != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+// Permits reports whether the policy lets envvault connect to ip.
+func (p Policy) Permits(ip netip.Addr) bool {
+	return p.guardian().SafeAddr(ip) == nil
 }
 
-// Control is a net.Dialer Control function that refuses to connect to an
-// address the policy does not permit, with an error wrapping ErrRefused.
-func (p Policy) Control(_, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("dial %s: %w", address, ErrRefused)
+// Control returns a net.Dialer Control function that refuses to connect to
+// an address the policy does not permit, with an error wrapping ErrRefused.
+func (p Policy) Control() func(network, address string, c syscall.RawConn) error {
+	g := p.guardian()
+	return func(network, address string, c syscall.RawConn) error {
+		if err := g.Safe(network, address, c); err != nil {
+			return fmt.Errorf("%w: %w (an operator may allow its network)", ErrRefused, err)
+		}
+		return nil
 	}
-	if !p.Permits(ap.Addr()) {
-		return fmt.Errorf("dial %s: %w: not a public address (an operator may allow its network)", ap.Addr(), ErrRefused)
-	}
-	return nil
 }
 
 // Client returns an HTTP client whose every connection the policy guards,
 // that follows no redirect (a provider's endpoint answers itself) and
 // uses no proxy from the environment, with timeout bounding each request.
 func (p Policy) Client(timeout time.Duration) *http.Client {
-	d := &net.Dialer{Timeout: timeout, Control: p.Control}
+	d := &net.Dialer{Timeout: timeout, Control: p.Control()}
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{

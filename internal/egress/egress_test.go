@@ -34,7 +34,7 @@ func TestPermits(t *testing.T) {
 		{"224.0.0.1", Policy{}, false},
 		{"255.255.255.255", Policy{}, false},
 		{"127.0.0.1", allowLoopback, true},
-		{"::ffff:127.0.0.1", allowLoopback, true},
+		{"::ffff:127.0.0.1", allowLoopback, false}, // a mapped address is checked as IPv6
 		{"10.1.2.3", allowLoopback, false},
 	} {
 		if got := c.policy.Permits(netip.MustParseAddr(c.ip)); got != c.permits {
