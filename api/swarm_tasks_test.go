@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"testing"
 	"time"
 
@@ -36,18 +34,9 @@ func forEachTaskBackend(t *testing.T, fn func(t *testing.T, backend string)) {
 func (e *taskEnv) newSwarmBackend(t *testing.T) orchestrator.Backend {
 	t.Helper()
 	testenv.RequireSwarm(t)
-	var raw [6]byte
-	_, _ = rand.Read(raw[:])
-	b, err := swarmbackend.New(e.cli, swarmbackend.Options{
-		StopTimeout: 5 * time.Second, InitPath: testimage.Init(t), InitName: "envvault-init-test-" + hex.EncodeToString(raw[:]),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testimage.NewSwarmBackend(t, e.cli, swarmbackend.Options{})
 	e.swarm = true
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
 		e.mu.Lock()
 		users := append([]string(nil), e.users...)
 		e.mu.Unlock()
@@ -56,9 +45,6 @@ func (e *taskEnv) newSwarmBackend(t *testing.T) orchestrator.Backend {
 				t.Errorf("left behind on the swarm: %v", left)
 				testenv.RemoveSwarmObjects(t, e.cli, swarmbackend.LabelUser+"="+u)
 			}
-		}
-		if err := b.Runner().RemoveInit(ctx); err != nil {
-			t.Errorf("remove the test's init: %v", err)
 		}
 	})
 	return b

@@ -2,8 +2,6 @@ package orchestrator_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"testing"
 	"time"
 
@@ -26,20 +24,13 @@ import (
 func BenchmarkBackendStart(b *testing.B) {
 	cli := testenv.RequireSwarm(b)
 	image, _ := testimage.Build(b, cli)
-	var raw [6]byte
-	_, _ = rand.Read(raw[:])
-	swarm, err := swarmbackend.New(cli, swarmbackend.Options{
-		StopTimeout: 5 * time.Second, InitPath: testimage.Init(b), InitName: "envvault-init-test-" + hex.EncodeToString(raw[:]),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	swarm := testimage.NewSwarmBackend(b, cli, swarmbackend.Options{})
 	user := vault.NewID(vault.PrefixUser)
 	b.Cleanup(func() {
 		if left := testenv.SwarmLeft(b, cli, swarmbackend.LabelUser+"="+user); len(left) > 0 {
 			b.Errorf("left behind: %v", left)
+			testenv.RemoveSwarmObjects(b, cli, swarmbackend.LabelUser+"="+user)
 		}
-		_ = swarm.Runner().RemoveInit(context.Background())
 	})
 	docker := dockerbackend.New(testimage.NewRunner(b, cli, runner.Options{StopTimeout: 5 * time.Second}))
 	ctx := context.Background()

@@ -2,8 +2,6 @@ package orchestrator_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -334,23 +332,11 @@ func dockerWorld(t *testing.T) *recoveryWorld {
 func newSwarmBackend(t *testing.T, f *fixture) *swarmbackend.Backend {
 	t.Helper()
 	testenv.RequireSwarm(t)
-	var raw [6]byte
-	_, _ = rand.Read(raw[:])
-	b, err := swarmbackend.New(f.cli, swarmbackend.Options{
-		StopTimeout: 5 * time.Second, InitPath: testimage.Init(t), InitName: "envvault-init-test-" + hex.EncodeToString(raw[:]),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testimage.NewSwarmBackend(t, f.cli, swarmbackend.Options{})
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
 		if left := testenv.SwarmLeft(t, f.cli, swarmbackend.LabelUser+"="+f.user); len(left) > 0 {
 			t.Errorf("left behind on the swarm: %v", left)
 			testenv.RemoveSwarmObjects(t, f.cli, swarmbackend.LabelUser+"="+f.user)
-		}
-		if err := b.Runner().RemoveInit(ctx); err != nil {
-			t.Errorf("remove the test's init: %v", err)
 		}
 	})
 	return b

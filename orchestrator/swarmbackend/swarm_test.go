@@ -3,8 +3,6 @@ package swarmbackend_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -32,25 +30,12 @@ func newBackend(t *testing.T, opts swarmbackend.Options) (*swarmbackend.Backend,
 	t.Helper()
 	cli := testenv.RequireSwarm(t)
 	envImage, _ := testimage.Build(t, cli)
-	var raw [6]byte
-	_, _ = rand.Read(raw[:])
-	opts.InitPath, opts.InitName = testimage.Init(t), "envvault-init-test-"+hex.EncodeToString(raw[:])
-	if opts.StopTimeout == 0 {
-		opts.StopTimeout = 5 * time.Second
-	}
-	b, err := swarmbackend.New(cli, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testimage.NewSwarmBackend(t, cli, opts)
 	user := vault.NewID(vault.PrefixUser)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
 		if left := testenv.SwarmLeft(t, cli, swarmbackend.LabelUser+"="+user); len(left) > 0 {
 			t.Errorf("left behind: %v", left)
-		}
-		if err := b.Runner().RemoveInit(ctx); err != nil {
-			t.Errorf("remove the test's init: %v", err)
+			testenv.RemoveSwarmObjects(t, cli, swarmbackend.LabelUser+"="+user)
 		}
 	})
 	return b, cli, envImage, user
