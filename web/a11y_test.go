@@ -110,6 +110,8 @@ func TestAccessibility(t *testing.T) {
 		t.Fatal(err)
 	}
 	finish(t, s, failed.ID, orchestrator.StatusFailed, "the image could not be pulled")
+	// A task waiting for secrets: its request's form tops the Secrets pages.
+	waiting, req := s.waitingTask(t, builder.ID, "OPENAI_API_KEY", "SLACK_WEBHOOK")
 
 	pages := []struct{ name, path string }{
 		{"secrets", "/settings/secrets?ok=secret-saved&secret=" + all.ID + "&warn=short"},
@@ -126,6 +128,7 @@ func TestAccessibility(t *testing.T) {
 		{"tasks", "/tasks"},
 		{"queued task", "/tasks/" + queued.ID},
 		{"failed task", "/tasks/" + failed.ID},
+		{"awaiting task", "/tasks/" + waiting.ID},
 		{"tokens", "/settings/tokens"},
 		{"not found", "/nowhere"},
 	}
@@ -167,6 +170,11 @@ func TestAccessibility(t *testing.T) {
 			chromedp.SendKeys(chromedp.ID("import-env"), "GOOD=a11y-value-5\nnot a line\n"),
 			chromedp.Click(chromedp.ID("import-submit")), chromedp.WaitVisible(chromedp.ID("error-summary")))
 		failures = append(failures, b.checkA11y(script, mode+" refused import")...)
+		// A secret request's form sent empty (the browser's own check off).
+		b.do(chromedp.Navigate(s.URL+"/settings/secrets"), chromedp.WaitVisible(chromedp.ID("request-"+req.ID)),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById("request-`+req.ID+`-form").noValidate = true`),
+			chromedp.Click(chromedp.ID("request-"+req.ID+"-submit")), chromedp.WaitVisible(chromedp.ID("error-summary")))
+		failures = append(failures, b.checkA11y(script, mode+" refused secret request")...)
 		// The Add dialog, open.
 		b.do(chromedp.Navigate(s.URL+"/settings/secrets"), chromedp.WaitVisible(chromedp.ID("add-secret")),
 			chromedp.Click(chromedp.ID("add-secret")), chromedp.WaitVisible(chromedp.ID("add-secret-dialog")))

@@ -84,4 +84,11 @@ func TestDocsScreenshots(t *testing.T) {
 	shot("versions.png", chromedp.Navigate(s.URL+"/settings/secrets/"+gh.ID+"/edit"), chromedp.WaitVisible(chromedp.ID("version-list")))
 	shot("delete-override.png", chromedp.Navigate(s.URL+"/settings/secrets/"+over.ID+"/delete"), chromedp.WaitVisible(chromedp.ID("confirm-delete")))
 	shot("tasks.png", chromedp.Navigate(s.URL+"/tasks"), chromedp.WaitVisible(chromedp.ID("tasks")))
+	// Last, so that the shots above show no request: a task waiting for
+	// two names, its form on top of the Secrets page, one value typed.
+	_, req := s.waitingTask(t, reviewer.ID, "LINEAR_API_KEY=Read access to the team's issues", "SENTRY_DSN=Where the reviewer reports errors")
+	prefix := "request-" + req.ID + "-"
+	shot("secret-request.png", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(s.URL+"/settings/secrets"), chromedp.WaitVisible(chromedp.ID(prefix+"form")),
+		chromedp.SendKeys(chromedp.ID(prefix+"value-LINEAR_API_KEY"), "lin_api_example_only"),
+		chromedp.Click(chromedp.ID(prefix+"all-SENTRY_DSN")))
 }

@@ -176,6 +176,15 @@ type secretsPage struct {
 	Form     *secretForm
 	Warning  string // that the value just saved cannot be masked
 	Locked   []string
+	// Requests are the pending secret requests, a form each, shown on
+	// top (secret_requests.go).
+	Requests []*requestForm
+	// RequestAlert says why an answer or cancel just sent changed nothing
+	// when its request is no longer pending.
+	RequestAlert string
+	// Answered is the request just answered or cancelled, whose tasks
+	// the page links to.
+	Answered *vault.SecretRequest
 }
 
 // secretForm is the Add and Edit form: what the user gave, except the
@@ -283,6 +292,13 @@ func changedURL(ok string, sec *vault.Secret, value *string) string {
 var shortValueWarning = fmt.Sprintf("The value of %%s is shorter than %d characters, so task logs cannot mask it: a task that prints it shows it in its log.", mask.MinLen)
 
 func (s *server) secretsList(w http.ResponseWriter, r *http.Request, u *user) error {
+	return s.renderSecrets(w, r, u, http.StatusOK, nil)
+}
+
+// renderSecrets renders the Secrets page with status: the pending secret
+// requests on top (refused, if not nil, the one just refused), then the
+// list.
+func (s *server) renderSecrets(w http.ResponseWriter, r *http.Request, u *user, status int, refused *requestForm) error {
 	ctx := r.Context()
 	q := r.URL.Query()
 	f := readSecretFilter(q)
@@ -348,7 +364,11 @@ func (s *server) secretsList(w http.ResponseWriter, r *http.Request, u *user) er
 	if q.Get("warn") == "short" && changed != nil {
 		data.Warning = fmt.Sprintf(shortValueWarning, changed.Name)
 	}
-	s.render(w, r, http.StatusOK, "secrets", view{Title: "Secrets", Nav: "secrets", User: u, Flash: secretNotice(q, changed), Data: data})
+	flash, err := s.withRequests(ctx, u, q, names, refused, &data)
+	if err != nil {
+		return err
+	}
+	s.render(w, r, status, "secrets", view{Title: "Secrets", Nav: "secrets", User: u, Flash: cmp.Or(flash, secretNotice(q, changed)), Data: data})
 	return nil
 }
 

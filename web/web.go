@@ -137,6 +137,8 @@ func (s *server) routes() {
 		m.Handle("GET /tasks/{id}/logs", s.page(s.taskLogs))
 		m.Handle("POST /tasks/{id}/stop", s.action(s.taskStop))
 		m.Handle("POST /tasks/{id}/restart", s.action(s.taskRestart))
+		m.Handle("POST /secret-requests/{id}/answer", s.action(s.secretRequestAnswer))
+		m.Handle("POST /secret-requests/{id}/cancel", s.action(s.secretRequestCancel))
 	}
 	m.HandleFunc("/", s.notFound)
 }

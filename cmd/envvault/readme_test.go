@@ -330,7 +330,7 @@ var readmeVolatile = []struct {
 	re   *regexp.Regexp
 	with string
 }{
-	{regexp.MustCompile(`\b(sec|prof|tsk|tok|usr)_[A-Za-z0-9_-]{21}(\.[A-Za-z0-9_-]{43})?`), "${1}_ID"},
+	{regexp.MustCompile(`\b(sec|prof|tsk|tok|usr|sreq)_[A-Za-z0-9_-]{21}(\.[A-Za-z0-9_-]{43})?`), "${1}_ID"},
 	{regexp.MustCompile(`\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?Z`), "TIME"},
 	{regexp.MustCompile(`\b[0-9a-f]{64}\b`), "CONTAINER"},
 	{regexp.MustCompile(`HOSTNAME=[0-9a-f]{12}\b`), "HOSTNAME=CONTAINER"},
