@@ -3,7 +3,11 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"strings"
+
+	"github.com/envvault/envvault/runner/envblock"
 )
 
 // errJustRead ends an UpdateTask that only reads: nothing is written.
@@ -78,4 +82,34 @@ func (o *Orchestrator) startOver(ctx context.Context, spec Spec) (string, error)
 		return o.runner.Start(ctx, spec)
 	}
 	return "", err
+}
+
+// neverRan reports whether c, the exited container of a task whose start
+// was not recorded, never ran the task's command: envvault-init (stdin
+// delivery) ended it with envblock.ExitNoBlock, its own failure line the
+// container's only output. A worker killed while it started the container
+// leaves this: the engine carried out the start after the worker died,
+// and the init read the end of stdin, closed with the worker's attach
+// (seen under load by cmd/envvault's TestSeveralWorkersUnderLoad: the task
+// failed with exit code 125 without running). Such an attempt is queued
+// again, as one never started.
+func (o *Orchestrator) neverRan(ctx context.Context, c Container) bool {
+	if c.State != StateExited {
+		return false
+	}
+	code, err := o.runner.Wait(ctx, c.ID)
+	if err != nil || code != envblock.ExitNoBlock {
+		return false
+	}
+	rc, err := o.runner.Logs(ctx, c.ID, false)
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	out, err := io.ReadAll(io.LimitReader(rc, 4<<10))
+	if err != nil {
+		return false
+	}
+	line, rest, _ := strings.Cut(string(out), "\n")
+	return rest == "" && strings.HasPrefix(line, envblock.InitPrefix)
 }

@@ -143,3 +143,51 @@ func testStartOver(t *testing.T, w *recoveryWorld) {
 		t.Errorf("the started container %s of a task's attempt was removed", started)
 	}
 }
+
+// TestRecoveryInitNeverGotItsEnv: a worker killed while it started a
+// container (stdin delivery) leaves one the engine started after the
+// worker died, whose init read the end of stdin and exited 125 with its one
+// failure line (seen under load: the task failed with exit code 125
+// without running). Recovery queues that attempt again, as one never
+// started; a container whose command itself exited 125 is collected as
+// before.
+func TestRecoveryInitNeverGotItsEnv(t *testing.T) {
+	w := memWorld(t)
+	mem := w.backend.(*memBackend)
+	f := w.f
+	prof := f.profile(w.image)
+	o := orchestrator.New(orchestrator.Config{Vault: f.svc, Store: f.store, Runner: w.backend, Worker: "w-again", Poll: 50 * time.Millisecond})
+	leave := func(output string) (*orchestrator.Task, string) {
+		task := f.create(o, prof)
+		if c, err := f.store.ClaimTask(context.Background(), "w-again"); err != nil || c.ID != task.ID {
+			t.Fatalf("claim: %v, %v", c, err)
+		}
+		id := mem.add(orchestrator.ContainerName(task.ID, 1), task.ID, orchestrator.StateRunning, nil)
+		mem.print(id, output)
+		mem.exit(id, 125)
+		return task, id
+	}
+	never, left := leave("envvault-init: read the env block's length: EOF\n")
+	ran, _ := leave("envvault-init: words of the command's own\nand more\n")
+
+	stop := f.run(o)
+	defer stop()
+	cur := f.await(never.ID, "running", func(cur *orchestrator.Task, _ string) bool {
+		return cur.Status == orchestrator.StatusRunning || cur.Status.Done()
+	}, o)
+	if cur.Status == orchestrator.StatusRunning && cur.ContainerID != left {
+		w.end(t, cur.ContainerID)
+	}
+	done := f.await(never.ID, "finished", isDone, o)
+	if done.Status != orchestrator.StatusSucceeded || done.Attempt != 1 || done.ContainerID == left {
+		t.Errorf("task whose init never got its env: %s, attempt %d, container %s (left: %s), error %q; want succeeded at attempt 1 in a new container",
+			done.Status, done.Attempt, done.ContainerID, left, done.Error)
+	}
+	if n := mem.startsOf(orchestrator.ContainerName(never.ID, 1)); n != 1 {
+		t.Errorf("%d starts by recovery, want 1", n)
+	}
+	other := f.await(ran.ID, "finished", isDone, o)
+	if other.Status != orchestrator.StatusFailed || other.Error != "exited with code 125" {
+		t.Errorf("task whose command exited 125: %s, error %q; want failed, exited with code 125", other.Status, other.Error)
+	}
+}

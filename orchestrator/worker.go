@@ -372,10 +372,11 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 		log := o.log.With("task", t.ID)
 		c, found := byName[ContainerName(t.ID, t.Attempt)]
 		switch {
-		case !found && t.Status == StatusStarting, found && c.State == StateCreated:
-			// No container, or one created but never started: this
-			// attempt never ran. Queue it again; its name is free once
-			// the container is removed.
+		case !found && t.Status == StatusStarting, found && c.State == StateCreated,
+			found && t.Status == StatusStarting && o.neverRan(ctx, c): // leftovers.go
+			// No container, or one created but never started, or whose
+			// init never got the env: this attempt never ran. Queue it
+			// again; its name is free once the container is removed.
 			if found {
 				if err := o.runner.Remove(ctx, c.ID); err != nil {
 					return err

@@ -34,15 +34,15 @@ const ReadTimeout = 60 * time.Second
 func main() {
 	a, err := parseArgs(os.Args[1:])
 	if err != nil {
-		fail(125, err.Error())
+		fail(envblock.ExitNoBlock, err.Error())
 	}
 	file, argv := a.file, a.argv
 	timer := time.AfterFunc(a.timeout, func() {
-		fail(125, fmt.Sprintf("no env block within %s", a.timeout))
+		fail(envblock.ExitNoBlock, fmt.Sprintf("no env block within %s", a.timeout))
 	})
 	entries, err := readBlock(file)
 	if err != nil {
-		fail(125, err.Error())
+		fail(envblock.ExitNoBlock, err.Error())
 	}
 	timer.Stop()
 	env := overlay(os.Environ(), entries)
@@ -145,6 +145,6 @@ func lookPath(name string, env []string) (string, int, error) {
 }
 
 func fail(code int, msg string) {
-	fmt.Fprintln(os.Stderr, "envvault-init: "+msg)
+	fmt.Fprintln(os.Stderr, envblock.InitPrefix+msg)
 	os.Exit(code)
 }

@@ -21,6 +21,15 @@ import (
 // the other half is left for the command line.
 const MaxSize = 1 << 20
 
+// How envvault-init fails before it runs the command because it got no
+// whole block (missing, late or malformed): it exits ExitNoBlock after
+// printing one line, starting with InitPrefix, to stderr. Recovery reads
+// a container that ended so as one whose command never ran.
+const (
+	ExitNoBlock = 125
+	InitPrefix  = "envvault-init: "
+)
+
 // Encode returns env as a block, entries sorted by name. Names must be
 // non-empty and hold neither '=' nor NUL, values no NUL; its errors name
 // the offending name, never a value.
