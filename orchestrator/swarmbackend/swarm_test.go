@@ -220,3 +220,16 @@ func TestEnvOverSecretLimit(t *testing.T) {
 		t.Errorf("env after remove: %v", err)
 	}
 }
+
+// TestStartFailure: a container the node cannot start (its user does not
+// exist in the image) fails the start with what the runtime said, as the
+// Docker backend's start does, and leaves nothing.
+func TestStartFailure(t *testing.T) {
+	b, _, img, user := newBackend(t, swarmbackend.Options{})
+	task := vault.NewID(vault.PrefixTask)
+	_, err := b.Start(context.Background(), orchestrator.Spec{TaskID: task, UserID: user, Name: orchestrator.ContainerName(task, 1), Image: img,
+		Sandbox: vault.SandboxSettings{User: "no-such-user"}})
+	if err == nil || !strings.Contains(err.Error(), "could not start its container") || !strings.Contains(err.Error(), "no-such-user") {
+		t.Errorf("start: %v", err)
+	}
+}

@@ -60,6 +60,10 @@ import (
 // suitable node").
 const DefaultStartTimeout = 2 * time.Minute
 
+// taskStarting is the message of a task's status while its node starts
+// its container, kept by a task that failed there: it never ran.
+const taskStarting = "starting"
+
 // pollInterval is how often the backend asks the manager about a task:
 // Swarm's API has no wait and no task events.
 const pollInterval = 100 * time.Millisecond
@@ -204,6 +208,10 @@ func (b *Backend) awaitStart(ctx context.Context, id string) error {
 			switch s := t.Status.State; {
 			case s == swarm.TaskStateRejected:
 				return fmt.Errorf("not started: Docker Swarm rejected its task: %s", t.Status.Err)
+			case s == swarm.TaskStateFailed && t.Status.Message == taskStarting:
+				// The runtime could not start the container (no such
+				// user; on a node without the init's volume, no init).
+				return fmt.Errorf("not started: Docker Swarm could not start its container: %s", t.Status.Err)
 			case state(t) == orchestrator.StateRunning || state(t) == orchestrator.StateExited:
 				return nil
 			}
