@@ -43,7 +43,7 @@ func testTaskAsksRoundTrip(t *testing.T, f *fixture) {
 		t.Fatalf("asked: %+v", r)
 	}
 	f.mustOpenRequest(alice, p.ID, "tsk_2", time.Hour, "WAITED")
-	r = ask(1, "second message", "GITHUB_TOKEN")
+	ask(1, "second message", "GITHUB_TOKEN")
 	r = ask(2, "", "OPENAI_API_KEY")
 	if !slices.Equal(r.TaskIDs, []string{"tsk_2"}) || len(r.Asks) != 2 ||
 		!slices.Equal(r.Asks[0].Names, []string{"GITHUB_TOKEN", "OPENAI_API_KEY"}) || r.Asks[0].Message != "second message" ||
