@@ -112,6 +112,16 @@ func TestAccessibility(t *testing.T) {
 	finish(t, s, failed.ID, orchestrator.StatusFailed, "the image could not be pulled")
 	// A task waiting for secrets: its request's form tops the Secrets pages.
 	waiting, req := s.waitingTask(t, builder.ID, "OPENAI_API_KEY", "SLACK_WEBHOOK")
+	// And a running task's ask, with its message.
+	asker := s.mustProfile(t, "asker")
+	running, err := s.orch.CreateTask(ctx, s.userID, asker.ID, "asks for a key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.svc.AskSecretRequest(ctx, s.userID, asker.ID, running.ID, 1, []vault.RequiredSecret{{Name: "LINEAR_API_KEY"}},
+		"I need the Linear key to read the issues", time.Hour); err != nil {
+		t.Fatal(err)
+	}
 
 	pages := []struct{ name, path string }{
 		{"secrets", "/settings/secrets?ok=secret-saved&secret=" + all.ID + "&warn=short"},

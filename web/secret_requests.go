@@ -181,11 +181,20 @@ func (s *server) requestNotice(ctx context.Context, u *user, q url.Values) (stri
 	if len(r.TaskIDs) != 1 {
 		tasks += "s"
 	}
+	var answered, cancelled string
+	switch {
+	case len(r.TaskIDs) > 0:
+		answered, cancelled = " Its "+tasks+" went back to the queue and start with the new values.", ": its "+tasks+" ended cancelled."
+	case len(r.Asks) > 0:
+		answered, cancelled = " The tasks that asked restart with them.", ": the tasks that asked are told it was refused."
+	default:
+		cancelled = "."
+	}
 	switch {
 	case ok == "request-answered" && r.Status == vault.RequestAnswered:
-		return fmt.Sprintf("Saved %s. Its %s went back to the queue and start with the new values.", names, tasks), r
+		return "Saved " + names + "." + answered, r
 	case ok == "request-cancelled" && r.Status == vault.RequestCancelled:
-		return fmt.Sprintf("Request for %s cancelled: its %s ended cancelled.", names, tasks), r
+		return "Request for " + names + " cancelled" + cancelled, r
 	}
 	return "", nil
 }

@@ -63,6 +63,17 @@ func TestSecretRequestForm(t *testing.T) {
 	builder, other := s.mustProfile(t, "builder"), s.mustProfile(t, "reviewer")
 	task, req := s.waitingTask(t, builder.ID, "API_KEY", "DEPLOY_TOKEN")
 	otherTask, otherReq := s.waitingTask(t, other.ID, "NEVER_GIVEN")
+	// A running task of a third profile asks, with a message for the user.
+	asker := s.mustProfile(t, "asker")
+	running, err := s.orch.CreateTask(ctx, s.userID, asker.ID, "asks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked, err := s.svc.AskSecretRequest(ctx, s.userID, asker.ID, running.ID, 1, []vault.RequiredSecret{{Name: "SLACK_WEBHOOK"}},
+		"I need to <post> the summary", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := s.client(t)
 	c.signIn()
 
@@ -73,6 +84,8 @@ func TestSecretRequestForm(t *testing.T) {
 		`action="/secret-requests/`+req.ID+`/cancel"`, `name="value.API_KEY"`, `name="value.DEPLOY_TOKEN"`,
 		`<label for="`+prefix+`value-API_KEY">Value of API_KEY</label>`, "the deploy_token", "/tasks/"+task.ID,
 		`id="`+prefix+`agents-API_KEY" checked`, `name="value.NEVER_GIVEN"`)
+	wantContains(t, page.Body, `id="request-`+asked.ID+`"`, "asks for SLACK_WEBHOOK: “I need to &lt;post&gt; the summary”",
+		`id="request-`+asked.ID+`-submit">Save</button>`)
 	if strings.Index(page.Body, `id="secret-requests"`) > strings.Index(page.Body, `class="lede"`) {
 		t.Error("the requests are not at the top of the page")
 	}
