@@ -35,6 +35,10 @@ type Config struct {
 	// WritesPerSecond is negative.
 	WritesPerSecond float64
 	WriteBurst      int
+	// PublicURL is the dashboard's address as browsers reach it: an
+	// OAuth2 authorization redirects to vault.OAuth2CallbackURL(PublicURL).
+	// "" takes the scheme and host of each request.
+	PublicURL string
 }
 
 // Server serves the API. It sets no timeouts: the http.Server that carries
@@ -51,11 +55,12 @@ type Server struct {
 	writes     *ratelimit.Set
 	writeRate  float64
 	writeBurst int
+	publicURL  string // Config.PublicURL
 }
 
 // NewServer returns a Server with every route registered.
 func NewServer(c Config) *Server {
-	s := &Server{svc: c.Service, orch: c.Orchestrator, log: c.Logger, bodyLimit: c.BodyLimit}
+	s := &Server{svc: c.Service, orch: c.Orchestrator, log: c.Logger, bodyLimit: c.BodyLimit, publicURL: c.PublicURL}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -98,6 +103,7 @@ func (s *Server) routes() {
 	s.taskAPIRoutes(s.v1)
 	s.auditRoutes(s.v1)
 	s.tokenRoutes(s.v1)
+	s.oauth2FlowRoutes(s.v1)
 }
 
 // authed registers routes on a group, each behind the auth middleware,

@@ -970,6 +970,18 @@ type ImportSecrets struct {
 // ImportSecretsScope `all`: each line updates your secret of that name given to all profiles, or creates one. `agents`: each line updates your secret of that name granted to exactly `profile_ids`, or creates one.
 type ImportSecretsScope string
 
+// OAuth2Authorization defines model for OAuth2Authorization.
+type OAuth2Authorization struct {
+	// AuthorizationUrl The provider's authorization URL to open in a browser signed in to the dashboard as the same user. It holds the state; never share it.
+	AuthorizationUrl string `json:"authorization_url"`
+
+	// ExpiresAt When the authorization link stops working (10 minutes after the start).
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// RedirectUrl The dashboard's callback the provider redirects to: the provider's app must list it.
+	RedirectUrl string `json:"redirect_url"`
+}
+
 // OAuth2Connection An oauth2 secret's settings ("" and empty for those not set) and status. Never its client secret or a token.
 type OAuth2Connection struct {
 	// Audience If set, sent as `audience` with client credentials token requests and authorization requests (Auth0, Ory). Readable.
@@ -2104,6 +2116,13 @@ type ClientInterface interface {
 	// Corresponds with PATCH /v1/secrets/{id} (the `UpdateSecret` operationId).
 	UpdateSecret(ctx context.Context, id SecretId, body UpdateSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// AuthorizeOAuth2Secret Start connecting an oauth2 secret (Authorization Code with PKCE)
+	//
+	// For an oauth2 secret of flow `authorization_code`: starts an authorization bound to the caller's user and answers the provider's authorization URL (with a fresh single-use `state`, an S256 PKCE `code_challenge`, the scopes and the secret's `auth_params`). Open it in a browser signed in to the dashboard as the same user: the provider redirects to the dashboard's callback (`redirect_url`, which the provider's app must list: the server's `--public-url` + `/oauth2/callback`), which exchanges the code and connects the secret. The link works once, until `expires_at` (10 minutes). No request body. 422 with field `kind` for a secret that is not an oauth2 secret, `flow` for another flow; 429 when 20 connections of the user are in progress.
+	//
+	// Corresponds with POST /v1/secrets/{id}/oauth2/authorize (the `AuthorizeOAuth2Secret` operationId).
+	AuthorizeOAuth2Secret(ctx context.Context, id SecretId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RollbackSecretWithBody Make an earlier value of a secret current again
 	//
 	// Makes the value of a kept version (see `listSecretVersions`) the secret's value again, as a new version: `version` goes up by one, and the value it replaces is kept in turn. Only the value changes: name, scope, profile_ids and description stay as they are; a value kept under an earlier name is restored under the current one. Tasks receive it from their next start (a restart pushes it to a running task). 422 with field `version` when the secret keeps no such version (it never existed, or is older than the last 10 kept) or it is the current one.
@@ -2737,6 +2756,23 @@ func (c *RawClient) UpdateSecretWithBody(ctx context.Context, id SecretId, conte
 // Corresponds with PATCH /v1/secrets/{id} (the `UpdateSecret` operationId).
 func (c *RawClient) UpdateSecret(ctx context.Context, id SecretId, body UpdateSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateSecretRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AuthorizeOAuth2Secret Start connecting an oauth2 secret (Authorization Code with PKCE)
+//
+// For an oauth2 secret of flow `authorization_code`: starts an authorization bound to the caller's user and answers the provider's authorization URL (with a fresh single-use `state`, an S256 PKCE `code_challenge`, the scopes and the secret's `auth_params`). Open it in a browser signed in to the dashboard as the same user: the provider redirects to the dashboard's callback (`redirect_url`, which the provider's app must list: the server's `--public-url` + `/oauth2/callback`), which exchanges the code and connects the secret. The link works once, until `expires_at` (10 minutes). No request body. 422 with field `kind` for a secret that is not an oauth2 secret, `flow` for another flow; 429 when 20 connections of the user are in progress.
+//
+// Corresponds with POST /v1/secrets/{id}/oauth2/authorize (the `AuthorizeOAuth2Secret` operationId).
+func (c *RawClient) AuthorizeOAuth2Secret(ctx context.Context, id SecretId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAuthorizeOAuth2SecretRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3995,6 +4031,40 @@ func NewUpdateSecretRequestWithBody(server string, id SecretId, contentType stri
 	return req, nil
 }
 
+// NewAuthorizeOAuth2SecretRequest constructs an http.Request for the AuthorizeOAuth2Secret method
+func NewAuthorizeOAuth2SecretRequest(server string, id SecretId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/secrets/%s/oauth2/authorize", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRollbackSecretRequest calls the generic RollbackSecret builder with application/json body
 func NewRollbackSecretRequest(server string, id SecretId, body RollbackSecretJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -4899,6 +4969,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /v1/secrets/{id} (the `UpdateSecret` operationId).
 	UpdateSecretWithResponse(ctx context.Context, id SecretId, body UpdateSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSecretResponse, error)
+
+	// AuthorizeOAuth2SecretWithResponse Start connecting an oauth2 secret (Authorization Code with PKCE)
+	//
+	// For an oauth2 secret of flow `authorization_code`: starts an authorization bound to the caller's user and answers the provider's authorization URL (with a fresh single-use `state`, an S256 PKCE `code_challenge`, the scopes and the secret's `auth_params`). Open it in a browser signed in to the dashboard as the same user: the provider redirects to the dashboard's callback (`redirect_url`, which the provider's app must list: the server's `--public-url` + `/oauth2/callback`), which exchanges the code and connects the secret. The link works once, until `expires_at` (10 minutes). No request body. 422 with field `kind` for a secret that is not an oauth2 secret, `flow` for another flow; 429 when 20 connections of the user are in progress.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/secrets/{id}/oauth2/authorize (the `AuthorizeOAuth2Secret` operationId).
+	AuthorizeOAuth2SecretWithResponse(ctx context.Context, id SecretId, reqEditors ...RequestEditorFn) (*AuthorizeOAuth2SecretResponse, error)
 
 	// RollbackSecretWithBodyWithResponse Make an earlier value of a secret current again
 	//
@@ -8008,6 +8087,154 @@ func (r UpdateSecretResponse) ContentType() string {
 	return ""
 }
 
+// AuthorizeOAuth2SecretResponse200Headers the declared response headers of an HTTP 200 response for AuthorizeOAuth2Secret
+type AuthorizeOAuth2SecretResponse200Headers struct {
+	XRequestId string
+}
+
+// AuthorizeOAuth2SecretResponse401Headers the declared response headers of an HTTP 401 response for AuthorizeOAuth2Secret
+type AuthorizeOAuth2SecretResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// AuthorizeOAuth2SecretResponse403Headers the declared response headers of an HTTP 403 response for AuthorizeOAuth2Secret
+type AuthorizeOAuth2SecretResponse403Headers struct {
+	XRequestId string
+}
+
+// AuthorizeOAuth2SecretResponse404Headers the declared response headers of an HTTP 404 response for AuthorizeOAuth2Secret
+type AuthorizeOAuth2SecretResponse404Headers struct {
+	XRequestId string
+}
+
+// AuthorizeOAuth2SecretResponse422Headers the declared response headers of an HTTP 422 response for AuthorizeOAuth2Secret
+type AuthorizeOAuth2SecretResponse422Headers struct {
+	XRequestId string
+}
+
+// AuthorizeOAuth2SecretResponse429Headers the declared response headers of an HTTP 429 response for AuthorizeOAuth2Secret
+type AuthorizeOAuth2SecretResponse429Headers struct {
+	RetryAfter int
+	XRequestId string
+}
+
+// AuthorizeOAuth2SecretResponse500Headers the declared response headers of an HTTP 500 response for AuthorizeOAuth2Secret
+type AuthorizeOAuth2SecretResponse500Headers struct {
+	XRequestId string
+}
+
+// AuthorizeOAuth2SecretResponse503Headers the declared response headers of an HTTP 503 response for AuthorizeOAuth2Secret
+type AuthorizeOAuth2SecretResponse503Headers struct {
+	XRequestId string
+}
+
+type AuthorizeOAuth2SecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OAuth2Authorization
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Unprocessable
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooMany
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StoreUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *AuthorizeOAuth2SecretResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AuthorizeOAuth2SecretResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *AuthorizeOAuth2SecretResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *AuthorizeOAuth2SecretResponse404Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *AuthorizeOAuth2SecretResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AuthorizeOAuth2SecretResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *AuthorizeOAuth2SecretResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AuthorizeOAuth2SecretResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AuthorizeOAuth2SecretResponse) GetJSON200() *OAuth2Authorization {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AuthorizeOAuth2SecretResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AuthorizeOAuth2SecretResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r AuthorizeOAuth2SecretResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r AuthorizeOAuth2SecretResponse) GetJSON422() *Unprocessable {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r AuthorizeOAuth2SecretResponse) GetJSON429() *TooMany {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AuthorizeOAuth2SecretResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AuthorizeOAuth2SecretResponse) GetJSON503() *StoreUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AuthorizeOAuth2SecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AuthorizeOAuth2SecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AuthorizeOAuth2SecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AuthorizeOAuth2SecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RollbackSecretResponse200Headers the declared response headers of an HTTP 200 response for RollbackSecret
 type RollbackSecretResponse200Headers struct {
 	XRequestId string
@@ -10669,6 +10896,21 @@ func (c *ClientWithResponses) UpdateSecretWithResponse(ctx context.Context, id S
 		return nil, err
 	}
 	return ParseUpdateSecretResponse(rsp)
+}
+
+// AuthorizeOAuth2SecretWithResponse Start connecting an oauth2 secret (Authorization Code with PKCE)
+//
+// For an oauth2 secret of flow `authorization_code`: starts an authorization bound to the caller's user and answers the provider's authorization URL (with a fresh single-use `state`, an S256 PKCE `code_challenge`, the scopes and the secret's `auth_params`). Open it in a browser signed in to the dashboard as the same user: the provider redirects to the dashboard's callback (`redirect_url`, which the provider's app must list: the server's `--public-url` + `/oauth2/callback`), which exchanges the code and connects the secret. The link works once, until `expires_at` (10 minutes). No request body. 422 with field `kind` for a secret that is not an oauth2 secret, `flow` for another flow; 429 when 20 connections of the user are in progress.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/secrets/{id}/oauth2/authorize (the `AuthorizeOAuth2Secret` operationId).
+func (c *ClientWithResponses) AuthorizeOAuth2SecretWithResponse(ctx context.Context, id SecretId, reqEditors ...RequestEditorFn) (*AuthorizeOAuth2SecretResponse, error) {
+	rsp, err := c.AuthorizeOAuth2Secret(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAuthorizeOAuth2SecretResponse(rsp)
 }
 
 // RollbackSecretWithBodyWithResponse Make an earlier value of a secret current again
@@ -14344,6 +14586,178 @@ func ParseUpdateSecretResponse(rsp *http.Response) (*UpdateSecretResponse, error
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers UpdateSecretResponse503Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAuthorizeOAuth2SecretResponse parses an HTTP response from a AuthorizeOAuth2SecretWithResponse call
+func ParseAuthorizeOAuth2SecretResponse(rsp *http.Response) (*AuthorizeOAuth2SecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AuthorizeOAuth2SecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OAuth2Authorization
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooMany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers AuthorizeOAuth2SecretResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers AuthorizeOAuth2SecretResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers AuthorizeOAuth2SecretResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers AuthorizeOAuth2SecretResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 422:
+		var headers AuthorizeOAuth2SecretResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AuthorizeOAuth2SecretResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers AuthorizeOAuth2SecretResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers AuthorizeOAuth2SecretResponse503Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

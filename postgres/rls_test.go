@@ -88,6 +88,7 @@ var ownerOf = map[string]string{
 	"sessions":           "user_id",
 	"secret_requests":    "user_id",
 	"oauth2_connections": "user_id",
+	"oauth2_flows":       "user_id",
 }
 
 // noPolicy are the tables that hold no user's data and have no policy.
@@ -150,6 +151,9 @@ func seedTwoUsers(t *testing.T, d *rlsDB) twoUsers {
 		ON CONFLICT DO NOTHING`)
 	superExec(t, d.Super, `INSERT INTO sessions (id, user_id, token_id, created_at, last_seen_at, expires_at)
 		SELECT 'seed-' || id, user_id, id, now(), now(), now() + interval '1 hour' FROM tokens`)
+	superExec(t, d.Super, `INSERT INTO oauth2_flows (id, user_id, secret_id, kind, user_code, verification_uri, status, created_at, expires_at, updated_at)
+		SELECT 'oaf_' || id, user_id, id, 'device_code', 'ABCD-EFGH', 'https://idp.example/device', 'pending', now(), now() + interval '10 minutes', now()
+		FROM secrets WHERE kind = 'oauth2'`)
 	return u
 }
 

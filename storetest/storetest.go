@@ -87,6 +87,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"SecretRequests", secretRequestTests},
 		{"TaskAsks", taskAskTests},
 		{"OAuth2", oauth2Tests},
+		{"OAuth2Flows", oauth2FlowTests},
 	} {
 		t.Run(s.name, func(t *testing.T) { run(t, newHarness, s.tests) })
 	}

@@ -43,11 +43,17 @@ const (
 	ActionOAuth2Connect       = "oauth2.connect"
 	ActionOAuth2Refresh       = "oauth2.refresh"
 	ActionOAuth2RefreshFailed = "oauth2.refresh_failed"
+	// The interactive flows (oauth2_flow.go): a start, and a completion
+	// refused (reason; never the state, code or a token). The completion
+	// that works is oauth2.connect.
+	ActionOAuth2Authorize        = "oauth2.authorize"
+	ActionOAuth2AuthorizeRefused = "oauth2.authorize_refused"
 )
 
 // AuditActions lists every action an event may have, sorted.
 var AuditActions = []string{
-	ActionAuditPrune, ActionAuthFailed, ActionOAuth2Connect, ActionOAuth2Refresh, ActionOAuth2RefreshFailed,
+	ActionAuditPrune, ActionAuthFailed, ActionOAuth2Authorize, ActionOAuth2AuthorizeRefused,
+	ActionOAuth2Connect, ActionOAuth2Refresh, ActionOAuth2RefreshFailed,
 	ActionProfileCreate, ActionProfileDelete, ActionProfileUpdate,
 	ActionSecretCreate, ActionSecretDelete, ActionSecretRollback, ActionSecretUpdate,
 	ActionSecretRequestAnswer, ActionSecretRequestCancel, ActionSecretRequestExpire, ActionSecretRequestOpen,

@@ -97,6 +97,8 @@ type Tx interface {
 	SecretRequestTx
 	// The user's oauth2 connections (oauth2.go).
 	OAuth2Tx
+	// The user's started oauth2 flows (oauth2_flow.go).
+	OAuth2FlowTx
 
 	// LockUser takes the user's lock, held until the transaction ends: the
 	// writes whose rule counts the user's secrets (a create, an import)

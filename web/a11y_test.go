@@ -122,6 +122,7 @@ func TestAccessibility(t *testing.T) {
 		"I need the Linear key to read the issues", time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	connect, device := oauth2Pages(t, s)
 
 	pages := []struct{ name, path string }{
 		{"secrets", "/settings/secrets?ok=secret-saved&secret=" + all.ID + "&warn=short"},
@@ -130,6 +131,8 @@ func TestAccessibility(t *testing.T) {
 		{"edit secret", "/settings/secrets/" + all.ID + "/edit"},
 		{"delete override", "/settings/secrets/" + over.ID + "/delete"},
 		{"rollback", "/settings/secrets/" + all.ID + "/rollback?version=1"},
+		{"oauth2 connect", connect},
+		{"oauth2 device code", device},
 		{"import", "/settings/secrets/import"},
 		{"profiles", "/profiles"},
 		{"new profile", "/profiles/new"},

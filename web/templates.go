@@ -31,6 +31,7 @@ var pageNames = []string{
 	"profiles", "profile_form", "profile_delete",
 	"tasks", "task",
 	"tokens",
+	"oauth2_connect", "oauth2_device",
 }
 
 func parsePages(a *assets) map[string]*template.Template {

@@ -52,6 +52,11 @@ type Config struct {
 	// SessionIdle ends a session after this long without a request;
 	// vault.DefaultSessionIdle if 0.
 	SessionIdle time.Duration
+	// PublicURL is the dashboard's address as browsers reach it (scheme,
+	// host, any path prefix): OAuth2 providers redirect to PublicURL +
+	// vault.OAuth2CallbackPath (oauth2.go). "" takes the scheme and host of each
+	// request.
+	PublicURL string
 }
 
 // server is the dashboard's state; New returns its handler.
@@ -66,6 +71,7 @@ type server struct {
 	static        *assets
 	cop           *http.CrossOriginProtection
 	mux           *http.ServeMux
+	publicURL     string // Config.PublicURL
 }
 
 // New returns the dashboard as an http.Handler meant to be mounted at "/"
@@ -79,7 +85,8 @@ func New(c Config) http.Handler {
 	if c.Keys == nil {
 		panic("web: Config.Keys is nil")
 	}
-	s := &server{vault: c.Vault, sessions: newSessions(c.Vault, c.Keys, time.Now, c.SessionIdle), orch: c.Orchestrator, log: c.Logger, secureCookies: c.Secure, ttl: c.SessionTTL}
+	s := &server{vault: c.Vault, sessions: newSessions(c.Vault, c.Keys, time.Now, c.SessionIdle), orch: c.Orchestrator, log: c.Logger, secureCookies: c.Secure, ttl: c.SessionTTL,
+		publicURL: c.PublicURL}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -117,6 +124,11 @@ func (s *server) routes() {
 	m.Handle("POST /settings/secrets/import", s.action(s.secretImport))
 	m.Handle("GET /settings/secrets/{id}/rollback", s.page(s.secretRollbackPage))
 	m.Handle("POST /settings/secrets/{id}/rollback", s.action(s.secretRollback))
+	m.Handle("GET /settings/secrets/{id}/connect", s.page(s.connectPage))
+	m.Handle("POST /settings/secrets/{id}/connect", s.action(s.connect))
+	m.Handle("POST /settings/secrets/{id}/device", s.action(s.deviceStart))
+	m.Handle("GET /settings/secrets/{id}/device/{flow}", s.page(s.devicePage))
+	m.HandleFunc("GET "+vault.OAuth2CallbackPath, s.callback)
 
 	m.Handle("GET /settings/tokens", s.page(s.tokensList))
 	m.Handle("POST /settings/tokens", s.action(s.tokenCreate))

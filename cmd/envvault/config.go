@@ -44,6 +44,7 @@ type Config struct {
 	WriteBurst      int           // --write-burst, WRITE_BURST
 	SessionIdle     time.Duration // --session-idle, SESSION_IDLE (dashboard)
 	SecureCookies   bool          // --secure-cookies, SECURE_COOKIES (dashboard)
+	PublicURL       string        // --public-url, PUBLIC_URL (dashboard, OAuth2 redirects)
 	AllowNames      []string      // --allow-names, ALLOW_NAMES (comma-separated)
 	LogFormat       string        // --log-format, LOG_FORMAT: text or json
 	LogLevel        slog.Level    // --log-level, LOG_LEVEL

@@ -81,6 +81,7 @@ func serverFlags(fs *flag.FlagSet, c *Config, addr string) {
 	fs.Int64Var(&c.BodyLimit, "body-limit", api.DefaultBodyLimit, "largest request body in bytes (413 above)")
 	limitFlags(fs, c)
 	fs.BoolVar(&c.SecureCookies, "secure-cookies", false, "mark the dashboard's cookies Secure even on plain HTTP, behind a proxy that terminates TLS (requests over TLS always get them)")
+	publicURLFlag(fs, c)
 	fs.Func("allow-names", "comma-separated secret names to take off the denied list (LD_PRELOAD, NODE_OPTIONS, ...)", func(s string) error {
 		c.AllowNames = append(c.AllowNames, splitNames(s)...)
 		return nil
@@ -148,13 +149,14 @@ func (m *Main) handler(svc *vault.Service, orch *orchestrator.Orchestrator) http
 		BodyLimit:       m.Config.BodyLimit,
 		WritesPerSecond: writeRate,
 		WriteBurst:      m.Config.WriteBurst,
+		PublicURL:       m.Config.PublicURL,
 	}).Handler()
 	mux := http.NewServeMux()
 	for _, p := range []string{"/v1", "/v1/", "/healthz", "/readyz"} {
 		mux.Handle(p, apiHandler)
 	}
 	mux.Handle("/", web.New(web.Config{Vault: svc, Keys: m.keys, Orchestrator: orch, Logger: m.logger, Secure: m.Config.SecureCookies,
-		SessionIdle: m.Config.SessionIdle}))
+		SessionIdle: m.Config.SessionIdle, PublicURL: m.Config.PublicURL}))
 	return m.streams.wrap(m.metrics.m.Instrument(mux))
 }
 

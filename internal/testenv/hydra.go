@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -67,6 +68,7 @@ type Hydra struct {
 
 	mu      sync.Mutex
 	refusal string
+	ask     bool
 	counts  map[string]int
 
 	logins   atomic.Int64
@@ -276,6 +278,16 @@ func (h *Hydra) RefuseConsent(code string) {
 	h.refusal = code
 }
 
+// AskConsent makes the consent app show a page with an Allow button
+// (#hydra-allow, a form posted to the app) instead of accepting at once, as
+// a real provider's consent page does: the navigation back to the client
+// then starts on the provider's site.
+func (h *Hydra) AskConsent(ask bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ask = ask
+}
+
 // TokenRequests counts the requests the token endpoint (TokenURL) received
 // with the grant type (e.g. "refresh_token", "client_credentials",
 // "authorization_code"), answered or not.
@@ -452,32 +464,51 @@ func (h *Hydra) consentApp() http.Handler {
 		h.answer(w, r, "/admin/oauth2/auth/requests/login/accept?"+q.Encode(), body)
 	})
 	mux.HandleFunc("GET /consent", func(w http.ResponseWriter, r *http.Request) {
-		h.consents.Add(1)
-		q := url.Values{"consent_challenge": {r.URL.Query().Get("consent_challenge")}}
 		h.mu.Lock()
-		refusal := h.refusal
+		ask := h.ask
 		h.mu.Unlock()
-		if refusal != "" {
-			body := map[string]any{"error": refusal, "error_description": "the test's consent app refused"}
-			h.answer(w, r, "/admin/oauth2/auth/requests/consent/reject?"+q.Encode(), body)
+		if ask {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprintf(w, `<!doctype html><title>Consent</title><form method="post" action="/consent">`+
+				`<input type="hidden" name="consent_challenge" value="%s"><button id="hydra-allow">Allow</button></form>`,
+				html.EscapeString(r.URL.Query().Get("consent_challenge")))
 			return
 		}
-		var req struct {
-			Scope    []string `json:"requested_scope"`
-			Audience []string `json:"requested_access_token_audience"`
-		}
-		if err := h.adminJSON(r.Context(), http.MethodGet, "/admin/oauth2/auth/requests/consent?"+q.Encode(), nil, &req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		body := map[string]any{"grant_scope": req.Scope, "grant_access_token_audience": req.Audience, "remember": false}
-		h.answer(w, r, "/admin/oauth2/auth/requests/consent/accept?"+q.Encode(), body)
+		h.consent(w, r, r.URL.Query().Get("consent_challenge"))
+	})
+	mux.HandleFunc("POST /consent", func(w http.ResponseWriter, r *http.Request) {
+		h.consent(w, r, r.PostFormValue("consent_challenge"))
 	})
 	mux.HandleFunc("GET /error", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "hydra error: %s: %s\n", r.URL.Query().Get("error"), r.URL.Query().Get("error_description"))
 	})
 	return mux
+}
+
+// consent accepts (or refuses, see RefuseConsent) a consent challenge,
+// granting every scope and audience asked.
+func (h *Hydra) consent(w http.ResponseWriter, r *http.Request, challenge string) {
+	h.consents.Add(1)
+	q := url.Values{"consent_challenge": {challenge}}
+	h.mu.Lock()
+	refusal := h.refusal
+	h.mu.Unlock()
+	if refusal != "" {
+		body := map[string]any{"error": refusal, "error_description": "the test's consent app refused"}
+		h.answer(w, r, "/admin/oauth2/auth/requests/consent/reject?"+q.Encode(), body)
+		return
+	}
+	var req struct {
+		Scope    []string `json:"requested_scope"`
+		Audience []string `json:"requested_access_token_audience"`
+	}
+	if err := h.adminJSON(r.Context(), http.MethodGet, "/admin/oauth2/auth/requests/consent?"+q.Encode(), nil, &req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	body := map[string]any{"grant_scope": req.Scope, "grant_access_token_audience": req.Audience, "remember": false}
+	h.answer(w, r, "/admin/oauth2/auth/requests/consent/accept?"+q.Encode(), body)
 }
 
 // answer PUTs an accept or reject and redirects the browser to Hydra's
