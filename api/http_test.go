@@ -163,6 +163,9 @@ func TestErrorStatuses(t *testing.T) {
 		big := `{"name":"` + strings.Repeat("x", 2000) + `"}`
 		for path, item := range e.doc.Paths.Map() {
 			path = strings.ReplaceAll(path, "{id}", "x")
+			if strings.HasPrefix(path, "/v1/task/") {
+				continue // a task credential's: TestAskSecretsRules reaches them
+			}
 			for method, op := range item.Operations() {
 				if op.Responses.Status(401) != nil {
 					r := e.call(method, path, "", `{}`)

@@ -237,6 +237,11 @@ func TestAskSecretsRules(t *testing.T) {
 	} {
 		want(t, e.call("POST", "/v1/task/secret-requests", cred, c.body), c.status, c.field)
 	}
+	want(t, e.call("POST", "/v1/task/secret-requests", cred, `{"names":[{"name":"A"}],"message":"`+strings.Repeat("m", DefaultBodyLimit)+`"}`), 413, "")
+	plain := e.request("POST", "/v1/task/secret-requests", cred, `{"names":[{"name":"A"}]}`)
+	plain.Header.Set("Content-Type", "text/plain")
+	want(t, e.send(plain), 415, "")
+	want(t, e.call("GET", "/v1/task/secret-requests/sreq_x", cred, ""), 404, "")
 	if list, err := e.svc.SecretRequests(t.Context(), alice); err != nil || len(list) != 0 {
 		t.Fatalf("refused asks made requests: %v %v", list, err)
 	}
