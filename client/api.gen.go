@@ -39,6 +39,9 @@ func (e AnswerSecretRequestScope) Valid() bool {
 const (
 	AuditEventActionAuditPrune          AuditEventAction = "audit.prune"
 	AuditEventActionAuthFailed          AuditEventAction = "auth.failed"
+	AuditEventActionOauth2Connect       AuditEventAction = "oauth2.connect"
+	AuditEventActionOauth2Refresh       AuditEventAction = "oauth2.refresh"
+	AuditEventActionOauth2RefreshFailed AuditEventAction = "oauth2.refresh_failed"
 	AuditEventActionProfileCreate       AuditEventAction = "profile.create"
 	AuditEventActionProfileDelete       AuditEventAction = "profile.delete"
 	AuditEventActionProfileUpdate       AuditEventAction = "profile.update"
@@ -62,6 +65,12 @@ func (e AuditEventAction) Valid() bool {
 	case AuditEventActionAuditPrune:
 		return true
 	case AuditEventActionAuthFailed:
+		return true
+	case AuditEventActionOauth2Connect:
+		return true
+	case AuditEventActionOauth2Refresh:
+		return true
+	case AuditEventActionOauth2RefreshFailed:
 		return true
 	case AuditEventActionProfileCreate:
 		return true
@@ -615,6 +624,9 @@ func (e Confirm) Valid() bool {
 const (
 	ListAuditEventsParamsActionAuditPrune          ListAuditEventsParamsAction = "audit.prune"
 	ListAuditEventsParamsActionAuthFailed          ListAuditEventsParamsAction = "auth.failed"
+	ListAuditEventsParamsActionOauth2Connect       ListAuditEventsParamsAction = "oauth2.connect"
+	ListAuditEventsParamsActionOauth2Refresh       ListAuditEventsParamsAction = "oauth2.refresh"
+	ListAuditEventsParamsActionOauth2RefreshFailed ListAuditEventsParamsAction = "oauth2.refresh_failed"
 	ListAuditEventsParamsActionProfileCreate       ListAuditEventsParamsAction = "profile.create"
 	ListAuditEventsParamsActionProfileDelete       ListAuditEventsParamsAction = "profile.delete"
 	ListAuditEventsParamsActionProfileUpdate       ListAuditEventsParamsAction = "profile.update"
@@ -638,6 +650,12 @@ func (e ListAuditEventsParamsAction) Valid() bool {
 	case ListAuditEventsParamsActionAuditPrune:
 		return true
 	case ListAuditEventsParamsActionAuthFailed:
+		return true
+	case ListAuditEventsParamsActionOauth2Connect:
+		return true
+	case ListAuditEventsParamsActionOauth2Refresh:
+		return true
+	case ListAuditEventsParamsActionOauth2RefreshFailed:
 		return true
 	case ListAuditEventsParamsActionProfileCreate:
 		return true
