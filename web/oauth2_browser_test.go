@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -108,6 +109,9 @@ func TestBrowserOAuth2Connect(t *testing.T) {
 		t.Errorf("a refused state changed the connection: %+v, was %+v", again.OAuth2Status, got.OAuth2Status)
 	}
 
+	connectAgainByAPI(t, s, b, h, base, sec.ID, *got.OAuth2Status.ConnectedAt)
+	declined(t, b, h, base, sec.ID)
+
 	token := taskReceivesToken(t, s, shell)
 	if in := h.Introspect(t, token); !in.Active || in.Subject != testenv.HydraSubject || in.ClientID != client.ID {
 		t.Errorf("the task's token: Hydra says %+v, want active for %s of client %s", in, testenv.HydraSubject, client.ID)
@@ -194,8 +198,8 @@ func noOAuth2Secrets(t *testing.T, s *stack, b *browser, clientSecret, token str
 			}
 		}
 	}
-	if actions[vault.ActionOAuth2Authorize] != 1 || actions[vault.ActionOAuth2Connect] != 1 || actions[vault.ActionOAuth2AuthorizeRefused] != 2 {
-		t.Errorf("audit actions %v: want one authorize, one connect, two refusals", actions)
+	if actions[vault.ActionOAuth2Authorize] != 3 || actions[vault.ActionOAuth2Connect] != 2 || actions[vault.ActionOAuth2AuthorizeRefused] != 3 {
+		t.Errorf("audit actions %v: want three starts (dashboard, API, declined), two connections, three refusals (forged, used, declined)", actions)
 	}
 	for _, suffix := range []string{"", "-wal"} {
 		raw, err := os.ReadFile(s.dbPath + suffix)
@@ -245,8 +249,15 @@ func awaitPage(t *testing.T, b *browser, h *testenv.Hydra, sel string) {
 		var ok bool
 		ok, err = chromedp.Run(b.ctx, chromedp.Evaluate[bool](expr))
 		if err == nil && ok {
-			b.html()
-			return
+			// Kept for the canary check; read by script, since the
+			// tab's DOM node ids may lag behind so many navigations.
+			if h, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`)); err == nil {
+				b.mu.Lock()
+				b.pages = append(b.pages, h)
+				b.mu.Unlock()
+				return
+			}
+			continue
 		}
 		if err == nil {
 			err = fmt.Errorf("no %s yet", sel)
@@ -286,4 +297,68 @@ func oauth2Pages(t *testing.T, s *stack) (connect, device string) {
 		t.Fatal(err)
 	}
 	return "/settings/secrets/" + code.ID + "/connect", "/settings/secrets/" + dev.ID + "/device/" + f.ID
+}
+
+// connectAgainByAPI starts an authorization through the API (bound to the
+// user only) and completes it in the signed-in browser: the secret gets a
+// new connection.
+func connectAgainByAPI(t *testing.T, s *stack, b *browser, h *testenv.Hydra, base, secretID string, before time.Time) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/secrets/"+secretID+"/oauth2/authorize", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var a struct {
+		URL      string `json:"authorization_url"`
+		Redirect string `json:"redirect_url"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&a); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("POST authorize: %d, %v", res.StatusCode, err)
+	}
+	if a.Redirect != base+vault.OAuth2CallbackPath {
+		t.Errorf("redirect_url %q, want %q", a.Redirect, base+vault.OAuth2CallbackPath)
+	}
+	if _, err := chromedp.Run(b.ctx, chromedp.Navigate(a.URL)); err != nil {
+		t.Fatal(err)
+	}
+	awaitPage(t, b, h, `#hydra-allow`)
+	if _, err := chromedp.Run(b.ctx, chromedp.Click(chromedp.ID("hydra-allow"))); err != nil {
+		t.Fatal(err)
+	}
+	awaitPage(t, b, h, `#oauth2-state[data-state="connected"]`)
+	got, err := s.svc.Secret(context.Background(), s.userID, secretID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at := got.OAuth2Status.ConnectedAt; at == nil || !at.After(before) || h.TokenRequests("authorization_code") != 2 {
+		t.Errorf("after a connection started by the API: connected at %v (before %v), %d code exchanges; want a new connection, 2",
+			at, before, h.TokenRequests("authorization_code"))
+	}
+}
+
+// declined has the provider's consent app refuse: the provider sends the
+// browser back with error=access_denied, which the callback shows, and the
+// connection stays as it was.
+func declined(t *testing.T, b *browser, h *testenv.Hydra, base, secretID string) {
+	t.Helper()
+	h.AskConsent(false)
+	h.RefuseConsent("access_denied")
+	defer h.RefuseConsent("")
+	b.do(chromedp.Navigate(base + "/settings/secrets/" + secretID + "/connect"))
+	if _, err := chromedp.Run(b.ctx, chromedp.Click(chromedp.ID("oauth2-connect"))); err != nil {
+		t.Fatal(err)
+	}
+	awaitPage(t, b, h, `p.alert`)
+	if msg := b.text("p.alert"); !strings.Contains(msg, "the provider answered access_denied") {
+		t.Errorf("declined at the provider: the page says %q", msg)
+	}
+	if h.TokenRequests("authorization_code") != 2 {
+		t.Errorf("a declined consent reached the token endpoint")
+	}
 }
