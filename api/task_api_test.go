@@ -306,3 +306,30 @@ func TestAskSecretsRules(t *testing.T) {
 	e.finish()
 	e.assertNoLeak("CANARY-ask-rules-value", "CANARY-ask-team-value", "CANARY-ask-answer", cred)
 }
+
+// TestTaskAPIEdges: each of the four operations answers 401 to a
+// credential that proves nothing and 503 on a server without tasks; the
+// ask answers 400 to malformed JSON; a task whose profile was deleted gets
+// 404 for its keys and its asks.
+func TestTaskAPIEdges(t *testing.T) {
+	e := newTaskEnv(t, taskEnvOptions{})
+	alice, full := e.newUser("alice")
+	pid := e.mustProfile(full, "p", "img", nil, nil)
+	tid, cred := e.runningTask(alice, full, pid)
+	expired := e.svc.IssueTaskCredential(vault.TaskCredential{TaskID: tid, UserID: alice, Attempt: 1, Expires: time.Now().Add(-time.Minute)})
+	ops := []struct{ method, path, body string }{
+		{"GET", "/v1/task/secret-keys", ""},
+		{"GET", "/v1/task/secret-requests", ""},
+		{"POST", "/v1/task/secret-requests", `{"names":[{"name":"A"}]}`},
+		{"GET", "/v1/task/secret-requests/sreq_x", ""},
+	}
+	without := newTestEnv(t)
+	for _, o := range ops {
+		want(t, e.call(o.method, o.path, expired, o.body), http.StatusUnauthorized, "")
+		want(t, without.call(o.method, o.path, cred, o.body), http.StatusServiceUnavailable, "")
+	}
+	want(t, e.call("POST", "/v1/task/secret-requests", cred, `{"names":`), http.StatusBadRequest, "")
+	want(t, e.call("DELETE", "/v1/profiles/"+pid, full, ""), http.StatusNoContent, "")
+	want(t, e.call("GET", "/v1/task/secret-keys", cred, ""), http.StatusNotFound, "")
+	want(t, e.call("POST", "/v1/task/secret-requests", cred, `{"names":[{"name":"A"}]}`), http.StatusNotFound, "")
+}
