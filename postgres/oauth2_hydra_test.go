@@ -2,10 +2,17 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/postgres"
@@ -124,4 +131,90 @@ func BenchmarkOAuth2Release(b *testing.B) {
 		}
 		b.ReportMetric(float64(p.hydra.TokenRequests("client_credentials")-before)/float64(b.N), "refreshes/op")
 	})
+}
+
+// TestOAuth2RefreshTokenAtHydra: an authorization code secret connected
+// with tokens Hydra issued (the code flow driven over HTTP, PKCE, the
+// test's consent app accepting) is refreshed with its refresh token when
+// its access token ages past the margin, and Hydra's rotated refresh token
+// is the one the next refresh sends; a consent revoked at Hydra fails the
+// next release naming the secret (invalid_grant) and flags it.
+func TestOAuth2RefreshTokenAtHydra(t *testing.T) {
+	h := testenv.RequireHydra(t)
+	db, _ := openDB(t)
+	skew := new(atomic.Int64)
+	svc := newService(t, db, vault.Options{Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
+	got := make(chan string, 1)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.Query().Get("code")
+	}))
+	t.Cleanup(cb.Close)
+	client := h.CreateClient(t, testenv.HydraClientOptions{GrantTypes: []string{"authorization_code", "refresh_token"},
+		Scopes: []string{"offline_access", "read"}, RedirectURIs: []string{cb.URL + "/cb"}})
+	user := mustUser(t, svc)
+	profile := mustProfile(t, svc, user, "agent").ID
+	sec := mustSecret(t, svc, user, vault.SecretInput{Name: "GH_TOKEN", Kind: vault.KindOAuth2, Value: client.Secret,
+		OAuth2: &vault.OAuth2Settings{Flow: vault.FlowAuthorizationCode, AuthURL: h.AuthURL, TokenURL: h.TokenURL,
+			ClientID: client.ID, Scopes: []string{"offline_access", "read"}}})
+	ctx := context.Background()
+	cfg, err := svc.OAuth2Config(ctx, user, sec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RedirectURL = cb.URL + "/cb"
+	cfg.Endpoint.AuthStyle = oauth2.AuthStyleInHeader // the client is client_secret_basic
+	verifier := oauth2.GenerateVerifier()
+	jar, err := cookiejar.New(nil) // Hydra's login and consent need its CSRF cookies
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := &http.Client{Jar: jar}
+	res, err := browser.Get(cfg.AuthCodeURL("state-0123456789abcdef", oauth2.S256ChallengeOption(verifier)))
+	if err != nil {
+		t.Fatalf("authorization request: %v", err)
+	}
+	res.Body.Close()
+	code := <-got
+	if code == "" {
+		t.Fatalf("Hydra redirected without a code: %s", res.Request.URL)
+	}
+	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("exchange: %v (refresh token %v)", err, tok != nil && tok.RefreshToken != "")
+	}
+	if err := svc.ConnectOAuth2(ctx, user, sec.ID, tok); err != nil {
+		t.Fatal(err)
+	}
+	release := func() (string, error) {
+		env, err := svc.GetDecryptedForProfile(ctx, user, profile)
+		return env["GH_TOKEN"], err
+	}
+	if v, err := release(); err != nil || v != tok.AccessToken {
+		t.Fatalf("connected token not released as it is: %v", err)
+	}
+	// Each release 55 minutes on refreshes; the second sends the refresh
+	// token the first got (Hydra rotates them and refuses a used one).
+	prev := tok.AccessToken
+	skew.Store(int64(55 * time.Minute)) // every hour-long token is then too old
+	for i := 1; i <= 2; i++ {
+		v, err := release()
+		if err != nil || v == prev || h.TokenRequests("refresh_token") != i {
+			t.Fatalf("refresh %d: %v, new token %v, %d refresh requests", i, err, v != prev, h.TokenRequests("refresh_token"))
+		}
+		if in := h.Introspect(t, v); !in.Active {
+			t.Errorf("refresh %d: Hydra says the token is not active", i)
+		}
+		prev = v
+	}
+	if in := h.Introspect(t, tok.RefreshToken); in.Active {
+		t.Error("the first refresh token is still active: it was not rotated")
+	}
+	h.RevokeConsent(t, client.ID)
+	if _, err := release(); !errors.Is(err, vault.ErrOAuth2) || !strings.Contains(err.Error(), "GH_TOKEN") || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("release after the consent was revoked: %v", err)
+	}
+	read, err := svc.Secret(ctx, user, sec.ID)
+	if err != nil || read.OAuth2Status.State != vault.OAuth2NeedsReconnect || !strings.Contains(read.OAuth2Status.Reason, "invalid_grant") {
+		t.Errorf("status after a revoked grant: %v %+v", err, read.OAuth2Status)
+	}
 }

@@ -250,6 +250,15 @@ type refreshFailure struct {
 // or the refresh token of t; within the refresh timeout.
 func (s *Service) fetchToken(ctx context.Context, sec *Secret, c *OAuth2Connection, t *oauth2Tokens, clientSecret string) (*oauth2.Token, *refreshFailure) {
 	o := c.Settings
+	// HTTP Basic, which RFC 6749 2.3.1 says every server supports for a
+	// client with a password; the form for a public client (no secret).
+	// Not x/oauth2's auto-detection, which retries a refused refresh in
+	// the other style and reports that answer (invalid_client) instead of
+	// the real one (invalid_grant).
+	style := oauth2.AuthStyleInHeader
+	if clientSecret == "" {
+		style = oauth2.AuthStyleInParams
+	}
 	hctx, cancel := context.WithTimeout(ctx, s.oauth2.timeout)
 	defer cancel()
 	hctx = context.WithValue(hctx, oauth2.HTTPClient, s.oauth2.client)
@@ -259,7 +268,8 @@ func (s *Service) fetchToken(ctx context.Context, sec *Secret, c *OAuth2Connecti
 	)
 	switch {
 	case o.Flow == FlowClientCredentials:
-		cc := clientcredentials.Config{ClientID: o.ClientID, ClientSecret: clientSecret, TokenURL: o.TokenURL, Scopes: o.Scopes}
+		cc := clientcredentials.Config{ClientID: o.ClientID, ClientSecret: clientSecret, TokenURL: o.TokenURL,
+			Scopes: o.Scopes, AuthStyle: style}
 		if o.Audience != "" {
 			cc.EndpointParams = url.Values{"audience": {o.Audience}}
 		}
@@ -270,7 +280,7 @@ func (s *Service) fetchToken(ctx context.Context, sec *Secret, c *OAuth2Connecti
 		return nil, &refreshFailure{reason: "the access token expired and the provider gave no refresh token: connect it again", mark: true}
 	default:
 		cfg := oauth2.Config{ClientID: o.ClientID, ClientSecret: clientSecret, Scopes: o.Scopes,
-			Endpoint: oauth2.Endpoint{TokenURL: o.TokenURL, AuthURL: o.AuthURL, DeviceAuthURL: o.DeviceAuthURL}}
+			Endpoint: oauth2.Endpoint{TokenURL: o.TokenURL, AuthURL: o.AuthURL, DeviceAuthURL: o.DeviceAuthURL, AuthStyle: style}}
 		got, err = cfg.TokenSource(hctx, &oauth2.Token{RefreshToken: t.RefreshToken}).Token()
 	}
 	if err != nil {
