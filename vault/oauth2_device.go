@@ -49,7 +49,9 @@ func (s *Service) StartOAuth2Device(ctx context.Context, userID, secretID, sessi
 	if settings.Flow != FlowDeviceCode {
 		return nil, Invalid("flow", "this secret uses flow %q; the device flow is for flow %q", settings.Flow, FlowDeviceCode)
 	}
-	da, err := cfg.DeviceAuth(ctx, settings.AuthCodeOptions()...)
+	hctx, cancel := s.providerContext(ctx, cfg)
+	defer cancel()
+	da, err := cfg.DeviceAuth(hctx, settings.AuthCodeOptions()...)
 	if err != nil {
 		_, verr := providerRefusal("device_auth_url", "the provider refused the device authorization request", err)
 		return nil, verr
@@ -88,7 +90,9 @@ func (s *Service) StartOAuth2Device(ctx context.Context, userID, secretID, sessi
 func (s *Service) pollDevice(ctx context.Context, f *OAuth2FlowRecord, cfg *oauth2.Config, da *oauth2.DeviceAuthResponse) {
 	ctx, cancel := context.WithDeadline(ctx, da.Expiry)
 	defer cancel()
-	tok, err := cfg.DeviceAccessToken(ctx, da)
+	// Each poll is one request of the refresh path's client; the polling
+	// as a whole lasts until the code expires.
+	tok, err := cfg.DeviceAccessToken(context.WithValue(ctx, oauth2.HTTPClient, s.oauth2.client), da)
 	// The outcome is written even though polling ran out of time.
 	ctx, cancelWrite := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancelWrite()

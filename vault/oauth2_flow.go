@@ -241,7 +241,9 @@ func (s *Service) CompleteOAuth2Authorization(ctx context.Context, userID, sessi
 		return nil, err
 	}
 	cfg.RedirectURL = f.RedirectURL
-	tok, err := cfg.Exchange(ctx, cb.Code, oauth2.VerifierOption(string(verifier)))
+	hctx, cancel := s.providerContext(ctx, cfg)
+	defer cancel()
+	tok, err := cfg.Exchange(hctx, cb.Code, oauth2.VerifierOption(string(verifier)))
 	clear(verifier)
 	if err != nil {
 		reason, verr := providerRefusal("code", "the provider refused the authorization code", err)
@@ -412,4 +414,17 @@ const OAuth2CallbackPath = "/oauth2/callback"
 // what an operator registers at the provider.
 func OAuth2CallbackURL(publicURL string) string {
 	return strings.TrimRight(publicURL, "/") + OAuth2CallbackPath
+}
+
+// providerContext is ctx for a call to cfg's provider as the refresh path
+// makes it (oauth2_refresh.go): its HTTP client (no redirect followed), its
+// timeout per call, and the client secret by HTTP Basic (in the form for a
+// public client).
+func (s *Service) providerContext(ctx context.Context, cfg *oauth2.Config) (context.Context, context.CancelFunc) {
+	cfg.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
+	if cfg.ClientSecret == "" {
+		cfg.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	}
+	hctx, cancel := context.WithTimeout(ctx, s.oauth2.timeout)
+	return context.WithValue(hctx, oauth2.HTTPClient, s.oauth2.client), cancel
 }
