@@ -291,7 +291,9 @@ func buildImage(t *testing.T, cli dockerclient.APIClient) string {
 		t.Fatalf("docker build: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		// Generous: on a loaded host the engine has taken over a minute to
+		// delete an image while other packages' tests build and run theirs.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		if _, err := cli.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
 			t.Errorf("remove image %s: %v", tag, err)
