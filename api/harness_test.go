@@ -135,7 +135,7 @@ func newTestEnv(t *testing.T, opts ...envOptions) *testEnv {
 	}
 	dbPath := filepath.Join(t.TempDir(), "v.db")
 	db := testvault.MustSQLite(t, dbPath)
-	svc := testvault.MustService(t, db, vault.Options{MaxSecrets: o.maxSecrets, Now: o.now, AuthLimits: vault.AuthLimits{Off: !o.limits}})
+	svc := testvault.MustService(t, db, vault.Options{MaxSecrets: o.maxSecrets, Now: o.now, AuthLimits: vault.AuthLimits{Off: !o.limits}, OAuth2AllowNetworks: testenv.Loopback})
 	if o.writeRate == 0 && !o.limits {
 		o.writeRate = -1
 	}

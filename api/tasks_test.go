@@ -88,7 +88,7 @@ func newTaskEnv(t *testing.T, o taskEnvOptions) *taskEnv {
 	}
 	dbPath := filepath.Join(t.TempDir(), "v.db")
 	db := testvault.MustSQLite(t, dbPath)
-	svc := testvault.MustService(t, db, vault.Options{Names: vault.NamePolicy{Locked: o.baseline.Locked}, Sandbox: o.sandbox, Now: o.now})
+	svc := testvault.MustService(t, db, vault.Options{Names: vault.NamePolicy{Locked: o.baseline.Locked}, Sandbox: o.sandbox, Now: o.now, OAuth2AllowNetworks: testenv.Loopback})
 	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var backend orchestrator.Backend // a nil *dockerbackend.Backend would be a non-nil Backend

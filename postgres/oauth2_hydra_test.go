@@ -50,7 +50,7 @@ func newOAuth2Pair(t testing.TB) *oauth2Pair {
 		t.Fatal(err)
 	}
 	p := &oauth2Pair{hydra: h, skew: new(atomic.Int64)}
-	opts := vault.Options{Now: func() time.Time { return time.Now().Add(time.Duration(p.skew.Load())) }}
+	opts := vault.Options{Now: func() time.Time { return time.Now().Add(time.Duration(p.skew.Load())) }, OAuth2AllowNetworks: testenv.Loopback}
 	p.svcs = [2]*vault.Service{vault.NewService(db, keys, opts), vault.NewService(other, keys, opts)}
 	if err := p.svcs[0].CheckKeys(context.Background()); err != nil {
 		t.Fatal(err)
@@ -143,7 +143,7 @@ func TestOAuth2RefreshTokenAtHydra(t *testing.T) {
 	h := testenv.RequireHydra(t)
 	db, _ := openDB(t)
 	skew := new(atomic.Int64)
-	svc := newService(t, db, vault.Options{Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
+	svc := newService(t, db, vault.Options{Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }, OAuth2AllowNetworks: testenv.Loopback})
 	got := make(chan string, 1)
 	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- r.URL.Query().Get("code")

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/envvault/envvault/internal/testenv"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -28,11 +30,12 @@ var oauth2Tests = []test{
 	{name: "Rotation", fn: testOAuth2Rotation},
 	{name: "Import", fn: testOAuth2Import},
 	{name: "DueForRunningTasks", fn: testOAuth2Due},
+	{name: "PrivateEndpointRefused", fn: testOAuth2PrivateEndpointRefused},
 }
 
 // oauth2Fixture is a service on f's store whose clock is the real one
 // moved by skew (tokens expire by the real clock, which x/oauth2 reads),
-// and a token endpoint.
+// and a token endpoint on loopback, a network its services are allowed.
 type oauth2Fixture struct {
 	*fixture
 	svc  *vault.Service
@@ -44,6 +47,9 @@ type oauth2Fixture struct {
 func newOAuth2Fixture(t *testing.T, f *fixture, opts vault.Options) *oauth2Fixture {
 	o := &oauth2Fixture{fixture: f, ep: newTokenEndpoint(t)}
 	opts.Now = func() time.Time { return time.Now().Add(time.Duration(o.skew.Load())) }
+	if opts.OAuth2AllowNetworks == nil {
+		opts.OAuth2AllowNetworks = testenv.Loopback
+	}
 	o.svc = vault.NewService(f.store, f.keys, opts)
 	o.user = f.mustUser("alice")
 	return o
@@ -52,7 +58,8 @@ func newOAuth2Fixture(t *testing.T, f *fixture, opts vault.Options) *oauth2Fixtu
 // service returns another service on the same store and clock, as
 // another process would run.
 func (o *oauth2Fixture) service() *vault.Service {
-	return vault.NewService(o.store, o.keys, vault.Options{Now: func() time.Time { return time.Now().Add(time.Duration(o.skew.Load())) }})
+	return vault.NewService(o.store, o.keys, vault.Options{Now: func() time.Time { return time.Now().Add(time.Duration(o.skew.Load())) },
+		OAuth2AllowNetworks: testenv.Loopback})
 }
 
 func (o *oauth2Fixture) settings(flow vault.OAuth2Flow) *vault.OAuth2Settings {
@@ -405,7 +412,7 @@ func testOAuth2Rotation(t *testing.T, f *fixture) {
 		t.Errorf("rotated %d data keys, want 2", res.Rotated)
 	}
 	o.wantCounts(map[string]int{keys.CurrentID(): 2})
-	env, err := vault.NewService(o.store, keys, vault.Options{}).GetDecryptedForProfile(o.ctx, o.user, p.ID)
+	env, err := vault.NewService(o.store, keys, vault.Options{OAuth2AllowNetworks: testenv.Loopback}).GetDecryptedForProfile(o.ctx, o.user, p.ID)
 	if err != nil || env["API_TOKEN"] != tok || o.ep.calls.Load() != 1 {
 		t.Errorf("after rotation: %v, same token %v, calls %d", err, env["API_TOKEN"] == tok, o.ep.calls.Load())
 	}
@@ -462,5 +469,28 @@ func testOAuth2Due(t *testing.T, f *fixture) {
 	due(started)
 	if _, err := o.svc.OAuth2Due(o.ctx, o.user, "prof_nope", started); vault.ErrorCode(err) != vault.ENOTFOUND {
 		t.Errorf("due of no profile: %v, want ENOTFOUND", err)
+	}
+}
+
+// testOAuth2PrivateEndpointRefused: a user's token URL is theirs to
+// choose, so by default envvault connects to public addresses only: a
+// token endpoint on loopback gets no request, and the release fails naming
+// the secret and the rule, as would one on the operator's network or a
+// cloud metadata address. Allowing the network lets the same secret
+// release.
+func testOAuth2PrivateEndpointRefused(t *testing.T, f *fixture) {
+	o := newOAuth2Fixture(t, f, vault.Options{OAuth2AllowNetworks: []netip.Prefix{}})
+	p := o.mustProfile(o.user, "agent")
+	sec := o.mustOAuth2Secret("API_TOKEN", vault.FlowClientCredentials)
+	env, err := o.release(o.svc, p.ID)
+	if env != nil || !errors.Is(err, vault.ErrOAuth2) || !strings.Contains(err.Error(), sec.ID) ||
+		!strings.Contains(err.Error(), "not public") || !strings.Contains(err.Error(), "--oauth2-allow-network") {
+		t.Errorf("release to a loopback token endpoint: env of %d names, %v; want an error naming %s and the rule", len(env), err, sec.ID)
+	}
+	if calls := o.ep.calls.Load(); calls != 0 {
+		t.Errorf("the refused token endpoint got %d requests, want 0", calls)
+	}
+	if env, err := o.release(o.service(), p.ID); err != nil || env["API_TOKEN"] == "" {
+		t.Errorf("release with loopback allowed: %v, token %v", err, env["API_TOKEN"] != "")
 	}
 }

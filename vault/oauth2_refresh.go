@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/envvault/envvault/internal/egress"
 )
 
 // The refresh of an oauth2 secret's access token at release (release.go
@@ -83,9 +85,12 @@ func newOAuth2Refresher(opts Options) *oauth2Refresher {
 		r.timeout = DefaultOAuth2RefreshTimeout
 	}
 	if r.client == nil {
-		// A token endpoint that redirects is refused: the client's
-		// credentials go to the configured URL only.
-		r.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		// The endpoints are the users' to choose: none may lead envvault
+		// to the host's loopback, the operator's networks or a metadata
+		// service unless the operator allows it (internal/egress). A token
+		// endpoint that redirects is refused: the client's credentials go
+		// to the configured URL only.
+		r.client = egress.Policy{Allow: opts.OAuth2AllowNetworks}.Client(r.timeout)
 	}
 	return r
 }
@@ -310,6 +315,8 @@ func (s *Service) refreshReason(err error) string {
 		return truncate(reason, maxReasonLen)
 	case errors.As(err, &re) && re.Response != nil:
 		return fmt.Sprintf("the token endpoint answered HTTP %d", re.Response.StatusCode)
+	case errors.Is(err, egress.ErrRefused):
+		return "the token endpoint's address is not public and its network is not allowed (an operator allows one with --oauth2-allow-network)"
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ue) && ue.Timeout():
 		return fmt.Sprintf("the token endpoint did not answer within %s", s.oauth2.timeout)
 	case errors.As(err, &ue):

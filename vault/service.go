@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -74,10 +75,14 @@ type Options struct {
 	// ValidateOAuth2RefreshMargin). OAuth2RefreshTimeout bounds one call to
 	// a token endpoint: DefaultOAuth2RefreshTimeout if 0.
 	// OAuth2HTTPClient makes those calls; nil: one that follows no
-	// redirect (oauth2_refresh.go).
+	// redirect and connects to public addresses only, and to the networks
+	// of OAuth2AllowNetworks (internal/egress: a user's token URL must not
+	// reach the host's loopback, the operator's networks or a metadata
+	// service).
 	OAuth2RefreshMargin  time.Duration
 	OAuth2RefreshTimeout time.Duration
 	OAuth2HTTPClient     *http.Client
+	OAuth2AllowNetworks  []netip.Prefix
 }
 
 // NewService returns a service over store, sealing under keys.

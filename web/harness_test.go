@@ -79,7 +79,7 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		keys = testvault.MustKeyring(t)
 	}
 	s.keys = keys
-	s.svc = vault.NewService(store, keys, vault.Options{Names: o.names})
+	s.svc = vault.NewService(store, keys, vault.Options{Names: o.names, OAuth2AllowNetworks: testenv.Loopback})
 	if err := s.svc.CheckKeys(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,8 +32,10 @@ type taskConfig struct {
 	EnvInit string
 	// Backend is --backend and --swarm-constraint (backend.go).
 	Backend backendConfig
-	// OAuth2RefreshMargin is --oauth2-refresh-margin (oauth2.go).
+	// OAuth2RefreshMargin is --oauth2-refresh-margin, OAuth2AllowNetworks
+	// --oauth2-allow-network (oauth2.go).
 	OAuth2RefreshMargin time.Duration
+	OAuth2AllowNetworks []netip.Prefix
 	// TaskAPI is --task-api-url and --task-credential-ttl (task_api.go).
 	TaskAPI taskAPIConfig
 }

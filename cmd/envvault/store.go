@@ -247,6 +247,7 @@ func (m *Main) openService(ctx context.Context) (svc *vault.Service, fresh bool,
 		Sandbox:    m.Config.Tasks.Sandbox,
 		// 0 (a command without the flag) is the default.
 		OAuth2RefreshMargin: m.Config.Tasks.OAuth2RefreshMargin,
+		OAuth2AllowNetworks: m.Config.Tasks.OAuth2AllowNetworks,
 	})
 	if err := svc.CheckKeys(ctx); err != nil {
 		return nil, false, fmt.Errorf("master key from %s does not fit this database: %w", m.Config.Keys.Source, err)
