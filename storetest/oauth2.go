@@ -31,6 +31,7 @@ var oauth2Tests = []test{
 	{name: "Import", fn: testOAuth2Import},
 	{name: "DueForRunningTasks", fn: testOAuth2Due},
 	{name: "PrivateEndpointRefused", fn: testOAuth2PrivateEndpointRefused},
+	{name: "DeviceFlow", fn: testOAuth2DeviceFlow},
 }
 
 // oauth2Fixture is a service on f's store whose clock is the real one

@@ -34,7 +34,16 @@ type tokenEndpoint struct {
 	scopes    []string
 	audiences []string
 	gate      chan struct{} // if not nil, each call waits for it to close
+
+	// The device flow (RFC 8628): the device code it gave, and what the
+	// user did at the provider: "" (not yet), "approve" or "deny".
+	deviceCode string
+	device     string
+	polls      int // device code token requests answered
 }
+
+// deviceGrant is RFC 8628's grant type.
+const deviceGrant = "urn:ietf:params:oauth:grant-type:device_code"
 
 func newTokenEndpoint(t *testing.T) *tokenEndpoint {
 	e := &tokenEndpoint{t: t, clientID: "client-" + t.Name(), clientSecret: value("client-secret"), expiresIn: 3600}
@@ -68,6 +77,10 @@ func (e *tokenEndpoint) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
 	}
+	if r.URL.Path == "/oauth2/device/auth" {
+		e.deviceAuth(w, r)
+		return
+	}
 	id, secret, ok := r.BasicAuth()
 	if ok {
 		// RFC 6749 2.3.1: form-encoded before basic auth.
@@ -89,10 +102,21 @@ func (e *tokenEndpoint) serve(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, e.fail)
 	case grant == "refresh_token" && r.PostForm.Get("refresh_token") != e.refresh:
 		oauthError(w, http.StatusBadRequest, "invalid_grant")
-	case grant == "client_credentials" || grant == "refresh_token":
+	case grant == deviceGrant && (e.deviceCode == "" || r.PostForm.Get("device_code") != e.deviceCode):
+		oauthError(w, http.StatusBadRequest, "invalid_grant")
+	case grant == deviceGrant && e.device != "approve":
+		e.polls++
+		code := map[string]string{"": "authorization_pending", "deny": "access_denied"}[e.device]
+		oauthError(w, http.StatusBadRequest, code)
+	case grant == "client_credentials" || grant == "refresh_token" || grant == deviceGrant:
 		body := map[string]any{"access_token": e.issue("access"), "token_type": "bearer"}
 		if e.expiresIn > 0 {
 			body["expires_in"] = e.expiresIn
+		}
+		if grant == deviceGrant {
+			e.polls++
+			e.refresh = e.issue("refresh")
+			body["refresh_token"] = e.refresh
 		}
 		if grant == "refresh_token" && e.rotate {
 			e.refresh = e.issue("refresh")
@@ -103,6 +127,21 @@ func (e *tokenEndpoint) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
 	}
+}
+
+// deviceAuth answers a device authorization request of its client with a
+// new device code, a user code and a poll interval of one second.
+func (e *tokenEndpoint) deviceAuth(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r.PostForm.Get("client_id") != e.clientID {
+		oauthError(w, http.StatusUnauthorized, "invalid_client")
+		return
+	}
+	e.deviceCode, e.device = e.issue("device-code"), ""
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"device_code": e.deviceCode, "user_code": "WDJB-MJHT",
+		"verification_uri": e.srv.URL + "/device", "expires_in": 600, "interval": 1})
 }
 
 func oauthError(w http.ResponseWriter, status int, code string) {

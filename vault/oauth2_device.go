@@ -17,8 +17,9 @@ import (
 // expires; the outcome is written to the flow's row, which the dashboard
 // reads. The device code itself stays in the polling goroutine's memory,
 // never in the store: if the process ends, the flow shows as expired once
-// its time is up. Ory Hydra v2.3.0 (the tests' server) has no device flow,
-// so this is not tested against a real server.
+// its time is up. Ory Hydra v2.3.0 (the tests' server) has no device flow:
+// storetest's OAuth2/DeviceFlow tests it against the suite's RFC 8628
+// endpoint on loopback.
 
 // OAuth2DeviceMaxWait bounds how long a device flow is polled, whatever
 // expiry the provider gives (most give 15 minutes or less).
