@@ -36,6 +36,9 @@ type memBackend struct {
 	next    int
 	starts  []string      // names given to Start, in order
 	changed chan struct{} // closed and replaced at every change
+	// followCut, if above 0, ends every followed log stream after that
+	// many bytes, as an engine that ends a follow early.
+	followCut int
 }
 
 type memContainer struct {
@@ -163,6 +166,9 @@ func (m *memBackend) Logs(ctx context.Context, id string, follow bool) (io.ReadC
 		}
 		m.mu.Lock()
 		out := slices.Clone(c.logs)
+		if follow && m.followCut > 0 && len(out) > m.followCut {
+			out = out[:m.followCut]
+		}
 		m.mu.Unlock()
 		_, err := pw.Write(out)
 		pw.CloseWithError(err)

@@ -101,8 +101,9 @@ func (o *Orchestrator) maskValues(ctx context.Context, t *Task, env []string) ([
 }
 
 // storeLogs copies the container's output, masked, into the store until
-// the container exits (or ctx ends), then stores what is left.
-func (o *Orchestrator) storeLogs(ctx context.Context, taskID, containerID string, masked []string) error {
+// the container exits (or ctx ends), then stores what is left. exited is
+// closed once the container has exited.
+func (o *Orchestrator) storeLogs(ctx context.Context, taskID, containerID string, masked []string, exited <-chan struct{}) error {
 	rc, err := o.runner.Logs(ctx, containerID, true)
 	if err != nil {
 		return err
@@ -110,7 +111,11 @@ func (o *Orchestrator) storeLogs(ctx context.Context, taskID, containerID string
 	defer rc.Close()
 	w := &logWriter{ctx: context.WithoutCancel(ctx), o: o, taskID: taskID}
 	m := mask.NewWriter(w, masked)
-	_, copyErr := io.Copy(timedWriter{w: m, obs: o.observe}, rc)
+	read := &countingReader{r: rc}
+	_, copyErr := io.Copy(timedWriter{w: m, obs: o.observe}, read)
+	if copyErr == nil {
+		copyErr = o.catchUpLogs(ctx, containerID, read.n, m, exited)
+	}
 	// The masker hands the writer what it held back, the writer stores
 	// what it has batched.
 	err = errors.Join(m.Close(), w.Close())
@@ -118,6 +123,42 @@ func (o *Orchestrator) storeLogs(ctx context.Context, taskID, containerID string
 		return fmt.Errorf("copy logs: %w", errors.Join(copyErr, err))
 	}
 	return err
+}
+
+// catchUpLogs copies what a followed log stream that ended left unread:
+// the Docker Engine (20.10, json-file) has ended a follow at the
+// container's exit before the last of a chatty program's output
+// (TestChattyTaskLogs: 179,667 of 208,894 bytes). Once the container has
+// exited, its whole log is read again, without follow, and what follows
+// the first n bytes goes on to w. A container already gone is no error.
+func (o *Orchestrator) catchUpLogs(ctx context.Context, containerID string, n int64, w io.Writer, exited <-chan struct{}) error {
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		return nil
+	}
+	rc, err := o.runner.Logs(ctx, containerID, false)
+	if err != nil {
+		return nil
+	}
+	defer rc.Close()
+	if _, err := io.CopyN(io.Discard, rc, n); err != nil {
+		return nil // no more than was read: nothing was missed
+	}
+	_, err = io.Copy(w, rc)
+	return err
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Log chunks are batched: Docker delivers a program's output a line at a

@@ -160,7 +160,8 @@ func (o *Orchestrator) attachOrStart(ctx context.Context, t *Task, attach *Conta
 func (o *Orchestrator) supervise(ctx context.Context, t *Task, containerID string, masked []string, poke <-chan struct{}, log *slog.Logger) {
 	// Logs are read until the container exits; their reader ends then.
 	logsDone := make(chan error, 1)
-	go func() { logsDone <- o.storeLogs(ctx, t.ID, containerID, masked) }()
+	ended := make(chan struct{}) // closed once the wait below returns
+	go func() { logsDone <- o.storeLogs(ctx, t.ID, containerID, masked, ended) }()
 
 	waitCtx, cancelWait := context.WithCancel(ctx)
 	defer cancelWait()
@@ -168,6 +169,7 @@ func (o *Orchestrator) supervise(ctx context.Context, t *Task, containerID strin
 	go func() {
 		code, err := o.runner.Wait(waitCtx, containerID)
 		exited <- waitResult{code, err}
+		close(ended)
 	}()
 	var res waitResult
 	stopping := false
