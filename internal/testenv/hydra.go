@@ -380,6 +380,15 @@ func (h *Hydra) deleteClient(t testing.TB, id string, gone bool) {
 	h.admin(t, http.MethodDelete, "/admin/clients/"+url.PathEscape(id), nil, want, nil)
 }
 
+// SetClientCredentialsLifespan makes the access tokens Hydra issues to the
+// client by client credentials from now on live d (Hydra's default is an
+// hour).
+func (h *Hydra) SetClientCredentialsLifespan(t testing.TB, id string, d time.Duration) {
+	t.Helper()
+	body := map[string]string{"client_credentials_grant_access_token_lifespan": d.String()}
+	h.admin(t, http.MethodPut, "/admin/clients/"+url.PathEscape(id)+"/lifespans", body, http.StatusOK, nil)
+}
+
 // RevokeConsent revokes every consent HydraSubject gave the client, and with
 // it every access and refresh token issued under it: the next refresh is
 // refused with invalid_grant, as when a user revokes an app's access.
