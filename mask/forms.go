@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -119,12 +121,63 @@ func (ps *patternSet) addForms(v []byte) {
 	}
 }
 
+// valuesPerWorker is the fewest values whose patterns patterns makes on a
+// goroutine of its own: below it, starting one costs more than it saves.
+const valuesPerWorker = 1024
+
 // patterns returns the byte strings to mask for values, sorted and without
 // duplicates: of every value of at least MinLen bytes, the value and each
 // line of it (split at CR or LF, trimmed of spaces: a value printed line
 // by line), each with every form of the package doc. Strings shorter than
-// MinLen are left out.
+// MinLen are left out. Many values are split over up to GOMAXPROCS
+// goroutines, each sorting its part, and the parts merged: a task of
+// 10,000 values has over 100,000 patterns, and this is most of the
+// masker's build.
 func patterns(values []string) [][]byte {
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(values)/valuesPerWorker))
+	if workers == 1 {
+		return sortedPatterns(values)
+	}
+	per := (len(values) + workers - 1) / workers
+	parts := make([][][]byte, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*per, min((w+1)*per, len(values))
+		wg.Go(func() { parts[w] = sortedPatterns(values[lo:hi]) })
+	}
+	wg.Wait()
+	for len(parts) > 1 {
+		var next [][][]byte
+		for i := 0; i < len(parts); i += 2 {
+			if i+1 == len(parts) {
+				next = append(next, parts[i])
+			} else {
+				next = append(next, mergePatterns(parts[i], parts[i+1]))
+			}
+		}
+		parts = next
+	}
+	return parts[0]
+}
+
+// mergePatterns merges two sorted lists without duplicates into one.
+func mergePatterns(a, b [][]byte) [][]byte {
+	out := make([][]byte, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		switch c := bytes.Compare(a[0], b[0]); {
+		case c < 0:
+			out, a = append(out, a[0]), a[1:]
+		case c > 0:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			out, a, b = append(out, a[0]), a[1:], b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
+}
+
+// sortedPatterns is patterns on one goroutine.
+func sortedPatterns(values []string) [][]byte {
 	ps := &patternSet{out: make([][]byte, 0, 16*len(values))}
 	var v []byte
 	for _, s := range values {
@@ -141,9 +194,73 @@ func patterns(values []string) [][]byte {
 			}
 		}
 	}
-	slices.SortFunc(ps.out, bytes.Compare)
+	sortPatterns(ps.out)
 	return slices.CompactFunc(ps.out, bytes.Equal)
 }
+
+// sortPatterns sorts ps by bytes with a most-significant-byte radix sort:
+// a task of 10,000 values has 100,000 patterns, which a comparison sort
+// took 20 ms to order (a third of the masker's build), bytes.Compare on
+// long common prefixes (the forms of values such as ghp_…) at each step.
+func sortPatterns(ps [][]byte) {
+	radixSort(ps, make([][]byte, len(ps)), 0)
+}
+
+// radixSort sorts ps, whose patterns share their first d bytes, by the
+// bytes from d on, using tmp (as long as ps) as scratch. Small groups, and
+// groups past radixMaxDepth bytes (a value repeated in many secrets), are
+// left to a comparison sort, which bounds the recursion.
+func radixSort(ps, tmp [][]byte, d int) {
+	for {
+		if len(ps) <= radixMinGroup || d >= radixMaxDepth {
+			slices.SortFunc(ps, func(a, b []byte) int { return bytes.Compare(a[d:], b[d:]) })
+			return
+		}
+		// Bucket 0 holds the patterns that end at d; bucket c+1 those
+		// whose byte d is c.
+		var count [257]int
+		for _, p := range ps {
+			count[radixKey(p, d)]++
+		}
+		if count[radixKey(ps[0], d)] == len(ps) {
+			if len(ps[0]) <= d {
+				return // all equal
+			}
+			d++ // one group: go on with the next byte, without recursing
+			continue
+		}
+		var at [257]int
+		for c := 1; c < len(at); c++ {
+			at[c] = at[c-1] + count[c-1]
+		}
+		next := at
+		for _, p := range ps {
+			k := radixKey(p, d)
+			tmp[next[k]] = p
+			next[k]++
+		}
+		copy(ps, tmp)
+		for c := 1; c < len(at); c++ {
+			if count[c] > 1 {
+				radixSort(ps[at[c]:at[c]+count[c]], tmp[at[c]:at[c]+count[c]], d+1)
+			}
+		}
+		return
+	}
+}
+
+// radixKey is the bucket of p at byte d.
+func radixKey(p []byte, d int) int {
+	if d < len(p) {
+		return int(p[d]) + 1
+	}
+	return 0
+}
+
+const (
+	radixMinGroup = 32  // groups of at most this many are compared
+	radixMaxDepth = 256 // deeper than this, groups are compared
+)
 
 func appendHexUpper(dst, v []byte) []byte {
 	const digits = "0123456789ABCDEF"
