@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	logmask "github.com/envvault/envvault/mask"
+	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/vault"
 )
@@ -40,10 +41,14 @@ import (
 // against. Times are medians of the ops (ms-…).
 //
 // task-env/secrets=10000 is what a task start does with the vault for a
-// user of 10,000 secrets: ReleaseForTask (decryption and its task.release
-// audit event, ms-release) and the log masker built from the values
-// (ms-masker), against the floor of the same query and opens; each op also
-// runs the decryption alone (ms-decrypt; ms-release less it is the record).
+// user of 10,000 secrets before its container starts: ReleaseForTask
+// (decryption and its task.release audit event) and orchestrator.Merge
+// (ms-task-env), against the floor of the same query and opens; each op
+// also runs the decryption alone (ms-decrypt; ms-task-env less it is the
+// record and the merge) and, once the env is made, builds the log masker
+// of the values (ms-masker), which the orchestrator builds after the
+// container has started, in the goroutine that copies its logs
+// (ms-with-masker is the whole).
 //
 //	go test ./postgres -run '^$' -bench ReleaseRLS -benchtime 200x
 func BenchmarkReleaseRLS(b *testing.B) {
@@ -99,15 +104,20 @@ func BenchmarkReleaseRLS(b *testing.B) {
 	user, profile := seeded[10_000][0], seeded[10_000][1]
 	b.Run("task-env/secrets=10000", func(b *testing.B) {
 		attempt := 0
-		var rel, mask []time.Duration
+		var envs, mask []time.Duration
 		ms := interleave(b, func() {
 			floor.run(b, user, profile, 10_000)
 		}, func() {
 			attempt++
 			start := time.Now()
-			released, err := svc.ReleaseForTask(ctx, user, vault.TaskRelease{TaskID: vault.NewID(vault.PrefixTask), ProfileID: profile, Attempt: attempt})
+			task := vault.NewID(vault.PrefixTask)
+			released, err := svc.ReleaseForTask(ctx, user, vault.TaskRelease{TaskID: task, ProfileID: profile, Attempt: attempt})
 			if err != nil || len(released) != 10_000 {
 				b.Fatalf("ReleaseForTask: %d secrets, %v; want 10000", len(released), err)
+			}
+			env, _ := orchestrator.Merge(orchestrator.MergeInput{Secrets: released, TaskID: task, Prompt: "bench"})
+			if len(env) != 10_002 {
+				b.Fatalf("merged env of %d names, want 10002", len(env))
 			}
 			mid := time.Now()
 			values := make([]string, len(released))
@@ -118,18 +128,19 @@ func BenchmarkReleaseRLS(b *testing.B) {
 			if err := m.Close(); err != nil {
 				b.Fatal(err)
 			}
-			rel, mask = append(rel, mid.Sub(start)), append(mask, time.Since(mid))
+			envs, mask = append(envs, mid.Sub(start)), append(mask, time.Since(mid))
 		}, func() {
 			if _, err := svc.GetDecryptedForProfileWithSources(ctx, user, profile); err != nil {
 				b.Fatal(err)
 			}
 		})
-		b.ReportMetric(ms[1], "ms-task-env")
+		taskEnv := medianMs(envs)
+		b.ReportMetric(taskEnv, "ms-task-env")
 		b.ReportMetric(ms[0], "ms-floor")
-		b.ReportMetric(ms[1]/ms[0], "x-floor")
-		b.ReportMetric(medianMs(rel), "ms-release")
+		b.ReportMetric(taskEnv/ms[0], "x-floor")
 		b.ReportMetric(ms[2], "ms-decrypt")
 		b.ReportMetric(medianMs(mask), "ms-masker")
+		b.ReportMetric(ms[1], "ms-with-masker")
 	})
 }
 
