@@ -125,13 +125,21 @@ func (o *Orchestrator) storeLogs(ctx context.Context, taskID, containerID string
 	return err
 }
 
+// logCatchUpMax bounds catchUpLogs: a log longer than this is not read
+// again, which would double the engine's work for every large log.
+const logCatchUpMax = 16 << 20
+
 // catchUpLogs copies what a followed log stream that ended left unread:
 // the Docker Engine (20.10, json-file) has ended a follow at the
 // container's exit before the last of a chatty program's output
 // (TestChattyTaskLogs: 179,667 of 208,894 bytes). Once the container has
 // exited, its whole log is read again, without follow, and what follows
-// the first n bytes goes on to w. A container already gone is no error.
+// the first n bytes goes on to w, if n is at most logCatchUpMax. A
+// container already gone is no error.
 func (o *Orchestrator) catchUpLogs(ctx context.Context, containerID string, n int64, w io.Writer, exited <-chan struct{}) error {
+	if n > logCatchUpMax {
+		return nil
+	}
 	select {
 	case <-exited:
 	case <-ctx.Done():

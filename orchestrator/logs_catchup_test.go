@@ -1,6 +1,7 @@
 package orchestrator_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -34,5 +35,29 @@ func TestLogsCaughtUpAfterAnEarlyEnd(t *testing.T) {
 	}
 	if got, want := f.logs(task.ID), "first line\nthe token is "+mask.Placeholder+"\nlast line\n"; got != want {
 		t.Errorf("logs %q, want %q", got, want)
+	}
+}
+
+// TestLogsNotCaughtUpPastTheBound: past 16 MiB read, an early end of the
+// follow is not caught up (the whole log is not read again): what was
+// read is stored, the rest is not.
+func TestLogsNotCaughtUpPastTheBound(t *testing.T) {
+	f := newFixture(t, sqliteBackend(t).open(t), false)
+	mem := newMemBackend()
+	const bound = 16 << 20
+	mem.followCut = bound + 1
+	o := orchestrator.New(orchestrator.Config{Vault: f.svc, Store: f.store, Runner: mem, Worker: "w-" + vault.NewID(""),
+		Poll: 50 * time.Millisecond})
+	f.run(o)
+	task := f.create(o, f.profile("img", "/bin/true"))
+	id := "mem0001"
+	mem.await(t, "waited for", waited(id))
+	mem.print(id, strings.Repeat("x", bound+1)+"the rest\n")
+	mem.exit(id, 0)
+	if done := f.await(task.ID, "finished", isDone, o); done.Status != orchestrator.StatusSucceeded {
+		t.Fatalf("finished: %+v", done)
+	}
+	if got := f.logs(task.ID); len(got) != bound+1 || strings.Contains(got, "the rest") {
+		t.Errorf("stored %d bytes, the rest caught up: %v; want %d bytes, not caught up", len(got), strings.Contains(got, "the rest"), bound+1)
 	}
 }
