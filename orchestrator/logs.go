@@ -109,11 +109,12 @@ func (o *Orchestrator) storeLogs(ctx context.Context, taskID, containerID string
 		return err
 	}
 	defer rc.Close()
-	w := &logWriter{ctx: context.WithoutCancel(ctx), o: o, taskID: taskID}
+	w := &logWriter{ctx: context.WithoutCancel(ctx), o: o, taskID: taskID, limit: o.maxLogBytes}
 	m := mask.NewWriter(w, masked)
-	read := &countingReader{r: rc}
+	// Past the limit the stream is read no further.
+	read := &countingReader{r: rc, stop: w.isFull}
 	_, copyErr := io.Copy(timedWriter{w: m, obs: o.observe}, read)
-	if copyErr == nil {
+	if copyErr == nil && !w.isFull() {
 		copyErr = o.catchUpLogs(ctx, containerID, read.n, m, exited)
 	}
 	// The masker hands the writer what it held back, the writer stores
@@ -157,13 +158,18 @@ func (o *Orchestrator) catchUpLogs(ctx context.Context, containerID string, n in
 	return err
 }
 
-// countingReader counts the bytes read through it.
+// countingReader counts the bytes read through it, and ends (io.EOF) once
+// stop says so.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r    io.Reader
+	n    int64
+	stop func() bool
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	if c.stop() {
+		return 0, io.EOF
+	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
@@ -179,18 +185,42 @@ const (
 	logBatchDelay = 50 * time.Millisecond
 )
 
+// DefaultMaxLogBytes is how much of one container's output is stored
+// unless the operator says otherwise (--max-task-log-mib): a task's code
+// is not the platform's, and could print until the database is full.
+const DefaultMaxLogBytes = 64 << 20
+
 // logWriter stores a task's masked output in batches; see logBatchSize.
-// Close stores what it holds. It is safe for the concurrent use of its
-// Write and its own timer.
+// It stores at most limit bytes of output, then a line saying the rest is
+// not stored, and discards the rest. Close stores what it holds. It is
+// safe for the concurrent use of its Write and its own timer.
 type logWriter struct {
 	ctx    context.Context
 	o      *Orchestrator
 	taskID string
+	limit  int64
 
-	mu    sync.Mutex
-	buf   []byte
-	timer *time.Timer // pending flush of buf, nil if none
-	err   error       // the first failed store write; every later call returns it
+	mu     sync.Mutex
+	buf    []byte
+	stored int64       // output taken, up to limit
+	full   bool        // limit reached: the rest is discarded
+	timer  *time.Timer // pending flush of buf, nil if none
+	err    error       // the first failed store write; every later call returns it
+}
+
+// sizeText is n bytes in MiB where it is a whole number of them.
+func sizeText(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// isFull reports whether the writer took all the output it may store.
+func (w *logWriter) isFull() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.full
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
@@ -199,7 +229,19 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	w.buf = append(w.buf, p...)
+	if w.full {
+		return len(p), nil
+	}
+	take := p
+	if w.stored+int64(len(p)) > w.limit {
+		take = p[:w.limit-w.stored]
+		w.full = true
+	}
+	w.stored += int64(len(take))
+	w.buf = append(w.buf, take...)
+	if w.full {
+		w.buf = fmt.Appendf(w.buf, "\n--- envvault: the output passed the log limit of %s (--max-task-log-mib); the rest is not stored ---\n", sizeText(w.limit))
+	}
 	switch {
 	case len(w.buf) >= logBatchSize:
 		w.flushLocked()

@@ -62,6 +62,9 @@ type Config struct {
 	// TaskCredentialTTL bounds a task credential's life;
 	// vault.DefaultTaskCredentialTTL if 0.
 	TaskCredentialTTL time.Duration
+	// MaxLogBytes is how much of one container's output (masked) is
+	// stored; DefaultMaxLogBytes if 0 (logs.go).
+	MaxLogBytes int64
 }
 
 // Orchestrator creates, runs, observes, stops and recovers tasks.
@@ -80,6 +83,7 @@ type Orchestrator struct {
 	requestTTL    time.Duration
 	taskAPIURL    string        // task_credential.go
 	credentialTTL time.Duration // task_credential.go
+	maxLogBytes   int64         // logs.go
 	// awaitChecked is when the worker's loop last ran checkAwaiting
 	// (awaiting.go); only that goroutine reads or writes it.
 	awaitChecked time.Time
@@ -101,6 +105,10 @@ func New(c Config) *Orchestrator {
 		wake: make(chan struct{}, 1), changed: make(chan struct{}), running: map[string]chan struct{}{},
 		maxQueued: c.MaxQueuedPerUser, slots: newSlots(c.MaxRunning, c.UserSharePercent),
 		requestTTL: c.SecretRequestTTL, taskAPIURL: c.TaskAPIURL, credentialTTL: c.TaskCredentialTTL,
+		maxLogBytes: c.MaxLogBytes,
+	}
+	if o.maxLogBytes <= 0 {
+		o.maxLogBytes = DefaultMaxLogBytes
 	}
 	if o.maxQueued <= 0 {
 		o.maxQueued = DefaultMaxQueuedPerUser

@@ -23,6 +23,7 @@ type taskConfig struct {
 	MaxRunning       int // --max-running, MAX_RUNNING
 	UserShare        int // --user-share, USER_SHARE (percent)
 	MaxQueuedPerUser int // --max-queued-per-user, MAX_QUEUED_PER_USER
+	MaxLogMiB        int // --max-task-log-mib, MAX_TASK_LOG_MIB
 	// SecretRequestTTL is --secret-request-ttl, SECRET_REQUEST_TTL: how
 	// long a task's secret request waits for its answer.
 	SecretRequestTTL time.Duration
@@ -46,9 +47,14 @@ func slotFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&t.MaxRunning, "max-running", orchestrator.DefaultMaxRunning(), "most task containers this worker starts or runs at once (default: two per core); further tasks wait queued")
 	fs.IntVar(&t.UserShare, "user-share", orchestrator.DefaultUserSharePercent, "percent of --max-running one user's tasks may hold (at least one task), so that others' tasks still start")
 	fs.IntVar(&t.MaxQueuedPerUser, "max-queued-per-user", orchestrator.DefaultMaxQueuedPerUser, "most queued tasks one user may have; creating another answers 429 with Retry-After")
+	fs.IntVar(&t.MaxLogMiB, "max-task-log-mib", orchestrator.DefaultMaxLogBytes>>20, fmt.Sprintf("MiB of one task container's output (masked) stored, 1 to %d; the rest is dropped, after a line saying so", maxLogMiB))
 	fs.DurationVar(&t.SecretRequestTTL, "secret-request-ttl", vault.DefaultSecretRequestTTL, "how long a task waiting for required secrets waits for them before it fails (1s to 720h)")
 	fs.StringVar(&t.EnvInit, "env-init", "", "path of the static envvault-init program for env delivery stdin (default: envvault-init beside this executable, else on PATH)")
 }
+
+// maxLogMiB is the largest --max-task-log-mib: 64 GiB of one container's
+// output.
+const maxLogMiB = 64 << 10
 
 // initName is the file name of the init program looked for by default.
 const initName = "envvault-init"
@@ -124,6 +130,8 @@ func (c *Config) checkTasks() error {
 		return fmt.Errorf("--user-share (USER_SHARE) is %d: it must be a percent from 1 to 100", t.UserShare)
 	case t.MaxQueuedPerUser < 1:
 		return fmt.Errorf("--max-queued-per-user (MAX_QUEUED_PER_USER) is %d: it must be at least 1", t.MaxQueuedPerUser)
+	case t.MaxLogMiB < 1 || t.MaxLogMiB > maxLogMiB:
+		return fmt.Errorf("--max-task-log-mib (MAX_TASK_LOG_MIB) is %d: it must be from 1 to %d", t.MaxLogMiB, maxLogMiB)
 	case t.SecretRequestTTL < time.Second || t.SecretRequestTTL > 720*time.Hour:
 		return fmt.Errorf("--secret-request-ttl (SECRET_REQUEST_TTL) is %s: it must be from 1s to 720h", t.SecretRequestTTL)
 	}

@@ -29,11 +29,11 @@ func TestSandboxFlags(t *testing.T) {
 	if got := m.Config.Tasks.Sandbox; !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults %+v, want %+v", got, want)
 	}
-	if c := m.Config.Tasks; c.MaxRunning != 2*runtime.NumCPU() || c.UserShare != 50 || c.MaxQueuedPerUser != 100 || c.SecretRequestTTL != 24*time.Hour {
+	if c := m.Config.Tasks; c.MaxRunning != 2*runtime.NumCPU() || c.UserShare != 50 || c.MaxQueuedPerUser != 100 || c.SecretRequestTTL != 24*time.Hour || c.MaxLogMiB != 64 {
 		t.Errorf("slot defaults %+v", c)
 	}
-	if m, err := parseOnly(t, "dev", "--max-running", "3", "--user-share", "34", "--max-queued-per-user", "7"); err != nil ||
-		m.Config.Tasks.MaxRunning != 3 || m.Config.Tasks.UserShare != 34 || m.Config.Tasks.MaxQueuedPerUser != 7 {
+	if m, err := parseOnly(t, "dev", "--max-running", "3", "--user-share", "34", "--max-queued-per-user", "7", "--max-task-log-mib", "5"); err != nil ||
+		m.Config.Tasks.MaxRunning != 3 || m.Config.Tasks.UserShare != 34 || m.Config.Tasks.MaxQueuedPerUser != 7 || m.Config.Tasks.MaxLogMiB != 5 {
 		t.Errorf("slot flags: %+v, %v", m.Config.Tasks, err)
 	}
 	m, err = parseOnly(t, "serve", "--networks", "none", "--networks", "agents", "--allowed-caps", "NET_BIND_SERVICE,CHOWN",
@@ -62,6 +62,8 @@ func TestSandboxFlags(t *testing.T) {
 		{[]string{"runner", "--worker-id", "w", "--max-queued-per-user", "0"}, "--max-queued-per-user"},
 		{[]string{"serve", "--secret-request-ttl", "500ms"}, "--secret-request-ttl (SECRET_REQUEST_TTL) is 500ms: it must be from 1s to 720h"},
 		{[]string{"dev", "--secret-request-ttl", "721h"}, "--secret-request-ttl"},
+		{[]string{"serve", "--max-task-log-mib", "0"}, "--max-task-log-mib (MAX_TASK_LOG_MIB) is 0: it must be from 1 to 65536"},
+		{[]string{"runner", "--worker-id", "w", "--max-task-log-mib", "65537"}, "--max-task-log-mib"},
 	} {
 		if _, err := parseOnly(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want an error with %q", tc.args, err, tc.want)

@@ -83,6 +83,7 @@ func (m *Main) newOrchestrator(svc *vault.Service) (*orchestrator.Orchestrator, 
 		UserSharePercent: m.Config.Tasks.UserShare,
 		MaxQueuedPerUser: m.Config.Tasks.MaxQueuedPerUser,
 		SecretRequestTTL: m.Config.Tasks.SecretRequestTTL,
+		MaxLogBytes:      int64(m.Config.Tasks.MaxLogMiB) << 20,
 		Observer:         m.metrics.m,
 
 		TaskAPIURL:        m.Config.Tasks.TaskAPI.url(),

@@ -61,3 +61,26 @@ func TestLogsNotCaughtUpPastTheBound(t *testing.T) {
 		t.Errorf("stored %d bytes, the rest caught up: %v; want %d bytes, not caught up", len(got), strings.Contains(got, "the rest"), bound+1)
 	}
 }
+
+// TestLogLimit: a container's output past MaxLogBytes is not stored: the
+// first MaxLogBytes bytes are, then one line saying so; the task ends as
+// it would have.
+func TestLogLimit(t *testing.T) {
+	f := newFixture(t, sqliteBackend(t).open(t), false)
+	mem := newMemBackend()
+	o := orchestrator.New(orchestrator.Config{Vault: f.svc, Store: f.store, Runner: mem, Worker: "w-" + vault.NewID(""),
+		Poll: 50 * time.Millisecond, MaxLogBytes: 1000})
+	f.run(o)
+	task := f.create(o, f.profile("img", "/bin/true"))
+	id := "mem0001"
+	mem.await(t, "waited for", waited(id))
+	mem.print(id, strings.Repeat("a", 999)+"bc"+strings.Repeat("d", 100_000))
+	mem.exit(id, 0)
+	if done := f.await(task.ID, "finished", isDone, o); done.Status != orchestrator.StatusSucceeded {
+		t.Fatalf("finished: %+v", done)
+	}
+	want := strings.Repeat("a", 999) + "b\n--- envvault: the output passed the log limit of 1000 bytes (--max-task-log-mib); the rest is not stored ---\n"
+	if got := f.logs(task.ID); got != want {
+		t.Errorf("logs: %d bytes ending %q, want %d ending %q", len(got), got[max(0, len(got)-120):], len(want), want[len(want)-120:])
+	}
+}
