@@ -306,9 +306,16 @@ func (e *taskEnv) awaitTask(tok, id, what string, ok func(apiTask) bool) apiTask
 	}
 }
 
+// awaitStatus waits for the task to be in status; it fails at once if the
+// task ends in another (an ended task never changes again).
 func (e *taskEnv) awaitStatus(tok, id string, status string) apiTask {
 	e.t.Helper()
-	return e.awaitTask(tok, id, status, func(a apiTask) bool { return a.Status == status })
+	return e.awaitTask(tok, id, status, func(a apiTask) bool {
+		if a.Status != status && orchestrator.Status(a.Status).Done() {
+			e.t.Fatalf("task %s ended %s while awaited %s: %s", id, a.Status, status, a)
+		}
+		return a.Status == status
+	})
 }
 
 // followLogs streams the task's logs (follow=true) until the text so far
