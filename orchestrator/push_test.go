@@ -12,16 +12,25 @@ import (
 	"github.com/envvault/envvault/vault"
 )
 
-// TestPushRestart runs tasks on the real Docker Engine with the default
-// poll (500 ms): a task of a profile with on_secret_change restart is
+// TestPushRestart runs tasks on the real Docker Engine, and on Docker
+// Swarm, with the default poll (500 ms): a task of a profile with on_secret_change restart is
 // restarted with the fresh env within a second of a PATCH of a secret it
 // was given, once for a burst of PATCHes, and again when the secret is
 // deleted; a PATCH of a secret its profile does not receive restarts
 // nothing, and a task of a keep profile only becomes stale.
 func TestPushRestart(t *testing.T) {
+	t.Run("docker", func(t *testing.T) {
+		testPushRestart(t, func(f *fixture) orchestrator.Backend { return f.runner })
+	})
+	t.Run("swarm", func(t *testing.T) {
+		testPushRestart(t, func(f *fixture) orchestrator.Backend { return newSwarmBackend(t, f) })
+	})
+}
+
+func testPushRestart(t *testing.T, backend func(*fixture) orchestrator.Backend) {
 	f := newFixture(t, sqliteBackend(t).open(t), true)
 	ctx := context.Background()
-	o := orchestrator.New(orchestrator.Config{Vault: f.svc, Store: f.store, Runner: f.runner, Worker: "w-" + vault.NewID("")})
+	o := orchestrator.New(orchestrator.Config{Vault: f.svc, Store: f.store, Runner: backend(f), Worker: "w-" + vault.NewID("")})
 	f.run(o)
 	// The app ends on SIGTERM, as a well-behaved one does: the restart
 	// then waits for no stop timeout.
@@ -97,6 +106,13 @@ func TestPushRestart(t *testing.T) {
 	}
 	if v.Attempt != 1 || v.Status != orchestrator.StatusRunning || !slices.Equal(v.Stale, []string{"PUSHED"}) {
 		t.Errorf("the keep task: attempt %d, %s, stale %v; want attempt 1 running, PUSHED stale", v.Attempt, v.Status, v.Stale)
+	}
+	// Stopped, so that the backend removes what it made for them.
+	for _, id := range []string{restartTask.ID, keepTask.ID} {
+		if _, err := o.StopTask(ctx, f.user, id); err != nil {
+			t.Fatal(err)
+		}
+		f.await(id, "stopped", isDone, o)
 	}
 }
 
