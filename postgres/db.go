@@ -119,11 +119,10 @@ const userExists = `SELECT FROM users WHERE id = $1`
 // user does not exist, or fn's error unchanged.
 func (db *DB) Update(ctx context.Context, userID string, fn func(vault.Tx) error) error {
 	err := db.pipeTx(ctx, `BEGIN ISOLATION LEVEL READ COMMITTED`, settingUser, userID, func(p *pipe) error {
-		// BEGIN, the setting and this check go in one round trip, before
-		// fn: fn runs only for a user who exists.
-		if err := p.stmts(ctx, stmt{userExists, []any{userID}, userFound}); err != nil {
-			return err
-		}
+		// BEGIN, the setting and this check go with fn's first statement:
+		// a missing user's ENOTFOUND is the first answer read, before that
+		// statement's own.
+		p.Defer(userExists, []any{userID}, userFound)
 		return fn(&tx{tx: p, userID: userID, db: db})
 	})
 	if err != nil {

@@ -71,7 +71,9 @@ func (t *tx) KeptVersion(ctx context.Context, secretID string, version int) (*va
 
 // KeepVersion stores an earlier value of a secret of the user. Returns
 // ENOTFOUND if the secret does not exist or is another user's, ECONFLICT if
-// it already keeps that version.
+// it already keeps that version: in Update's pipeline from the next call
+// that reaches the server, with which it goes (the row update of the
+// change that keeps it).
 func (t *tx) KeepVersion(ctx context.Context, v *vault.KeptVersion) error {
 	if v.UserID != t.userID {
 		return vault.Errorf(vault.ENOTFOUND, "secret not found")
@@ -82,7 +84,7 @@ func (t *tx) KeepVersion(ctx context.Context, v *vault.KeptVersion) error {
 	}
 	// Selecting the secret's row keeps a version from being stored for a
 	// secret that is not the user's.
-	return t.now(ctx, stmt{`INSERT INTO secret_versions (secret_id, user_id, version, name,
+	return t.later(ctx, `INSERT INTO secret_versions (secret_id, user_id, version, name,
 			sealed_value, sealed_key, master_key_id, created_at, actor_token_id, replaced_at, replaced_by_token_id)
 		SELECT s.id, s.user_id, $3, $4, $5, $6, $7, $8, $9, $10, $11
 		FROM secrets s WHERE s.id = $1 AND s.user_id = $2`,
@@ -96,7 +98,7 @@ func (t *tx) KeepVersion(ctx context.Context, v *vault.KeptVersion) error {
 				return vault.Errorf(vault.ENOTFOUND, "secret not found")
 			}
 			return nil
-		}})
+		})
 }
 
 // convertVersion is convert, with the message of a version kept twice.
@@ -108,17 +110,9 @@ func convertVersion(err error) error {
 	return err
 }
 
-// PruneVersions deletes the kept versions of a secret of the user but the
-// newest keep, and returns how many it deleted.
-func (t *tx) PruneVersions(ctx context.Context, secretID string, keep int) (int, error) {
-	tag, err := t.tx.Exec(ctx, `DELETE FROM secret_versions
-		WHERE secret_id = $1 AND user_id = $2 AND version <= (
-			SELECT version FROM secret_versions
-			WHERE secret_id = $1 AND user_id = $2
-			ORDER BY version DESC OFFSET $3 LIMIT 1)`,
-		secretID, t.userID, max(keep, 0))
-	if err != nil {
-		return 0, fmt.Errorf("prune versions of secret %s: %w", secretID, err)
-	}
-	return int(tag.RowsAffected()), nil
+// DeleteVersions deletes the listed kept versions of a secret of the user,
+// each by its key; in Update's pipeline it goes with the next statement.
+func (t *tx) DeleteVersions(ctx context.Context, secretID string, versions []int) error {
+	return t.later(ctx, `DELETE FROM secret_versions WHERE secret_id = $1 AND user_id = $2 AND version = ANY($3)`,
+		[]any{secretID, t.userID, versions}, failed("delete versions of secret %s", secretID))
 }

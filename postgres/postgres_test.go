@@ -211,7 +211,7 @@ func TestConflictByConstraint(t *testing.T) {
 			return err
 		}
 		s.Name = "TOKEN"
-		return tx.UpdateSecret(ctx, s)
+		return tx.UpdateSecret(ctx, s, true)
 	})
 	wantCode(t, err, vault.ECONFLICT)
 	if vault.ErrorField(err) != "profile_ids" {
@@ -222,10 +222,18 @@ func TestConflictByConstraint(t *testing.T) {
 func TestUnknownUser(t *testing.T) {
 	db, _ := openDB(t)
 	ctx := context.Background()
-	err := db.Update(ctx, vault.NewID(vault.PrefixUser), func(vault.Tx) error {
-		t.Error("fn ran for a user that does not exist")
-		return nil
+	// The user's check goes with fn's first statement: that call answers
+	// ENOTFOUND, and so does a fn that sends nothing, at its commit.
+	userID := vault.NewID(vault.PrefixUser)
+	err := db.Update(ctx, userID, func(tx vault.Tx) error {
+		err := tx.CreateProfile(ctx, &vault.Profile{ID: vault.NewID(vault.PrefixProfile), UserID: userID, Name: "p"})
+		if vault.ErrorMessage(err) != "user not found" {
+			t.Errorf("first write for a user that does not exist: %v, want ENOTFOUND user not found", err)
+		}
+		return err
 	})
+	wantCode(t, err, vault.ENOTFOUND)
+	err = db.Update(ctx, vault.NewID(vault.PrefixUser), func(vault.Tx) error { return nil })
 	wantCode(t, err, vault.ENOTFOUND)
 	err = db.CreateToken(ctx, &vault.Token{ID: vault.NewID(vault.PrefixToken), UserID: vault.NewID(vault.PrefixUser),
 		Name: "t", Scope: vault.TokenFull, Hash: make([]byte, 32), CreatedAt: time.Now().UTC()})
@@ -580,5 +588,63 @@ func TestPoolSize(t *testing.T) {
 	}
 	if n := postgres.DefaultMaxConns(); n < 16 {
 		t.Errorf("DefaultMaxConns = %d, want at least 16", n)
+	}
+}
+
+// TestKeySwapLeavesSecretUnderWrite checks that key rotation's swap leaves
+// a secret whose write is under way (the write wrote back or kept the key
+// it read, after the swap), and that AwaitSecretWrites returns only once
+// that write has ended.
+func TestKeySwapLeavesSecretUnderWrite(t *testing.T) {
+	db, _ := openDB(t)
+	svc := newService(t, db, vault.Options{})
+	ctx := context.Background()
+	user := mustUser(t, svc)
+	sec := mustSecret(t, svc, user, vault.SecretInput{Name: "HELD", Value: "v", Scope: vault.ScopeAll})
+	keys, err := db.SealedKeysOfAllUsers(ctx, "00000000", "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(keys, func(k vault.SealedKey) bool { return k.SecretID == sec.ID })
+	if i < 0 {
+		t.Fatalf("secret %s not among the data keys", sec.ID)
+	}
+	k := keys[i]
+	swap := []vault.KeySwap{{SecretID: k.SecretID, Old: k.Sealed, New: append([]byte(nil), k.Sealed...)}}
+
+	locked, release, ended := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		_ = db.Update(ctx, user, func(tx vault.Tx) error {
+			if err := tx.Lock(ctx, sec.ID); err != nil {
+				return err
+			}
+			if _, err := tx.Secret(ctx, sec.ID); err != nil { // sends the lock
+				return err
+			}
+			close(locked)
+			<-release
+			return nil
+		})
+	}()
+	<-locked
+	if n, err := db.SwapSealedKeysOfAllUsers(ctx, k.MasterKeyID, swap); err != nil || n != 0 {
+		t.Errorf("swap under a write: %d swapped, %v; want 0", n, err)
+	}
+	awaited := make(chan error, 1)
+	go func() { awaited <- db.AwaitSecretWrites(ctx, []vault.SealedKey{k}) }()
+	select {
+	case err := <-awaited:
+		t.Fatalf("AwaitSecretWrites returned while the write held the lock: %v", err)
+	case <-time.After(200 * time.Millisecond):
+		// The negative case has no event to await; 200 ms bounds it.
+	}
+	close(release)
+	<-ended
+	if err := <-awaited; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.SwapSealedKeysOfAllUsers(ctx, k.MasterKeyID, swap); err != nil || n != 1 {
+		t.Errorf("swap after the write: %d swapped, %v; want 1", n, err)
 	}
 }

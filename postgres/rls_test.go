@@ -400,7 +400,7 @@ func TestRLSWithoutGoFilter(t *testing.T) {
 		}
 		changed := *u.bSecret
 		changed.Description = "changed by A"
-		if err := tx.UpdateSecret(ctx, &changed); vault.ErrorCode(err) != vault.ENOTFOUND {
+		if err := tx.UpdateSecret(ctx, &changed, true); vault.ErrorCode(err) != vault.ENOTFOUND {
 			t.Errorf("UpdateSecret(B's) = %v, want ENOTFOUND", err)
 		}
 		p := *u.bProfile

@@ -156,10 +156,13 @@ func (t *tx) grants(s *vault.Secret, op string) []stmt {
 		failed("%s secret %s: grant profiles", op, s.ID)}}
 }
 
-// UpdateSecret replaces a secret's row and grants, in one round trip.
-// Returns ENOTFOUND if it does not exist, ECONFLICT if a uniqueness rule
-// is broken.
-func (t *tx) UpdateSecret(ctx context.Context, s *vault.Secret) error {
+// UpdateSecret replaces a secret's row and, if grants, its grants, in one
+// round trip. Returns ENOTFOUND if it does not exist, ECONFLICT if a
+// uniqueness rule is broken. Without grants, in Update's pipeline, the
+// row goes with the next statement (the audit event and the commit):
+// only a rename or a new grant can break a uniqueness rule, and a secret
+// read under its lock (vault's lockSecret) is there.
+func (t *tx) UpdateSecret(ctx context.Context, s *vault.Secret, grants bool) error {
 	if s.UserID != t.userID {
 		return vault.Errorf(vault.ENOTFOUND, "secret not found")
 	}
@@ -168,12 +171,15 @@ func (t *tx) UpdateSecret(ctx context.Context, s *vault.Secret) error {
 		WHERE id = $1 AND user_id = $2`,
 		[]any{s.ID, t.userID, s.Name, string(s.Scope), s.Description, s.Version,
 			s.SealedValue, s.SealedKey, s.MasterKeyID, s.UpdatedAt},
-		found("secret", "update secret %s", s.ID)},
-		// The grants are replaced whole: they carry the name, which may
-		// have changed, and the old set must be gone before the unique
-		// (profile_id, name) index checks the new one.
-		{`DELETE FROM secret_grants WHERE secret_id = $1 AND user_id = $2`, []any{s.ID, t.userID},
-			failed("update secret %s: revoke grants", s.ID)}}
+		found("secret", "update secret %s", s.ID)}}
+	if !grants {
+		return t.later(ctx, list[0].sql, list[0].args, list[0].done)
+	}
+	// The grants are replaced whole: they carry the name, which may have
+	// changed, and the old set must be gone before the unique (profile_id,
+	// name) index checks the new one.
+	list = append(list, stmt{`DELETE FROM secret_grants WHERE secret_id = $1 AND user_id = $2`, []any{s.ID, t.userID},
+		failed("update secret %s: revoke grants", s.ID)})
 	return t.now(ctx, append(list, t.grants(s, "update")...)...)
 }
 

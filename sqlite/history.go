@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 
 	"github.com/envvault/envvault/vault"
@@ -92,22 +93,17 @@ func (t *tx) KeepVersion(ctx context.Context, v *vault.KeptVersion) error {
 	return oneRow(res, "secret")
 }
 
-// PruneVersions deletes the kept versions of a secret of the user but the
-// newest keep, and returns how many it deleted.
-func (t *tx) PruneVersions(ctx context.Context, secretID string, keep int) (int, error) {
-	res, err := t.tx.ExecContext(ctx, `
-		DELETE FROM secret_versions
-		WHERE secret_id = ? AND user_id = ? AND version <= (
-			SELECT version FROM secret_versions
-			WHERE secret_id = ? AND user_id = ?
-			ORDER BY version DESC LIMIT 1 OFFSET ?)`,
-		secretID, t.userID, secretID, t.userID, max(keep, 0))
+// DeleteVersions deletes the listed kept versions of a secret of the user.
+func (t *tx) DeleteVersions(ctx context.Context, secretID string, versions []int) error {
+	list, err := json.Marshal(versions)
 	if err != nil {
-		return 0, fmt.Errorf("prune versions of secret %s: %w", secretID, err)
+		return fmt.Errorf("encode versions: %w", err)
 	}
-	n, err := res.RowsAffected()
+	_, err = t.tx.ExecContext(ctx, `DELETE FROM secret_versions
+		WHERE secret_id = ? AND user_id = ? AND version IN (SELECT value FROM json_each(?))`,
+		secretID, t.userID, string(list))
 	if err != nil {
-		return 0, fmt.Errorf("prune versions of secret %s: rows affected: %w", secretID, err)
+		return fmt.Errorf("delete versions of secret %s: %w", secretID, err)
 	}
-	return int(n), nil
+	return nil
 }

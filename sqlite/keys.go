@@ -66,6 +66,10 @@ func (db *DB) SealedVersionKeysOfAllUsers(ctx context.Context, notKeyID, afterID
 	return keys, nil
 }
 
+// AwaitSecretWrites returns at once: SQLite runs one write transaction at
+// a time, so no write is under way outside the swap's own.
+func (db *DB) AwaitSecretWrites(context.Context, []vault.SealedKey) error { return nil }
+
 // SwapSealedVersionKeysOfAllUsers sets, in one write transaction, each
 // swapped kept version's data key to New, sealed under master key keyID,
 // where it is still Old, and returns how many it set. It is for the

@@ -162,18 +162,20 @@ func (t *tx) insertGrants(ctx context.Context, s *vault.Secret) error {
 }
 
 // UpdateSecret replaces a secret's row (all but its user and creation time)
-// and its grants. Returns ENOTFOUND if it does not exist or is another
-// user's, and ECONFLICT as CreateSecret does.
-func (t *tx) UpdateSecret(ctx context.Context, s *vault.Secret) error {
+// and, if grants, its grants. Returns ENOTFOUND if it does not exist or is
+// another user's, and ECONFLICT as CreateSecret does.
+func (t *tx) UpdateSecret(ctx context.Context, s *vault.Secret, grants bool) error {
 	if err := t.checkOwner("secret", s.ID, s.UserID); err != nil {
 		return err
 	}
 	return t.atomically(ctx, func() error {
 		// Grants go first: with the old ones gone, a new name cannot
 		// collide with a grant this very write removes.
-		if _, err := t.tx.ExecContext(ctx, `DELETE FROM secret_grants WHERE secret_id = ? AND user_id = ?`,
-			s.ID, t.userID); err != nil {
-			return fmt.Errorf("delete grants of secret %s: %w", s.ID, err)
+		if grants {
+			if _, err := t.tx.ExecContext(ctx, `DELETE FROM secret_grants WHERE secret_id = ? AND user_id = ?`,
+				s.ID, t.userID); err != nil {
+				return fmt.Errorf("delete grants of secret %s: %w", s.ID, err)
+			}
 		}
 		res, err := t.tx.ExecContext(ctx, `
 			UPDATE secrets SET name = ?, scope = ?, description = ?, version = ?, sealed_value = ?,
@@ -184,7 +186,7 @@ func (t *tx) UpdateSecret(ctx context.Context, s *vault.Secret) error {
 		if err != nil {
 			return convert(err, "update secret "+s.ID, uniqueAs("name", nameTaken))
 		}
-		if err := oneRow(res, "secret"); err != nil {
+		if err := oneRow(res, "secret"); err != nil || !grants {
 			return err
 		}
 		return t.insertGrants(ctx, s)

@@ -99,7 +99,7 @@ func testHistoryRollbackAfterRename(t *testing.T, f *fixture) {
 				return err
 			}
 			cur.Name = name
-			return tx.UpdateSecret(f.ctx, cur)
+			return tx.UpdateSecret(f.ctx, cur, true)
 		})
 		if err != nil {
 			t.Fatalf("write the row under name %s: %v", name, err)

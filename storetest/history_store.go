@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"bytes"
-	"errors"
 	"testing"
 	"time"
 
@@ -62,26 +61,18 @@ func testHistoryStoreRoundTrip(t *testing.T, f *fixture) {
 	if err != nil || len(list) != 2 || list[0] != full.Info() || list[1] != bare.Info() {
 		t.Errorf("SecretVersions: %+v, %v; want %+v, %+v", list, err, full.Info(), bare.Info())
 	}
-	err = f.store.Update(f.ctx, user, func(tx vault.Tx) error {
-		if n, err := tx.PruneVersions(f.ctx, s.ID, 5); err != nil || n != 0 {
-			t.Errorf("prune to 5 of 2: %d, %v", n, err)
+	for _, tc := range []struct {
+		del  []int
+		left int
+	}{{[]int{39, 42}, 2}, {[]int{bare.Version}, 1}, {[]int{full.Version}, 0}} {
+		if err := f.store.Update(f.ctx, user, func(tx vault.Tx) error {
+			return tx.DeleteVersions(f.ctx, s.ID, tc.del)
+		}); err != nil {
+			t.Fatal(err)
 		}
-		if n, err := tx.PruneVersions(f.ctx, s.ID, 1); err != nil || n != 1 {
-			t.Errorf("prune to 1 of 2: %d, %v", n, err)
+		if n := f.mustCountVersions(s.ID); n != tc.left {
+			t.Errorf("after deleting versions %v: %d left, want %d", tc.del, n, tc.left)
 		}
-		if _, err := tx.KeptVersion(f.ctx, s.ID, 41); err != nil {
-			t.Errorf("prune to 1 removed the newest: %v", err)
-		}
-		if n, err := tx.PruneVersions(f.ctx, s.ID, 0); err != nil || n != 1 {
-			t.Errorf("prune to 0 of 1: %d, %v", n, err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := f.mustCountVersions(s.ID); n != 0 {
-		t.Errorf("%d rows left after pruning to 0", n)
 	}
 }
 
@@ -92,34 +83,23 @@ func (f *fixture) wantKeepRefusals(user, secretID string, full *vault.KeptVersio
 	t := f.t
 	t.Helper()
 	// Each refusal in a transaction of its own: on PostgreSQL an error ends
-	// the transaction it happens in.
-	for _, fn := range []func(tx vault.Tx) error{
-		func(tx vault.Tx) error {
-			wantErr(t, tx.KeepVersion(f.ctx, full), vault.ECONFLICT, "")
-			return nil
-		},
-		func(tx vault.Tx) error {
+	// the transaction it happens in. A write's error may come from its call
+	// or from the commit (vault.Tx), so each is Update's error.
+	for _, tc := range []struct {
+		code string
+		fn   func(tx vault.Tx) error
+	}{
+		{vault.ECONFLICT, func(tx vault.Tx) error { return tx.KeepVersion(f.ctx, full) }},
+		{vault.ENOTFOUND, func(tx vault.Tx) error {
 			_, err := tx.KeptVersion(f.ctx, secretID, 39)
-			wantErr(t, err, vault.ENOTFOUND, "")
-			return nil
-		},
-		func(tx vault.Tx) error {
-			err := tx.KeepVersion(f.ctx, &vault.KeptVersion{SecretID: vault.NewID(vault.PrefixSecret), UserID: user, Version: 1,
+			return err
+		}},
+		{vault.ENOTFOUND, func(tx vault.Tx) error {
+			return tx.KeepVersion(f.ctx, &vault.KeptVersion{SecretID: vault.NewID(vault.PrefixSecret), UserID: user, Version: 1,
 				Name: "X", SealedValue: []byte{1}, SealedKey: []byte{1}, MasterKeyID: "0badf00d", ReplacedAt: full.ReplacedAt})
-			wantErr(t, err, vault.ENOTFOUND, "")
-			return nil
-		},
+		}},
 	} {
-		// The transaction is rolled back: it may not commit after an error.
-		errStop := errors.New("stop")
-		if err := f.store.Update(f.ctx, user, func(tx vault.Tx) error {
-			if err := fn(tx); err != nil {
-				return err
-			}
-			return errStop
-		}); !errors.Is(err, errStop) {
-			t.Fatal(err)
-		}
+		wantErr(t, f.store.Update(f.ctx, user, tc.fn), tc.code, "")
 	}
 }
 

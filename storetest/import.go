@@ -288,11 +288,11 @@ func (t *failingTx) CreateSecret(ctx context.Context, s *vault.Secret) error {
 	return t.Tx.CreateSecret(ctx, s)
 }
 
-func (t *failingTx) UpdateSecret(ctx context.Context, s *vault.Secret) error {
+func (t *failingTx) UpdateSecret(ctx context.Context, s *vault.Secret, grants bool) error {
 	if err := t.write(); err != nil {
 		return err
 	}
-	return t.Tx.UpdateSecret(ctx, s)
+	return t.Tx.UpdateSecret(ctx, s, grants)
 }
 
 // testImportFailedWriteRollsBack fails the last write of an import, after

@@ -98,7 +98,7 @@ func testTxIsScopedToItsUser(t *testing.T, f *fixture) {
 		hijack := *sall
 		hijack.UserID = bob
 		hijack.Description = "bob was here"
-		wantErr(t, tx.UpdateSecret(f.ctx, &hijack), vault.ENOTFOUND, "")
+		wantErr(t, tx.UpdateSecret(f.ctx, &hijack, true), vault.ENOTFOUND, "")
 
 		_, err = tx.Profile(f.ctx, pa.ID)
 		wantErr(t, err, vault.ENOTFOUND, "")

@@ -241,7 +241,7 @@ func testRotateKeyThatDoesNotOpen(t *testing.T, f *fixture) {
 			return err
 		}
 		dst.SealedKey = a.SealedKey
-		return tx.UpdateSecret(f.ctx, dst)
+		return tx.UpdateSecret(f.ctx, dst, false)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -253,7 +253,7 @@ func swappedRow(swap func(dst, src *vault.Secret)) func(t *testing.T, f *fixture
 				return err
 			}
 			swap(dst, src)
-			return tx.UpdateSecret(f.ctx, dst)
+			return tx.UpdateSecret(f.ctx, dst, false)
 		})
 		if err != nil {
 			t.Fatalf("swap rows: %v", err)

@@ -117,7 +117,7 @@ func directConflicts(f *fixture, foo, bar, x1, x2 *vault.Secret, p []*vault.Prof
 				return err
 			}
 			s.Name, s.Description, s.Version = "FOO", "changed", 9
-			return tx.UpdateSecret(f.ctx, s)
+			return tx.UpdateSecret(f.ctx, s, true)
 		}},
 		{"Tx.UpdateSecret onto a granted profile", "profile_ids", func(tx vault.Tx) error {
 			s, err := tx.Secret(f.ctx, x2.ID)
@@ -125,7 +125,7 @@ func directConflicts(f *fixture, foo, bar, x1, x2 *vault.Secret, p []*vault.Prof
 				return err
 			}
 			s.ProfileIDs, s.Description = []string{p1.ID, p2.ID, p3.ID}, "changed"
-			return tx.UpdateSecret(f.ctx, s)
+			return tx.UpdateSecret(f.ctx, s, true)
 		}},
 		{"Tx.UpdateSecret renaming onto a granted name", "profile_ids", func(tx vault.Tx) error {
 			s, err := tx.Secret(f.ctx, bar.ID)
@@ -133,7 +133,7 @@ func directConflicts(f *fixture, foo, bar, x1, x2 *vault.Secret, p []*vault.Prof
 				return err
 			}
 			s.Name, s.Scope, s.ProfileIDs = "X", vault.ScopeAgents, []string{p3.ID, p1.ID}
-			return tx.UpdateSecret(f.ctx, s)
+			return tx.UpdateSecret(f.ctx, s, true)
 		}},
 		{"Tx.CreateSecret of a taken all name", "name", func(tx vault.Tx) error {
 			s := *foo

@@ -100,10 +100,27 @@ func (s *Service) keepVersion(ctx context.Context, tx Tx, cur *Secret, now time.
 	if err := tx.KeepVersion(ctx, v); err != nil {
 		return fmt.Errorf("keep version %d: %w", cur.Version, err)
 	}
-	if _, err := tx.PruneVersions(ctx, cur.ID, s.keepVersions); err != nil {
-		return fmt.Errorf("prune versions: %w", err)
+	if old := beyondKept(kept, s.keepVersions); len(old) > 0 {
+		if err := tx.DeleteVersions(ctx, cur.ID, old); err != nil {
+			return fmt.Errorf("prune versions: %w", err)
+		}
 	}
 	return nil
+}
+
+// beyondKept returns the versions of kept (newest first) that fall beyond
+// the newest keep once one more version is kept before them: those that
+// keepVersion deletes. Naming them lets a store delete them by key, where
+// deleting every version below a bound would read the secret's deleted
+// versions that its indexes still hold.
+func beyondKept(kept []SecretVersion, keep int) []int {
+	var out []int
+	for i, v := range kept {
+		if i+1 >= keep {
+			out = append(out, v.Version)
+		}
+	}
+	return out
 }
 
 // SecretVersions lists the versions of a secret's value, newest first: the

@@ -58,7 +58,8 @@ type RotateResult struct {
 	AlreadyCurrent int    // data keys under the current master key when it began
 	Rotated        int    // data keys this run re-wrapped
 	// Raced counts swaps that lost to a concurrent write of the same
-	// secret; the row was read again in a later pass.
+	// secret, finished or under way; the row was read again in a later
+	// pass.
 	Raced int
 	// Remaining counts, by master key id, the data keys still under
 	// another master key when it ended: none after a complete rotation.
@@ -142,7 +143,15 @@ func (s *Service) newRotation(ctx context.Context, opts RotateOptions, res *Rota
 // nothing more this run can do, at most maxRotatePasses times.
 func (r *rotation) passes() error {
 	for pass := 0; pass < maxRotatePasses; pass++ {
-		found, rotated := 0, 0
+		found, rotated, raced := 0, 0, r.res.Raced
+		if len(r.raced) > 0 {
+			// The writes a swap lost to end before their rows are read
+			// again, or the next pass could lose to them again.
+			if err := r.svc.store.AwaitSecretWrites(r.work, r.raced); err != nil {
+				return fmt.Errorf("await the writes of %d secrets: %w", len(r.raced), err)
+			}
+			r.raced = nil
+		}
 		for _, t := range r.tables() {
 			f, n, err := r.rotateTable(t)
 			found, rotated = found+f, rotated+n
@@ -151,8 +160,8 @@ func (r *rotation) passes() error {
 			}
 		}
 		// Nothing left, or nothing more this run can do (only keys that
-		// do not open are left).
-		if found == 0 || rotated == 0 {
+		// do not open are left; a swap that lost to a write is tried again).
+		if found == 0 || (rotated == 0 && r.res.Raced == raced) {
 			return nil
 		}
 	}
@@ -223,6 +232,7 @@ type rotation struct {
 	res      *RotateResult
 	progress func(done int)
 	done     int
+	raced    []SealedKey // the keys of batches whose swaps lost, awaited before the next pass
 	failed   map[string]error // what -> why its data key did not open
 }
 
@@ -299,6 +309,9 @@ func (r *rotation) rotateTable(t keyTable) (found, rotated int, err error) {
 		rotated += n
 		r.res.Rotated += n
 		r.res.Raced += len(swaps) - n
+		if n < len(swaps) {
+			r.raced = append(r.raced, batch...)
+		}
 		r.done += len(batch)
 		r.progress(r.done)
 		if len(batch) < r.size {

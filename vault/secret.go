@@ -320,7 +320,7 @@ func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretP
 			err = s.storeNewVersion(ctx, tx, cur, next)
 		} else {
 			next.UpdatedAt = s.timestamp()
-			err = tx.UpdateSecret(ctx, next)
+			err = tx.UpdateSecret(ctx, next, grantsChanged(cur, next))
 		}
 		if err != nil {
 			return err
@@ -426,7 +426,7 @@ func (s *Service) storeNewVersion(ctx context.Context, tx Tx, cur, next *Secret)
 	if err := s.keepVersion(ctx, tx, cur, next.UpdatedAt); err != nil {
 		return err
 	}
-	return tx.UpdateSecret(ctx, next)
+	return tx.UpdateSecret(ctx, next, grantsChanged(cur, next))
 }
 
 // DeleteSecret deletes a secret. Returns ENOTFOUND if it does not exist.

@@ -57,9 +57,11 @@ type Store interface {
 	SealedKeysOfAllUsers(ctx context.Context, notKeyID, afterID string, limit int) ([]SealedKey, error)
 	// SwapSealedKeysOfAllUsers sets, in one short transaction, each swapped
 	// secret's data key to New, sealed under master key keyID, where it is
-	// still Old, and returns how many it set: a secret written or deleted
-	// since its key was read keeps what was written. It is for the
-	// operator's key rotation, not scoped to a user.
+	// still Old and no write of the secret is under way (a write holds the
+	// secret's lock, Tx.Lock, and may write back the key it read), and
+	// returns how many it set: a secret written or deleted since its key
+	// was read keeps what was written. It is for the operator's key
+	// rotation, not scoped to a user.
 	SwapSealedKeysOfAllUsers(ctx context.Context, keyID string, swaps []KeySwap) (int, error)
 	// SealedVersionKeysOfAllUsers is SealedKeysOfAllUsers for the data
 	// keys of kept versions (SealedKey.Version not 0), ordered by secret id
@@ -68,6 +70,11 @@ type Store interface {
 	// SwapSealedVersionKeysOfAllUsers is SwapSealedKeysOfAllUsers for the
 	// data keys of kept versions, named by KeySwap.SecretID and Version.
 	SwapSealedVersionKeysOfAllUsers(ctx context.Context, keyID string, swaps []KeySwap) (int, error)
+	// AwaitSecretWrites returns once every write that held the lock
+	// (Tx.Lock) of one of keys' secrets when it was called has ended,
+	// holding no lock itself meanwhile: key rotation awaits the writes
+	// under which a swap was left before it reads their secrets again.
+	AwaitSecretWrites(ctx context.Context, keys []SealedKey) error
 
 	// The audit trail outside user transactions (audit.go).
 	AuditStore
@@ -88,6 +95,13 @@ type Store interface {
 
 // Tx is a transaction scoped to one user: no method reads or writes
 // another user's rows, and another user's id answers ENOTFOUND.
+//
+// A store may send a write with the next statement rather than at its
+// call (PostgreSQL's pipeline does for the locks, KeepVersion,
+// DeleteVersions, UpdateSecret without grants and the audit event). The error such a write documents is
+// then returned by the next call of the transaction that reaches the
+// database, or by the commit as Update's error; either way the
+// transaction does not commit.
 type Tx interface {
 	// The audit trail inside the user's transaction (audit.go).
 	AuditTx
@@ -124,9 +138,10 @@ type Tx interface {
 	// CreateSecret inserts a secret with its grants. Returns ECONFLICT if a
 	// uniqueness rule of the database is broken.
 	CreateSecret(ctx context.Context, s *Secret) error
-	// UpdateSecret replaces a secret's row and grants. Returns ENOTFOUND if
-	// it does not exist, ECONFLICT if a uniqueness rule is broken.
-	UpdateSecret(ctx context.Context, s *Secret) error
+	// UpdateSecret replaces a secret's row and, if grants is true (its
+	// name, scope or profiles changed), its grants. Returns ENOTFOUND if it
+	// does not exist, ECONFLICT if a uniqueness rule is broken.
+	UpdateSecret(ctx context.Context, s *Secret, grants bool) error
 	// DeleteSecret deletes a secret. Returns ENOTFOUND if it does not exist.
 	DeleteSecret(ctx context.Context, id string) error
 
@@ -141,9 +156,9 @@ type Tx interface {
 	// KeepVersion stores an earlier value of a secret. Returns ENOTFOUND if
 	// the secret does not exist, ECONFLICT if it already keeps that version.
 	KeepVersion(ctx context.Context, v *KeptVersion) error
-	// PruneVersions deletes the kept versions of a secret but the newest
-	// keep, and returns how many it deleted.
-	PruneVersions(ctx context.Context, secretID string, keep int) (int, error)
+	// DeleteVersions deletes the listed kept versions of a secret, and
+	// ignores a version it does not keep.
+	DeleteVersions(ctx context.Context, secretID string, versions []int) error
 
 	// Profile returns a profile by id. Returns ENOTFOUND if it does not exist.
 	Profile(ctx context.Context, id string) (*Profile, error)

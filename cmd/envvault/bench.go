@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +56,7 @@ type benchConfig struct {
 	Requests   int           // --requests, per measurement
 	Clients    []int         // --clients
 	EnvSecrets int           // --env-secrets
+	Ops        []string      // --ops, a subset of benchKinds in their order
 }
 
 // benchServer is a server to measure: its label in the output and its
@@ -149,6 +151,10 @@ func (m *Main) benchCommand() *ffcli.Command {
 		return nil
 	})
 	fs.IntVar(&b.EnvSecrets, "env-secrets", b.EnvSecrets, "secrets granted to the task-env profile, 1-200")
+	fs.Func("ops", "comma-separated operations to measure, of write, read, task-env (default all three)", func(s string) error {
+		b.Ops = splitNames(s)
+		return nil
+	})
 	cmd := m.leaf(c, fs, &ffcli.Command{
 		ShortUsage: "envvault bench --envvault [NAME=]URL [--kv-addr URL] [flags]",
 		ShortHelp:  "measure envvault servers beside a Vault-compatible KV v2 server on this machine",
@@ -214,6 +220,24 @@ func (b *benchConfig) check() error {
 	return b.checkLimits()
 }
 
+// checkOps refuses an operation not in benchKinds or named twice, and puts
+// the rest in benchKinds' order; none named means all.
+func (b *benchConfig) checkOps() error {
+	if len(b.Ops) == 0 {
+		b.Ops = benchKinds
+		return nil
+	}
+	named := map[string]bool{}
+	for _, op := range b.Ops {
+		if !slices.Contains(benchKinds, op) || named[op] {
+			return fmt.Errorf("--ops %q: each must be one of %s, named once", op, strings.Join(benchKinds, ", "))
+		}
+		named[op] = true
+	}
+	b.Ops = slices.DeleteFunc(slices.Clone(benchKinds), func(op string) bool { return !named[op] })
+	return nil
+}
+
 // checkLimits refuses counts and times outside the documented limits.
 func (b *benchConfig) checkLimits() error {
 	switch {
@@ -228,6 +252,9 @@ func (b *benchConfig) checkLimits() error {
 	case b.EnvSecrets < 1 || b.EnvSecrets > benchMaxEnvSecrets:
 		return fmt.Errorf("--env-secrets %d: must be 1-%d", b.EnvSecrets, benchMaxEnvSecrets)
 	}
+	if err := b.checkOps(); err != nil {
+		return err
+	}
 	for _, n := range b.Clients {
 		if n < 1 || n > benchMaxClients {
 			return fmt.Errorf("--clients %d: must be 1-%d", n, benchMaxClients)
@@ -240,7 +267,7 @@ func (b *benchConfig) checkLimits() error {
 }
 
 // measurements is how many measurements each round makes on each target.
-func (b *benchConfig) measurements() int { return len(benchKinds) * len(b.Clients) }
+func (b *benchConfig) measurements() int { return len(b.Ops) * len(b.Clients) }
 
 // targets is how many servers are measured, the peer included.
 func (b *benchConfig) targets() int {
@@ -299,7 +326,7 @@ func (m *Main) runBench(ctx context.Context) error {
 	}
 	rep := newBenchReport(m.Stdout, b, run)
 	for round := range b.Rounds {
-		for _, kind := range benchKinds {
+		for _, kind := range b.Ops {
 			for _, clients := range b.Clients {
 				for i := range targets {
 					t := targets[(i+round)%len(targets)]

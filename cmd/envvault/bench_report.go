@@ -43,7 +43,7 @@ func newBenchReport(w io.Writer, b *benchConfig, run string) *benchReport {
 	}
 	fmt.Fprintf(w, "envvault bench run %s: %d rounds, interleaved; targets %s\n", run, b.Rounds, strings.Join(names, ", "))
 	fmt.Fprintf(w, "each measurement: %s at %s clients, for %s or %d requests; %d-byte values; task-env of %d secrets\n",
-		strings.Join(benchKinds, ", "), joinInts(b.Clients), b.Duration, b.Requests, benchValueLen, b.EnvSecrets)
+		strings.Join(b.Ops, ", "), joinInts(b.Clients), b.Duration, b.Requests, benchValueLen, b.EnvSecrets)
 	fmt.Fprintf(w, benchRowFormat, "round", "target", "op", "clients", "requests", "req/s", "p50 ms", "p99 ms")
 	return r
 }
@@ -90,7 +90,7 @@ func (r *benchReport) summary() {
 func (r *benchReport) keys() []benchKey {
 	var out []benchKey
 	for _, t := range r.order {
-		for _, kind := range benchKinds {
+		for _, kind := range r.b.Ops {
 			for _, c := range r.b.Clients {
 				if k := (benchKey{t, kind, c}); len(r.results[k]) > 0 {
 					out = append(out, k)

@@ -157,6 +157,8 @@ func TestBenchRefuses(t *testing.T) {
 		{"--clients 65: must be 1-64", env, []string{"--envvault", ok, "--clients", "4,65"}},
 		{"--clients: 5 counts, must be 1-4", env, []string{"--envvault", ok, "--clients", "1,2,3,4,5"}},
 		{"--env-secrets 201: must be 1-200", env, []string{"--envvault", ok, "--env-secrets", "201"}},
+		{`--ops "delete": each must be one of write, read, task-env, named once`, env, []string{"--envvault", ok, "--ops", "write,delete"}},
+		{`--ops "read": each must be one of write, read, task-env, named once`, env, []string{"--envvault", ok, "--ops", "read,read"}},
 		{"5 targets, at most 4", env, []string{"--envvault", ok + "," + ok + "," + ok + "," + ok + "," + ok}},
 		{`target name "envvault": must be unique`, env, []string{"--envvault", ok, "--envvault", "envvault=" + ok}},
 		// 20 rounds x 1 target x 6 measurements x 1m.
