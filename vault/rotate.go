@@ -232,7 +232,7 @@ type rotation struct {
 	res      *RotateResult
 	progress func(done int)
 	done     int
-	raced    []SealedKey // the keys of batches whose swaps lost, awaited before the next pass
+	raced    []SealedKey      // the keys of batches whose swaps lost, awaited before the next pass
 	failed   map[string]error // what -> why its data key did not open
 }
 
