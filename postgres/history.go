@@ -46,6 +46,39 @@ func (t *tx) SecretVersions(ctx context.Context, secretID string) ([]vault.Secre
 	return list, nil
 }
 
+// SecretAndVersions returns a secret of the user and its kept versions,
+// newest first, in one statement. Returns ENOTFOUND if the secret does not
+// exist or is another user's.
+func (t *tx) SecretAndVersions(ctx context.Context, id string) (*vault.Secret, []vault.SecretVersion, error) {
+	var versions []int32
+	var created []*time.Time
+	var actors, replacedBy []*string
+	var replaced []time.Time
+	s, err := scanSecret(t.tx.QueryRow(ctx, `SELECT `+secretCols+`, v.versions, v.created, v.actors, v.replaced, v.replaced_by
+		FROM secrets s CROSS JOIN LATERAL (
+			SELECT array_agg(version ORDER BY version DESC), array_agg(created_at ORDER BY version DESC),
+				array_agg(actor_token_id ORDER BY version DESC), array_agg(replaced_at ORDER BY version DESC),
+				array_agg(replaced_by_token_id ORDER BY version DESC)
+			FROM secret_versions WHERE secret_id = s.id AND user_id = s.user_id) v(versions, created, actors, replaced, replaced_by)
+		WHERE s.id = $1 AND s.user_id = $2`, id, t.userID), &versions, &created, &actors, &replaced, &replacedBy)
+	if err != nil {
+		return nil, nil, convertNotFound(err, "secret")
+	}
+	if len(created) != len(versions) || len(actors) != len(versions) || len(replaced) != len(versions) || len(replacedBy) != len(versions) {
+		return nil, nil, fmt.Errorf("read versions of secret %s: columns of %d, %d, %d, %d and %d versions", id,
+			len(versions), len(created), len(actors), len(replaced), len(replacedBy))
+	}
+	kept := make([]vault.SecretVersion, len(versions))
+	for i, v := range versions {
+		kept[i] = vault.SecretVersion{Version: int(v), ReplacedAt: replaced[i].UTC(),
+			ActorTokenID: deref(actors[i]), ReplacedByTokenID: deref(replacedBy[i])}
+		if created[i] != nil {
+			kept[i].CreatedAt = created[i].UTC()
+		}
+	}
+	return s, kept, nil
+}
+
 // KeptVersion returns one kept version of a secret of the user, sealed.
 // Returns ENOTFOUND if the secret does not exist, is another user's, or
 // keeps no such version.

@@ -22,11 +22,13 @@ const secretCols = `s.id, s.user_id, s.name, s.scope, s.description, s.version,
 		ARRAY(SELECT g.profile_id FROM secret_grants g WHERE g.secret_id = s.id ORDER BY g.profile_id)
 	END`
 
-func scanSecret(row pgx.Row) (*vault.Secret, error) {
+// scanSecret reads the secretCols of row, and then into more, if given,
+// the columns that follow them.
+func scanSecret(row pgx.Row, more ...any) (*vault.Secret, error) {
 	var s vault.Secret
 	var scope, kind string
-	err := row.Scan(&s.ID, &s.UserID, &s.Name, &scope, &s.Description, &s.Version,
-		&s.SealedValue, &s.SealedKey, &s.MasterKeyID, &s.CreatedAt, &s.UpdatedAt, &kind, &s.ProfileIDs)
+	err := row.Scan(append([]any{&s.ID, &s.UserID, &s.Name, &scope, &s.Description, &s.Version,
+		&s.SealedValue, &s.SealedKey, &s.MasterKeyID, &s.CreatedAt, &s.UpdatedAt, &kind, &s.ProfileIDs}, more...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,21 @@ import (
 // secret_versions. Every statement names the transaction's user, as in
 // tx.go.
 
+// SecretAndVersions returns a secret of the user and its kept versions,
+// in two reads of the one write transaction. Returns ENOTFOUND if the
+// secret does not exist or is another user's.
+func (t *tx) SecretAndVersions(ctx context.Context, id string) (*vault.Secret, []vault.SecretVersion, error) {
+	s, err := t.Secret(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	kept, err := t.SecretVersions(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, kept, nil
+}
+
 // SecretVersions returns the kept versions of a secret of the user, newest
 // first, without their sealed bytes; none if the secret does not exist or
 // is another user's.

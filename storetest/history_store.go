@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -60,6 +61,24 @@ func testHistoryStoreRoundTrip(t *testing.T, f *fixture) {
 	})
 	if err != nil || len(list) != 2 || list[0] != full.Info() || list[1] != bare.Info() {
 		t.Errorf("SecretVersions: %+v, %v; want %+v, %+v", list, err, full.Info(), bare.Info())
+	}
+	// SecretAndVersions reads the same, with the secret; ENOTFOUND for a
+	// secret that is not there, and a secret that keeps nothing has none.
+	other := f.mustSecret(user, "OTHER", "o")
+	err = f.store.View(f.ctx, user, func(tx vault.Tx) error {
+		sec, both, err := tx.SecretAndVersions(f.ctx, s.ID)
+		if err != nil || sec.ID != s.ID || sec.Version != s.Version || !slices.Equal(both, list) {
+			t.Errorf("SecretAndVersions: %+v, %+v, %v; want %s and %+v", sec, both, err, s.ID, list)
+		}
+		if sec, none, err := tx.SecretAndVersions(f.ctx, other.ID); err != nil || sec.ID != other.ID || len(none) != 0 {
+			t.Errorf("SecretAndVersions of a secret that keeps nothing: %+v, %+v, %v", sec, none, err)
+		}
+		_, _, err = tx.SecretAndVersions(f.ctx, vault.NewID(vault.PrefixSecret))
+		wantErr(t, err, vault.ENOTFOUND, "")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		del  []int

@@ -84,12 +84,9 @@ func currentVersion(sec *Secret, kept []SecretVersion) SecretVersion {
 
 // keepVersion keeps the value of cur, about to be replaced by a change made
 // at now, as a version, and deletes the versions beyond the newest
-// s.keepVersions. It runs inside the transaction of the change.
-func (s *Service) keepVersion(ctx context.Context, tx Tx, cur *Secret, now time.Time) error {
-	kept, err := tx.SecretVersions(ctx, cur.ID)
-	if err != nil {
-		return fmt.Errorf("read versions: %w", err)
-	}
+// s.keepVersions; kept are cur's kept versions, newest first, read under
+// its lock (lockSecretVersions). It runs inside the transaction of the change.
+func (s *Service) keepVersion(ctx context.Context, tx Tx, cur *Secret, kept []SecretVersion, now time.Time) error {
 	info := currentVersion(cur, kept)
 	v := &KeptVersion{
 		SecretID: cur.ID, UserID: cur.UserID, Version: cur.Version, Name: cur.Name,
@@ -159,7 +156,7 @@ func (s *Service) RollbackSecret(ctx context.Context, userID, id string, version
 	}
 	var sec *Secret
 	err := s.store.Update(ctx, userID, func(tx Tx) error {
-		cur, err := lockSecret(ctx, tx, id)
+		cur, versions, err := lockSecretVersions(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -180,7 +177,7 @@ func (s *Service) RollbackSecret(ctx context.Context, userID, id string, version
 		if err := s.sealNewVersion(&next, cur, value); err != nil {
 			return err
 		}
-		if err := s.storeNewVersion(ctx, tx, cur, &next); err != nil {
+		if err := s.storeNewVersion(ctx, tx, cur, versions, &next); err != nil {
 			return err
 		}
 		sec = &next

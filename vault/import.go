@@ -229,7 +229,11 @@ func (s *Service) importOne(ctx context.Context, tx Tx, userID string, e ImportE
 	if err := s.sealNewVersion(&next, cur, e.Value); err != nil {
 		return false, err
 	}
-	if err := s.storeNewVersion(ctx, tx, cur, &next); err != nil {
+	kept, err := tx.SecretVersions(ctx, cur.ID)
+	if err != nil {
+		return false, fmt.Errorf("read versions of secret %s: %w", cur.ID, err)
+	}
+	if err := s.storeNewVersion(ctx, tx, cur, kept, &next); err != nil {
 		return false, err
 	}
 	details := secretDetails(&next)

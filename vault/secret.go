@@ -288,7 +288,9 @@ func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretP
 	}
 	var sec *Secret
 	err := s.store.Update(ctx, userID, func(tx Tx) error {
-		cur, err := lockSecret(ctx, tx, id)
+		// The kept versions are read with the secret, in one round trip,
+		// for a new value (storeNewVersion).
+		cur, kept, err := lockSecretVersions(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -317,7 +319,7 @@ func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretP
 			}
 		}
 		if p.Value != nil {
-			err = s.storeNewVersion(ctx, tx, cur, next)
+			err = s.storeNewVersion(ctx, tx, cur, kept, next)
 		} else {
 			next.UpdatedAt = s.timestamp()
 			err = tx.UpdateSecret(ctx, next, grantsChanged(cur, next))
@@ -420,10 +422,11 @@ func (s *Service) sealNewVersion(next, cur *Secret, value string) error {
 }
 
 // storeNewVersion replaces cur by next, whose value sealNewVersion sealed,
-// and keeps cur's value as an earlier version (history.go).
-func (s *Service) storeNewVersion(ctx context.Context, tx Tx, cur, next *Secret) error {
+// and keeps cur's value as an earlier version (history.go); kept are cur's
+// kept versions, newest first.
+func (s *Service) storeNewVersion(ctx context.Context, tx Tx, cur *Secret, kept []SecretVersion, next *Secret) error {
 	next.UpdatedAt = s.timestamp()
-	if err := s.keepVersion(ctx, tx, cur, next.UpdatedAt); err != nil {
+	if err := s.keepVersion(ctx, tx, cur, kept, next.UpdatedAt); err != nil {
 		return err
 	}
 	return tx.UpdateSecret(ctx, next, grantsChanged(cur, next))
@@ -456,6 +459,15 @@ func lockSecret(ctx context.Context, tx Tx, id string) (*Secret, error) {
 		return nil, err
 	}
 	return tx.Secret(ctx, id)
+}
+
+// lockSecretVersions is lockSecret for a write that may keep the secret's
+// value as a version: it reads the kept versions too.
+func lockSecretVersions(ctx context.Context, tx Tx, id string) (*Secret, []SecretVersion, error) {
+	if err := tx.Lock(ctx, id); err != nil {
+		return nil, nil, err
+	}
+	return tx.SecretAndVersions(ctx, id)
 }
 
 // Secret returns a secret, sealed. Returns ENOTFOUND if it does not exist.

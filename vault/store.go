@@ -149,6 +149,11 @@ type Tx interface {
 	// newest first, without their sealed bytes: none, and no error, if the
 	// secret does not exist.
 	SecretVersions(ctx context.Context, secretID string) ([]SecretVersion, error)
+	// SecretAndVersions returns a secret, as Secret does, and its kept
+	// versions, as SecretVersions does, in one read where the store can:
+	// what a change of its value reads. Returns ENOTFOUND if the secret
+	// does not exist.
+	SecretAndVersions(ctx context.Context, id string) (*Secret, []SecretVersion, error)
 	// KeptVersion returns one kept version of a secret's value, sealed.
 	// Returns ENOTFOUND if the secret does not exist or keeps no such
 	// version.
