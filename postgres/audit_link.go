@@ -7,30 +7,31 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/envvault/envvault/internal/sqlstore"
 	"github.com/envvault/envvault/vault"
 )
 
-// Linking (vault/audit_chain.go, migrations/postgres/00006_audit_link.sql):
-// a write inserts its event unlinked, in its own transaction, taking no
-// lock another write waits for. After the commit a link pass takes the
-// chain's lock (audit_head's row) for a short transaction in system mode,
-// reads the unlinked events in order of id, chains each after the head and
-// sets its seq, prev_hash and hash; the update trigger checks that each
-// follows the head and moves the head. A pass links every unlinked event
-// it sees, whoever wrote it, so concurrent writes share one pass and one
-// commit; a pass of another process that links ours leaves ours nothing
-// to do.
+// Linking (vault/audit_chain.go, migrations/postgres/00006_audit_link.sql
+// and 00021_audit_link_statement.sql): a write inserts its event unlinked,
+// in its own transaction, taking no lock another write waits for. After
+// the commit a link pass takes the chain's lock (audit_head's row) for a
+// short transaction in system mode, reads the unlinked events in order of
+// id, chains each after the head and sets their seq, prev_hash and hash in
+// one statement; the table's triggers check that the statement links only
+// unlinked rows, changing nothing else, that they follow the head in
+// order, and move the head. A pass links every unlinked event it sees,
+// whoever wrote it, so concurrent writes share one pass and one commit; a
+// pass of another process that links ours leaves ours nothing to do.
 //
 // No event is skipped: a pass reads, under the chain's lock, every row
 // with no seq that has committed, and links them all (a batch at a time
-// until none is left). A row is linked only by the trigger's check that it
-// follows the head, and only once (the trigger refuses to change a linked
-// row). A write waits for a pass that begins after its commit, so its
-// event is linked when Update returns; if its process stops in between,
-// the next pass of any process, or audit verify, links it.
+// until none is left). A row is linked only if the triggers find it
+// follows the head, and only once (they refuse to change a linked row). A
+// write starts a pass that begins after its commit and does not wait for
+// it; every read of the trail waits for one (linkFirst), so it sees every
+// returned write linked. If the process stops in between, the next pass
+// of any process, or audit verify, links the event.
 
 // linkBatch is how many events a link pass links per transaction, so that
 // prune and the next pass wait for the chain's lock at most that long.
@@ -188,22 +189,26 @@ func linkBatchTx(ctx context.Context, tx pgx.Tx) (int, error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
-	links := &pgx.Batch{}
+	seqs := make([]int64, len(events))
+	prevs := make([][]byte, len(events))
+	hashes := make([][]byte, len(events))
 	for i, e := range events {
 		if _, err := e.Chain(seq+1, prev); err != nil {
 			return 0, fmt.Errorf("chain audit event %d: %w", ids[i], err)
 		}
 		seq, prev = e.Seq, e.Hash
-		links.Queue(`UPDATE audit_events SET seq = $1, prev_hash = $2, hash = $3 WHERE id = $4 AND seq IS NULL`,
-			e.Seq, e.PrevHash, e.Hash, ids[i]).Exec(func(tag pgconn.CommandTag) error {
-			if tag.RowsAffected() != 1 {
-				return fmt.Errorf("audit event %d was linked by another pass under the chain's lock", ids[i])
-			}
-			return nil
-		})
+		seqs[i], prevs[i], hashes[i] = e.Seq, e.PrevHash, e.Hash
 	}
-	if err := tx.SendBatch(ctx, links).Close(); err != nil {
+	// One statement links the batch; the table's statement trigger checks
+	// that the rows follow the head and moves it (migration 00021).
+	tag, err := tx.Exec(ctx, `UPDATE audit_events e SET seq = l.seq, prev_hash = l.prev_hash, hash = l.hash
+		FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[]) AS l(id, seq, prev_hash, hash)
+		WHERE e.id = l.id AND e.seq IS NULL`, ids, seqs, prevs, hashes)
+	if err != nil {
 		return 0, fmt.Errorf("link audit events up to seq %d: %w", seq, err)
+	}
+	if tag.RowsAffected() != int64(len(events)) {
+		return 0, fmt.Errorf("linked %d of %d audit events up to seq %d: others were linked by another pass under the chain's lock", tag.RowsAffected(), len(events), seq)
 	}
 	return len(events), nil
 }
