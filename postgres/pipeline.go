@@ -11,17 +11,17 @@ import (
 )
 
 // A user's transaction (Update, View) is a pipeline: its statements go to
-// the server in as few round trips as their answers allow. BEGIN and the
-// row-level security setting go with the first statement sent (Update
-// sends them at once with the user's existence check, so that fn runs only
-// for a user who exists); a statement whose only answer is a command tag
-// and whose failure no caller acts on (Defer: the locks, which fail only
-// with the connection, and the audit event, whose failure must only keep
-// the write from committing) waits for the next statement sent, or for
-// COMMIT. A write whose error the caller reads (ECONFLICT, ENOTFOUND) is
+// the server in as few round trips as their answers allow. BEGIN, the
+// row-level security setting and (in Update) the user's existence check go
+// with the first statement sent; a statement whose only answer is a
+// command tag and whose failure no caller acts on at once (Defer: the
+// locks, a kept version, a pruned one, a row update that cannot break a
+// uniqueness rule, the audit event, whose failure must only keep the write
+// from committing) waits for the next statement sent, or for COMMIT. A
+// write whose error the caller reads (ECONFLICT of a rename or a grant) is
 // sent at its call, with what is queued before it, all its statements in
-// one round trip (stmts). A PATCH of a value thus takes seven round trips
-// where one per statement took thirteen.
+// one round trip (stmts). A new value thus takes two round trips
+// (TestWriteRoundTrips) where one per statement took thirteen.
 //
 // The server runs the statements in the order they were queued, so a
 // read sees every write queued before it, and a lock queued before a
