@@ -90,15 +90,8 @@ func TestViewStatement(t *testing.T) {
 // secret or a page of secrets costs one, and a token checked a moment ago
 // costs none.
 func TestReadRoundTrips(t *testing.T) {
-	d := newRLSDB(t)
 	ctx := context.Background()
-	proxy := newCountingProxy(t, d.Service)
-	store, err := postgres.Open(ctx, proxy.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	svc := newService(t, store, vault.Options{})
+	store, svc, proxy := countedStore(t, vault.Options{})
 	u, token, err := svc.CreateUser(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
@@ -153,6 +146,20 @@ func TestReadRoundTrips(t *testing.T) {
 	if fewest != 2*n {
 		t.Fatalf("%d requests (a secret and a list each) took at fewest %d round trips in three tries, want %d", n, fewest, 2*n)
 	}
+}
+
+// countedStore opens the store as the service role through a counting
+// proxy, and a service on it with opts.
+func countedStore(t *testing.T, opts vault.Options) (*postgres.DB, *vault.Service, *countingProxy) {
+	t.Helper()
+	d := newRLSDB(t)
+	proxy := newCountingProxy(t, d.Service)
+	store, err := postgres.Open(context.Background(), proxy.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store, newService(t, store, opts), proxy
 }
 
 // countingProxy forwards TCP to a PostgreSQL server and counts what the
@@ -222,15 +229,8 @@ func (p *countingProxy) forward(dst io.Writer, src io.Reader) {
 // pass that follows runs on its own after the write returns; the fewest of
 // ten writes is the write's own cost.
 func TestWriteRoundTrips(t *testing.T) {
-	d := newRLSDB(t)
 	ctx := context.Background()
-	proxy := newCountingProxy(t, d.Service)
-	store, err := postgres.Open(ctx, proxy.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	svc := newService(t, store, vault.Options{KeepVersions: 2})
+	store, svc, proxy := countedStore(t, vault.Options{KeepVersions: 2})
 	u, _, err := svc.CreateUser(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
