@@ -106,10 +106,12 @@ const lockUser = `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`
 // two keys that collide only make two writes take turns.
 const lockObject = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`
 
-// userExists answers one row if the user exists, taking no lock: a write
-// that needs the user to stay takes its lock (LockUser) or inserts a row
-// whose foreign key holds it.
-const userExists = `SELECT FROM users WHERE id = $1`
+// userMustExist checks that the user exists, taking no lock (a write that
+// needs the user to stay takes its lock, LockUser, or inserts a row whose
+// foreign key holds it). Update's pipeline sends it with fn's first
+// statement, and so maybe with COMMIT: it fails on the server if the user
+// does not exist (expectRow), so that nothing fn queued commits.
+const userMustExist = `SELECT envvault_expect_row(EXISTS (SELECT FROM users WHERE id = $1))`
 
 // Update runs fn in a read-committed transaction of the user, under
 // row-level security, taking no lock of its own, in a pipeline
@@ -122,7 +124,7 @@ func (db *DB) Update(ctx context.Context, userID string, fn func(vault.Tx) error
 		// BEGIN, the setting and this check go with fn's first statement:
 		// a missing user's ENOTFOUND is the first answer read, before that
 		// statement's own.
-		p.Defer(userExists, []any{userID}, userFound)
+		p.Defer(userMustExist, []any{userID}, userFound)
 		return fn(&tx{tx: p, userID: userID, db: db})
 	})
 	if err != nil {
@@ -132,9 +134,12 @@ func (db *DB) Update(ctx context.Context, userID string, fn func(vault.Tx) error
 	return nil
 }
 
-// userFound is the answer of userExists and lockUser: ENOTFOUND if the
+// userFound is the answer of userMustExist and lockUser: ENOTFOUND if the
 // user does not exist.
 func userFound(tag pgconn.CommandTag, err error) error {
+	if isNoRow(err) {
+		return vault.Errorf(vault.ENOTFOUND, "user not found")
+	}
 	if err != nil {
 		return fmt.Errorf("read user: %w", err)
 	}

@@ -32,6 +32,7 @@ const (
 	foreignKeyViolation = "23503"
 	charNotInRepertoire = "22021" // invalid UTF-8 in text
 	untranslatableChar  = "22P05" // e.g. \u0000 in jsonb
+	noDataFound         = "P0002" // envvault_expect_row: no row touched (expectRow)
 )
 
 // convert turns a driver error the user can cause into a vault error, by
@@ -39,6 +40,13 @@ const (
 // any other error unchanged. A vault error's message is for the client: it
 // names the field and the rule, never a value of the row (PostgreSQL's
 // Detail, which quotes the row, is never used).
+// isNoRow reports whether err is envvault_expect_row's failure: the
+// statement expectRow wrapped touched no row.
+func isNoRow(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == noDataFound
+}
+
 func convert(err error) error {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {

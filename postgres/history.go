@@ -117,18 +117,18 @@ func (t *tx) KeepVersion(ctx context.Context, v *vault.KeptVersion) error {
 	}
 	// Selecting the secret's row keeps a version from being stored for a
 	// secret that is not the user's.
-	return t.later(ctx, `INSERT INTO secret_versions (secret_id, user_id, version, name,
+	return t.later(ctx, expectRow(`INSERT INTO secret_versions (secret_id, user_id, version, name,
 			sealed_value, sealed_key, master_key_id, created_at, actor_token_id, replaced_at, replaced_by_token_id)
 		SELECT s.id, s.user_id, $3, $4, $5, $6, $7, $8, $9, $10, $11
-		FROM secrets s WHERE s.id = $1 AND s.user_id = $2`,
+		FROM secrets s WHERE s.id = $1 AND s.user_id = $2`),
 		[]any{v.SecretID, t.userID, v.Version, v.Name, v.SealedValue, v.SealedKey, v.MasterKeyID,
 			created, nullText(v.ActorTokenID), v.ReplacedAt, nullText(v.ReplacedByTokenID)},
-		func(tag pgconn.CommandTag, err error) error {
+		func(_ pgconn.CommandTag, err error) error {
+			if isNoRow(err) {
+				return vault.Errorf(vault.ENOTFOUND, "secret not found")
+			}
 			if err != nil {
 				return fmt.Errorf("keep version %d of secret %s: %w", v.Version, v.SecretID, convertVersion(err))
-			}
-			if tag.RowsAffected() == 0 {
-				return vault.Errorf(vault.ENOTFOUND, "secret not found")
 			}
 			return nil
 		})

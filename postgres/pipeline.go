@@ -29,6 +29,16 @@ import (
 // returned by the call that sends it, and the transaction never commits
 // after it.
 
+// expectRow wraps write, an INSERT, UPDATE or DELETE without RETURNING,
+// so that the server fails it with no_data_found, and so aborts the
+// transaction, if it touches no row (migration 00022). A write deferred to
+// go with COMMIT needs it: its row count, read by the client once the
+// server has run the COMMIT after it, would come too late to stop the
+// commit. found turns the failure into ENOTFOUND.
+func expectRow(write string) string {
+	return `WITH w AS (` + write + ` RETURNING 1) SELECT envvault_expect_row(EXISTS (SELECT FROM w))`
+}
+
 // errPipeFailed is returned by a call after a statement of the pipeline
 // failed: the transaction can only roll back.
 var errPipeFailed = errors.New("postgres: a statement of this transaction failed before")

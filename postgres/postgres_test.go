@@ -648,3 +648,60 @@ func TestKeySwapLeavesSecretUnderWrite(t *testing.T) {
 		t.Errorf("swap after the write: %d swapped, %v; want 1", n, err)
 	}
 }
+
+// TestDeferredCheckRollsBack checks that a check sent with COMMIT (the
+// user's, a row update's, a kept version's) stops the commit: the
+// transaction's other writes, queued with it, are not stored. Each fn
+// queues an audit event (no foreign key holds it) and a write whose check
+// fails, and returns nil.
+func TestDeferredCheckRollsBack(t *testing.T) {
+	db, url := openDB(t)
+	svc := newService(t, db, vault.Options{})
+	ctx := context.Background()
+	user := mustUser(t, svc)
+	sec := mustSecret(t, svc, user, vault.SecretInput{Name: "S", Value: "v", Scope: vault.ScopeAll})
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	events := func(target string) (n int) {
+		t.Helper()
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE target_id = $1`, target).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	event := func(userID, target string) *vault.AuditEvent {
+		return &vault.AuditEvent{Time: time.Now().UTC().Truncate(time.Microsecond), Actor: vault.Actor{UserID: userID},
+			Action: vault.ActionSecretUpdate, TargetType: vault.TargetSecret, TargetID: target, Details: map[string]any{}}
+	}
+	gone := vault.NewID(vault.PrefixSecret)
+	nobody := vault.NewID(vault.PrefixUser)
+	for _, tc := range []struct {
+		what, user, target string
+		write              func(tx vault.Tx) error
+	}{
+		{"a user who does not exist", nobody, vault.NewID(vault.PrefixSecret), func(vault.Tx) error { return nil }},
+		{"a row update of a secret that is not there", user, gone, func(tx vault.Tx) error {
+			s := *sec
+			s.ID = gone
+			return tx.UpdateSecret(ctx, &s, false)
+		}},
+		{"a version kept of a secret that is not there", user, gone, func(tx vault.Tx) error {
+			return tx.KeepVersion(ctx, &vault.KeptVersion{SecretID: gone, UserID: user, Version: 1, Name: "S",
+				SealedValue: []byte{1}, SealedKey: []byte{1}, MasterKeyID: sec.MasterKeyID, ReplacedAt: time.Now().UTC()})
+		}},
+	} {
+		err := db.Update(ctx, tc.user, func(tx vault.Tx) error {
+			if err := tx.AppendAudit(ctx, event(tc.user, tc.target)); err != nil {
+				return err
+			}
+			return tc.write(tx)
+		})
+		wantCode(t, err, vault.ENOTFOUND)
+		if n := events(tc.target); n != 0 {
+			t.Errorf("%s: ENOTFOUND, but the transaction's audit event was stored (%d)", tc.what, n)
+		}
+	}
+}

@@ -125,6 +125,9 @@ func failed(format string, args ...any) func(pgconn.CommandTag, error) error {
 func found(kind, format string, args ...any) func(pgconn.CommandTag, error) error {
 	fail := failed(format, args...)
 	return func(tag pgconn.CommandTag, err error) error {
+		if isNoRow(err) {
+			return vault.Errorf(vault.ENOTFOUND, "%s not found", kind)
+		}
 		if err != nil {
 			return fail(tag, err)
 		}
@@ -175,7 +178,7 @@ func (t *tx) UpdateSecret(ctx context.Context, s *vault.Secret, grants bool) err
 			s.SealedValue, s.SealedKey, s.MasterKeyID, s.UpdatedAt},
 		found("secret", "update secret %s", s.ID)}}
 	if !grants {
-		return t.later(ctx, list[0].sql, list[0].args, list[0].done)
+		return t.later(ctx, expectRow(list[0].sql), list[0].args, list[0].done)
 	}
 	// The grants are replaced whole: they carry the name, which may have
 	// changed, and the old set must be gone before the unique (profile_id,
