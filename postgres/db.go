@@ -98,8 +98,10 @@ func (db *DB) Close() error {
 // secret quota counts. FOR NO KEY UPDATE, not FOR UPDATE: it conflicts
 // with itself, which is all the serialization needs, but not with the KEY
 // SHARE locks that foreign-key checks take, so creating a token, a profile
-// or a secret's new version for the user does not wait for it.
-const lockUser = `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`
+// or a secret's new version for the user does not wait for it. It fails
+// on the server if the user is not there (expectRow), since Update's
+// pipeline may send it with COMMIT.
+const lockUser = `SELECT envvault_expect_row(EXISTS (SELECT FROM users WHERE id = $1 FOR NO KEY UPDATE))`
 
 // lockObject takes the transaction-scoped advisory lock of one object of
 // a user, keyed by a 64-bit hash of the user's id and the object's id:

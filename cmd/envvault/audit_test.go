@@ -59,7 +59,7 @@ func postgresAuditStore(t *testing.T) auditStore {
 				t.Fatalf("%s: %v", q, err)
 			}
 		},
-		unguard: []string{`ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only`},
+		unguard: []string{`ALTER TABLE audit_events DISABLE TRIGGER USER`}, // every guard, as an administrator can
 	}
 }
 
