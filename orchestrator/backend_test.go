@@ -23,6 +23,7 @@ import (
 	"github.com/envvault/envvault/orchestrator"
 	"github.com/envvault/envvault/orchestrator/swarmbackend"
 	"github.com/envvault/envvault/runner"
+	"github.com/envvault/envvault/runner/envblock"
 	"github.com/envvault/envvault/vault"
 )
 
@@ -628,5 +629,49 @@ func testContract(t *testing.T, b orchestrator.Backend, spec orchestrator.Spec) 
 		if !errors.Is(err, orchestrator.ErrContainerNotFound) {
 			t.Errorf("%s of a removed container: %v, want ErrContainerNotFound", what, err)
 		}
+	}
+}
+
+// TestRecoveryInitWithoutEnv: a worker died while it wrote the env of a
+// container it had started (stdin delivery), before it recorded the start.
+// Recovery finds the container running and attaches; then the init reads
+// the end of stdin and exits with envblock.ExitNoBlock, its own line the
+// only output (seen under load by cmd/envvault's TestSeveralWorkersUnderLoad).
+// The command never ran: the task is queued again at the same attempt,
+// started once more and succeeds, and the init's line is not in its logs.
+func TestRecoveryInitWithoutEnv(t *testing.T) {
+	w := memWorld(t)
+	mem := w.backend.(*memBackend)
+	f := w.f
+	ctx := context.Background()
+	worker := "w-" + vault.NewID("")
+	o := orchestrator.New(orchestrator.Config{Vault: f.svc, Store: f.store, Runner: mem, Worker: worker, Poll: 50 * time.Millisecond})
+	task := f.create(o, f.profile(w.image, w.command...))
+	if c, err := f.store.ClaimTask(ctx, worker); err != nil || c.ID != task.ID {
+		t.Fatalf("claim: %v, %v", c, err)
+	}
+	name := orchestrator.ContainerName(task.ID, 1)
+	found := mem.add(name, task.ID, orchestrator.StateRunning, nil)
+	stop := f.run(o)
+	defer stop()
+	mem.await(t, "waited for", waited(found))
+	mem.print(found, envblock.InitPrefix+"read the env block's length: EOF\n")
+	mem.exit(found, envblock.ExitNoBlock)
+	cur := f.await(task.ID, "started again", func(cur *orchestrator.Task, _ string) bool {
+		return cur.Status == orchestrator.StatusRunning && cur.ContainerID != found || cur.Status.Done()
+	}, o)
+	if cur.Status == orchestrator.StatusRunning {
+		w.end(t, cur.ContainerID)
+	}
+	done := f.await(task.ID, "finished", isDone, o)
+	if done.Status != orchestrator.StatusSucceeded || done.Attempt != 1 || done.ContainerID == found {
+		t.Errorf("finished: status %s, attempt %d, container %s (found %s), error %q; want succeeded at attempt 1 in a new container",
+			done.Status, done.Attempt, done.ContainerID, found, done.Error)
+	}
+	if n := mem.startsOf(name); n != 1 {
+		t.Errorf("%d starts of %s, want 1", n, name)
+	}
+	if logs := f.logs(task.ID); strings.Contains(logs, envblock.InitPrefix) {
+		t.Errorf("logs %q hold the failed attempt's init line", logs)
 	}
 }

@@ -84,6 +84,41 @@ func (o *Orchestrator) startOver(ctx context.Context, spec Spec) (string, error)
 	return "", err
 }
 
+// requeueNeverRan queues again, at the same attempt, a task recovery
+// attached to whose start no worker recorded (unconfirmed), if its
+// container, now exited, never ran the command (neverRan): the dead worker
+// was writing the env when it died, and the init read the end of stdin
+// after recovery found it running. It removes the container and the
+// init's line from the task's logs, and reports whether it did.
+func (o *Orchestrator) requeueNeverRan(ctx context.Context, t *Task, containerID string, log interface{ Error(string, ...any) }) bool {
+	o.mu.Lock()
+	unconfirmed := o.unconfirmed[t.ID]
+	delete(o.unconfirmed, t.ID)
+	o.mu.Unlock()
+	if !unconfirmed || !o.neverRan(ctx, Container{ID: containerID, State: StateExited}) {
+		return false
+	}
+	if err := o.runner.Remove(ctx, containerID); err != nil {
+		log.Error("remove container that never ran its command", "err", err)
+		return false
+	}
+	if err := o.store.ClearTaskLogs(ctx, t.ID); err != nil {
+		log.Error("clear logs of an attempt that never ran", "err", err)
+	}
+	_, err := o.store.UpdateTask(ctx, t.ID, func(cur *Task) error {
+		cur.Status, cur.Worker, cur.ContainerID, cur.StartedAt, cur.UpdatedAt = StatusQueued, "", "", nil, o.timestamp()
+		return nil
+	})
+	if err != nil {
+		log.Error("queue again a task that never ran", "err", err)
+		return false
+	}
+	o.notify()
+	o.kick()
+	o.log.Info("queue again a task whose init never got its env (its worker died while starting it)", "task", t.ID, "container", containerID)
+	return true
+}
+
 // neverRan reports whether c, the exited container of a task whose start
 // was not recorded, never ran the task's command: envvault-init (stdin
 // delivery) ended it with envblock.ExitNoBlock, its own failure line the

@@ -94,7 +94,11 @@ type Orchestrator struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when any task or log changes
 	running map[string]chan struct{}
-	wg      sync.WaitGroup
+	// unconfirmed holds the tasks recovery attached to whose start no
+	// worker recorded: their init may not have got the env (leftovers.go,
+	// neverRan).
+	unconfirmed map[string]bool
+	wg          sync.WaitGroup
 }
 
 // New returns an orchestrator. Call Run to start its worker.
@@ -103,7 +107,8 @@ func New(c Config) *Orchestrator {
 		vault: c.Vault, store: c.Store, runner: c.Runner, baseline: c.Baseline,
 		worker: c.Worker, log: c.Logger, poll: c.Poll, now: time.Now, observe: observerOr(c.Observer),
 		wake: make(chan struct{}, 1), changed: make(chan struct{}), running: map[string]chan struct{}{},
-		maxQueued: c.MaxQueuedPerUser, slots: newSlots(c.MaxRunning, c.UserSharePercent),
+		unconfirmed: map[string]bool{},
+		maxQueued:   c.MaxQueuedPerUser, slots: newSlots(c.MaxRunning, c.UserSharePercent),
 		requestTTL: c.SecretRequestTTL, taskAPIURL: c.TaskAPIURL, credentialTTL: c.TaskCredentialTTL,
 		maxLogBytes: c.MaxLogBytes,
 	}

@@ -74,6 +74,7 @@ func (o *Orchestrator) goRun(ctx context.Context, t *Task, attach *Container) {
 			// the new run's.
 			if o.running[t.ID] == c {
 				delete(o.running, t.ID)
+				delete(o.unconfirmed, t.ID)
 			}
 			o.slots.give(t.UserID)
 			o.mu.Unlock()
@@ -205,6 +206,9 @@ wait:
 	}
 	if res.err != nil {
 		o.fail(t.ID, containerID, "container lost: "+res.err.Error(), log)
+		return
+	}
+	if o.requeueNeverRan(ctx, t, containerID, log) { // leftovers.go
 		return
 	}
 	o.finish(t.ID, res.code, log)
@@ -395,7 +399,14 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 			log.Info("queue again a task that never started")
 		case found:
 			if t.Status == StatusStarting {
-				// Started but not recorded: record it, then attach.
+				// Started but not recorded: record it, then attach. If it
+				// still runs, its init may be about to fail for want of the
+				// env the dead worker was writing: supervise looks.
+				if c.State == StateRunning {
+					o.mu.Lock()
+					o.unconfirmed[t.ID] = true
+					o.mu.Unlock()
+				}
 				now := o.timestamp()
 				_, err := o.store.UpdateTask(ctx, t.ID, func(cur *Task) error {
 					cur.Status, cur.ContainerID, cur.StartedAt, cur.UpdatedAt = StatusRunning, c.ID, &now, now
