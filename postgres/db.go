@@ -29,6 +29,7 @@ type DB struct {
 	pool   *pgxpool.Pool
 	linker linker    // the link passes of this process (audit_link.go)
 	feed   tokenFeed // revoked tokens, told to the token caches (token_feed.go)
+	group  combiner  // the groups of value writes (group.go)
 }
 
 var _ vault.Store = (*DB)(nil)
@@ -53,7 +54,9 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
-	return &DB{pool: pool}, nil
+	db := &DB{pool: pool}
+	db.group.db = db
+	return db, nil
 }
 
 // DefaultMaxConns is the size of the connection pool unless the URL
@@ -89,6 +92,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close releases the pool's connections.
 func (db *DB) Close() error {
 	db.stopFeed()
+	db.group.close()
 	db.linker.wait()
 	db.pool.Close()
 	return nil

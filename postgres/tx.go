@@ -20,13 +20,20 @@ type tx struct {
 
 var _ vault.Tx = (*tx)(nil)
 
+// deferrer is a transaction that sends statements in rounds: Update's
+// pipe and a group's member.
+type deferrer interface {
+	Defer(sql string, args []any, done func(pgconn.CommandTag, error) error)
+	stmts(ctx context.Context, list ...stmt) error
+}
+
 // later runs sql, a statement whose only answer is its command tag, as
 // late as the transaction allows: in Update's pipeline it goes with the
 // next statement sent (pipe.Defer); elsewhere it runs now. done turns the
 // answer into the statement's error (see pipe.Defer); its error is
 // returned here, or by the call that sends it.
 func (t *tx) later(ctx context.Context, sql string, args []any, done func(pgconn.CommandTag, error) error) error {
-	if p, ok := t.tx.(*pipe); ok {
+	if p, ok := t.tx.(deferrer); ok {
 		p.Defer(sql, args, done)
 		return nil
 	}
@@ -40,7 +47,7 @@ func (t *tx) later(ctx context.Context, sql string, args []any, done func(pgconn
 // now runs list in one round trip (in Update's pipeline, after what is
 // queued), or one after the other elsewhere, and returns the first error.
 func (t *tx) now(ctx context.Context, list ...stmt) error {
-	if p, ok := t.tx.(*pipe); ok {
+	if p, ok := t.tx.(deferrer); ok {
 		return p.stmts(ctx, list...)
 	}
 	for _, s := range list {

@@ -83,6 +83,27 @@ type StatementViewer interface {
 	ViewStatement(ctx context.Context, userID string, fn func(Tx) error) error
 }
 
+// LockedUpdater is what a Store may offer besides Update: UpdateLocked
+// runs fn, a write of the user's object id alone, as Update does, but may
+// commit it in one transaction with other callers' writes, so that many
+// writes share one commit (on PostgreSQL: postgres/group.go). fn must take
+// Tx.Lock(ctx, id) and no other lock, and write nothing before its first
+// read has answered; it may run twice (in the shared transaction, and
+// again alone if that one rolled back), so it may have no effect outside
+// its Tx but the results it sets.
+type LockedUpdater interface {
+	UpdateLocked(ctx context.Context, userID, id string, fn func(Tx) error) error
+}
+
+// updateLocked runs fn, a write of the user's object id alone (see
+// LockedUpdater), through UpdateLocked if the store has it.
+func updateLocked(ctx context.Context, st Store, userID, id string, fn func(Tx) error) error {
+	if lu, ok := st.(LockedUpdater); ok {
+		return lu.UpdateLocked(ctx, userID, id, fn)
+	}
+	return st.Update(ctx, userID, fn)
+}
+
 // view returns what read, which issues one statement, finds in a read-only
 // transaction of the user: through ViewStatement if the store has it.
 func view[T any](ctx context.Context, st Store, userID string, read func(Tx) (T, error)) (T, error) {

@@ -287,7 +287,15 @@ func (s *Service) UpdateSecret(ctx context.Context, userID, id string, p SecretP
 		return nil, err
 	}
 	var sec *Secret
-	err := s.store.Update(ctx, userID, func(tx Tx) error {
+	update := s.store.Update
+	if p.Name == nil && p.Scope == nil && !p.SetProfileIDs && p.OAuth2 == nil {
+		// A new value or description: a write of this secret alone, which
+		// may share its commit with other writes.
+		update = func(ctx context.Context, userID string, fn func(Tx) error) error {
+			return updateLocked(ctx, s.store, userID, id, fn)
+		}
+	}
+	err := update(ctx, userID, func(tx Tx) error {
 		// The kept versions are read with the secret, in one round trip,
 		// for a new value (storeNewVersion).
 		cur, kept, err := lockSecretVersions(ctx, tx, id)
