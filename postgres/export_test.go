@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -41,3 +42,30 @@ func (db *DB) PoolCount(ctx context.Context, table string) (int, error) {
 
 // MaxConns is the size of the store's connection pool.
 func (db *DB) MaxConns() int32 { return db.pool.Config().MaxConns }
+
+// HoldGroups keeps the group commit from forming groups: writes queue
+// until ReleaseGroups, which lets one group take them all.
+func (db *DB) HoldGroups() { db.group.hold(true) }
+
+// ReleaseGroups lets groups form again.
+func (db *DB) ReleaseGroups() { db.group.hold(false) }
+
+// QueuedGroupWrites is how many writes wait for a group.
+func (db *DB) QueuedGroupWrites() int {
+	db.group.mu.Lock()
+	defer db.group.mu.Unlock()
+	return len(db.group.queue)
+}
+
+// SetGroupTimeout replaces groupTimeout for this store.
+func (db *DB) SetGroupTimeout(d time.Duration) {
+	db.group.mu.Lock()
+	defer db.group.mu.Unlock()
+	db.group.timeout = d
+}
+
+// GroupTimeout is the documented bound of a group's transaction.
+const GroupTimeout = groupTimeout
+
+// GroupMaxMembers is the documented bound of a group's writes.
+const GroupMaxMembers = groupMaxMembers

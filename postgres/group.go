@@ -1,11 +1,14 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -69,6 +72,7 @@ func (db *DB) UpdateLocked(ctx context.Context, userID, key string, fn func(vaul
 	}
 	err = m.finish(fn(&tx{tx: m, userID: userID, db: db}))
 	if errors.Is(err, errGroupRetry) {
+		db.group.stats.alone.Add(1)
 		return db.Update(ctx, userID, fn)
 	}
 	if err != nil {
@@ -89,7 +93,23 @@ type combiner struct {
 	busy    map[string]bool // keys of the members of the groups in flight
 	started bool
 	closed  bool
+	held    bool          // tests: no group forms until released
+	timeout time.Duration // of a group's transaction; groupTimeout if 0
 	workers sync.WaitGroup
+	stats   struct{ groups, members, alone atomic.Int64 }
+}
+
+// GroupStats counts this process's group commits since Open.
+type GroupStats struct {
+	Groups  int64 // groups run
+	Members int64 // writes in them
+	Alone   int64 // writes that ran again alone after their group rolled back
+}
+
+// GroupStats returns this process's group commit counts.
+func (db *DB) GroupStats() GroupStats {
+	st := &db.group.stats
+	return GroupStats{Groups: st.groups.Load(), Members: st.members.Load(), Alone: st.alone.Load()}
 }
 
 // joining is a write waiting in the queue for its group.
@@ -130,10 +150,21 @@ func (c *combiner) join(ctx context.Context, userID, key string) (*member, error
 		}
 		c.mu.Unlock()
 		if i >= 0 {
-			return nil, unavailable(fmt.Errorf("wait for a transaction: %w", ctx.Err()))
+			return nil, fmt.Errorf("wait for a group commit: %w", ctx.Err())
 		}
 		// A worker took it just now: it is a member and must take part.
 		return <-j.start, nil
+	}
+}
+
+// hold stops groups from forming (on) or lets them form again: a test's
+// way to put several writes in one group.
+func (c *combiner) hold(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held = on
+	if c.cond != nil {
+		c.cond.Broadcast()
 	}
 }
 
@@ -161,8 +192,10 @@ func (c *combiner) work() {
 		if taken == nil {
 			return
 		}
+		c.stats.groups.Add(1)
+		c.stats.members.Add(int64(len(taken)))
 		g := newGroup(c.db, taken)
-		g.run()
+		g.run(cmp.Or(c.timeout, groupTimeout))
 		c.mu.Lock()
 		for _, j := range taken {
 			delete(c.busy, j.key)
@@ -182,6 +215,10 @@ func (c *combiner) take() []*joining {
 		if c.closed {
 			return nil
 		}
+		if c.held {
+			c.cond.Wait()
+			continue
+		}
 		var taken []*joining
 		rest := c.queue[:0]
 		for _, j := range c.queue {
@@ -195,21 +232,11 @@ func (c *combiner) take() []*joining {
 		clear(c.queue[len(rest):])
 		c.queue = rest
 		if len(taken) > 0 {
-			slices.SortFunc(taken, func(a, b *joining) int { return compareStrings(a.key, b.key) })
+			slices.SortFunc(taken, func(a, b *joining) int { return strings.Compare(a.key, b.key) })
 			return taken
 		}
 		c.cond.Wait()
 	}
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // A member's state in its group.
@@ -380,12 +407,12 @@ func (m *member) finish(err error) error {
 // run sends the members' rounds, each when no member's fn is running,
 // until every member finished or left, and then commits; or rolls back
 // once a member spoiled the group.
-func (g *group) run() {
-	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+func (g *group) run(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	conn, err := g.db.pool.Acquire(ctx)
 	if err != nil {
-		g.end(unavailable(fmt.Errorf("begin transaction: %w", err)))
+		g.end(fmt.Errorf("%w: begin a group commit: %w", errUnavailable, err))
 		return
 	}
 	began, settled := false, false
@@ -505,7 +532,9 @@ func send(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, plan []planned,
 		if _, ok := errors.AsType[*pgconn.PgError](err); ok {
 			return errGroupRetry
 		}
-		return unavailable(fmt.Errorf("group commit: %w", err))
+		// The outcome is unknown if COMMIT was in flight, as for a lone
+		// write whose connection broke (unavailable.go).
+		return fmt.Errorf("%w: group commit: %w", errUnavailable, err)
 	}
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()

@@ -1,0 +1,359 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/envvault/envvault/postgres"
+	"github.com/envvault/envvault/vault"
+)
+
+// groupFixture is users with secrets and a profile each, on the store
+// connected as the row-level-security service role.
+type groupFixture struct {
+	d       *rlsDB
+	svc     *vault.Service
+	users   []string
+	profile map[string]string            // user -> profile
+	secrets map[string][]*vault.Secret   // user -> secrets, all-scoped
+	values  map[string]map[string]string // user -> name -> value written last
+}
+
+func newGroupFixture(t *testing.T, users, secrets int) *groupFixture {
+	t.Helper()
+	f := &groupFixture{d: newRLSDB(t), profile: map[string]string{}, secrets: map[string][]*vault.Secret{},
+		values: map[string]map[string]string{}}
+	f.svc = newService(t, f.d.service, vault.Options{})
+	for range users {
+		u := mustUser(t, f.svc)
+		f.users = append(f.users, u)
+		f.profile[u] = mustProfile(t, f.svc, u, "agent").ID
+		f.values[u] = map[string]string{}
+		for i := range secrets {
+			name := fmt.Sprintf("S%d", i)
+			f.secrets[u] = append(f.secrets[u], mustSecret(t, f.svc, u, vault.SecretInput{Name: name, Value: "first", Scope: vault.ScopeAll}))
+			f.values[u][name] = "first"
+		}
+	}
+	return f
+}
+
+// groupWrite is one value write of a test.
+type groupWrite struct {
+	user, id, value string
+}
+
+// inOneGroup runs writes while the store forms no group, waits until all
+// of them are queued, and lets them go: one group takes them all (up to
+// its bound). It returns each write's error, in order.
+func (f *groupFixture) inOneGroup(t *testing.T, writes []groupWrite) []error {
+	t.Helper()
+	db := f.d.service
+	db.HoldGroups()
+	errs := make([]error, len(writes))
+	var wg sync.WaitGroup
+	for i, w := range writes {
+		wg.Go(func() {
+			_, errs[i] = f.svc.UpdateSecret(context.Background(), w.user, w.id, vault.SecretPatch{Value: &w.value})
+		})
+	}
+	awaitQueued(t, db, len(writes))
+	db.ReleaseGroups()
+	wg.Wait()
+	return errs
+}
+
+// awaitQueued waits until n writes wait for a group.
+func awaitQueued(t *testing.T, db *postgres.DB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for db.QueuedGroupWrites() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes queued for a group after 10 s, want %d", db.QueuedGroupWrites(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// check fails unless every user's profile receives the values f.values
+// holds, each secret is at version want[id] (1 if absent), with one
+// secret.update event per version after the first, and the audit chain
+// verifies.
+func (f *groupFixture) check(t *testing.T, want map[string]int) {
+	t.Helper()
+	ctx := context.Background()
+	for _, u := range f.users {
+		got, err := f.svc.GetDecryptedForProfile(ctx, u, f.profile[u])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, v := range f.values[u] {
+			if got[name] != v {
+				t.Errorf("user %s %s: the profile receives a value of %d bytes, want the %d bytes written last", u, name, len(got[name]), len(v))
+			}
+		}
+		for _, s := range f.secrets[u] {
+			cur, err := f.svc.Secret(ctx, u, s.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := max(want[s.ID], 1)
+			if cur.Version != v {
+				t.Errorf("secret %s at version %d, want %d", s.ID, cur.Version, v)
+			}
+			page, err := f.svc.AuditEvents(ctx, u, vault.AuditOptions{Action: vault.ActionSecretUpdate, TargetID: s.ID, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Items) != v-1 {
+				t.Errorf("secret %s: %d secret.update events, want %d", s.ID, len(page.Items), v-1)
+			}
+		}
+	}
+	rep, err := vault.VerifyAudit(ctx, f.d.service)
+	if err != nil || rep.Break != nil {
+		t.Fatalf("audit verify: %v, break %v", err, rep.Break)
+	}
+}
+
+// statsSince returns the group counts since before.
+func statsSince(db *postgres.DB, before postgres.GroupStats) postgres.GroupStats {
+	now := db.GroupStats()
+	return postgres.GroupStats{Groups: now.Groups - before.Groups, Members: now.Members - before.Members, Alone: now.Alone - before.Alone}
+}
+
+// Writes of several users, and of one user to several secrets, commit in
+// one group, each under its own user's row-level security.
+func TestGroupCommit(t *testing.T) {
+	f := newGroupFixture(t, 3, 2)
+	before := f.d.service.GroupStats()
+	var writes []groupWrite
+	want := map[string]int{}
+	for _, u := range f.users {
+		for _, s := range f.secrets[u] {
+			v := "new value of " + s.Name + " for " + u
+			writes = append(writes, groupWrite{u, s.ID, v})
+			f.values[u][s.Name] = v
+			want[s.ID] = 2
+		}
+	}
+	for i, err := range f.inOneGroup(t, writes) {
+		if err != nil {
+			t.Errorf("write %d: %v", i, err)
+		}
+	}
+	if got := statsSince(f.d.service, before); got != (postgres.GroupStats{Groups: 1, Members: 6}) {
+		t.Errorf("group counts %+v, want one group of 6 writes and none run alone", got)
+	}
+	f.check(t, want)
+}
+
+// A member whose write fails before it wrote anything (its secret is not
+// there, or is another user's) gets its error and leaves the group; the
+// others commit, and no one runs again.
+func TestGroupMemberLeaves(t *testing.T) {
+	f := newGroupFixture(t, 2, 1)
+	a, b := f.users[0], f.users[1]
+	sa, sb := f.secrets[a][0], f.secrets[b][0]
+	before := f.d.service.GroupStats()
+	errs := f.inOneGroup(t, []groupWrite{
+		{a, sa.ID, "alice's new value"},
+		{b, sa.ID, "bob writes alice's secret"},
+		{b, vault.NewID(vault.PrefixSecret), "a secret that is not there"},
+		{b, sb.ID, "bob's new value"},
+	})
+	if errs[0] != nil || errs[3] != nil {
+		t.Fatalf("the good writes: %v, %v", errs[0], errs[3])
+	}
+	wantCode(t, errs[1], vault.ENOTFOUND)
+	wantCode(t, errs[2], vault.ENOTFOUND)
+	if got := statsSince(f.d.service, before); got != (postgres.GroupStats{Groups: 1, Members: 4}) {
+		t.Errorf("group counts %+v, want one group of 4 writes and none run alone", got)
+	}
+	f.values[a]["S0"], f.values[b]["S0"] = "alice's new value", "bob's new value"
+	f.check(t, map[string]int{sa.ID: 2, sb.ID: 2})
+}
+
+// A statement the server refuses aborts the shared transaction: the group
+// rolls back and every member runs again alone, where each gets the answer
+// it would have had without the group. Refused in the first round (a user
+// who does not exist) and in the last (an audit event a trigger refuses,
+// sent with COMMIT).
+func TestGroupRollsBackAndRunsAlone(t *testing.T) {
+	f := newGroupFixture(t, 2, 2)
+	a, b := f.users[0], f.users[1]
+	refused := f.secrets[b][1]
+	superExec(t, f.d.Super, fmt.Sprintf(`CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.target_id = '%s' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$`, refused.ID),
+		`CREATE TRIGGER refuse_event BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_event()`)
+	nobody := vault.NewID(vault.PrefixUser)
+	want := map[string]int{}
+	for _, tc := range []struct {
+		what string
+		bad  groupWrite
+		code string
+	}{
+		{"a user who does not exist", groupWrite{nobody, f.secrets[a][1].ID, "x"}, vault.ENOTFOUND},
+		{"an audit event refused at COMMIT", groupWrite{b, refused.ID, "y"}, vault.EINTERNAL},
+	} {
+		before := f.d.service.GroupStats()
+		good := []groupWrite{{a, f.secrets[a][0].ID, "a: " + tc.what}, {b, f.secrets[b][0].ID, "b: " + tc.what}}
+		errs := f.inOneGroup(t, append(good, tc.bad))
+		for i, w := range good {
+			if errs[i] != nil {
+				t.Fatalf("%s: a good write: %v", tc.what, errs[i])
+			}
+			want[w.id]++
+			f.values[w.user]["S0"] = w.value
+		}
+		wantCode(t, errs[2], tc.code)
+		if got := statsSince(f.d.service, before); got != (postgres.GroupStats{Groups: 1, Members: 3, Alone: 3}) {
+			t.Errorf("%s: group counts %+v, want one group of 3 writes, all run again alone", tc.what, got)
+		}
+	}
+	want[f.secrets[a][0].ID]++
+	want[f.secrets[b][0].ID]++
+	f.check(t, want)
+}
+
+// Writes from many clients at once, several of them to one secret: every
+// write is stored once, in order of its version, and the chain verifies.
+func TestGroupConcurrentWriters(t *testing.T) {
+	f := newGroupFixture(t, 4, 2)
+	const clients, perClient = 12, 15
+	hot := f.secrets[f.users[0]][0]
+	var mu sync.Mutex
+	want := map[string]int{}
+	var wg sync.WaitGroup
+	for c := range clients {
+		// Clients 0-3 write the same secret; the others one of their own
+		// user's secrets each.
+		u, s := f.users[0], hot
+		if c >= 4 {
+			u = f.users[c%4]
+			s = f.secrets[u][1]
+		}
+		wg.Go(func() {
+			for i := range perClient {
+				v := fmt.Sprintf("client %d write %d", c, i)
+				if _, err := f.svc.UpdateSecret(context.Background(), u, s.ID, vault.SecretPatch{Value: &v}); err != nil {
+					t.Errorf("client %d: %v", c, err)
+					return
+				}
+				mu.Lock()
+				want[s.ID] = max(want[s.ID], 1) + 1
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for _, u := range f.users {
+		delete(f.values[u], "S0")
+		delete(f.values[u], "S1")
+	}
+	f.check(t, want)
+	kept, err := f.svc.SecretVersions(context.Background(), f.users[0], hot.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 1+vault.DefaultKeepVersions {
+		t.Errorf("%d versions listed of a secret at version %d, want the current one and %d kept", len(kept), want[hot.ID], vault.DefaultKeepVersions)
+	}
+	st := f.d.service.GroupStats()
+	t.Logf("%d writes in %d groups, %d run again alone", st.Members, st.Groups, st.Alone)
+}
+
+// A group's transaction is bounded (postgres.GroupTimeout, 30 s; shorter
+// here): a member that waits past it for a lock another transaction holds
+// gets EUNAVAILABLE, and nothing of the group is stored.
+func TestGroupTimeout(t *testing.T) {
+	if postgres.GroupTimeout != 30*time.Second {
+		t.Errorf("GroupTimeout = %v, the README says 30 s", postgres.GroupTimeout)
+	}
+	f := newGroupFixture(t, 1, 2)
+	u := f.users[0]
+	locked, free := f.secrets[u][0], f.secrets[u][1]
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, f.d.Super)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// The secret's write lock (postgres.DB.Lock), held by a session.
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, u+"/"+locked.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.d.service.SetGroupTimeout(300 * time.Millisecond)
+	errs := f.inOneGroup(t, []groupWrite{{u, locked.ID, "waits"}, {u, free.ID, "same group"}})
+	for i, err := range errs {
+		wantCode(t, err, vault.EUNAVAILABLE)
+		if i == 0 && !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("the timed-out write: %v, want it to wrap the deadline", err)
+		}
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+		t.Fatal(err)
+	}
+	f.check(t, nil)
+}
+
+// A group takes at most postgres.GroupMaxMembers (64) writes; the rest
+// wait for the next.
+func TestGroupMaxMembers(t *testing.T) {
+	if postgres.GroupMaxMembers != 64 {
+		t.Errorf("GroupMaxMembers = %d, the README says 64", postgres.GroupMaxMembers)
+	}
+	n := postgres.GroupMaxMembers + 3
+	f := newGroupFixture(t, 1, n)
+	u := f.users[0]
+	before := f.d.service.GroupStats()
+	var writes []groupWrite
+	want := map[string]int{}
+	for _, s := range f.secrets[u] {
+		writes = append(writes, groupWrite{u, s.ID, "v2 of " + s.Name})
+		f.values[u][s.Name] = "v2 of " + s.Name
+		want[s.ID] = 2
+	}
+	for i, err := range f.inOneGroup(t, writes) {
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if got := statsSince(f.d.service, before); got != (postgres.GroupStats{Groups: 2, Members: int64(n)}) {
+		t.Errorf("group counts %+v, want %d writes in 2 groups", got, n)
+	}
+	f.check(t, want)
+}
+
+// A write whose caller gives up while it waits for a group leaves the
+// queue and stores nothing.
+func TestGroupCallerGivesUp(t *testing.T) {
+	f := newGroupFixture(t, 1, 1)
+	u, s := f.users[0], f.secrets[f.users[0]][0]
+	db := f.d.service
+	db.HoldGroups()
+	defer db.ReleaseGroups()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		v := "never stored"
+		_, err := f.svc.UpdateSecret(ctx, u, s.ID, vault.SecretPatch{Value: &v})
+		done <- err
+	}()
+	awaitQueued(t, db, 1)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a write given up while queued: %v, want context.Canceled", err)
+	}
+	if n := db.QueuedGroupWrites(); n != 0 {
+		t.Errorf("%d writes still queued", n)
+	}
+	db.ReleaseGroups()
+	f.check(t, nil)
+}
