@@ -32,10 +32,16 @@ import (
 // service role, without envvault (no sealing, no link pass): how close
 // the vault comes to the database work its write cannot avoid.
 //
+// A third, sql-group-floor, is the same statements of many clients'
+// writes sent as the group commit sends them (postgres/group.go): the
+// writes waiting at the time in one transaction, each after its user's
+// setting, in two round trips and one COMMIT for the group, by two
+// senders, without envvault.
+//
 // users/ gives each client a user of its own; secrets/ gives one user a
 // secret per client. Metrics: writes/s of each arm, x-floor (envvault's
 // rate over the bare commits': 1 is as fast) and x-sql-floor (over its
-// own statements').
+// own statements'), x-sql-group-floor (over them grouped).
 //
 //	go test ./postgres -run '^$' -bench ConcurrentWrites -benchtime 20x
 func BenchmarkConcurrentWrites(b *testing.B) {
@@ -65,7 +71,7 @@ func BenchmarkConcurrentWrites(b *testing.B) {
 			targets := seedWriters(b, svc, mode, clients)
 			b.Run(fmt.Sprintf("%s/clients=%d", mode, clients), func(b *testing.B) {
 				const perOp = 8 // writes per client per op
-				var tf, ts, te time.Duration
+				var tf, ts, tg, te time.Duration
 				for b.Loop() {
 					start := time.Now()
 					parallelWrites(b, clients, perOp, func(int, int) error {
@@ -77,12 +83,19 @@ func BenchmarkConcurrentWrites(b *testing.B) {
 						return sqlFloorWrite(ctx, sqlFloor, targets[c][0], targets[c][1])
 					})
 					mid2 := time.Now()
+					groups := startGroupFloor(ctx, sqlFloor)
+					parallelWrites(b, clients, perOp, func(c, _ int) error {
+						return groups.write(targets[c][0], targets[c][1])
+					})
+					groups.stop()
+					mid3 := time.Now()
 					parallelWrites(b, clients, perOp, func(c, i int) error {
 						v := fmt.Sprintf("%064d", i)
 						_, err := svc.UpdateSecret(ctx, targets[c][0], targets[c][1], vault.SecretPatch{Value: &v})
 						return err
 					})
-					te += time.Since(mid2)
+					te += time.Since(mid3)
+					tg += mid3.Sub(mid2)
 					ts += mid2.Sub(mid)
 					tf += mid.Sub(start)
 				}
@@ -91,7 +104,9 @@ func BenchmarkConcurrentWrites(b *testing.B) {
 				b.ReportMetric(n/tf.Seconds(), "floor-writes/s")
 				b.ReportMetric(n/ts.Seconds(), "sql-floor-writes/s")
 				b.ReportMetric(tf.Seconds()/te.Seconds(), "x-floor")
+				b.ReportMetric(n/tg.Seconds(), "sql-group-floor-writes/s")
 				b.ReportMetric(ts.Seconds()/te.Seconds(), "x-sql-floor")
+				b.ReportMetric(tg.Seconds()/te.Seconds(), "x-sql-group-floor")
 			})
 		}
 	}
@@ -123,6 +138,15 @@ func sqlFloorWrite(ctx context.Context, pool *pgxpool.Pool, user, secretID strin
 		return err
 	}
 	write := &pgx.Batch{}
+	queueFloorWrite(write, user, secretID, version)
+	write.Queue(`COMMIT`)
+	return conn.SendBatch(ctx, write).Close()
+}
+
+// queueFloorWrite queues the writes of a new value of secretID at
+// version: its predecessor kept, the version ten before deleted, the row,
+// an audit event.
+func queueFloorWrite(write *pgx.Batch, user, secretID string, version int32) {
 	write.Queue(`INSERT INTO secret_versions (secret_id, user_id, version, name, sealed_value, sealed_key, master_key_id, replaced_at)
 		SELECT id, user_id, version, name, sealed_value, sealed_key, master_key_id, now() FROM secrets WHERE id = $1 AND user_id = $2`, secretID, user)
 	write.Queue(`DELETE FROM secret_versions WHERE secret_id = $1 AND user_id = $2 AND version = ANY($3)`,
@@ -131,6 +155,91 @@ func sqlFloorWrite(ctx context.Context, pool *pgxpool.Pool, user, secretID strin
 	write.Queue(`INSERT INTO audit_events (time, user_id, token_id, action, target_type, target_id, details)
 		VALUES (now(), $1, '', 'secret.update', 'secret', $2, $3)`, user, secretID,
 		map[string]any{"name": "W", "scope": "all", "profile_ids": []string{}, "version": version + 1, "changed": []string{"value"}})
+}
+
+// groupFloor sends the writes its clients wait for, as sqlFloorWrite's
+// statements, grouped as the group commit groups them: the sql-group-floor
+// arm of BenchmarkConcurrentWrites.
+type groupFloor struct {
+	queue chan groupFloorWrite
+	wg    sync.WaitGroup
+}
+
+type groupFloorWrite struct {
+	user, secret string
+	done         chan error
+}
+
+// startGroupFloor starts two senders, as the group commit has, each
+// sending the writes queued at the time, up to 64, as one transaction.
+func startGroupFloor(ctx context.Context, pool *pgxpool.Pool) *groupFloor {
+	g := &groupFloor{queue: make(chan groupFloorWrite)}
+	for range 2 {
+		g.wg.Go(func() {
+			for w := range g.queue {
+				batch := []groupFloorWrite{w}
+			more:
+				for len(batch) < 64 {
+					select {
+					case w, ok := <-g.queue:
+						if !ok {
+							break more
+						}
+						batch = append(batch, w)
+					default:
+						break more
+					}
+				}
+				err := sqlGroupFloorWrite(ctx, pool, batch)
+				for _, w := range batch {
+					w.done <- err
+				}
+			}
+		})
+	}
+	return g
+}
+
+func (g *groupFloor) write(user, secret string) error {
+	w := groupFloorWrite{user, secret, make(chan error, 1)}
+	g.queue <- w
+	return <-w.done
+}
+
+func (g *groupFloor) stop() {
+	close(g.queue)
+	g.wg.Wait()
+}
+
+// sqlGroupFloorWrite sends sqlFloorWrite's statements of every write of
+// batch in one transaction, in two round trips.
+func sqlGroupFloorWrite(ctx context.Context, pool *pgxpool.Pool, batch []groupFloorWrite) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	read := &pgx.Batch{}
+	read.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
+	versions := make([]int32, len(batch))
+	for i, w := range batch {
+		read.Queue(`SELECT set_config('envvault.user_id', $1, true)`, w.user)
+		read.Queue(`SELECT FROM users WHERE id = $1`, w.user)
+		read.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, w.user+"/"+w.secret)
+		var kept []int32
+		read.Queue(`SELECT s.version, v.versions FROM secrets s CROSS JOIN LATERAL (
+			SELECT array_agg(version ORDER BY version DESC) FROM secret_versions
+			WHERE secret_id = s.id AND user_id = s.user_id) v(versions)
+		WHERE s.id = $1 AND s.user_id = $2`, w.secret, w.user).QueryRow(func(r pgx.Row) error { return r.Scan(&versions[i], &kept) })
+	}
+	if err := conn.SendBatch(ctx, read).Close(); err != nil {
+		return err
+	}
+	write := &pgx.Batch{}
+	for i, w := range batch {
+		write.Queue(`SELECT set_config('envvault.user_id', $1, true)`, w.user)
+		queueFloorWrite(write, w.user, w.secret, versions[i])
+	}
 	write.Queue(`COMMIT`)
 	return conn.SendBatch(ctx, write).Close()
 }

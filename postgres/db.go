@@ -112,6 +112,10 @@ const lockUser = `SELECT envvault_expect_row(EXISTS (SELECT FROM users WHERE id 
 // two keys that collide only make two writes take turns.
 const lockObject = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`
 
+// tryLockObject takes lockObject's lock if no other transaction holds it:
+// one row if it did, none if not.
+const tryLockObject = `SELECT 1 WHERE pg_try_advisory_xact_lock(hashtextextended($1, 0))`
+
 // userMustExist checks that the user exists, taking no lock (a write that
 // needs the user to stay takes its lock, LockUser, or inserts a row whose
 // foreign key holds it). Update's pipeline sends it with fn's first
@@ -172,8 +176,22 @@ func (t *tx) LockUser(ctx context.Context) error {
 }
 
 // Lock takes the advisory lock of the user's object id until the
-// transaction ends.
+// transaction ends. In a group (group.go) it does not wait for a lock
+// another transaction holds, as every member would wait with it: the
+// member leaves the group (errLockBusy) and runs again alone, and waits
+// there.
 func (t *tx) Lock(ctx context.Context, id string) error {
+	if _, ok := t.tx.(*member); ok {
+		return t.later(ctx, tryLockObject, []any{t.userID + "/" + id}, func(tag pgconn.CommandTag, err error) error {
+			if err == nil && tag.RowsAffected() == 0 {
+				err = errLockBusy
+			}
+			if err != nil {
+				return fmt.Errorf("lock %s: %w", id, err)
+			}
+			return nil
+		})
+	}
 	return t.later(ctx, lockObject, []any{t.userID + "/" + id}, func(_ pgconn.CommandTag, err error) error {
 		if err != nil {
 			return fmt.Errorf("lock %s: %w", id, err)

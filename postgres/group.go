@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,9 +30,13 @@ import (
 //     round goes after set_config of its user, and the setting is
 //     transaction-local, so a statement always runs as the member that
 //     queued it.
-//   - Its own lock: no two members of the groups in flight in this process
-//     hold the same object key (combiner.take); members are ordered by key
-//     so that groups of several processes take their locks in one order.
+//   - Its own lock, and no wait for another's: no two members of the
+//     groups in flight in this process hold the same object key
+//     (combiner.take), and a member whose lock another transaction holds
+//     (another process's write of the same secret, an import) does not
+//     wait for it with the whole group: it leaves and runs again alone
+//     (tx.Lock). So a group waits for the database's work only, never for
+//     a lock held by a transaction outside it.
 //   - All or nothing: a group commits every member or none. A member
 //     whose write fails (a statement the server refuses, which aborts the
 //     shared transaction, or fn failing after it wrote) spoils the group:
@@ -50,14 +53,27 @@ const (
 	groupWorkers = 2
 	// groupMaxMembers bounds the writes of one group.
 	groupMaxMembers = 64
-	// groupTimeout bounds one group's transaction, from its BEGIN to its
-	// COMMIT: past it the group fails with EUNAVAILABLE.
+	// groupTimeout bounds each statement of a group, on the server
+	// (statement_timeout): one that runs past it, waiting for a row
+	// another transaction holds, is cancelled there, so the transaction
+	// rolls back, and each member runs again alone. The bound is the
+	// server's, not the client's: a client that stopped waiting could not
+	// stop a COMMIT already sent after the statement, which would commit
+	// once the row is free.
 	groupTimeout = 30 * time.Second
+	// groupLostAfter is how much longer than groupTimeout a round may take
+	// before the group gives the connection up: the members then get
+	// EUNAVAILABLE, the outcome unknown, as for a lost connection.
+	groupLostAfter = 10 * time.Second
 )
 
 // errGroupRetry tells a member that its group rolled back: it must run
 // again alone.
 var errGroupRetry = errors.New("postgres: the group's transaction rolled back; the write runs again alone")
+
+// errLockBusy tells a member that another transaction holds its lock: it
+// leaves the group and runs again alone (tx.Lock).
+var errLockBusy = errors.New("postgres: the object's lock is held: the write runs again alone")
 
 // UpdateLocked runs fn as Update does, in a transaction it may share with
 // other callers' UpdateLocked (see vault.LockedUpdater for what fn must
@@ -71,7 +87,7 @@ func (db *DB) UpdateLocked(ctx context.Context, userID, key string, fn func(vaul
 		return db.Update(ctx, userID, fn)
 	}
 	err = m.finish(fn(&tx{tx: m, userID: userID, db: db}))
-	if errors.Is(err, errGroupRetry) {
+	if errors.Is(err, errGroupRetry) || errors.Is(err, errLockBusy) {
 		db.group.stats.alone.Add(1)
 		return db.Update(ctx, userID, fn)
 	}
@@ -94,7 +110,7 @@ type combiner struct {
 	started bool
 	closed  bool
 	held    bool          // tests: no group forms until released
-	timeout time.Duration // of a group's transaction; groupTimeout if 0
+	timeout time.Duration // of a group's statements; groupTimeout if 0
 	workers sync.WaitGroup
 	stats   struct{ groups, members, alone atomic.Int64 }
 }
@@ -206,7 +222,7 @@ func (c *combiner) work() {
 }
 
 // take waits for queued writes whose keys no group in flight holds and
-// takes up to groupMaxMembers of them, one per key, in key order; nil
+// takes up to groupMaxMembers of them, one per key, oldest first; nil
 // once the combiner is closed.
 func (c *combiner) take() []*joining {
 	c.mu.Lock()
@@ -232,7 +248,6 @@ func (c *combiner) take() []*joining {
 		clear(c.queue[len(rest):])
 		c.queue = rest
 		if len(taken) > 0 {
-			slices.SortFunc(taken, func(a, b *joining) int { return strings.Compare(a.key, b.key) })
 			return taken
 		}
 		c.cond.Wait()
@@ -408,7 +423,7 @@ func (m *member) finish(err error) error {
 // until every member finished or left, and then commits; or rolls back
 // once a member spoiled the group.
 func (g *group) run(timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), groupLostAfter+3*timeout)
 	defer cancel()
 	conn, err := g.db.pool.Acquire(ctx)
 	if err != nil {
@@ -433,9 +448,10 @@ func (g *group) run(timeout time.Duration) {
 			return
 		}
 		if !began {
-			b = prepend(b, `BEGIN ISOLATION LEVEL READ COMMITTED`)
+			b = prepend(b, stmt{sql: `BEGIN ISOLATION LEVEL READ COMMITTED`},
+				stmt{sql: `SELECT set_config('statement_timeout', $1, true)`, args: []any{fmt.Sprint(timeout.Milliseconds())}})
 			for i := range plan {
-				plan[i].first++
+				plan[i].first += 2
 			}
 			began = true
 		}
@@ -513,10 +529,12 @@ func (g *group) nextRound(began bool) (b *pgx.Batch, plan []planned, last, ok bo
 	return b, plan, last, true
 }
 
-// prepend returns b with sql first.
-func prepend(b *pgx.Batch, sql string) *pgx.Batch {
+// prepend returns b with list first.
+func prepend(b *pgx.Batch, list ...stmt) *pgx.Batch {
 	out := &pgx.Batch{}
-	out.Queue(sql)
+	for _, s := range list {
+		out.Queue(s.sql, s.args...)
+	}
 	out.QueuedQueries = append(out.QueuedQueries, b.QueuedQueries...)
 	return out
 }

@@ -269,9 +269,11 @@ func TestGroupConcurrentWriters(t *testing.T) {
 	t.Logf("%d writes in %d groups, %d run again alone", st.Members, st.Groups, st.Alone)
 }
 
-// A group's transaction is bounded (postgres.GroupTimeout, 30 s; shorter
-// here): a member that waits past it for a lock another transaction holds
-// gets EUNAVAILABLE, and nothing of the group is stored.
+// A group's statements are bounded on the server (postgres.GroupTimeout,
+// 30 s; shorter here): a group whose statement waits past it for a row
+// another transaction holds rolls back, and each member runs again alone,
+// the free one at once, the other once the row is free; each is stored
+// once.
 func TestGroupTimeout(t *testing.T) {
 	if postgres.GroupTimeout != 30*time.Second {
 		t.Errorf("GroupTimeout = %v, the README says 30 s", postgres.GroupTimeout)
@@ -285,22 +287,96 @@ func TestGroupTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	// The secret's write lock (postgres.DB.Lock), held by a session.
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, u+"/"+locked.ID); err != nil {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	f.d.service.SetGroupTimeout(300 * time.Millisecond)
-	errs := f.inOneGroup(t, []groupWrite{{u, locked.ID, "waits"}, {u, free.ID, "same group"}})
-	for i, err := range errs {
-		wantCode(t, err, vault.EUNAVAILABLE)
-		if i == 0 && !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("the timed-out write: %v, want it to wrap the deadline", err)
-		}
+	if _, err := tx.Exec(ctx, `SELECT FROM secrets WHERE id = $1 FOR UPDATE`, locked.ID); err != nil {
+		t.Fatal(err)
+	}
+	db := f.d.service
+	db.SetGroupTimeout(300 * time.Millisecond)
+	before := db.GroupStats()
+	db.HoldGroups()
+	done := map[string]chan error{locked.ID: make(chan error, 1), free.ID: make(chan error, 1)}
+	for _, s := range []*vault.Secret{locked, free} {
+		go func() {
+			v := "new " + s.Name
+			_, err := f.svc.UpdateSecret(ctx, u, s.ID, vault.SecretPatch{Value: &v})
+			done[s.ID] <- err
+		}()
+	}
+	awaitQueued(t, db, 2)
+	db.ReleaseGroups()
+	if err := <-done[free.ID]; err != nil {
+		t.Fatalf("the write of the free secret: %v", err)
+	}
+	if got := statsSince(db, before); got != (postgres.GroupStats{Groups: 1, Members: 2, Alone: 2}) {
+		t.Errorf("group counts %+v, want one group of 2 writes, both run again alone", got)
+	}
+	select {
+	case err := <-done[locked.ID]:
+		t.Fatalf("the write of the locked row ended (%v) while the row is locked", err)
+	default:
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done[locked.ID]; err != nil {
+		t.Fatalf("the write of the locked row, once free: %v", err)
+	}
+	f.values[u]["S0"], f.values[u]["S1"] = "new S0", "new S1"
+	f.check(t, map[string]int{locked.ID: 2, free.ID: 2})
+}
+
+// A member whose secret's lock another transaction holds (here a session,
+// as another process's write would) leaves its group without making it
+// wait, and runs again alone, where it waits for the lock.
+func TestGroupLockHeldElsewhere(t *testing.T) {
+	f := newGroupFixture(t, 2, 1)
+	a, b := f.users[0], f.users[1]
+	sa, sb := f.secrets[a][0], f.secrets[b][0]
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, f.d.Super)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, a+"/"+sa.ID); err != nil {
+		t.Fatal(err)
+	}
+	db := f.d.service
+	before := db.GroupStats()
+	db.HoldGroups()
+	done := map[string]chan error{a: make(chan error, 1), b: make(chan error, 1)}
+	for u, s := range map[string]*vault.Secret{a: sa, b: sb} {
+		go func() {
+			v := "written by " + u
+			_, err := f.svc.UpdateSecret(ctx, u, s.ID, vault.SecretPatch{Value: &v})
+			done[u] <- err
+		}()
+	}
+	awaitQueued(t, db, 2)
+	db.ReleaseGroups()
+	if err := <-done[b]; err != nil {
+		t.Fatalf("the write whose lock is free: %v", err)
+	}
+	select {
+	case err := <-done[a]:
+		t.Fatalf("the write whose lock is held ended (%v) while the lock is held", err)
+	default:
 	}
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
 		t.Fatal(err)
 	}
-	f.check(t, nil)
+	if err := <-done[a]; err != nil {
+		t.Fatalf("the write whose lock was held, once free: %v", err)
+	}
+	if got := statsSince(db, before); got != (postgres.GroupStats{Groups: 1, Members: 2, Alone: 1}) {
+		t.Errorf("group counts %+v, want one group of 2 writes, 1 run again alone", got)
+	}
+	f.values[a]["S0"], f.values[b]["S0"] = "written by "+a, "written by "+b
+	f.check(t, map[string]int{sa.ID: 2, sb.ID: 2})
 }
 
 // A group takes at most postgres.GroupMaxMembers (64) writes; the rest
