@@ -27,9 +27,9 @@ import (
 //
 // What each member keeps:
 //   - Its own row-level security: every run of a member's statements in a
-//     round goes after set_config of its user, and the setting is
-//     transaction-local, so a statement always runs as the member that
-//     queued it.
+//     round goes after set_config of its user (unless the setting holds it
+//     already, from the run before), and the setting is transaction-local,
+//     so a statement always runs as the member that queued it.
 //   - Its own lock, and no wait for another's: no two members of the
 //     groups in flight in this process hold the same object key
 //     (combiner.take), and a member whose lock another transaction holds
@@ -269,8 +269,10 @@ type group struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	members []*member
-	running int  // members whose fn runs
-	spoiled bool // the transaction rolled back or will
+	running int             // members whose fn runs
+	spoiled bool            // the transaction rolled back or will
+	setting string          // the user the row-level security setting holds now
+	checked map[string]bool // users whose existence check has been sent
 }
 
 // member is one write of a group: the pgx.Tx its fn's store calls use, as
@@ -304,7 +306,7 @@ type groupAnswer struct {
 }
 
 func newGroup(db *DB, taken []*joining) *group {
-	g := &group{db: db, running: len(taken)}
+	g := &group{db: db, running: len(taken), checked: map[string]bool{}}
 	g.cond = sync.NewCond(&g.mu)
 	for _, j := range taken {
 		m := &member{g: g, userID: j.userID, answers: make(chan groupAnswer, 1)}
@@ -509,10 +511,18 @@ func (g *group) nextRound(began bool) (b *pgx.Batch, plan []planned, last, ok bo
 		if m.state == memberLeft || (len(m.queued) == 0 && (m.checked || !last)) {
 			continue
 		}
-		b.Queue(`SELECT set_config($1, $2, true)`, settingUser, m.userID)
+		// The setting is the transaction's until set again, and one
+		// check of a user serves its every write in the transaction.
+		if g.setting != m.userID {
+			g.setting = m.userID
+			b.Queue(`SELECT set_config($1, $2, true)`, settingUser, m.userID)
+		}
 		if !m.checked {
 			m.checked = true
-			b.Queue(userMustExist, m.userID)
+			if !g.checked[m.userID] {
+				g.checked[m.userID] = true
+				b.Queue(userMustExist, m.userID)
+			}
 		}
 		p := planned{m: m, first: b.Len(), n: len(m.queued)}
 		for _, q := range m.queued {
