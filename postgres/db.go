@@ -7,7 +7,8 @@
 // different users, and of one user to different objects, never wait for
 // each other; the unique indexes of the schema back the name rules, and
 // their violations come back as vault.ECONFLICT. Audit events are linked
-// into the chain after the commit (audit_link.go).
+// into the chain after the commit (audit_link.go). A new value of a secret
+// may share its transaction and its commit with other callers' (group.go).
 package postgres
 
 import (
