@@ -69,3 +69,6 @@ const GroupTimeout = groupTimeout
 
 // GroupMaxMembers is the documented bound of a group's writes.
 const GroupMaxMembers = groupMaxMembers
+
+// GroupWorkers is the documented bound of the groups in flight.
+const GroupWorkers = groupWorkers

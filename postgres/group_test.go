@@ -407,6 +407,74 @@ func TestGroupMaxMembers(t *testing.T) {
 	f.check(t, want)
 }
 
+// A process runs at most postgres.GroupWorkers (2) groups at once: with
+// two groups held up by rows another transaction locks, a third write
+// waits in the queue until one of them ends.
+func TestGroupWorkers(t *testing.T) {
+	if postgres.GroupWorkers != 2 {
+		t.Errorf("GroupWorkers = %d, the README says 2", postgres.GroupWorkers)
+	}
+	f := newGroupFixture(t, 1, 3)
+	u := f.users[0]
+	secs := f.secrets[u]
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, f.d.Super)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT FROM secrets WHERE id = ANY($1) FOR UPDATE`, []string{secs[0].ID, secs[1].ID}); err != nil {
+		t.Fatal(err)
+	}
+	db := f.d.service
+	before := db.GroupStats()
+	done := make([]chan error, len(secs))
+	for i, s := range secs {
+		// One write at a time, each taken by a group of its own.
+		db.HoldGroups()
+		done[i] = make(chan error, 1)
+		go func() {
+			v := "new " + s.Name
+			_, err := f.svc.UpdateSecret(ctx, u, s.ID, vault.SecretPatch{Value: &v})
+			done[i] <- err
+		}()
+		awaitQueued(t, db, 1)
+		db.ReleaseGroups()
+		if i < 2 {
+			awaitQueued(t, db, 0)
+		}
+	}
+	// Both workers wait for a locked row: the third write stays queued.
+	// Nothing signals that it is not taken; 200 ms bounds the check.
+	time.Sleep(200 * time.Millisecond)
+	if n := db.QueuedGroupWrites(); n != 1 {
+		t.Errorf("%d writes queued while two groups are held up, want 1", n)
+	}
+	select {
+	case err := <-done[2]:
+		t.Fatalf("the third write ended (%v) while both groups are held up", err)
+	default:
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range secs {
+		if err := <-done[i]; err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		f.values[u][secs[i].Name] = "new " + secs[i].Name
+	}
+	if got := statsSince(db, before); got != (postgres.GroupStats{Groups: 3, Members: 3}) {
+		t.Errorf("group counts %+v, want 3 groups of one write", got)
+	}
+	f.check(t, map[string]int{secs[0].ID: 2, secs[1].ID: 2, secs[2].ID: 2})
+}
+
 // A write whose caller gives up while it waits for a group leaves the
 // queue and stores nothing.
 func TestGroupCallerGivesUp(t *testing.T) {
