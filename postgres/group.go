@@ -71,6 +71,9 @@ const (
 // again alone.
 var errGroupRetry = errors.New("postgres: the group's transaction rolled back; the write runs again alone")
 
+// errMemberPanicked ends the part of a member whose fn panicked.
+var errMemberPanicked = errors.New("postgres: the write panicked")
+
 // errLockBusy tells a member that another transaction holds its lock: it
 // leaves the group and runs again alone (tx.Lock).
 var errLockBusy = errors.New("postgres: the object's lock is held: the write runs again alone")
@@ -86,7 +89,16 @@ func (db *DB) UpdateLocked(ctx context.Context, userID, key string, fn func(vaul
 	if m == nil {
 		return db.Update(ctx, userID, fn)
 	}
+	finished := false
+	defer func() {
+		if !finished {
+			// fn panicked: the group goes on without this member (it
+			// leaves, or the group rolls back), and the panic goes on up.
+			_ = m.finish(errMemberPanicked)
+		}
+	}()
 	err = m.finish(fn(&tx{tx: m, userID: userID, db: db}))
+	finished = true
 	if errors.Is(err, errGroupRetry) || errors.Is(err, errLockBusy) {
 		db.group.stats.alone.Add(1)
 		return db.Update(ctx, userID, fn)

@@ -475,6 +475,46 @@ func TestGroupWorkers(t *testing.T) {
 	f.check(t, map[string]int{secs[0].ID: 2, secs[1].ID: 2, secs[2].ID: 2})
 }
 
+// A write whose function panics (a bug, which the API's recovery turns
+// into a 500) does not hold its group up: the others commit.
+func TestGroupMemberPanics(t *testing.T) {
+	f := newGroupFixture(t, 2, 1)
+	a, b := f.users[0], f.users[1]
+	sa, sb := f.secrets[a][0], f.secrets[b][0]
+	db := f.d.service
+	db.HoldGroups()
+	ctx := context.Background()
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		_ = db.UpdateLocked(ctx, a, sa.ID, func(tx vault.Tx) error {
+			if err := tx.Lock(ctx, sa.ID); err != nil {
+				return err
+			}
+			if _, err := tx.Secret(ctx, sa.ID); err != nil {
+				return err
+			}
+			panic("a bug in the write")
+		})
+	}()
+	done := make(chan error, 1)
+	go func() {
+		v := "b's new value"
+		_, err := f.svc.UpdateSecret(ctx, b, sb.ID, vault.SecretPatch{Value: &v})
+		done <- err
+	}()
+	awaitQueued(t, db, 2)
+	db.ReleaseGroups()
+	if p := <-panicked; p != "a bug in the write" {
+		t.Errorf("the panic that went up: %v", p)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the other write of the group: %v", err)
+	}
+	f.values[b]["S0"] = "b's new value"
+	f.check(t, map[string]int{sb.ID: 2})
+}
+
 // A write whose caller gives up while it waits for a group leaves the
 // queue and stores nothing.
 func TestGroupCallerGivesUp(t *testing.T) {
