@@ -163,3 +163,18 @@ func TestStoreUnreachable(t *testing.T) {
 		t.Error("the rest of the scrape is missing")
 	}
 }
+
+// The group commit counts are read at each scrape.
+func TestGroupCommitCounts(t *testing.T) {
+	m := metrics.New()
+	c := metrics.GroupCounts{Groups: 3, Writes: 10, Alone: 2}
+	m.WatchGroupCommits(func() metrics.GroupCounts { return c })
+	_, fams := scrape(t, m)
+	wantValue(t, fams, "envvault_store_groups_total", nil, 3)
+	wantValue(t, fams, "envvault_store_group_writes_total", nil, 10)
+	wantValue(t, fams, "envvault_store_group_writes_alone_total", nil, 2)
+	c = metrics.GroupCounts{Groups: 4, Writes: 12, Alone: 2}
+	_, fams = scrape(t, m)
+	wantValue(t, fams, "envvault_store_groups_total", nil, 4)
+	wantValue(t, fams, "envvault_store_group_writes_total", nil, 12)
+}

@@ -88,3 +88,30 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(reachableDesc, prometheus.GaugeValue, ok)
 }
+
+// GroupCounts are a process's group commits since its store opened (on
+// PostgreSQL: postgres.DB.GroupStats).
+type GroupCounts struct {
+	Groups int64 // transactions the group commit ran
+	Writes int64 // writes taken into them
+	Alone  int64 // of those, writes that ran again alone: their group rolled back, or their lock was held elsewhere
+}
+
+// WatchGroupCommits makes every scrape read this process's group commit
+// counts from read. Nothing on a nil *Metrics.
+func (m *Metrics) WatchGroupCommits(read func() GroupCounts) {
+	if m == nil {
+		return
+	}
+	for _, c := range []struct {
+		name, help string
+		of         func(GroupCounts) int64
+	}{
+		{"store_groups_total", "Transactions the group commit ran in this process: one commit for every write in it.", func(c GroupCounts) int64 { return c.Groups }},
+		{"store_group_writes_total", "Writes this process took into a group commit.", func(c GroupCounts) int64 { return c.Writes }},
+		{"store_group_writes_alone_total", "Writes of a group that ran again alone, in a transaction of their own: their group rolled back, or their secret's lock was held elsewhere.", func(c GroupCounts) int64 { return c.Alone }},
+	} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: c.name, Help: c.help},
+			func() float64 { return float64(c.of(read())) }))
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 
 	"github.com/envvault/envvault/metrics"
+	"github.com/envvault/envvault/postgres"
 )
 
 // metricsFlag is --metrics-addr, of the commands that serve, work or run
@@ -54,6 +55,12 @@ func (m *Main) startMetrics(currentKeyID string) error {
 	}
 	mx := metrics.New()
 	mx.WatchStore(st, currentKeyID, m.logger)
+	if db, ok := m.store.(*postgres.DB); ok {
+		mx.WatchGroupCommits(func() metrics.GroupCounts {
+			s := db.GroupStats()
+			return metrics.GroupCounts{Groups: s.Groups, Writes: s.Members, Alone: s.Alone}
+		})
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (--metrics-addr, METRICS_ADDR): %w", addr, err)

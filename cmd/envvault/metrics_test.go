@@ -143,6 +143,7 @@ func testMetricsScrape(t *testing.T, env map[string]string, storeArgs ...string)
 	c.expect(http.StatusCreated, "POST", "/v1/secrets", map[string]any{"name": secretName, "value": canary}, &secret)
 	c.expect(http.StatusOK, "GET", "/v1/secrets/"+secret.ID, nil, nil)
 	c.expect(http.StatusOK, "GET", "/v1/secrets/"+secret.ID, nil, nil)
+	c.expect(http.StatusOK, "PATCH", "/v1/secrets/"+secret.ID, map[string]any{"value": canary + "2"}, nil)
 	c.expect(http.StatusNotFound, "GET", "/v1/secrets/sec_doesnotexist1", nil, nil)
 	c.expect(http.StatusAccepted, "POST", "/v1/tasks", map[string]any{"profile_id": prof.ID, "prompt": "canary-prompt-7c3f"}, &task)
 	c.expect(http.StatusTooManyRequests, "POST", "/v1/tasks", map[string]any{"profile_id": prof.ID, "prompt": "canary-prompt-7c3f"}, nil)
@@ -195,6 +196,17 @@ func testMetricsScrape(t *testing.T, env map[string]string, storeArgs ...string)
 		t.Errorf("envvault_data_keys{master_key=other} = %v, want 0", v)
 	}
 	wantSample(t, fams, "envvault_store_reachable", nil, 1)
+	// A new value on PostgreSQL goes through the group commit; SQLite has
+	// none.
+	if env["DATABASE_URL"] != "" {
+		if v := wantSample(t, fams, "envvault_store_group_writes_total", nil, 1); v != 1 {
+			t.Errorf("envvault_store_group_writes_total = %v after one PATCH of a value, want 1", v)
+		}
+		wantSample(t, fams, "envvault_store_groups_total", nil, 1)
+		wantSample(t, fams, "envvault_store_group_writes_alone_total", nil, 0)
+	} else if fams["envvault_store_group_writes_total"] != nil {
+		t.Error("SQLite has no group commit, but the scrape counts its writes")
+	}
 	for _, name := range []string{"envvault_task_start_latency_seconds", "envvault_tasks_finished_total", "envvault_logs_masked_bytes_total", "envvault_logs_mask_seconds_total", "go_goroutines"} {
 		if fams[name] == nil {
 			t.Errorf("no family %s in the scrape", name)
@@ -230,6 +242,17 @@ func TestMetricsRunner(t *testing.T) {
 	_, fams := scrape(t, "http://"+run.m.MetricsAddr()+"/metrics")
 	wantSample(t, fams, "envvault_tasks", map[string]string{"state": "queued"}, 0)
 	wantSample(t, fams, "envvault_store_reachable", nil, 1)
+	// A new value on PostgreSQL goes through the group commit; SQLite has
+	// none.
+	if env["DATABASE_URL"] != "" {
+		if v := wantSample(t, fams, "envvault_store_group_writes_total", nil, 1); v != 1 {
+			t.Errorf("envvault_store_group_writes_total = %v after one PATCH of a value, want 1", v)
+		}
+		wantSample(t, fams, "envvault_store_groups_total", nil, 1)
+		wantSample(t, fams, "envvault_store_group_writes_alone_total", nil, 0)
+	} else if fams["envvault_store_group_writes_total"] != nil {
+		t.Error("SQLite has no group commit, but the scrape counts its writes")
+	}
 	if fams["envvault_task_start_latency_seconds"] == nil {
 		t.Error("no envvault_task_start_latency_seconds in the runner's scrape")
 	}
