@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/envvault/envvault/internal/writefloor"
 	"github.com/envvault/envvault/seal"
 	"github.com/envvault/envvault/vault"
 )
@@ -80,7 +80,7 @@ func BenchmarkConcurrentWrites(b *testing.B) {
 					})
 					mid := time.Now()
 					parallelWrites(b, clients, perOp, func(c, _ int) error {
-						return sqlFloorWrite(ctx, sqlFloor, targets[c][0], targets[c][1])
+						return writefloor.Write(ctx, sqlFloor, writefloor.Target{User: targets[c][0], Secret: targets[c][1]})
 					})
 					mid2 := time.Now()
 					groups := startGroupFloor(ctx, sqlFloor)
@@ -112,54 +112,9 @@ func BenchmarkConcurrentWrites(b *testing.B) {
 	}
 }
 
-// sqlFloorWrite sends the statements of a new value of secret secretID
-// of user, as postgres.DB's write does, in two round trips: a new version
-// of the same sealed bytes, its predecessor kept, the version ten before
-// deleted, an audit event. It is the sql-floor arm of
+// groupFloor sends the writes its clients wait for, grouped as the group
+// commit groups them (writefloor.WriteGroup): the sql-group-floor arm of
 // BenchmarkConcurrentWrites.
-func sqlFloorWrite(ctx context.Context, pool *pgxpool.Pool, user, secretID string) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	read := &pgx.Batch{}
-	read.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
-	read.Queue(`SELECT set_config('envvault.user_id', $1, true)`, user)
-	read.Queue(`SELECT FROM users WHERE id = $1`, user)
-	read.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, user+"/"+secretID)
-	var version int32
-	var versions []int32
-	read.Queue(`SELECT s.version, v.versions FROM secrets s CROSS JOIN LATERAL (
-			SELECT array_agg(version ORDER BY version DESC) FROM secret_versions
-			WHERE secret_id = s.id AND user_id = s.user_id) v(versions)
-		WHERE s.id = $1 AND s.user_id = $2`, secretID, user).QueryRow(func(r pgx.Row) error { return r.Scan(&version, &versions) })
-	if err := conn.SendBatch(ctx, read).Close(); err != nil {
-		return err
-	}
-	write := &pgx.Batch{}
-	queueFloorWrite(write, user, secretID, version)
-	write.Queue(`COMMIT`)
-	return conn.SendBatch(ctx, write).Close()
-}
-
-// queueFloorWrite queues the writes of a new value of secretID at
-// version: its predecessor kept, the version ten before deleted, the row,
-// an audit event.
-func queueFloorWrite(write *pgx.Batch, user, secretID string, version int32) {
-	write.Queue(`INSERT INTO secret_versions (secret_id, user_id, version, name, sealed_value, sealed_key, master_key_id, replaced_at)
-		SELECT id, user_id, version, name, sealed_value, sealed_key, master_key_id, now() FROM secrets WHERE id = $1 AND user_id = $2`, secretID, user)
-	write.Queue(`DELETE FROM secret_versions WHERE secret_id = $1 AND user_id = $2 AND version = ANY($3)`,
-		secretID, user, []int32{version - vault.DefaultKeepVersions})
-	write.Queue(`UPDATE secrets SET version = version + 1, updated_at = now() WHERE id = $1 AND user_id = $2`, secretID, user)
-	write.Queue(`INSERT INTO audit_events (time, user_id, token_id, action, target_type, target_id, details)
-		VALUES (now(), $1, '', 'secret.update', 'secret', $2, $3)`, user, secretID,
-		map[string]any{"name": "W", "scope": "all", "profile_ids": []string{}, "version": version + 1, "changed": []string{"value"}})
-}
-
-// groupFloor sends the writes its clients wait for, as sqlFloorWrite's
-// statements, grouped as the group commit groups them: the sql-group-floor
-// arm of BenchmarkConcurrentWrites.
 type groupFloor struct {
 	queue chan groupFloorWrite
 	wg    sync.WaitGroup
@@ -190,7 +145,11 @@ func startGroupFloor(ctx context.Context, pool *pgxpool.Pool) *groupFloor {
 						break more
 					}
 				}
-				err := sqlGroupFloorWrite(ctx, pool, batch)
+				targets := make([]writefloor.Target, len(batch))
+				for i, w := range batch {
+					targets[i] = writefloor.Target{User: w.user, Secret: w.secret}
+				}
+				err := writefloor.WriteGroup(ctx, pool, targets)
 				for _, w := range batch {
 					w.done <- err
 				}
@@ -209,39 +168,6 @@ func (g *groupFloor) write(user, secret string) error {
 func (g *groupFloor) stop() {
 	close(g.queue)
 	g.wg.Wait()
-}
-
-// sqlGroupFloorWrite sends sqlFloorWrite's statements of every write of
-// batch in one transaction, in two round trips.
-func sqlGroupFloorWrite(ctx context.Context, pool *pgxpool.Pool, batch []groupFloorWrite) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	read := &pgx.Batch{}
-	read.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
-	versions := make([]int32, len(batch))
-	for i, w := range batch {
-		read.Queue(`SELECT set_config('envvault.user_id', $1, true)`, w.user)
-		read.Queue(`SELECT FROM users WHERE id = $1`, w.user)
-		read.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, w.user+"/"+w.secret)
-		var kept []int32
-		read.Queue(`SELECT s.version, v.versions FROM secrets s CROSS JOIN LATERAL (
-			SELECT array_agg(version ORDER BY version DESC) FROM secret_versions
-			WHERE secret_id = s.id AND user_id = s.user_id) v(versions)
-		WHERE s.id = $1 AND s.user_id = $2`, w.secret, w.user).QueryRow(func(r pgx.Row) error { return r.Scan(&versions[i], &kept) })
-	}
-	if err := conn.SendBatch(ctx, read).Close(); err != nil {
-		return err
-	}
-	write := &pgx.Batch{}
-	for i, w := range batch {
-		write.Queue(`SELECT set_config('envvault.user_id', $1, true)`, w.user)
-		queueFloorWrite(write, w.user, w.secret, versions[i])
-	}
-	write.Queue(`COMMIT`)
-	return conn.SendBatch(ctx, write).Close()
 }
 
 // seedWriters returns a (user, secret) per client: each of its own user

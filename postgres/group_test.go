@@ -122,6 +122,38 @@ func (f *groupFixture) check(t *testing.T, want map[string]int) {
 	}
 }
 
+// lockRows locks the secrets' rows in a transaction of the superuser,
+// which the caller rolls back (at the test's end, at the latest).
+func (f *groupFixture) lockRows(t *testing.T, ids ...string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, f.d.Super)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, `SELECT FROM secrets WHERE id = ANY($1) FOR UPDATE`, ids); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+// startWrite starts a write of value to the user's secret id and returns
+// where its error comes.
+func (f *groupFixture) startWrite(user, id, value string) chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.svc.UpdateSecret(context.Background(), user, id, vault.SecretPatch{Value: &value})
+		done <- err
+	}()
+	return done
+}
+
 // statsSince returns the group counts since before.
 func statsSince(db *postgres.DB, before postgres.GroupStats) postgres.GroupStats {
 	now := db.GroupStats()
@@ -282,37 +314,16 @@ func TestGroupTimeout(t *testing.T) {
 	u := f.users[0]
 	locked, free := f.secrets[u][0], f.secrets[u][1]
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, f.d.Super)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `SELECT FROM secrets WHERE id = $1 FOR UPDATE`, locked.ID); err != nil {
-		t.Fatal(err)
-	}
+	tx := f.lockRows(t, locked.ID)
 	db := f.d.service
 	db.SetGroupTimeout(300 * time.Millisecond)
 	before := db.GroupStats()
 	db.HoldGroups()
-	done := map[string]chan error{locked.ID: make(chan error, 1), free.ID: make(chan error, 1)}
-	for _, s := range []*vault.Secret{locked, free} {
-		go func() {
-			v := "new " + s.Name
-			_, err := f.svc.UpdateSecret(ctx, u, s.ID, vault.SecretPatch{Value: &v})
-			done[s.ID] <- err
-		}()
-	}
+	done := map[string]chan error{locked.ID: f.startWrite(u, locked.ID, "new S0"), free.ID: f.startWrite(u, free.ID, "new S1")}
 	awaitQueued(t, db, 2)
 	db.ReleaseGroups()
 	if err := <-done[free.ID]; err != nil {
 		t.Fatalf("the write of the free secret: %v", err)
-	}
-	if got := statsSince(db, before); got != (postgres.GroupStats{Groups: 1, Members: 2, Alone: 2}) {
-		t.Errorf("group counts %+v, want one group of 2 writes, both run again alone", got)
 	}
 	select {
 	case err := <-done[locked.ID]:
@@ -324,6 +335,9 @@ func TestGroupTimeout(t *testing.T) {
 	}
 	if err := <-done[locked.ID]; err != nil {
 		t.Fatalf("the write of the locked row, once free: %v", err)
+	}
+	if got := statsSince(db, before); got != (postgres.GroupStats{Groups: 1, Members: 2, Alone: 2}) {
+		t.Errorf("group counts %+v, want one group of 2 writes, both run again alone", got)
 	}
 	f.values[u]["S0"], f.values[u]["S1"] = "new S0", "new S1"
 	f.check(t, map[string]int{locked.ID: 2, free.ID: 2})
@@ -348,14 +362,7 @@ func TestGroupLockHeldElsewhere(t *testing.T) {
 	db := f.d.service
 	before := db.GroupStats()
 	db.HoldGroups()
-	done := map[string]chan error{a: make(chan error, 1), b: make(chan error, 1)}
-	for u, s := range map[string]*vault.Secret{a: sa, b: sb} {
-		go func() {
-			v := "written by " + u
-			_, err := f.svc.UpdateSecret(ctx, u, s.ID, vault.SecretPatch{Value: &v})
-			done[u] <- err
-		}()
-	}
+	done := map[string]chan error{a: f.startWrite(a, sa.ID, "written by "+a), b: f.startWrite(b, sb.ID, "written by "+b)}
 	awaitQueued(t, db, 2)
 	db.ReleaseGroups()
 	if err := <-done[b]; err != nil {
@@ -418,31 +425,14 @@ func TestGroupWorkers(t *testing.T) {
 	u := f.users[0]
 	secs := f.secrets[u]
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, f.d.Super)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SELECT FROM secrets WHERE id = ANY($1) FOR UPDATE`, []string{secs[0].ID, secs[1].ID}); err != nil {
-		t.Fatal(err)
-	}
+	tx := f.lockRows(t, secs[0].ID, secs[1].ID)
 	db := f.d.service
 	before := db.GroupStats()
 	done := make([]chan error, len(secs))
 	for i, s := range secs {
 		// One write at a time, each taken by a group of its own.
 		db.HoldGroups()
-		done[i] = make(chan error, 1)
-		go func() {
-			v := "new " + s.Name
-			_, err := f.svc.UpdateSecret(ctx, u, s.ID, vault.SecretPatch{Value: &v})
-			done[i] <- err
-		}()
+		done[i] = f.startWrite(u, s.ID, "new "+s.Name)
 		awaitQueued(t, db, 1)
 		db.ReleaseGroups()
 		if i < 2 {
@@ -497,12 +487,7 @@ func TestGroupMemberPanics(t *testing.T) {
 			panic("a bug in the write")
 		})
 	}()
-	done := make(chan error, 1)
-	go func() {
-		v := "b's new value"
-		_, err := f.svc.UpdateSecret(ctx, b, sb.ID, vault.SecretPatch{Value: &v})
-		done <- err
-	}()
+	done := f.startWrite(b, sb.ID, "b's new value")
 	awaitQueued(t, db, 2)
 	db.ReleaseGroups()
 	if p := <-panicked; p != "a bug in the write" {

@@ -242,17 +242,6 @@ func TestMetricsRunner(t *testing.T) {
 	_, fams := scrape(t, "http://"+run.m.MetricsAddr()+"/metrics")
 	wantSample(t, fams, "envvault_tasks", map[string]string{"state": "queued"}, 0)
 	wantSample(t, fams, "envvault_store_reachable", nil, 1)
-	// A new value on PostgreSQL goes through the group commit; SQLite has
-	// none.
-	if env["DATABASE_URL"] != "" {
-		if v := wantSample(t, fams, "envvault_store_group_writes_total", nil, 1); v != 1 {
-			t.Errorf("envvault_store_group_writes_total = %v after one PATCH of a value, want 1", v)
-		}
-		wantSample(t, fams, "envvault_store_groups_total", nil, 1)
-		wantSample(t, fams, "envvault_store_group_writes_alone_total", nil, 0)
-	} else if fams["envvault_store_group_writes_total"] != nil {
-		t.Error("SQLite has no group commit, but the scrape counts its writes")
-	}
 	if fams["envvault_task_start_latency_seconds"] == nil {
 		t.Error("no envvault_task_start_latency_seconds in the runner's scrape")
 	}

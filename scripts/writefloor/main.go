@@ -1,10 +1,10 @@
 // Command writefloor is the floor of envvault's HTTP write, for `envvault
 // bench` (README, "Beside OpenBao"): it answers PATCH /v1/secrets/:id with
-// only the write's own SQL, grouped as postgres/group.go groups it (two
-// senders, each group in two round trips and one COMMIT), as the
-// row-level-security role: the user's setting and check, the secret's
-// lock and read, its kept version, the pruned one, the row, the audit
-// event. It does nothing else a write does: no authentication, no
+// only the write's own SQL (internal/writefloor), grouped as
+// postgres/group.go groups it (two senders, each group in two round trips
+// and one COMMIT), as the row-level-security role: the user's setting and
+// check, the secret's lock and read, its kept version, the pruned one, the
+// row, the audit event. It does nothing else a write does: no authentication, no
 // sealing (the row keeps its sealed bytes), no validation, no link pass
 // (its events stay unlinked until a real server's next pass). Every other
 // request (the benchmark's set-up and clean-up) goes to a real envvault
@@ -24,8 +24,9 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/envvault/envvault/internal/writefloor"
 )
 
 // write is one PATCH waiting for its group.
@@ -64,7 +65,11 @@ func main() {
 						break more
 					}
 				}
-				err := writeGroup(ctx, pool, *user, batch)
+				targets := make([]writefloor.Target, len(batch))
+				for i, w := range batch {
+					targets[i] = writefloor.Target{User: *user, Secret: w.secret}
+				}
+				err := writefloor.WriteGroup(ctx, pool, targets)
 				for _, w := range batch {
 					w.done <- err
 				}
@@ -91,44 +96,4 @@ func main() {
 		_ = json.NewEncoder(rw).Encode(map[string]any{"id": w.secret})
 	})
 	log.Fatal(http.ListenAndServe(*addr, nil))
-}
-
-// writeGroup writes a new version of each secret of batch in one
-// transaction: the reads in one round trip, the writes and COMMIT in the
-// other.
-func writeGroup(ctx context.Context, pool *pgxpool.Pool, user string, batch []write) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	read := &pgx.Batch{}
-	read.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
-	read.Queue(`SELECT set_config('envvault.user_id', $1, true)`, user)
-	read.Queue(`SELECT FROM users WHERE id = $1`, user)
-	versions := make([]int32, len(batch))
-	for i, w := range batch {
-		read.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, user+"/"+w.secret)
-		var kept []int32
-		read.Queue(`SELECT s.version, v.versions FROM secrets s CROSS JOIN LATERAL (
-			SELECT array_agg(version ORDER BY version DESC) FROM secret_versions
-			WHERE secret_id = s.id AND user_id = s.user_id) v(versions)
-		WHERE s.id = $1 AND s.user_id = $2`, w.secret, user).QueryRow(func(r pgx.Row) error { return r.Scan(&versions[i], &kept) })
-	}
-	if err := conn.SendBatch(ctx, read).Close(); err != nil {
-		return err
-	}
-	b := &pgx.Batch{}
-	for i, w := range batch {
-		b.Queue(`INSERT INTO secret_versions (secret_id, user_id, version, name, sealed_value, sealed_key, master_key_id, replaced_at)
-		SELECT id, user_id, version, name, sealed_value, sealed_key, master_key_id, now() FROM secrets WHERE id = $1 AND user_id = $2`, w.secret, user)
-		b.Queue(`DELETE FROM secret_versions WHERE secret_id = $1 AND user_id = $2 AND version = ANY($3)`,
-			w.secret, user, []int32{versions[i] - 10})
-		b.Queue(`UPDATE secrets SET version = version + 1, updated_at = now() WHERE id = $1 AND user_id = $2`, w.secret, user)
-		b.Queue(`INSERT INTO audit_events (time, user_id, token_id, action, target_type, target_id, details)
-		VALUES (now(), $1, '', 'secret.update', 'secret', $2, $3)`, user, w.secret,
-			map[string]any{"name": "W", "scope": "all", "profile_ids": []string{}, "version": versions[i] + 1, "changed": []string{"value"}})
-	}
-	b.Queue(`COMMIT`)
-	return conn.SendBatch(ctx, b).Close()
 }
