@@ -283,6 +283,8 @@ type group struct {
 	members []*member
 	running int             // members whose fn runs
 	spoiled bool            // the transaction rolled back or will
+	over    bool            // end ran: no round comes any more
+	outcome error           // what end told the members
 	setting string          // the user the row-level security setting holds now
 	checked map[string]bool // users whose existence check has been sent
 }
@@ -376,9 +378,9 @@ func (m *member) round() (groupAnswer, error) {
 	g := m.g
 	queued := m.queued
 	g.mu.Lock()
-	if g.spoiled {
+	if g.over {
 		g.mu.Unlock()
-		return groupAnswer{}, errGroupRetry
+		return groupAnswer{}, g.outcome
 	}
 	m.state = memberWaiting
 	g.running--
@@ -405,11 +407,12 @@ func (m *member) round() (groupAnswer, error) {
 func (m *member) finish(err error) error {
 	g := m.g
 	g.mu.Lock()
-	if g.spoiled {
-		// The group ended without waiting for this member.
+	if g.over {
+		// The group ended (its outcome told to this member in a round,
+		// or not) without waiting for it.
 		m.state = memberFailed
 		g.mu.Unlock()
-		return errGroupRetry
+		return g.outcome
 	}
 	g.running--
 	switch {
@@ -569,11 +572,12 @@ func prepend(b *pgx.Batch, list ...stmt) *pgx.Batch {
 // outcome unknown and returns EUNAVAILABLE.
 func send(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, plan []planned, last bool) (map[*member]groupAnswer, error) {
 	fail := func(err error) error {
-		if _, ok := errors.AsType[*pgconn.PgError](err); ok {
+		// A lost connection (also a server's FATAL answer: shutdown, an
+		// administrator's termination) leaves the outcome unknown if
+		// COMMIT was in flight, as for a lone write (unavailable.go).
+		if _, ok := errors.AsType[*pgconn.PgError](err); ok && !lostConnection(err) {
 			return errGroupRetry
 		}
-		// The outcome is unknown if COMMIT was in flight, as for a lone
-		// write whose connection broke (unavailable.go).
 		return fmt.Errorf("%w: group commit: %w", errUnavailable, err)
 	}
 	br := conn.SendBatch(ctx, b)
@@ -675,6 +679,7 @@ func (g *group) deliver(plan []planned, answers map[*member]groupAnswer, last bo
 func (g *group) end(err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.over, g.outcome = true, err
 	if errors.Is(err, errGroupRetry) {
 		g.spoiled = true
 	}

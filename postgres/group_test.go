@@ -500,6 +500,79 @@ func TestGroupMemberPanics(t *testing.T) {
 	f.check(t, map[string]int{sb.ID: 2})
 }
 
+// When the group's connection is lost (here its backend is terminated
+// while a member waits in a later round for the user's row), every member
+// gets EUNAVAILABLE, as a lone write would, none hangs, and nothing is
+// stored.
+func TestGroupConnectionLost(t *testing.T) {
+	f := newGroupFixture(t, 1, 2)
+	u := f.users[0]
+	sa, sb := f.secrets[u][0], f.secrets[u][1]
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, f.d.Super)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT FROM users WHERE id = $1 FOR UPDATE`, u); err != nil {
+		t.Fatal(err)
+	}
+	db := f.d.service
+	db.HoldGroups()
+	waiting := make(chan error, 1)
+	go func() {
+		// Its second round waits for the user's row.
+		waiting <- db.UpdateLocked(ctx, u, sa.ID, func(tx vault.Tx) error {
+			if err := tx.Lock(ctx, sa.ID); err != nil {
+				return err
+			}
+			if _, err := tx.Secret(ctx, sa.ID); err != nil {
+				return err
+			}
+			if err := tx.LockUser(ctx); err != nil {
+				return err
+			}
+			_, err := tx.CountSecrets(ctx)
+			return err
+		})
+	}()
+	other := f.startWrite(u, sb.ID, "never stored")
+	awaitQueued(t, db, 2)
+	db.ReleaseGroups()
+	var pid int
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := conn.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&pid)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, pgx.ErrNoRows) || time.Now().After(deadline) {
+			t.Fatalf("no backend waits for the user's row: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	for what, done := range map[string]chan error{"the member waiting in its second round": waiting, "the finished member": other} {
+		select {
+		case err := <-done:
+			wantCode(t, err, vault.EUNAVAILABLE)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s hangs after its group's connection was lost", what)
+		}
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.check(t, nil)
+}
+
 // A write whose caller gives up while it waits for a group leaves the
 // queue and stores nothing.
 func TestGroupCallerGivesUp(t *testing.T) {
