@@ -72,3 +72,13 @@ const GroupMaxMembers = groupMaxMembers
 
 // GroupWorkers is the documented bound of the groups in flight.
 const GroupWorkers = groupWorkers
+
+// SetGroupMaxQueued replaces groupMaxQueued for this store.
+func (db *DB) SetGroupMaxQueued(n int) {
+	db.group.mu.Lock()
+	defer db.group.mu.Unlock()
+	db.group.maxQueued = n
+}
+
+// GroupMaxQueued is the documented bound of the writes waiting for a group.
+const GroupMaxQueued = groupMaxQueued

@@ -51,6 +51,9 @@ const (
 	// groupWorkers is how many groups of one process may be in flight at
 	// once, each on a connection of the pool.
 	groupWorkers = 2
+	// groupMaxQueued bounds the writes waiting for a group in one
+	// process: past it a write runs alone at once.
+	groupMaxQueued = 1024
 	// groupMaxMembers bounds the writes of one group.
 	groupMaxMembers = 64
 	// groupTimeout bounds each statement of a group, on the server
@@ -114,17 +117,18 @@ func (db *DB) UpdateLocked(ctx context.Context, userID, key string, fn func(vaul
 // groupWorkers workers takes the queued writes whose keys are free, runs
 // them as one group, and frees their keys.
 type combiner struct {
-	db      *DB
-	mu      sync.Mutex
-	cond    *sync.Cond
-	queue   []*joining
-	busy    map[string]bool // keys of the members of the groups in flight
-	started bool
-	closed  bool
-	held    bool          // tests: no group forms until released
-	timeout time.Duration // of a group's statements; groupTimeout if 0
-	workers sync.WaitGroup
-	stats   struct{ groups, members, alone atomic.Int64 }
+	db        *DB
+	mu        sync.Mutex
+	cond      *sync.Cond
+	queue     []*joining
+	busy      map[string]bool // keys of the members of the groups in flight
+	started   bool
+	closed    bool
+	held      bool          // tests: no group forms until released
+	timeout   time.Duration // of a group's statements; groupTimeout if 0
+	maxQueued int           // groupMaxQueued if 0
+	workers   sync.WaitGroup
+	stats     struct{ groups, members, alone atomic.Int64 }
 }
 
 // GroupStats counts this process's group commits since Open.
@@ -148,7 +152,8 @@ type joining struct {
 }
 
 // join queues a write of key and returns its member once a group takes
-// it, or nil if the combiner is closed (the caller runs alone).
+// it, or nil if the combiner is closed or groupMaxQueued writes wait (the
+// caller runs alone).
 func (c *combiner) join(ctx context.Context, userID, key string) (*member, error) {
 	j := &joining{userID: userID, key: key, start: make(chan *member, 1)}
 	c.mu.Lock()
@@ -163,6 +168,12 @@ func (c *combiner) join(ctx context.Context, userID, key string) (*member, error
 		for range groupWorkers {
 			c.workers.Go(c.work)
 		}
+	}
+	if len(c.queue) >= cmp.Or(c.maxQueued, groupMaxQueued) {
+		// A flood (of one secret's writes, which take turns, or of many)
+		// waits on the database's locks, as lone writes do, not in memory.
+		c.mu.Unlock()
+		return nil, nil
 	}
 	c.queue = append(c.queue, j)
 	c.cond.Broadcast()

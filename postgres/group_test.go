@@ -573,6 +573,42 @@ func TestGroupConnectionLost(t *testing.T) {
 	f.check(t, nil)
 }
 
+// At most postgres.GroupMaxQueued (1,024; 2 here) writes wait for a group
+// in one process: the next runs alone at once, and all are stored.
+func TestGroupMaxQueued(t *testing.T) {
+	if postgres.GroupMaxQueued != 1024 {
+		t.Errorf("GroupMaxQueued = %d, the README says 1,024", postgres.GroupMaxQueued)
+	}
+	f := newGroupFixture(t, 1, 3)
+	u := f.users[0]
+	secs := f.secrets[u]
+	db := f.d.service
+	db.SetGroupMaxQueued(2)
+	before := db.GroupStats()
+	db.HoldGroups()
+	queued := []chan error{f.startWrite(u, secs[0].ID, "new S0"), f.startWrite(u, secs[1].ID, "new S1")}
+	awaitQueued(t, db, 2)
+	if err := <-f.startWrite(u, secs[2].ID, "new S2"); err != nil {
+		t.Fatalf("the write past the bound, while groups are held: %v", err)
+	}
+	if n := db.QueuedGroupWrites(); n != 2 {
+		t.Errorf("%d writes queued, want the 2 before", n)
+	}
+	db.ReleaseGroups()
+	for i, done := range queued {
+		if err := <-done; err != nil {
+			t.Fatalf("queued write %d: %v", i, err)
+		}
+	}
+	if got := statsSince(db, before); got != (postgres.GroupStats{Groups: 1, Members: 2}) {
+		t.Errorf("group counts %+v, want one group of the 2 queued writes", got)
+	}
+	for _, s := range secs {
+		f.values[u][s.Name] = "new " + s.Name
+	}
+	f.check(t, map[string]int{secs[0].ID: 2, secs[1].ID: 2, secs[2].ID: 2})
+}
+
 // A write whose caller gives up while it waits for a group leaves the
 // queue and stores nothing.
 func TestGroupCallerGivesUp(t *testing.T) {
