@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"flag"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -43,6 +44,12 @@ func main() {
 	flag.Parse()
 	if *db == "" || *user == "" {
 		log.Fatal("writefloor: -db and -user are required")
+	}
+	// It writes as the service role for whoever asks, without a token:
+	// never on an address other hosts reach.
+	host, _, err := net.SplitHostPort(*addr)
+	if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+		log.Fatalf("writefloor: -addr %q must be a loopback address (127.0.0.0/8, ::1, localhost)", *addr)
 	}
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, *db)
