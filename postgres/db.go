@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -47,6 +49,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = DefaultMaxConns()
 	}
+	cfg.ConnConfig.BuildContextWatcherHandler = cancelOnServer
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open PostgreSQL pool: %w", err)
@@ -58,6 +61,22 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	db := &DB{pool: pool}
 	db.group.db = db
 	return db, nil
+}
+
+// cancelDeadline is how long a statement whose caller's context ended may
+// take to stop on the server before the connection is closed.
+const cancelDeadline = time.Second
+
+// cancelOnServer makes a caller's context that ends mid-statement cancel
+// the statement on the server (a cancel request), and closes the
+// connection only if the server has not answered within cancelDeadline.
+// pgx's default only closes the connection: a server waiting for a row
+// lock went on once the row was free and ran the COMMIT already sent
+// behind the waiting statement, storing a write whose caller had an error
+// (TestLoneWriteCallerGivesUp). Cancelled, the statement fails and the
+// COMMIT behind it rolls back.
+func cancelOnServer(c *pgconn.PgConn) ctxwatch.Handler {
+	return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: cancelDeadline}
 }
 
 // DefaultMaxConns is the size of the connection pool unless the URL

@@ -635,3 +635,55 @@ func TestGroupCallerGivesUp(t *testing.T) {
 	db.ReleaseGroups()
 	f.check(t, nil)
 }
+
+// A write that runs alone, whose caller gives up while its statements wait
+// for a row behind which its COMMIT is already sent, is not committed once
+// the row is free: the pool cancels the waiting statement on the server
+// when the caller's context ends (without that, pgx only closed the
+// socket, and the server ran the COMMIT it had already received once the
+// row was free, storing a write whose caller had an error).
+func TestLoneWriteCallerGivesUp(t *testing.T) {
+	f := newGroupFixture(t, 1, 1)
+	u := f.users[0]
+	s := f.secrets[u][0]
+	tx := f.lockRows(t, s.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	// A patch that names the scope runs alone, never in a group; its new
+	// value's statements go with the COMMIT in one round trip.
+	value, scope := "written after the caller gave up", vault.ScopeAll
+	_, writeErr := f.svc.UpdateSecret(ctx, u, s.ID, vault.SecretPatch{Value: &value, Scope: &scope})
+	if writeErr == nil {
+		t.Fatal("the rename returned no error while its row was locked past the caller's deadline")
+	}
+	// Wait until no statement waits for the row (the write's backend has
+	// left the lock wait, cancelled or not), then free the row; a COMMIT
+	// still queued on the server would now run.
+	if err := tx.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	super, err := pgx.Connect(context.Background(), f.d.Super)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer super.Close(context.Background())
+	for {
+		var busy int
+		if err := super.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+			AND (state = 'active' OR (state LIKE 'idle in transaction%'))`).Scan(&busy); err != nil {
+			t.Fatal(err)
+		}
+		if busy == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got, gerr := f.svc.Secret(context.Background(), u, s.ID)
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	if got.Version != s.Version {
+		t.Errorf("the secret is at version %d after a write whose caller got %q; want %d unchanged", got.Version, writeErr, s.Version)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
 	"github.com/envvault/envvault/vault"
 )
@@ -122,6 +124,11 @@ func (db *DB) listen(ctx context.Context) {
 func (db *DB) listenOnce(ctx context.Context) bool {
 	cfg := db.pool.Config().ConnConfig.Copy()
 	cfg.RuntimeParams["application_name"] = feedApplicationName
+	// Its wait for a notification ends by its context at every heartbeat:
+	// nothing runs on the server to cancel.
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
+	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return false
