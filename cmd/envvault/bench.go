@@ -80,6 +80,15 @@ comes first. It prints every measurement, then per target the median
 req/s (min-max over rounds), p50 and p99 latency, and each envvault
 target's ratios to the peer (req/s envvault/peer, p99 envvault/peer).
 
+On Linux each measurement also shows what the whole machine spent on it,
+from /proc/stat: "cpu ms/req", the CPU time all its processes used (the
+target, its database, these clients, anything else) over the requests
+answered, and "busy", the share of the machine's CPU time in use. The
+targets run on this machine one at a time, so where busy is near 100%
+the rate is bounded by the CPU: cpus x 1000 / cpu ms/req requests a
+second at most. Measurements of under 100 ticks (about 1 s of CPU time)
+show "-".
+
 Operations (values are 64 random characters, never printed):
   write     envvault: PATCH /v1/secrets/:id {"value"}: a new version of
             the client's own secret (sealed, audited)

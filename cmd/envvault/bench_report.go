@@ -26,7 +26,7 @@ type benchKey struct {
 	clients int
 }
 
-const benchRowFormat = "%-5s  %-16s  %-8s  %7s  %8s  %9s  %8s  %8s\n"
+const benchRowFormat = "%-5s  %-16s  %-8s  %7s  %8s  %9s  %8s  %8s  %10s  %6s\n"
 
 // newBenchReport prints the run's header.
 func newBenchReport(w io.Writer, b *benchConfig, run string) *benchReport {
@@ -44,7 +44,8 @@ func newBenchReport(w io.Writer, b *benchConfig, run string) *benchReport {
 	fmt.Fprintf(w, "envvault bench run %s: %d rounds, interleaved; targets %s\n", run, b.Rounds, strings.Join(names, ", "))
 	fmt.Fprintf(w, "each measurement: %s at %s clients, for %s or %d requests; %d-byte values; task-env of %d secrets\n",
 		strings.Join(b.Ops, ", "), joinInts(b.Clients), b.Duration, b.Requests, benchValueLen, b.EnvSecrets)
-	fmt.Fprintf(w, benchRowFormat, "round", "target", "op", "clients", "requests", "req/s", "p50 ms", "p99 ms")
+	fmt.Fprintf(w, "cpu ms/req: the CPU time the whole machine spent per answered request while the measurement ran (all processes: the target, its database, these clients); busy: the share of the machine's CPU time in use\n")
+	fmt.Fprintf(w, benchRowFormat, "round", "target", "op", "clients", "requests", "req/s", "p50 ms", "p99 ms", "cpu ms/req", "busy")
 	return r
 }
 
@@ -54,7 +55,7 @@ func (r *benchReport) add(res *benchResult) {
 	r.results[k] = append(r.results[k], res)
 	p50, p99 := res.percentile(0.50), res.percentile(0.99)
 	fmt.Fprintf(r.w, benchRowFormat, fmt.Sprint(res.round), res.target, res.kind, fmt.Sprint(res.clients),
-		fmt.Sprint(len(res.lat)), fmtRate(res.rate()), fmtMillis(p50), fmtMillis(p99))
+		fmt.Sprint(len(res.lat)), fmtRate(res.rate()), fmtMillis(p50), fmtMillis(p99), fmtMillis(res.cpuPerRequest()), fmtPercent(res.busy()))
 }
 
 // summary prints, per target and measurement, the median over rounds of
@@ -62,26 +63,30 @@ func (r *benchReport) add(res *benchResult) {
 // to the peer.
 func (r *benchReport) summary() {
 	fmt.Fprintf(r.w, "\nsummary: median of %d rounds (req/s min-max)\n", r.b.Rounds)
-	fmt.Fprintf(r.w, "%-16s  %-8s  %7s  %9s  %-19s  %8s  %8s\n", "target", "op", "clients", "req/s", "(min-max)", "p50 ms", "p99 ms")
+	fmt.Fprintf(r.w, "%-16s  %-8s  %7s  %9s  %-19s  %8s  %8s  %10s  %6s\n", "target", "op", "clients", "req/s", "(min-max)", "p50 ms", "p99 ms", "cpu ms/req", "busy")
 	for _, k := range r.keys() {
 		rates, p50s, p99s := r.series(k)
-		fmt.Fprintf(r.w, "%-16s  %-8s  %7d  %9s  %-19s  %8s  %8s\n", k.target, k.kind, k.clients,
+		cpus, busy := r.cpuSeries(k)
+		fmt.Fprintf(r.w, "%-16s  %-8s  %7d  %9s  %-19s  %8s  %8s  %10s  %6s\n", k.target, k.kind, k.clients,
 			fmtRate(median(rates)), "("+fmtRate(slices.Min(rates))+"-"+strings.TrimSpace(fmtRate(slices.Max(rates)))+")",
-			fmtMillis(median(p50s)), fmtMillis(median(p99s)))
+			fmtMillis(median(p50s)), fmtMillis(median(p99s)), fmtMillis(median(cpus)), fmtPercent(median(busy)))
 	}
 	if r.peer == "" {
 		return
 	}
-	fmt.Fprintf(r.w, "\nratios to %s (medians): req/s target/%s (above 1: more requests served), p99 target/%s (below 1: lower tail latency)\n", r.peer, r.peer, r.peer)
-	fmt.Fprintf(r.w, "%-16s  %-8s  %7s  %11s  %11s\n", "target", "op", "clients", "req/s ratio", "p99 ratio")
+	fmt.Fprintf(r.w, "\nratios to %s (medians): req/s target/%s (above 1: more requests served), p99 and cpu ms/req target/%s (below 1: lower tail latency, less CPU per request)\n", r.peer, r.peer, r.peer)
+	fmt.Fprintf(r.w, "%-16s  %-8s  %7s  %11s  %11s  %11s\n", "target", "op", "clients", "req/s ratio", "p99 ratio", "cpu ratio")
 	for _, k := range r.keys() {
 		if k.target == r.peer {
 			continue
 		}
+		pk := benchKey{r.peer, k.kind, k.clients}
 		rates, _, p99s := r.series(k)
-		prates, _, pp99s := r.series(benchKey{r.peer, k.kind, k.clients})
-		fmt.Fprintf(r.w, "%-16s  %-8s  %7d  %11s  %11s\n", k.target, k.kind, k.clients,
-			fmtRatio(median(rates), median(prates)), fmtRatio(median(p99s), median(pp99s)))
+		prates, _, pp99s := r.series(pk)
+		cpus, _ := r.cpuSeries(k)
+		pcpus, _ := r.cpuSeries(pk)
+		fmt.Fprintf(r.w, "%-16s  %-8s  %7d  %11s  %11s  %11s\n", k.target, k.kind, k.clients,
+			fmtRatio(median(rates), median(prates)), fmtRatio(median(p99s), median(pp99s)), fmtRatio(median(cpus), median(pcpus)))
 	}
 }
 
@@ -109,6 +114,34 @@ func (r *benchReport) series(k benchKey) (rates, p50s, p99s []float64) {
 		p99s = append(p99s, res.percentile(0.99))
 	}
 	return rates, p50s, p99s
+}
+
+// cpuSeries is one measurement's machine CPU ms per request and busy
+// share over rounds (NaN where not measured).
+func (r *benchReport) cpuSeries(k benchKey) (perRequest, busy []float64) {
+	for _, res := range r.results[k] {
+		perRequest = append(perRequest, res.cpuPerRequest())
+		busy = append(busy, res.busy())
+	}
+	return perRequest, busy
+}
+
+// cpuPerRequest is the machine's busy CPU time per answered request in
+// milliseconds, NaN if not measured or nothing was answered.
+func (res *benchResult) cpuPerRequest() float64 {
+	if !res.cpuOK || len(res.lat) == 0 {
+		return math.NaN()
+	}
+	return res.cpu.seconds * 1000 / float64(len(res.lat))
+}
+
+// busy is the share of the machine's CPU time in use during the
+// measurement, NaN if not measured.
+func (res *benchResult) busy() float64 {
+	if !res.cpuOK {
+		return math.NaN()
+	}
+	return res.cpu.share
 }
 
 // rate is answered requests per second.
@@ -157,6 +190,13 @@ func fmtMillis(x float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", x)
+}
+
+func fmtPercent(x float64) string {
+	if math.IsNaN(x) {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", 100*x)
 }
 
 func fmtRatio(a, b float64) string {

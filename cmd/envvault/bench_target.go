@@ -283,6 +283,8 @@ type benchResult struct {
 	round   int
 	elapsed time.Duration
 	lat     []time.Duration // one per answered request
+	cpu     cpuUse          // the machine's, while it ran
+	cpuOK   bool            // cpu was measured
 }
 
 // measure runs one measurement: clients send kind's request back to
@@ -294,6 +296,7 @@ func (t *benchTarget) measure(ctx context.Context, kind string, clients int, b *
 	var issued atomic.Int64
 	lats := make([][]time.Duration, clients)
 	var wg sync.WaitGroup
+	cpu0, cpuOK := readMachineCPU()
 	start := time.Now()
 	stop := start.Add(b.Duration)
 	for c := range clients {
@@ -319,6 +322,9 @@ func (t *benchTarget) measure(ctx context.Context, kind string, clients int, b *
 		return nil, fmt.Errorf("bench %s: %s with %d clients: %w", t.name, kind, clients, err)
 	}
 	r := &benchResult{target: t.name, peer: t.peer, kind: kind, clients: clients, elapsed: time.Since(start)}
+	if cpu1, ok := readMachineCPU(); ok && cpuOK {
+		r.cpu, r.cpuOK = cpu1.since(cpu0, r.elapsed)
+	}
 	for _, l := range lats {
 		r.lat = append(r.lat, l...)
 	}
