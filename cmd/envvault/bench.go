@@ -78,7 +78,8 @@ at one client count; its clients send requests back to back, each waiting
 for its answer, for --duration or until --requests answers, whichever
 comes first. It prints every measurement, then per target the median
 req/s (min-max over rounds), p50 and p99 latency, and each envvault
-target's ratios to the peer (req/s envvault/peer, p99 envvault/peer).
+target's ratios to the peer (req/s envvault/peer, p99 envvault/peer and,
+on Linux, CPU per request envvault/peer).
 
 On Linux each measurement also shows what the whole machine spent on it,
 from /proc/stat: "cpu ms/req", the CPU time all its processes used (the
